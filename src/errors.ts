@@ -1,0 +1,132 @@
+import type { Certainty, PublicLockRecord } from './types.ts';
+
+/** What a refusal is based on: the verdict about the holder. */
+export interface HeldVerdict {
+  state: 'held' | 'unknown';
+  certainty: Certainty;
+  reason: string;
+}
+
+interface HeldDetails extends HeldVerdict {
+  /** The name of the application asking, used when the record does not name its own. */
+  name: string;
+  /** `port 5338` or `key build-cache`. */
+  target: string;
+  lockPath: string;
+  meta: PublicLockRecord | undefined;
+  now: number;
+}
+
+function age(since: string, now: number): string {
+  const ms = now - Date.parse(since);
+  if (!Number.isFinite(ms) || ms < 0) return '';
+  const s = Math.round(ms / 1000);
+  if (s < 60) return ` (${s} s ago)`;
+  if (s < 3600) return ` (${Math.round(s / 60)} min ago)`;
+  if (s < 172800) return ` (${Math.round(s / 3600)} h ago)`;
+  return ` (${Math.round(s / 86400)} days ago)`;
+}
+
+function heldMessage(d: HeldDetails): string {
+  const app = d.meta?.name ?? d.name;
+  const lines: string[] = [];
+  if (d.meta === undefined) {
+    lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
+    lines.push(`Lock file: ${d.lockPath}`);
+    lines.push(`Next step: retry in a moment; if the file stays unreadable, remove ${d.lockPath}.`);
+    return lines.join('\n');
+  }
+  const who = `pid ${d.meta.pid}${d.meta.user ? ` (user ${d.meta.user})` : ''}${
+    d.meta.hostname ? ` on ${d.meta.hostname}` : ''
+  }`;
+  lines.push(
+    `${app} is already running on ${d.target}: held by ${who} since ${d.meta.startedAt}${age(d.meta.startedAt, d.now)}.`,
+  );
+  lines.push(`Verdict: ${d.state === 'held' ? `alive, ${d.certainty}` : 'cannot be checked from here'}: ${d.reason}.`);
+  lines.push(`Lock file: ${d.lockPath}`);
+  if (d.state === 'unknown') {
+    lines.push(`Next step: stop ${app} where it runs; if it is not running there, remove ${d.lockPath}.`);
+  } else if (d.certainty === 'certain') {
+    lines.push(`Next step: stop that process first (for example: kill ${d.meta.pid}), or wait for it to exit.`);
+  } else {
+    lines.push(
+      `Next step: stop that process first (for example: kill ${d.meta.pid}); if pid ${d.meta.pid} is not ${app}, remove ${d.lockPath}.`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The lock is held by a live process, or by one portlock cannot check. */
+export class LockHeldError extends Error {
+  override readonly name = 'LockHeldError';
+  readonly code = 'ELOCKED';
+  /** The holder's record (without its token); undefined when the file could not be read. */
+  readonly meta: PublicLockRecord | undefined;
+  readonly lockPath: string;
+  /** `held`: a live holder; `unknown`: portlock cannot tell (another host, a record being written). */
+  readonly state: 'held' | 'unknown';
+  readonly certainty: Certainty;
+  readonly reason: string;
+
+  constructor(details: HeldDetails) {
+    super(heldMessage(details));
+    this.meta = details.meta;
+    this.lockPath = details.lockPath;
+    this.state = details.state;
+    this.certainty = details.certainty;
+    this.reason = details.reason;
+  }
+}
+
+export type LockDirectoryProblem = 'symlink' | 'not-directory' | 'foreign-owner' | 'shared-writable' | 'unwritable';
+
+const DIRECTORY_PROBLEMS: Record<LockDirectoryProblem, string> = {
+  symlink: 'it is a symbolic link, and a lock directory must be a real directory',
+  'not-directory': 'it exists and is not a directory',
+  'foreign-owner': 'it is owned by another user, who could replace any lock in it',
+  'shared-writable': 'it is writable by group or others, who could replace any lock in it',
+  unwritable: 'this process cannot create files in it',
+};
+
+/** The lock directory cannot be used safely: nothing was written. */
+export class LockDirectoryError extends Error {
+  override readonly name = 'LockDirectoryError';
+  readonly code = 'ELOCKDIR';
+  readonly dir: string;
+  readonly problem: LockDirectoryProblem;
+
+  constructor(dir: string, problem: LockDirectoryProblem, detail = '') {
+    super(
+      `Lock directory ${dir} cannot be used: ${DIRECTORY_PROBLEMS[problem]}${detail ? ` (${detail})` : ''}.\n` +
+        `Next step: set PORTLOCK_DIR or pass the \`dir\` option to a private directory of your own (mode 0700)${
+          problem === 'shared-writable' ? `, or run: chmod 700 ${dir}` : ''
+        }.`,
+    );
+    this.dir = dir;
+    this.problem = problem;
+  }
+}
+
+export type LockPathProblem = 'symlink' | 'directory' | 'special';
+
+const PATH_PROBLEMS: Record<LockPathProblem, string> = {
+  symlink: 'is a symbolic link; portlock never follows one',
+  directory: 'is a directory, not a lock file',
+  special: 'is not a regular file',
+};
+
+/** Something other than a lock file sits at the lock path: nothing was written through it. */
+export class LockPathError extends Error {
+  override readonly name = 'LockPathError';
+  readonly code = 'ELOCKPATH';
+  readonly lockPath: string;
+  readonly problem: LockPathProblem;
+
+  constructor(lockPath: string, problem: LockPathProblem) {
+    super(
+      `Lock path ${lockPath} ${PATH_PROBLEMS[problem]}.\nNext step: if you did not put it there, remove it and start again.`,
+    );
+    this.lockPath = lockPath;
+    this.problem = problem;
+  }
+}

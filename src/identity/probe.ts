@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+
+/** What the process table says about a pid. */
+export type Existence = 'alive' | 'gone' | 'other-user';
+
+/** What Linux tells about a live pid beyond its existence. */
+export interface ProcessInfo {
+  /** Start time in clock ticks since boot (`/proc/<pid>/stat` field 22). */
+  startTime: string;
+  /** One-letter state: `Z` zombie, `X` dead, others alive. */
+  state: string;
+  /** The thread group id: differs from the pid when the pid names a thread, not a process. */
+  tgid: number | undefined;
+}
+
+/**
+ * Everything the lock asks the operating system about processes, in one seam, so that tests can
+ * stage PID reuse, reboots or another host without faking the file system.
+ */
+export interface ProcessProbe {
+  /** This process's id. */
+  readonly pid: number;
+  hostname(): string;
+  user(): string | undefined;
+  /** Identifies the current boot; undefined where the OS has no such notion. */
+  bootId(): string | undefined;
+  /** When the current boot began, epoch milliseconds; undefined where unknown. */
+  bootTimeMs(): number | undefined;
+  exists(pid: number): Existence;
+  /** `gone` when the pid has no entry; undefined where the OS does not tell. */
+  info(pid: number): ProcessInfo | 'gone' | undefined;
+  /** This process's own start time, as `ProcessInfo.startTime`; undefined where unknown. */
+  ownStartTime(): string | undefined;
+  /** Clock ticks per second for `ProcessInfo.startTime`. */
+  readonly ticksPerSecond: number;
+  now(): number;
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'latin1');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses `/proc/<pid>/stat`; the command name in parentheses may itself hold spaces and ')'. */
+export function parseProcStat(text: string): { state: string; startTime: string } | undefined {
+  const end = text.lastIndexOf(')');
+  if (end < 0) return undefined;
+  const fields = text.slice(end + 2).split(' ');
+  // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
+  const state = fields[0];
+  const startTime = fields[19];
+  if (!state || !startTime || !/^\d+$/.test(startTime)) return undefined;
+  return { state, startTime };
+}
+
+function parseTgid(status: string | undefined): number | undefined {
+  const match = status === undefined ? null : /^Tgid:\s*(\d+)$/m.exec(status);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+function once<T>(compute: () => T): () => T {
+  let done = false;
+  let value: T;
+  return () => {
+    if (!done) {
+      value = compute();
+      done = true;
+    }
+    return value;
+  };
+}
+
+const isLinux = process.platform === 'linux';
+
+export function processExists(pid: number): Existence {
+  try {
+    process.kill(pid, 0);
+    return 'alive';
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? 'other-user' : 'gone';
+  }
+}
+
+function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
+  if (stat === undefined) return 'gone';
+  const parsed = parseProcStat(stat);
+  if (parsed === undefined) return undefined;
+  return { ...parsed, tgid: parseTgid(readText(`/proc/${pid}/status`)) };
+}
+
+/** The probe of the machine this process runs on. */
+export const systemProbe: ProcessProbe = {
+  pid: process.pid,
+  hostname: once(() => hostname()),
+  user: once(() => {
+    try {
+      return userInfo().username;
+    } catch {
+      // No passwd entry (a container running as an arbitrary uid).
+      return process.getuid === undefined ? undefined : `uid ${process.getuid()}`;
+    }
+  }),
+  bootId: once(() => (isLinux ? readText('/proc/sys/kernel/random/boot_id')?.trim() || undefined : undefined)),
+  bootTimeMs: once(() => {
+    const match = isLinux ? /^btime (\d+)$/m.exec(readText('/proc/stat') ?? '') : null;
+    return match?.[1] === undefined ? undefined : Number(match[1]) * 1000;
+  }),
+  exists: processExists,
+  info: (pid) => (isLinux ? linuxInfo(pid) : undefined),
+  ownStartTime: once(() => {
+    const stat = isLinux ? readText('/proc/self/stat') : undefined;
+    return stat === undefined ? undefined : parseProcStat(stat)?.startTime;
+  }),
+  // USER_HZ is 100 on every Linux architecture Node runs on.
+  ticksPerSecond: 100,
+  now: () => Date.now(),
+};

@@ -1,0 +1,15 @@
+export { LockDirectoryError, LockHeldError, LockPathError } from './errors.ts';
+export { acquireLock } from './lock/acquire.ts';
+export { inspectLock, listLocks } from './lock/inspect.ts';
+export { DIR_ENV, lockPathFor } from './options/resolve.ts';
+export type {
+  AcquireOptions,
+  Certainty,
+  ListOptions,
+  LockHandle,
+  LockInspection,
+  LockRecord,
+  LockState,
+  LockTarget,
+  PublicLockRecord,
+} from './types.ts';

@@ -1,0 +1,67 @@
+import { LockDirectoryError } from '../errors.ts';
+import type { Verdict } from '../identity/judge.ts';
+import { publishExclusive } from '../record/publish.ts';
+import { type RecordFile, readRecordFile } from '../record/read-record.ts';
+import { reclaimStale } from './claim-chain.ts';
+import { ensureLockDir, UNWRITABLE_CODES } from './lock-dir.ts';
+
+/** The outcome of one try at taking a lock. */
+export type Attempt =
+  | { kind: 'acquired'; reclaimed: boolean }
+  /** Held by someone else (or by someone portlock cannot check): refuse, or wait and try again. */
+  | { kind: 'held'; file: RecordFile | undefined; verdict: Verdict }
+  /** Something in flux (a record being written, a reclaim under way): look again shortly. */
+  | { kind: 'transient'; afterMs: number; file: RecordFile | undefined; verdict: Verdict };
+
+// How long to let a live reclaimer finish before looking again; it needs microseconds.
+const BUSY_RETRY_MS = 5;
+
+const reclaiming: Verdict = {
+  state: 'unknown',
+  certainty: 'likely',
+  reason: 'another process is replacing its stale record right now',
+};
+
+function publish(dir: string, path: string, bytes: Buffer): boolean {
+  try {
+    return publishExclusive(path, bytes);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (UNWRITABLE_CODES.has(code)) throw new LockDirectoryError(dir, 'unwritable', code);
+    throw error;
+  }
+}
+
+/**
+ * One synchronous try: publish the record if the path is free; otherwise judge the record there
+ * and, if it is stale, reclaim it. Synchronous on purpose: a try is a handful of local system
+ * calls, and no other code of this process can interleave with it.
+ */
+export function attemptAcquire(
+  dir: string,
+  path: string,
+  bytes: Buffer,
+  judge: (file: RecordFile) => Verdict,
+): Attempt {
+  ensureLockDir(dir);
+  if (publish(dir, path, bytes)) return { kind: 'acquired', reclaimed: false };
+  const file = readRecordFile(path);
+  if (file === undefined) {
+    // Released between our publish and our read: try again at once.
+    return { kind: 'transient', afterMs: 0, file, verdict: reclaiming };
+  }
+  const verdict = judge(file);
+  if (verdict.state !== 'stale') {
+    return verdict.retryAfterMs === undefined
+      ? { kind: 'held', file, verdict }
+      : { kind: 'transient', afterMs: verdict.retryAfterMs, file, verdict };
+  }
+  switch (reclaimStale(path, file, bytes, judge)) {
+    case 'won':
+      return { kind: 'acquired', reclaimed: true };
+    case 'changed':
+      return { kind: 'transient', afterMs: 0, file, verdict: reclaiming };
+    case 'busy':
+      return { kind: 'transient', afterMs: BUSY_RETRY_MS, file, verdict: reclaiming };
+  }
+}

@@ -1,0 +1,97 @@
+import type { AcquireOptions, ListOptions } from '../types.ts';
+
+/** What a lock stands for: a port, or a named key. */
+export type LockScope = { kind: 'port'; port: number } | { kind: 'key'; key: string };
+
+const SAFE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+// A key of this form would name the same file as a port lock.
+const PORT_FILE_STEM = /^agent-\d+$/;
+
+/** Shows a rejected value as the person who passed it would recognise it. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return `'${value}' (a string)`;
+  if (typeof value === 'number') return String(value);
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an ${Array.isArray(value) ? 'array' : 'object'}`;
+  return `${String(value)} (${typeof value})`;
+}
+
+export function validatePort(port: unknown): number {
+  if (typeof port !== 'number') {
+    throw new TypeError(`port must be an integer number from 1 to 65535, got ${describe(port)}`);
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`port must be an integer number from 1 to 65535, got ${describe(port)}`);
+  }
+  return port;
+}
+
+export function validateKey(key: unknown): string {
+  if (typeof key !== 'string') {
+    throw new TypeError(`key must be a string, got ${describe(key)}`);
+  }
+  if (!SAFE_NAME.test(key) || key.includes('..') || /^\.+$/.test(key)) {
+    throw new RangeError(
+      `key must be 1 to 64 letters, digits, '.', '_' or '-' (no '/' and no '..'), got ${describe(key)}`,
+    );
+  }
+  if (PORT_FILE_STEM.test(key)) {
+    throw new RangeError(`key ${describe(key)} is reserved: it names a port lock's file; use { port } instead`);
+  }
+  return key;
+}
+
+export function validateName(name: unknown): string {
+  if (name === undefined) return 'portlock';
+  if (typeof name !== 'string') {
+    throw new TypeError(`name must be a string, got ${describe(name)}`);
+  }
+  if (!SAFE_NAME.test(name) || /^\.+$/.test(name)) {
+    throw new RangeError(`name must be 1 to 64 letters, digits, '.', '_' or '-', got ${describe(name)}`);
+  }
+  return name;
+}
+
+export function validateDir(dir: unknown): string | undefined {
+  if (dir === undefined) return undefined;
+  if (typeof dir !== 'string' || dir.length === 0 || dir.includes('\0')) {
+    throw new TypeError(`dir must be a non-empty path string, got ${describe(dir)}`);
+  }
+  return dir;
+}
+
+export function validateWait(wait: unknown): number {
+  if (wait === undefined) return 0;
+  if (typeof wait !== 'number') {
+    throw new TypeError(`wait must be a number of milliseconds, got ${describe(wait)}`);
+  }
+  if (Number.isNaN(wait) || wait < 0) {
+    throw new RangeError(`wait must be 0 or more milliseconds, got ${describe(wait)}`);
+  }
+  return wait;
+}
+
+export function validateSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  if (!(signal instanceof AbortSignal)) {
+    throw new TypeError(`signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  return signal;
+}
+
+export function validateScope(options: { port?: unknown; key?: unknown }): LockScope {
+  const hasPort = options.port !== undefined;
+  const hasKey = options.key !== undefined;
+  if (hasPort === hasKey) {
+    throw new TypeError(
+      hasPort ? 'pass either port or key, not both' : 'pass a port (1-65535) or a key naming the lock',
+    );
+  }
+  return hasPort ? { kind: 'port', port: validatePort(options.port) } : { kind: 'key', key: validateKey(options.key) };
+}
+
+export function assertOptionsObject(options: unknown, what: string): asserts options is AcquireOptions & ListOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`${what} takes an options object, got ${describe(options)}`);
+  }
+}

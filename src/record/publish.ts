@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, linkSync, openSync, renameSync, writeSync } from 'node:fs';
+import { unlinkQuietly } from './unlink-quietly.ts';
+
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
+// Errors by which a file system says it has no hard links.
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
+/** Temp files are named after their final path, so a crash leaves them next to it, recognisably. */
+export function tempPathFor(path: string, pid = process.pid): string {
+  return `${path}.${pid}.${randomBytes(6).toString('hex')}.tmp`;
+}
+
+export const TEMP_SUFFIX = /\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/** Creates `path` with `bytes`, failing with EEXIST when it exists. Never follows a symlink. */
+function writeNew(path: string, bytes: Buffer): void {
+  const fd = openSync(path, CREATE_FLAGS, 0o600);
+  try {
+    let written = 0;
+    while (written < bytes.length) written += writeSync(fd, bytes, written);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Publishes `bytes` at `path` only if nothing is there, with its whole content at the instant it
+ * appears: written to a temp file first, then hard-linked into place (link fails with EEXIST just
+ * as O_EXCL does). Returns false when `path` exists.
+ *
+ * On a file system without hard links it creates the file with O_EXCL instead; a reader may then
+ * see it empty for a moment, which the unreadable-record grace period covers.
+ */
+export function publishExclusive(path: string, bytes: Buffer): boolean {
+  const temp = tempPathFor(path);
+  writeNew(temp, bytes);
+  try {
+    linkSync(temp, path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (code === 'EEXIST') return false;
+    if (!NO_HARD_LINKS.has(code)) throw error;
+  } finally {
+    unlinkQuietly(temp);
+  }
+  try {
+    writeNew(path, bytes);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+/** Replaces whatever is at `path` with `bytes` in one step (rename never leaves the name absent). */
+export function replaceAtomically(path: string, bytes: Buffer): void {
+  const temp = tempPathFor(path);
+  writeNew(temp, bytes);
+  try {
+    renameSync(temp, path);
+  } catch (error) {
+    unlinkQuietly(temp);
+    throw error;
+  }
+}

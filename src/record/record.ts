@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import type { ProcessProbe } from '../identity/probe.ts';
+import type { LockScope } from '../options/validate.ts';
+import type { LockRecord, PublicLockRecord } from '../types.ts';
+
+/** Records larger than this are garbage by definition and are never read whole. */
+export const MAX_RECORD_BYTES = 64 * 1024;
+
+export function newToken(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** The record this process publishes when it takes a lock. */
+export function createRecord(scope: LockScope, name: string, token: string, probe: ProcessProbe): LockRecord {
+  const user = probe.user();
+  const processStart = probe.ownStartTime();
+  const bootId = probe.bootId();
+  return {
+    portlock: 1,
+    name,
+    pid: probe.pid,
+    ...(scope.kind === 'port' ? { port: scope.port } : { key: scope.key }),
+    startedAt: new Date(probe.now()).toISOString(),
+    hostname: probe.hostname(),
+    ...(user === undefined ? {} : { user }),
+    ...(processStart === undefined ? {} : { processStart }),
+    ...(bootId === undefined ? {} : { bootId }),
+    token,
+  };
+}
+
+export function serializeRecord(record: LockRecord): Buffer {
+  return Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
+}
+
+const isString = (value: unknown): value is string => typeof value === 'string';
+const optional =
+  <T>(check: (value: unknown) => value is T) =>
+  (value: unknown): boolean =>
+    value === undefined || check(value);
+const isPid = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;
+const isPort = (value: unknown): value is number =>
+  Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+
+const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
+  portlock: (value) => value === undefined || value === 1,
+  name: optional(isString),
+  port: optional(isPort),
+  key: optional(isString),
+  hostname: optional(isString),
+  user: optional(isString),
+  processStart: optional((value): value is string => isString(value) && /^\d+$/.test(value)),
+  bootId: optional(isString),
+  token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
+};
+
+/**
+ * Reads a record written by portlock or in Percy's original `{ pid, port, startedAt }` format.
+ * Anything else is unreadable (undefined): a pid is the least a record must name.
+ */
+export function parseRecord(bytes: Buffer): LockRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const fields = value as Record<string, unknown>;
+  if (!isPid(fields.pid) || !isString(fields.startedAt)) return undefined;
+  for (const [field, check] of Object.entries(FIELD_CHECKS)) {
+    if (!check(fields[field])) return undefined;
+  }
+  const record: LockRecord = { pid: fields.pid, startedAt: fields.startedAt };
+  for (const field of Object.keys(FIELD_CHECKS) as (keyof LockRecord)[]) {
+    if (fields[field] !== undefined) Object.assign(record, { [field]: fields[field] });
+  }
+  return record;
+}
+
+/** The record as anyone but its holder may see it. */
+export function publicRecord(record: LockRecord): PublicLockRecord {
+  const { token: _token, ...rest } = record;
+  return rest;
+}

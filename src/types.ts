@@ -1,0 +1,125 @@
+/**
+ * Public types of portlock. Every option and field carries its documentation here, so that
+ * editors show it and the README can point to one place.
+ */
+
+/** Options shared by every call that names a lock. */
+export interface LockTarget {
+  /**
+   * The TCP port the lock stands for: an integer from 1 to 65535.
+   * Exactly one of `port` and `key` must be given.
+   */
+  port?: number;
+  /**
+   * A named lock for anything that is not a port: letters, digits, `.`, `_` and `-`, at most 64
+   * characters. Exactly one of `port` and `key` must be given.
+   */
+  key?: string;
+  /**
+   * The application's name, shown in messages and used for the default directory.
+   * Letters, digits, `.`, `_` and `-`, at most 64 characters.
+   * @default 'portlock'
+   */
+  name?: string;
+  /**
+   * The directory that holds the lock files.
+   * @default process.env.PORTLOCK_DIR, else `~/.<name>`
+   */
+  dir?: string;
+}
+
+/** Options of {@link acquireLock}. */
+export interface AcquireOptions extends LockTarget {
+  /**
+   * Milliseconds to keep retrying while the lock is held by someone else. `0` fails fast;
+   * `Infinity` waits until the lock is free or `signal` aborts.
+   * @default 0
+   */
+  wait?: number;
+  /** Aborts a waiting acquire; the promise then rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link listLocks}: a directory, or the application name whose default directory to list. */
+export interface ListOptions {
+  /** The directory to list. @default process.env.PORTLOCK_DIR, else `~/.<name>` */
+  dir?: string;
+  /** The application name whose default directory to list. @default 'portlock' */
+  name?: string;
+}
+
+/**
+ * What a lock file says about its holder. Records written by portlock carry every field; a record
+ * in the older `{ pid, port, startedAt }` format carries only those three and is judged by them.
+ */
+export interface LockRecord {
+  /** Format version of the record; absent in the older format. */
+  portlock?: 1;
+  /** The application that holds the lock. */
+  name?: string;
+  /** The holder's process id. */
+  pid: number;
+  /** The port the lock stands for (port locks). */
+  port?: number;
+  /** The key the lock stands for (key locks). */
+  key?: string;
+  /** When the lock was taken, ISO-8601. */
+  startedAt: string;
+  /** The host the holder runs on. A record from another host is never reclaimed. */
+  hostname?: string;
+  /** The holder's user name, where the OS tells it. */
+  user?: string;
+  /** The holder's process start time in clock ticks since boot (Linux, `/proc/<pid>/stat` field 22). */
+  processStart?: string;
+  /** The boot the holder runs in (Linux, `/proc/sys/kernel/random/boot_id`). */
+  bootId?: string;
+  /**
+   * A random value that only this holder's record carries. It proves ownership: release and
+   * reclaim act only on a record that still carries the token they expect. Never shown to others.
+   */
+  token?: string;
+}
+
+/** A record as shown to anyone but its holder: the token is left out. */
+export type PublicLockRecord = Omit<LockRecord, 'token'>;
+
+/** How sure a verdict is. */
+export type Certainty = 'certain' | 'likely';
+
+/**
+ * The state of a lock:
+ * - `free`: no lock file;
+ * - `held`: a live holder;
+ * - `stale`: the holder is gone (or the file is unreadable garbage); the next acquire replaces it;
+ * - `unknown`: portlock cannot tell from here (another host, a record being written, an odd file);
+ *   it is never reclaimed automatically.
+ */
+export type LockState = 'free' | 'held' | 'stale' | 'unknown';
+
+/** What {@link inspectLock} and {@link listLocks} report about one lock. */
+export interface LockInspection {
+  state: LockState;
+  /** The lock file's path. */
+  path: string;
+  /** The holder's record, without its token, when the file could be read. */
+  record?: PublicLockRecord;
+  /** Why the state was judged so, in one sentence. */
+  reason: string;
+  /** How sure the verdict is. */
+  certainty: Certainty;
+}
+
+/** A lock held by this process. */
+export interface LockHandle {
+  /** The lock file's path. */
+  readonly path: string;
+  /** The record this process published, token included. */
+  readonly record: Readonly<LockRecord>;
+  /** Removes the lock file if it still carries this holder's token. Idempotent. */
+  release(): Promise<void>;
+  /**
+   * The synchronous twin of `release()`, for `process.on('exit')`: idempotent, and it never
+   * throws.
+   */
+  releaseSync(): void;
+}

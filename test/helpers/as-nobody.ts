@@ -1,0 +1,48 @@
+import { spawnSync } from 'node:child_process';
+import { chownSync } from 'node:fs';
+import { finished, fixture, projectRoot, spawnTracked } from './spawn.ts';
+
+export const NOBODY_UID = 65534;
+export const NOBODY_GID = 65534;
+
+let cached: string | undefined | null = null;
+
+/**
+ * Why this machine cannot run a child as `nobody`, or undefined when it can. The tests run as
+ * root; EPERM and foreign-owner cases need an unprivileged process.
+ */
+export function nobodyUnavailable(): string | undefined {
+  if (cached !== null) return cached;
+  if (process.platform !== 'linux') cached = 'not Linux';
+  else if (process.getuid?.() !== 0) cached = 'tests are not running as root, so they cannot switch to nobody';
+  else {
+    const probe = spawnSync(
+      'setpriv',
+      [...setprivArgs(), process.execPath, '--import', 'tsx', fixture('import-check.ts')],
+      { cwd: projectRoot, encoding: 'utf8', timeout: 30_000 },
+    );
+    cached =
+      probe.status === 0
+        ? undefined
+        : `setpriv as nobody failed (${probe.error?.message ?? probe.stderr.trim().split('\n')[0] ?? probe.status}); the project must be readable by nobody`;
+  }
+  return cached;
+}
+
+function setprivArgs(): string[] {
+  return [`--reuid=${NOBODY_UID}`, `--regid=${NOBODY_GID}`, '--clear-groups', '--'];
+}
+
+/** Hands a directory to nobody, so that nobody may keep locks in it. */
+export function giveToNobody(path: string): void {
+  chownSync(path, NOBODY_UID, NOBODY_GID);
+}
+
+/** Runs a TypeScript fixture as nobody and collects its output. */
+export function runTsAsNobody(script: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawnTracked('setpriv', [...setprivArgs(), process.execPath, '--import', 'tsx', script, ...args], {
+    env: { ...process.env, ...env },
+    timeoutMs: 30_000,
+  });
+  return finished(child);
+}

@@ -12,4 +12,5 @@ export type {
   LockState,
   LockTarget,
   PublicLockRecord,
+  StopRequestHandler,
 } from './types.ts';

@@ -38,6 +38,13 @@ export interface AcquireOptions extends LockTarget {
   wait?: number;
   /** Aborts a waiting acquire; the promise then rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /**
+   * `auto`: where the OS offers a name that the kernel frees when its holder dies (Linux abstract
+   * sockets, Windows named pipes), hold that name as well as the record, so that a crashed holder
+   * can never leave a stale lock. `off`: the record alone decides.
+   * @default 'auto'
+   */
+  interlock?: 'auto' | 'off';
 }
 
 /** Options of {@link listLocks}: a directory, or the application name whose default directory to list. */
@@ -109,6 +116,9 @@ export interface LockInspection {
   certainty: Certainty;
 }
 
+/** Called when another process asks the holder to stop (for example `portlock stop`). */
+export type StopRequestHandler = () => void | Promise<void>;
+
 /** A lock held by this process. */
 export interface LockHandle {
   /** The lock file's path. */
@@ -122,4 +132,9 @@ export interface LockHandle {
    * throws.
    */
   releaseSync(): void;
+  /**
+   * What to do when another process, proving it may read this lock's record, asks the holder to
+   * stop. Without a handler such requests are answered "not supported".
+   */
+  onStopRequest: StopRequestHandler | undefined;
 }

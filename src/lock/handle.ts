@@ -1,6 +1,6 @@
 import { unlinkSync } from 'node:fs';
 import { readRecordFile } from '../record/read-record.ts';
-import type { LockHandle, LockRecord } from '../types.ts';
+import type { LockHandle, LockRecord, StopRequestHandler } from '../types.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /** Removes the lock file only while it still carries `token`: a replaced record is someone else's. */
@@ -23,6 +23,7 @@ function removeIfOwned(path: string, token: string): void {
 export class Lock implements LockHandle {
   readonly path: string;
   readonly record: Readonly<LockRecord>;
+  onStopRequest: StopRequestHandler | undefined = undefined;
   readonly #token: string;
   #released = false;
 

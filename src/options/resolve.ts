@@ -5,6 +5,7 @@ import {
   assertOptionsObject,
   type LockScope,
   validateDir,
+  validateInterlock,
   validateName,
   validateScope,
   validateSignal,
@@ -26,6 +27,7 @@ export interface ResolvedTarget {
 export interface ResolvedAcquire extends ResolvedTarget {
   wait: number;
   signal: AbortSignal | undefined;
+  interlock: 'auto' | 'off';
 }
 
 /** The file name of a lock: `agent-<port>.lock` as in Percy's original, or `<key>.lock`. */
@@ -62,7 +64,12 @@ export function resolveTarget(options: LockTarget, what = 'acquireLock'): Resolv
 
 export function resolveAcquire(options: AcquireOptions): ResolvedAcquire {
   const target = resolveTarget(options);
-  return { ...target, wait: validateWait(options.wait), signal: validateSignal(options.signal) };
+  return {
+    ...target,
+    wait: validateWait(options.wait),
+    signal: validateSignal(options.signal),
+    interlock: validateInterlock(options.interlock),
+  };
 }
 
 export function resolveListDir(options: ListOptions): Pick<ResolvedTarget, 'dir' | 'dirSource' | 'name'> {

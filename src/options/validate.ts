@@ -95,3 +95,11 @@ export function assertOptionsObject(options: unknown, what: string): asserts opt
     throw new TypeError(`${what} takes an options object, got ${describe(options)}`);
   }
 }
+
+export function validateInterlock(interlock: unknown): 'auto' | 'off' {
+  if (interlock === undefined) return 'auto';
+  if (interlock !== 'auto' && interlock !== 'off') {
+    throw new TypeError(`interlock must be 'auto' or 'off', got ${describe(interlock)}`);
+  }
+  return interlock;
+}

@@ -130,3 +130,22 @@ export class LockPathError extends Error {
     this.problem = problem;
   }
 }
+
+/** A lock held without an interlock was taken away: its record was removed or replaced. */
+export class LockLostError extends Error {
+  override readonly name = 'LockLostError';
+  readonly code = 'ELOCKLOST';
+  readonly lockPath: string;
+  /** The record now at the lock path (without its token), if any. */
+  readonly meta: PublicLockRecord | undefined;
+
+  constructor(target: string, lockPath: string, meta: PublicLockRecord | undefined) {
+    super(
+      `The lock for ${target} was lost: its record at ${lockPath} was ${
+        meta === undefined ? 'removed' : `replaced by pid ${meta.pid}`
+      }.\nNext step: stop serving ${target}; another process may hold it now.`,
+    );
+    this.lockPath = lockPath;
+    this.meta = meta;
+  }
+}

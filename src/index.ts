@@ -1,4 +1,4 @@
-export { LockDirectoryError, LockHeldError, LockPathError } from './errors.ts';
+export { LockDirectoryError, LockHeldError, LockLostError, LockPathError } from './errors.ts';
 export { acquireLock } from './lock/acquire.ts';
 export { inspectLock, listLocks } from './lock/inspect.ts';
 export { DIR_ENV, lockPathFor } from './options/resolve.ts';

@@ -1,3 +1,5 @@
+import type { LockLostError } from './errors.ts';
+
 /**
  * Public types of portlock. Every option and field carries its documentation here, so that
  * editors show it and the README can point to one place.
@@ -45,6 +47,18 @@ export interface AcquireOptions extends LockTarget {
    * @default 'auto'
    */
   interlock?: 'auto' | 'off';
+  /**
+   * Called once if the lock is lost while held: its record was removed or replaced by someone
+   * else. Only where the record alone decides (no interlock): a kernel interlock cannot be lost.
+   * Stop serving when it is called; another process may hold the lock now.
+   */
+  onLost?: (error: LockLostError) => void;
+  /**
+   * How often, in milliseconds, a holder without an interlock re-reads its record to notice a
+   * lost lock (only with `onLost`).
+   * @default 1000
+   */
+  recheckInterval?: number;
 }
 
 /** Options of {@link listLocks}: a directory, or the application name whose default directory to list. */
@@ -80,6 +94,10 @@ export interface LockRecord {
   processStart?: string;
   /** The boot the holder runs in (Linux, `/proc/sys/kernel/random/boot_id`). */
   bootId?: string;
+  /** The network namespace the holder runs in (Linux, `/proc/self/ns/net`); ports are per namespace. */
+  netns?: string;
+  /** True when the holder also holds the kernel interlock; then a free interlock means it is gone. */
+  interlock?: true;
   /**
    * A random value that only this holder's record carries. It proves ownership: release and
    * reclaim act only on a record that still carries the token they expect. Never shown to others.
@@ -125,6 +143,8 @@ export interface LockHandle {
   readonly path: string;
   /** The record this process published, token included. */
   readonly record: Readonly<LockRecord>;
+  /** Whether a kernel interlock backs this lock (see the `interlock` option). */
+  readonly interlocked: boolean;
   /** Removes the lock file if it still carries this holder's token. Idempotent. */
   release(): Promise<void>;
   /**

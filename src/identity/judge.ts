@@ -28,6 +28,13 @@ export interface JudgeContext {
   /** Whether this process holds a live handle or claim carrying the token. */
   ownsToken(token: string): boolean;
   graceMs?: number;
+  /**
+   * Set when this host's interlock for the lock is known to be free: this process has just bound
+   * it, or nobody listens on it. A record whose holder held the interlock here is then stale by
+   * definition. `hostLocal`: the lock stands for something of this host alone (a port), so a
+   * record from another host or network namespace says nothing about it.
+   */
+  interlockFree?: { hostLocal: boolean };
 }
 
 const held = (certainty: Certainty, reason: string): Verdict => ({ state: 'held', certainty, reason });
@@ -52,9 +59,35 @@ function judgeUnreadable(file: RecordFile, { probe, graceMs = UNREADABLE_GRACE_M
   return stale('certain', `${what} (last written ${Math.round(age / 1000)} s ago)`);
 }
 
+/** Where a record comes from when that is not here, else undefined. */
+function elsewhere(record: LockRecord, probe: ProcessProbe): string | undefined {
+  if (record.hostname !== undefined && record.hostname !== probe.hostname()) return `host ${record.hostname}`;
+  const netns = probe.netns?.();
+  if (record.netns !== undefined && netns !== undefined && record.netns !== netns) {
+    return `another network namespace (${record.netns})`;
+  }
+  return undefined;
+}
+
 /** Judges whether the process a record names is still the one that took the lock. */
-export function judgeHolder(record: LockRecord, { probe, ownsToken }: JudgeContext): Verdict {
+export function judgeHolder(record: LockRecord, context: JudgeContext): Verdict {
+  const { probe, ownsToken, interlockFree } = context;
   const { pid } = record;
+  if (interlockFree !== undefined) {
+    const where = elsewhere(record, probe);
+    if (where !== undefined && interlockFree.hostLocal) {
+      return stale(
+        'certain',
+        `it was taken in ${where}, whose port is not this one; here the port's interlock is free`,
+      );
+    }
+    if (where === undefined && record.interlock === true) {
+      return stale(
+        'certain',
+        `process ${pid} no longer holds the lock's interlock, which the kernel frees when it exits`,
+      );
+    }
+  }
   if (record.hostname !== undefined && record.hostname !== probe.hostname()) {
     return {
       state: 'unknown',

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 
 /** What the process table says about a pid. */
@@ -23,6 +23,8 @@ export interface ProcessProbe {
   readonly pid: number;
   hostname(): string;
   user(): string | undefined;
+  /** Identifies this process's network namespace; undefined where the OS has none. */
+  netns?(): string | undefined;
   /** Identifies the current boot; undefined where the OS has no such notion. */
   bootId(): string | undefined;
   /** When the current boot began, epoch milliseconds; undefined where unknown. */
@@ -103,6 +105,13 @@ export const systemProbe: ProcessProbe = {
     } catch {
       // No passwd entry (a container running as an arbitrary uid).
       return process.getuid === undefined ? undefined : `uid ${process.getuid()}`;
+    }
+  }),
+  netns: once(() => {
+    try {
+      return isLinux ? readlinkSync('/proc/self/ns/net') : undefined;
+    } catch {
+      return undefined;
     }
   }),
   bootId: once(() => (isLinux ? readText('/proc/sys/kernel/random/boot_id')?.trim() || undefined : undefined)),

@@ -1,21 +1,28 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
-import { judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
+import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
+import { ask, waitForRelease } from '../interlock/client.ts';
+import { interlockName } from '../interlock/name.ts';
+import { Interlock } from '../interlock/server.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
-import type { RecordFile } from '../record/read-record.ts';
+import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import { createRecord, newToken, publicRecord, serializeRecord } from '../record/record.ts';
-import type { AcquireOptions, LockHandle } from '../types.ts';
+import type { AcquireOptions, LockHandle, LockRecord } from '../types.ts';
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { Lock } from './handle.ts';
 import { sweepLeftovers } from './leftovers.ts';
+import { ensureLockDir } from './lock-dir.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
 const TRANSIENT_BUDGET_MS = UNREADABLE_GRACE_MS + 500;
 const POLL_MIN_MS = 10;
 const POLL_MAX_MS = 100;
+
+type Refusal = Exclude<Attempt, { kind: 'acquired' }> & { viaInterlock?: boolean };
+type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
 
 /** Sleeps, or rejects with the signal's own reason when it aborts (not a generic AbortError). */
 async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -30,13 +37,109 @@ export function describeScope(scope: LockScope): string {
   return scope.kind === 'port' ? `port ${scope.port}` : `key ${scope.key}`;
 }
 
-export function judgeWith(probe: ProcessProbe): (file: RecordFile) => Verdict {
-  const context = { probe, ownsToken: ownTokens.has };
+export function judgeWith(
+  probe: ProcessProbe,
+  interlockFree?: JudgeContext['interlockFree'],
+): (file: RecordFile) => Verdict {
+  const context: JudgeContext = { probe, ownsToken: ownTokens.has, ...(interlockFree && { interlockFree }) };
   return (file) => judgeRecordFile(file, context);
 }
 
-function heldError(options: ResolvedAcquire, attempt: Exclude<Attempt, { kind: 'acquired' }>, now: number) {
-  const { verdict, file } = attempt;
+function readQuietly(path: string): LockRecord | undefined {
+  try {
+    return readRecordFile(path)?.record;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Asks the holder of a taken interlock who it is, for a refusal that names the real holder. */
+async function heldByInterlock(name: string, options: ResolvedAcquire, probe: ProcessProbe): Promise<Refusal> {
+  const asked = await ask(name, { op: 'who' });
+  if (asked.kind === 'free') {
+    // Released between our bind and our question: try again at once.
+    return {
+      kind: 'transient',
+      afterMs: 0,
+      record: undefined,
+      verdict: { state: 'unknown', certainty: 'likely', reason: 'the holder was just leaving' },
+    };
+  }
+  if (asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply) {
+    const { record } = asked.reply;
+    return {
+      kind: 'held',
+      viaInterlock: true,
+      record,
+      verdict: {
+        state: 'held',
+        certainty: 'certain',
+        reason:
+          record.pid === probe.pid
+            ? 'this process holds it'
+            : `process ${record.pid} holds the lock's kernel interlock`,
+      },
+    };
+  }
+  const why = asked.kind === 'silent' ? asked.reason : 'it refused to say who it is';
+  return {
+    kind: 'held',
+    viaInterlock: true,
+    record: readQuietly(options.path),
+    verdict: {
+      state: 'held',
+      certainty: 'likely',
+      reason: `a process holds the lock's kernel interlock, but ${why}`,
+    },
+  };
+}
+
+/** One try: bind the interlock where there is one, then publish or reclaim the record. */
+async function tryOnce(
+  options: ResolvedAcquire,
+  probe: ProcessProbe,
+  token: string,
+  name: string | undefined,
+): Promise<Tried> {
+  const { dir, path, scope } = options;
+  ensureLockDir(dir);
+  let interlock: Interlock | undefined;
+  let lock: Lock | undefined;
+  if (name !== undefined) {
+    const answers = {
+      record: publicRecord(createRecord(scope, options.name, token, probe, true)),
+      token,
+      stopHandler: () => lock?.onStopRequest,
+    };
+    const bound = await Interlock.bind(name, answers);
+    if (bound === 'taken') return heldByInterlock(name, options, probe);
+    if (bound !== 'unavailable') interlock = bound;
+  }
+  const record = createRecord(scope, options.name, token, probe, interlock !== undefined);
+  const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port' });
+  let attempt: Attempt;
+  try {
+    attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
+  } catch (error) {
+    interlock?.close();
+    throw error;
+  }
+  if (attempt.kind !== 'acquired') {
+    interlock?.close();
+    return attempt;
+  }
+  if (attempt.reclaimed) sweepLeftovers(path, probe, judge);
+  const lostWatch = options.onLost && {
+    target: describeScope(scope),
+    intervalMs: options.recheckInterval,
+    onLost: options.onLost,
+  };
+  lock = new Lock(path, record, token, interlock, lostWatch);
+  return { ...attempt, lock };
+}
+
+function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): LockHeldError {
+  const { verdict, record } = refusal;
   return new LockHeldError({
     state: verdict.state === 'held' ? 'held' : 'unknown',
     certainty: verdict.certainty,
@@ -44,7 +147,7 @@ function heldError(options: ResolvedAcquire, attempt: Exclude<Attempt, { kind: '
     name: options.name,
     target: describeScope(options.scope),
     lockPath: options.path,
-    meta: file?.record === undefined ? undefined : publicRecord(file.record),
+    meta: record === undefined ? undefined : publicRecord(record),
     now,
   });
 }
@@ -55,33 +158,31 @@ function heldError(options: ResolvedAcquire, attempt: Exclude<Attempt, { kind: '
  */
 export async function acquireLockWith(options: AcquireOptions, probe: ProcessProbe): Promise<LockHandle> {
   const resolved = resolveAcquire(options);
-  const { dir, path, scope, name, wait, signal } = resolved;
+  const { dir, scope, wait, signal } = resolved;
   signal?.throwIfAborted();
+  const name = resolved.interlock === 'auto' ? interlockName(scope, dir) : undefined;
   const token = newToken();
-  const judge = judgeWith(probe);
   const started = performance.now();
   let poll = POLL_MIN_MS;
   ownTokens.add(token);
   try {
     for (;;) {
-      const record = createRecord(scope, name, token, probe);
-      const attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
-      if (attempt.kind === 'acquired') {
-        if (attempt.reclaimed) sweepLeftovers(path, probe, judge);
-        return new Lock(path, record, token);
-      }
+      const tried = await tryOnce(resolved, probe, token, name);
+      if (tried.kind === 'acquired') return tried.lock;
       const elapsed = performance.now() - started;
-      let delay: number;
-      if (attempt.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
-        delay = attempt.afterMs;
-      } else if (elapsed < wait) {
-        delay = Math.min(poll, wait - elapsed);
-        poll = Math.min(poll * 2, POLL_MAX_MS);
-      } else {
-        throw heldError(resolved, attempt, probe.now());
+      if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
+        if (tried.afterMs > 0) await pause(tried.afterMs, signal);
+        signal?.throwIfAborted();
+        continue;
       }
-      if (delay > 0) await pause(delay, signal);
-      else signal?.throwIfAborted();
+      if (elapsed >= wait) throw heldError(resolved, tried, probe.now());
+      // The holder's interlock tells a waiter the moment it is released; otherwise poll.
+      if (tried.viaInterlock && name !== undefined && (await waitForRelease(name, wait - elapsed, signal))) {
+        signal?.throwIfAborted();
+        continue;
+      }
+      await pause(Math.min(poll, wait - elapsed), signal);
+      poll = Math.min(poll * 2, POLL_MAX_MS);
     }
   } catch (error) {
     ownTokens.delete(token);

@@ -2,16 +2,17 @@ import { LockDirectoryError } from '../errors.ts';
 import type { Verdict } from '../identity/judge.ts';
 import { publishExclusive } from '../record/publish.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
+import type { LockRecord } from '../types.ts';
 import { reclaimStale } from './claim-chain.ts';
-import { ensureLockDir, UNWRITABLE_CODES } from './lock-dir.ts';
+import { UNWRITABLE_CODES } from './lock-dir.ts';
 
 /** The outcome of one try at taking a lock. */
 export type Attempt =
   | { kind: 'acquired'; reclaimed: boolean }
   /** Held by someone else (or by someone portlock cannot check): refuse, or wait and try again. */
-  | { kind: 'held'; file: RecordFile | undefined; verdict: Verdict }
+  | { kind: 'held'; record: LockRecord | undefined; verdict: Verdict }
   /** Something in flux (a record being written, a reclaim under way): look again shortly. */
-  | { kind: 'transient'; afterMs: number; file: RecordFile | undefined; verdict: Verdict };
+  | { kind: 'transient'; afterMs: number; record: LockRecord | undefined; verdict: Verdict };
 
 // How long to let a live reclaimer finish before looking again; it needs microseconds.
 const BUSY_RETRY_MS = 5;
@@ -43,25 +44,25 @@ export function attemptAcquire(
   bytes: Buffer,
   judge: (file: RecordFile) => Verdict,
 ): Attempt {
-  ensureLockDir(dir);
   if (publish(dir, path, bytes)) return { kind: 'acquired', reclaimed: false };
   const file = readRecordFile(path);
   if (file === undefined) {
     // Released between our publish and our read: try again at once.
-    return { kind: 'transient', afterMs: 0, file, verdict: reclaiming };
+    return { kind: 'transient', afterMs: 0, record: undefined, verdict: reclaiming };
   }
+  const { record } = file;
   const verdict = judge(file);
   if (verdict.state !== 'stale') {
     return verdict.retryAfterMs === undefined
-      ? { kind: 'held', file, verdict }
-      : { kind: 'transient', afterMs: verdict.retryAfterMs, file, verdict };
+      ? { kind: 'held', record, verdict }
+      : { kind: 'transient', afterMs: verdict.retryAfterMs, record, verdict };
   }
   switch (reclaimStale(path, file, bytes, judge)) {
     case 'won':
       return { kind: 'acquired', reclaimed: true };
     case 'changed':
-      return { kind: 'transient', afterMs: 0, file, verdict: reclaiming };
+      return { kind: 'transient', afterMs: 0, record, verdict: reclaiming };
     case 'busy':
-      return { kind: 'transient', afterMs: BUSY_RETRY_MS, file, verdict: reclaiming };
+      return { kind: 'transient', afterMs: BUSY_RETRY_MS, record, verdict: reclaiming };
   }
 }

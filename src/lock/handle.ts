@@ -1,18 +1,25 @@
 import { unlinkSync } from 'node:fs';
+import { LockLostError } from '../errors.ts';
+import type { Interlock } from '../interlock/server.ts';
 import { readRecordFile } from '../record/read-record.ts';
+import { publicRecord } from '../record/record.ts';
 import type { LockHandle, LockRecord, StopRequestHandler } from '../types.ts';
 import { ownTokens } from './own-tokens.ts';
 
+type Read = ReturnType<typeof readRecordFile> | 'unreadable';
+
+function readQuietly(path: string): Read {
+  try {
+    return readRecordFile(path);
+  } catch {
+    return 'unreadable';
+  }
+}
+
 /** Removes the lock file only while it still carries `token`: a replaced record is someone else's. */
 function removeIfOwned(path: string, token: string): void {
-  let file: ReturnType<typeof readRecordFile>;
-  try {
-    file = readRecordFile(path);
-  } catch {
-    // Something that is not our record sits there now; it is not ours to remove.
-    return;
-  }
-  if (file?.record?.token !== token) return;
+  const file = readQuietly(path);
+  if (file === 'unreadable' || file?.record?.token !== token) return;
   try {
     unlinkSync(path);
   } catch (error) {
@@ -20,30 +27,54 @@ function removeIfOwned(path: string, token: string): void {
   }
 }
 
+export interface LostWatch {
+  target: string;
+  intervalMs: number;
+  onLost: (error: LockLostError) => void;
+}
+
 export class Lock implements LockHandle {
   readonly path: string;
   readonly record: Readonly<LockRecord>;
   onStopRequest: StopRequestHandler | undefined = undefined;
   readonly #token: string;
+  readonly #interlock: Interlock | undefined;
+  #recheck: NodeJS.Timeout | undefined;
   #released = false;
 
-  constructor(path: string, record: LockRecord, token: string) {
+  constructor(path: string, record: LockRecord, token: string, interlock?: Interlock, lostWatch?: LostWatch) {
     this.path = path;
     this.record = Object.freeze({ ...record });
     this.#token = token;
+    this.#interlock = interlock;
+    if (lostWatch !== undefined && interlock === undefined) this.#watch(lostWatch);
   }
 
-  /** Whether `release()` or `releaseSync()` has run. */
-  get released(): boolean {
-    return this.#released;
+  get interlocked(): boolean {
+    return this.#interlock !== undefined;
+  }
+
+  /** Re-reads the record now and then; a record gone or replaced means the lock was lost. */
+  #watch({ target, intervalMs, onLost }: LostWatch): void {
+    this.#recheck = setInterval(() => {
+      const file = readQuietly(this.path);
+      if (file === 'unreadable' || file?.record?.token === this.#token) return;
+      clearInterval(this.#recheck);
+      this.#recheck = undefined;
+      onLost(new LockLostError(target, this.path, file?.record && publicRecord(file.record)));
+    }, intervalMs);
+    this.#recheck.unref();
   }
 
   #release(): void {
     if (this.#released) return;
     this.#released = true;
+    clearInterval(this.#recheck);
     try {
+      // The record goes first, so that "record present" never outlives the interlock's holder.
       removeIfOwned(this.path, this.#token);
     } finally {
+      this.#interlock?.close();
       ownTokens.delete(this.#token);
     }
   }

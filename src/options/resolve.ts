@@ -7,6 +7,8 @@ import {
   validateDir,
   validateInterlock,
   validateName,
+  validateOnLost,
+  validateRecheckInterval,
   validateScope,
   validateSignal,
   validateWait,
@@ -28,6 +30,8 @@ export interface ResolvedAcquire extends ResolvedTarget {
   wait: number;
   signal: AbortSignal | undefined;
   interlock: 'auto' | 'off';
+  onLost: AcquireOptions['onLost'];
+  recheckInterval: number;
 }
 
 /** The file name of a lock: `agent-<port>.lock` as in Percy's original, or `<key>.lock`. */
@@ -69,6 +73,8 @@ export function resolveAcquire(options: AcquireOptions): ResolvedAcquire {
     wait: validateWait(options.wait),
     signal: validateSignal(options.signal),
     interlock: validateInterlock(options.interlock),
+    onLost: validateOnLost(options.onLost),
+    recheckInterval: validateRecheckInterval(options.recheckInterval),
   };
 }
 

@@ -96,6 +96,26 @@ export function assertOptionsObject(options: unknown, what: string): asserts opt
   }
 }
 
+export function validateOnLost<T extends (error: never) => void>(onLost: T | undefined): T | undefined {
+  if (onLost !== undefined && typeof onLost !== 'function') {
+    throw new TypeError(`onLost must be a function, got ${describe(onLost)}`);
+  }
+  return onLost;
+}
+
+export function validateRecheckInterval(interval: unknown): number {
+  if (interval === undefined) return 1000;
+  if (typeof interval !== 'number') {
+    throw new TypeError(`recheckInterval must be a number of milliseconds, got ${describe(interval)}`);
+  }
+  if (!Number.isFinite(interval) || interval < 10) {
+    throw new RangeError(
+      `recheckInterval must be a finite number of at least 10 milliseconds, got ${describe(interval)}`,
+    );
+  }
+  return interval;
+}
+
 export function validateInterlock(interlock: unknown): 'auto' | 'off' {
   if (interlock === undefined) return 'auto';
   if (interlock !== 'auto' && interlock !== 'off') {

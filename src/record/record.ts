@@ -11,10 +11,17 @@ export function newToken(): string {
 }
 
 /** The record this process publishes when it takes a lock. */
-export function createRecord(scope: LockScope, name: string, token: string, probe: ProcessProbe): LockRecord {
+export function createRecord(
+  scope: LockScope,
+  name: string,
+  token: string,
+  probe: ProcessProbe,
+  interlocked = false,
+): LockRecord {
   const user = probe.user();
   const processStart = probe.ownStartTime();
   const bootId = probe.bootId();
+  const netns = probe.netns?.();
   return {
     portlock: 1,
     name,
@@ -25,6 +32,8 @@ export function createRecord(scope: LockScope, name: string, token: string, prob
     ...(user === undefined ? {} : { user }),
     ...(processStart === undefined ? {} : { processStart }),
     ...(bootId === undefined ? {} : { bootId }),
+    ...(netns === undefined ? {} : { netns }),
+    ...(interlocked ? { interlock: true as const } : {}),
     token,
   };
 }
@@ -51,6 +60,8 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   user: optional(isString),
   processStart: optional((value): value is string => isString(value) && /^\d+$/.test(value)),
   bootId: optional(isString),
+  netns: optional(isString),
+  interlock: (value) => value === undefined || value === true,
   token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
 };
 

@@ -178,15 +178,41 @@ describe('acquireLock', () => {
     await lock.release();
   });
 
-  it('never reclaims a record from another host, and says which host', async () => {
+  it('without an interlock, never reclaims a record from another host, and says which host', async () => {
     const { dir, port, path } = await target();
     mkdirSync(dir, { mode: 0o700 });
     writeRecord(path, recordFor(process.pid, { pid: await deadPid(), port, hostname: 'build-7.example' }));
-    const error = await acquireLock({ port, dir }).catch((e: unknown) => e);
+    const error = await acquireLock({ port, dir, interlock: 'off' }).catch((e: unknown) => e);
     assert.ok(error instanceof LockHeldError);
     assert.equal(error.state, 'unknown');
     assert.match(error.message, /build-7\.example/);
     assert.match(error.message, /if it is not running there, remove/);
+  });
+
+  it('never reclaims a key lock from another host, interlock or not', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'shared-cache.lock');
+    writeRecord(
+      path,
+      recordFor(process.pid, { pid: await deadPid(), key: 'shared-cache', hostname: 'build-7.example' }),
+    );
+    for (const interlock of ['auto', 'off'] as const) {
+      const error = await acquireLock({ key: 'shared-cache', dir, interlock }).catch((e: unknown) => e);
+      assert.ok(error instanceof LockHeldError, interlock);
+      assert.equal(error.state, 'unknown');
+    }
+  });
+
+  it('with the interlock, takes a port whose record comes from another host: ports are per host', {
+    skip: process.platform !== 'linux',
+  }, async () => {
+    const { dir, port, path } = await target();
+    mkdirSync(dir, { mode: 0o700 });
+    writeRecord(path, recordFor(process.pid, { pid: await deadPid(), port, hostname: 'build-7.example' }));
+    const lock = await acquireLock({ port, dir });
+    assert.equal(lock.interlocked, true);
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).hostname, lock.record.hostname);
+    await lock.release();
   });
 
   it('recovers from a corrupt payload once it is older than the grace period', async () => {

@@ -1,0 +1,29 @@
+import { createHash } from 'node:crypto';
+import { realpathSync } from 'node:fs';
+import type { LockScope } from '../options/validate.ts';
+
+/**
+ * The kernel name that stands for a lock, or undefined where the OS has none that it frees the
+ * moment its holder dies.
+ *
+ * A port's name is host-wide, the same for every user, application and lock directory: two tools
+ * cannot both listen on one port, so they cannot both hold its lock. A key's name is scoped to
+ * its lock directory (by real path, so two spellings of one directory meet).
+ */
+export function interlockName(scope: LockScope, dir: string, platform: NodeJS.Platform = process.platform) {
+  let scoped: string;
+  if (scope.kind === 'port') scoped = `port-${scope.port}`;
+  else {
+    let real = dir;
+    try {
+      real = realpathSync(dir);
+    } catch {
+      // Not created yet: its resolved spelling is the best name there is.
+    }
+    scoped = `key-${createHash('sha256').update(real).digest('hex').slice(0, 16)}-${scope.key}`;
+  }
+  // Linux abstract Unix sockets: no file, scoped to the network namespace exactly as ports are.
+  if (platform === 'linux') return `\0portlock/${scoped}`;
+  if (platform === 'win32') return `\\\\.\\pipe\\portlock-${scoped}`;
+  return undefined;
+}

@@ -1,0 +1,69 @@
+import type { PublicLockRecord } from '../types.ts';
+
+/**
+ * The holder's interlock answers one request per connection, as a line of JSON:
+ * - `{"v":1,"op":"who"}`: the holder's public record (never its token);
+ * - `{"v":1,"op":"stop","token":"…"}`: asks the holder to stop; the token proves the asker can
+ *   read the holder's 0600 record;
+ * - `{"v":1,"op":"wait"}`: keeps the connection open until the lock is released, so a waiter
+ *   learns at once (the kernel closes it too when the holder dies).
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** A request longer than this is refused unread. */
+export const MAX_REQUEST_BYTES = 4096;
+
+/** A client that has not sent a whole request by then is disconnected. */
+export const REQUEST_TIMEOUT_MS = 1000;
+
+export type Request = { op: 'who' } | { op: 'stop'; token: string } | { op: 'wait' };
+
+export type ErrorCode = 'EBADREQUEST' | 'ETOOLARGE' | 'EVERSION' | 'EDENIED' | 'ENOTSUP' | 'EBUSY';
+
+export type Reply =
+  | { v: 1; ok: true; record: PublicLockRecord }
+  | { v: 1; ok: true; stopping: true }
+  | { v: 1; ok: true; waiting: true }
+  | { v: 1; ok: false; error: { code: ErrorCode; message: string } };
+
+export function errorReply(code: ErrorCode, message: string): Reply {
+  return { v: PROTOCOL_VERSION, ok: false, error: { code, message } };
+}
+
+export function encode(message: Reply | (Request & { v: number })): string {
+  return `${JSON.stringify(message)}\n`;
+}
+
+/** Reads one request line; anything unexpected becomes an error reply to send back. */
+export function parseRequest(line: string): Request | Reply {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return errorReply('EBADREQUEST', 'the request is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return errorReply('EBADREQUEST', 'the request is not a JSON object');
+  }
+  const { v, op, token } = value as Record<string, unknown>;
+  if (v !== PROTOCOL_VERSION) return errorReply('EVERSION', `protocol version ${PROTOCOL_VERSION} is spoken here`);
+  if (op === 'who' || op === 'wait') return { op };
+  if (op === 'stop') {
+    return typeof token === 'string' && token.length <= 256
+      ? { op, token }
+      : errorReply('EBADREQUEST', 'stop needs the token from the lock record');
+  }
+  return errorReply('EBADREQUEST', `unknown request ${JSON.stringify(String(op)).slice(0, 40)}`);
+}
+
+/** Reads a reply line from a holder; undefined when it is not one. */
+export function parseReply(line: string): Reply | undefined {
+  try {
+    const value = JSON.parse(line) as Reply;
+    return typeof value === 'object' && value !== null && value.v === PROTOCOL_VERSION && typeof value.ok === 'boolean'
+      ? value
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -5,6 +5,7 @@ export { DIR_ENV, lockPathFor } from './options/resolve.ts';
 export type {
   AcquireOptions,
   Certainty,
+  InspectOptions,
   ListOptions,
   LockHandle,
   LockInspection,

@@ -61,8 +61,20 @@ export interface AcquireOptions extends LockTarget {
   recheckInterval?: number;
 }
 
+/** Options of {@link inspectLock}. */
+export interface InspectOptions extends LockTarget {
+  /**
+   * `auto`: ask the lock's kernel interlock first (a taken interlock means held, a free one means
+   * any record of an interlocked holder is stale). `off`: judge the record alone.
+   * @default 'auto'
+   */
+  interlock?: 'auto' | 'off';
+}
+
 /** Options of {@link listLocks}: a directory, or the application name whose default directory to list. */
 export interface ListOptions {
+  /** As for {@link inspectLock}. @default 'auto' */
+  interlock?: 'auto' | 'off';
   /** The directory to list. @default process.env.PORTLOCK_DIR, else `~/.<name>` */
   dir?: string;
   /** The application name whose default directory to list. @default 'portlock' */

@@ -1,0 +1,226 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { judgeHolder, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../../src/identity/judge.ts';
+import type { ProcessInfo, ProcessProbe } from '../../src/identity/probe.ts';
+import type { RecordFile } from '../../src/record/read-record.ts';
+import type { LockRecord } from '../../src/types.ts';
+import { FAKE_BOOT_MS, FAKE_NOW, type FakeProcess, fakeProbe, ticksAfterBoot } from '../helpers/fake-probe.ts';
+
+const HOLDER = 4242;
+const TOKEN = 'ab'.repeat(16);
+// The holder started an hour after boot and took the lock a second later.
+const HOLDER_START = ticksAfterBoot(3_600_000);
+const TAKEN_AT = new Date(FAKE_BOOT_MS + 3_601_000).toISOString();
+
+/** The holder as the process table shows it, with any field changed. */
+const alive = (info: Partial<ProcessInfo> = {}, existence: FakeProcess['existence'] = 'alive'): FakeProcess => ({
+  existence,
+  info: { state: 'S', startTime: HOLDER_START, tgid: HOLDER, ...info },
+});
+
+function record(fields: Partial<LockRecord> = {}): LockRecord {
+  return {
+    portlock: 1,
+    name: 'percy',
+    pid: HOLDER,
+    port: 5338,
+    startedAt: TAKEN_AT,
+    hostname: 'devbox',
+    user: 'alice',
+    processStart: HOLDER_START,
+    bootId: 'boot-current',
+    token: TOKEN,
+    ...fields,
+  };
+}
+
+const oldFormat = (startedAt: string): LockRecord => ({ pid: HOLDER, port: 5338, startedAt });
+
+function judge(rec: LockRecord, probe: ProcessProbe, owned: string[] = []): Verdict {
+  return judgeHolder(rec, { probe, ownsToken: (token) => owned.includes(token) });
+}
+
+function expectVerdict(verdict: Verdict, state: Verdict['state'], certainty: Verdict['certainty'], reason: RegExp) {
+  assert.equal(verdict.state, state, verdict.reason);
+  assert.equal(verdict.certainty, certainty, verdict.reason);
+  assert.match(verdict.reason, reason);
+}
+
+describe('judgeHolder', () => {
+  it('calls a live holder with a matching start time held, certain', () => {
+    const verdict = judge(record(), fakeProbe({ [HOLDER]: alive() }));
+    expectVerdict(verdict, 'held', 'certain', /process 4242 is alive and is the one that took the lock/);
+    assert.equal(verdict.retryAfterMs, undefined);
+  });
+
+  it('calls a record from another host unknown, even when the pid is gone here', () => {
+    const verdict = judge(record({ hostname: 'build-7' }), fakeProbe());
+    expectVerdict(verdict, 'unknown', 'likely', /build-7.*devbox/);
+    assert.equal(verdict.retryAfterMs, undefined, 'another host does not resolve itself by waiting');
+  });
+
+  it('calls a record naming this process held only while this process owns its token', () => {
+    const own = fakeProbe({}, { pid: HOLDER });
+    expectVerdict(judge(record(), own, [TOKEN]), 'held', 'certain', /this process holds it/);
+    expectVerdict(judge(record(), own, ['cd'.repeat(16)]), 'stale', 'certain', /names this process/);
+    expectVerdict(judge(oldFormat(TAKEN_AT), own, [TOKEN]), 'stale', 'certain', /does not hold it/);
+  });
+
+  it('calls a record from an earlier boot stale, even if its pid is alive now', () => {
+    const verdict = judge(record({ bootId: 'boot-earlier' }), fakeProbe({ [HOLDER]: alive() }));
+    expectVerdict(verdict, 'stale', 'certain', /before the machine last booted/);
+  });
+
+  it('does not judge by boot where either side has no boot id', () => {
+    const probe = fakeProbe({ [HOLDER]: alive() }, { bootId: () => undefined });
+    expectVerdict(judge(record({ bootId: 'boot-earlier' }), probe), 'held', 'certain', /alive/);
+  });
+
+  it('calls a gone pid stale', () => {
+    expectVerdict(judge(record(), fakeProbe()), 'stale', 'certain', /process 4242 is gone/);
+  });
+
+  it('calls a pid that vanishes between the two looks stale', () => {
+    const probe = fakeProbe({ [HOLDER]: { existence: 'alive', info: 'gone' } });
+    expectVerdict(judge(record(), probe), 'stale', 'certain', /gone/);
+  });
+
+  it("counts another user's live process (EPERM) as alive, and says so", () => {
+    const verdict = judge(record(), fakeProbe({ [HOLDER]: alive({}, 'other-user') }));
+    expectVerdict(verdict, 'held', 'certain', /alive, owned by another user/);
+  });
+
+  it('calls a zombie stale, and a dead (X) process too', () => {
+    expectVerdict(judge(record(), fakeProbe({ [HOLDER]: alive({ state: 'Z' }) })), 'stale', 'certain', /zombie/);
+    expectVerdict(judge(record(), fakeProbe({ [HOLDER]: alive({ state: 'X' }) })), 'stale', 'certain', /exited/);
+  });
+
+  it('calls a thread id stale: its thread group id is not the pid', () => {
+    const verdict = judge(record(), fakeProbe({ [HOLDER]: alive({ tgid: 4200 }) }));
+    expectVerdict(verdict, 'stale', 'certain', /4242 is a thread of process 4200/);
+  });
+
+  it('calls a reused pid stale: the start time differs', () => {
+    const later = ticksAfterBoot(7_200_000);
+    const verdict = judge(record(), fakeProbe({ [HOLDER]: alive({ startTime: later }) }));
+    expectVerdict(verdict, 'stale', 'certain', /pid 4242 was reused/);
+  });
+
+  it('calls an old-format record stale, likely, when its pid started after the lock was taken', () => {
+    const probe = fakeProbe({ [HOLDER]: alive({ startTime: ticksAfterBoot(3_700_000) }) });
+    expectVerdict(judge(oldFormat(TAKEN_AT), probe), 'stale', 'likely', /reused: that process started after/);
+  });
+
+  it('calls an old-format record held, likely, when its pid started before the lock was taken', () => {
+    const probe = fakeProbe({ [HOLDER]: alive() });
+    expectVerdict(judge(oldFormat(TAKEN_AT), probe), 'held', 'likely', /no start time to confirm/);
+  });
+
+  it('allows an old-format record the second of slack that boot time resolution needs', () => {
+    // Started one second after the record's startedAt: within boot time's 1 s resolution.
+    const probe = fakeProbe({ [HOLDER]: alive({ startTime: ticksAfterBoot(3_602_000) }) });
+    expectVerdict(judge(oldFormat(TAKEN_AT), probe), 'held', 'likely', /no start time/);
+  });
+
+  it('calls an old-format record held, likely, where the boot time or startedAt is unknown', () => {
+    const late = alive({ startTime: ticksAfterBoot(3_700_000) });
+    const noBoot = fakeProbe({ [HOLDER]: late }, { bootTimeMs: () => undefined });
+    expectVerdict(judge(oldFormat(TAKEN_AT), noBoot), 'held', 'likely', /no start time/);
+    expectVerdict(judge(oldFormat('yesterday'), fakeProbe({ [HOLDER]: late })), 'held', 'likely', /no start time/);
+  });
+
+  it('calls a live pid held, likely, on an OS without /proc', () => {
+    const probe = fakeProbe({ [HOLDER]: { existence: 'alive', info: undefined } });
+    expectVerdict(judge(record(), probe), 'held', 'likely', /does not tell its start time/);
+    const foreign = fakeProbe({ [HOLDER]: { existence: 'other-user', info: undefined } });
+    expectVerdict(judge(record(), foreign), 'held', 'likely', /owned by another user/);
+  });
+
+  it('judges a record without a hostname as local', () => {
+    const { hostname: _hostname, ...rest } = record();
+    expectVerdict(judge(rest, fakeProbe()), 'stale', 'certain', /gone/);
+  });
+});
+
+describe('judgeRecordFile', () => {
+  const file = (fields: Partial<RecordFile>): RecordFile => ({
+    record: undefined,
+    identity: 'f'.repeat(32),
+    mtimeMs: FAKE_NOW,
+    size: 0,
+    ...fields,
+  });
+  const context = { probe: fakeProbe(), ownsToken: () => false };
+
+  it('judges a readable file by its record', () => {
+    const verdict = judgeRecordFile(file({ record: record(), size: 300 }), {
+      ...context,
+      probe: fakeProbe({ [HOLDER]: alive() }),
+    });
+    expectVerdict(verdict, 'held', 'certain', /alive/);
+  });
+
+  it('calls a young empty file unknown, to look at again when the grace period ends', () => {
+    const verdict = judgeRecordFile(file({ mtimeMs: FAKE_NOW - 300 }), context);
+    expectVerdict(verdict, 'unknown', 'likely', /empty and 300 ms old/);
+    assert.equal(verdict.retryAfterMs, UNREADABLE_GRACE_MS - 300);
+  });
+
+  it('calls a young garbage or oversized file unknown too', () => {
+    const garbage = judgeRecordFile(file({ size: 12 }), context);
+    expectVerdict(garbage, 'unknown', 'likely', /not a readable record/);
+    assert.equal(garbage.retryAfterMs, UNREADABLE_GRACE_MS);
+    const huge = judgeRecordFile(file({ size: 10_485_760 }), context);
+    expectVerdict(huge, 'unknown', 'likely', /10485760 bytes, too large/);
+  });
+
+  it('gives a file whose mtime is slightly ahead of the clock the same grace', () => {
+    const verdict = judgeRecordFile(file({ mtimeMs: FAKE_NOW + 200 }), context);
+    assert.equal(verdict.state, 'unknown');
+    assert.ok((verdict.retryAfterMs ?? 0) > 0);
+  });
+
+  it('calls an unreadable file stale once it is older than the grace period', () => {
+    const verdict = judgeRecordFile(file({ size: 5, mtimeMs: FAKE_NOW - 60_000 }), context);
+    expectVerdict(verdict, 'stale', 'certain', /not a readable record \(last written 60 s ago\)/);
+    assert.equal(verdict.retryAfterMs, undefined);
+    const edge = judgeRecordFile(file({ mtimeMs: FAKE_NOW - UNREADABLE_GRACE_MS }), context);
+    assert.equal(edge.state, 'stale');
+  });
+
+  it('honours a shorter grace period from the context', () => {
+    const verdict = judgeRecordFile(file({ mtimeMs: FAKE_NOW - 300 }), { ...context, graceMs: 100 });
+    assert.equal(verdict.state, 'stale');
+  });
+});
+
+describe('judgeHolder with the interlock known to be free', () => {
+  const judgeFree = (rec: LockRecord, probe: ProcessProbe, hostLocal: boolean) =>
+    judgeHolder(rec, { probe, ownsToken: () => false, interlockFree: { hostLocal } });
+
+  it('calls a record whose holder held the interlock stale, even though its process is alive', () => {
+    const verdict = judgeFree(record({ interlock: true }), fakeProbe({ [HOLDER]: alive() }), true);
+    expectVerdict(verdict, 'stale', 'certain', /no longer holds the lock's interlock/);
+  });
+
+  it('judges a record written without an interlock by its process, as before', () => {
+    expectVerdict(judgeFree(record(), fakeProbe({ [HOLDER]: alive() }), true), 'held', 'certain', /alive/);
+    expectVerdict(judgeFree(oldFormat(TAKEN_AT), fakeProbe({ [HOLDER]: alive() }), true), 'held', 'likely', /alive/);
+  });
+
+  it("calls a port record from another host stale: this host's port is free", () => {
+    const verdict = judgeFree(record({ hostname: 'build-7' }), fakeProbe(), true);
+    expectVerdict(verdict, 'stale', 'certain', /host build-7/);
+  });
+
+  it('still calls a key record from another host unknown: a key is not bound to one host', () => {
+    const verdict = judgeFree(record({ hostname: 'build-7', interlock: true }), fakeProbe(), false);
+    expectVerdict(verdict, 'unknown', 'likely', /build-7/);
+  });
+
+  it('treats a record from another network namespace as from elsewhere', () => {
+    const probe = fakeProbe({ [HOLDER]: alive() }, { netns: () => 'net:[1]' });
+    const verdict = judgeFree(record({ netns: 'net:[2]', interlock: true }), probe, true);
+    expectVerdict(verdict, 'stale', 'certain', /another network namespace \(net:\[2\]\)/);
+  });
+});

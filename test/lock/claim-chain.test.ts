@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { systemProbe } from '../../src/identity/probe.ts';
+import { acquireLock, LockHeldError } from '../../src/index.ts';
+import { judgeWith } from '../../src/lock/acquire.ts';
+import { claimPathFor, followClaims, reclaimStale } from '../../src/lock/claim-chain.ts';
+import { readRecordFile } from '../../src/record/read-record.ts';
+import { serializeRecord } from '../../src/record/record.ts';
+import type { LockRecord } from '../../src/types.ts';
+import { snapshot } from '../helpers/disk.ts';
+import { freePort } from '../helpers/free-port.ts';
+import { deadPid, liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const judge = judgeWith(systemProbe);
+const token = (n: number): string => n.toString(16).padStart(2, '0').repeat(16);
+
+async function target() {
+  const dir = join(tempDir(), 'locks');
+  mkdirSync(dir, { mode: 0o700 });
+  const port = await freePort();
+  return { dir, port, path: join(dir, `agent-${port}.lock`) };
+}
+
+/** A complete record of a process that has exited. */
+async function deadRecord(fields: Partial<LockRecord>): Promise<LockRecord> {
+  return { ...recordFor(process.pid, fields), pid: await deadPid() };
+}
+
+/** Writes a stale record with token T1 and a chain of claims by dead claimers: claim-T1 holds T2, and so on. */
+async function staleWithDeadChain(path: string, port: number, length: number): Promise<string[]> {
+  writeRecord(path, await deadRecord({ port, token: token(1) }));
+  const claims: string[] = [];
+  for (let i = 1; i <= length; i++) {
+    const claim = claimPathFor(path, token(i));
+    writeRecord(claim, await deadRecord({ port, token: token(i + 1) }));
+    claims.push(claim);
+  }
+  return claims;
+}
+
+describe('followClaims', () => {
+  it('follows dead claims to the first free claim name', async () => {
+    const { port, path } = await target();
+    const claims = await staleWithDeadChain(path, port, 2);
+    const chain = followClaims(path, token(1), judge);
+    assert.deepEqual(
+      chain.links.map((link) => link.path),
+      claims,
+    );
+    assert.equal(chain.tip, token(3));
+    assert.equal(chain.busy, false);
+  });
+
+  it('stops at a live claimer and reports the chain busy', async () => {
+    const { port, path } = await target();
+    const { pid } = await liveProcess();
+    writeRecord(claimPathFor(path, token(1)), recordFor(pid, { port, token: token(2) }));
+    const chain = followClaims(path, token(1), judge);
+    assert.equal(chain.busy, true);
+    assert.equal(chain.links.length, 1);
+  });
+});
+
+describe('reclaiming a stale lock through the claim chain', () => {
+  it("reclaims a stale record whose claimer died mid-way, removing the dead claimer's claim", async () => {
+    const { dir, port, path } = await target();
+    await staleWithDeadChain(path, port, 1);
+    const lock = await acquireLock({ port, dir });
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).pid, process.pid);
+    assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`], 'the chain files are gone');
+    await lock.release();
+  });
+
+  it('reclaims through a chain of three dead claimers', async () => {
+    const { dir, port, path } = await target();
+    await staleWithDeadChain(path, port, 3);
+    const lock = await acquireLock({ port, dir });
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).token, lock.record.token);
+    assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
+    await lock.release();
+  });
+
+  it('waits out a fresh empty claim (a claimer still writing it), then reclaims through it', async () => {
+    const { dir, port, path } = await target();
+    writeRecord(path, await deadRecord({ port, token: token(1) }));
+    writeRecord(claimPathFor(path, token(1)), '');
+    const started = performance.now();
+    const lock = await acquireLock({ port, dir });
+    assert.ok(performance.now() - started >= 500, 'the empty claim was given time to be written');
+    assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
+    await lock.release();
+  });
+
+  it('refuses, and reclaims nothing, while a live process holds the claim', async () => {
+    const { dir, port, path } = await target();
+    const { pid } = await liveProcess();
+    writeRecord(path, await deadRecord({ port, token: token(1) }));
+    writeRecord(claimPathFor(path, token(1)), recordFor(pid, { port, token: token(2) }));
+    const before = snapshot(dir, { self: false });
+    await assert.rejects(acquireLock({ port, dir }), (error) => {
+      assert.ok(error instanceof LockHeldError, String(error));
+      assert.equal(error.state, 'unknown');
+      assert.match(error.reason, /replacing its stale record right now/);
+      return true;
+    });
+    assert.deepEqual(snapshot(dir, { self: false }), before, 'the record and the live claim are untouched');
+  });
+
+  it('reports busy from reclaimStale itself while a live claimer sits on the chain', async () => {
+    const { dir, port, path } = await target();
+    const { pid } = await liveProcess();
+    await staleWithDeadChain(path, port, 1);
+    writeRecord(claimPathFor(path, token(2)), recordFor(pid, { port, token: token(3) }));
+    const stale = readRecordFile(path);
+    assert.ok(stale !== undefined);
+    const before = snapshot(dir, { self: false });
+    const bytes = serializeRecord(recordFor(process.pid, { port, token: token(9) }));
+    assert.equal(reclaimStale(path, stale, bytes, judge), 'busy');
+    assert.deepEqual(snapshot(dir, { self: false }), before);
+  });
+
+  it('backs off, removing only its own claim, when the record changed since it was judged', async () => {
+    const { dir, port, path } = await target();
+    writeRecord(path, await deadRecord({ port, token: token(1) }));
+    const judged = readRecordFile(path);
+    assert.ok(judged !== undefined);
+    // Another reclaimer finished in between: a fresh record with another token is there now.
+    writeRecord(path, recordFor(process.pid, { port, token: token(7) }));
+    const bytes = serializeRecord(recordFor(process.pid, { port, token: token(9) }));
+    assert.equal(reclaimStale(path, judged, bytes, judge), 'changed');
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).token, token(7));
+    assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
+  });
+
+  it('wins exactly once when two reclaimers judged the same stale record', async () => {
+    const { dir, port, path } = await target();
+    writeRecord(path, await deadRecord({ port, token: token(1) }));
+    const stale = readRecordFile(path);
+    assert.ok(stale !== undefined);
+    const first = serializeRecord(recordFor(process.pid, { port, token: token(8) }));
+    const second = serializeRecord(recordFor(process.pid, { port, token: token(9) }));
+    assert.equal(reclaimStale(path, stale, first, judge), 'won');
+    assert.equal(reclaimStale(path, stale, second, judge), 'changed');
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).token, token(8));
+    assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
+  });
+});

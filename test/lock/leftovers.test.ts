@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { systemProbe } from '../../src/identity/probe.ts';
+import { acquireLock } from '../../src/index.ts';
+import { judgeWith } from '../../src/lock/acquire.ts';
+import { claimPathFor } from '../../src/lock/claim-chain.ts';
+import { sweepLeftovers } from '../../src/lock/leftovers.ts';
+import type { LockRecord } from '../../src/types.ts';
+import { freePort } from '../helpers/free-port.ts';
+import { deadPid, liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const judge = judgeWith(systemProbe);
+const token = (n: number): string => n.toString(16).padStart(2, '0').repeat(16);
+
+async function target() {
+  const dir = join(tempDir(), 'locks');
+  mkdirSync(dir, { mode: 0o700 });
+  const port = await freePort();
+  return { dir, port, path: join(dir, `agent-${port}.lock`) };
+}
+
+async function deadRecord(fields: Partial<LockRecord>): Promise<LockRecord> {
+  return { ...recordFor(process.pid, fields), pid: await deadPid() };
+}
+
+describe('sweepLeftovers', () => {
+  it('removes temp files of dead pids and orphan claims of dead claimers, and nothing else', async () => {
+    const { dir, port, path } = await target();
+    const live = await liveProcess();
+    const dead = await deadPid();
+    const lock = `agent-${port}.lock`;
+    // The current record is stale and two dead claimers sit on its chain: T1 -> T2 -> T3.
+    writeRecord(path, await deadRecord({ port, token: token(1) }));
+    writeRecord(claimPathFor(path, token(1)), await deadRecord({ port, token: token(2) }));
+    writeRecord(claimPathFor(path, token(2)), await deadRecord({ port, token: token(3) }));
+    const removable = [
+      `${lock}.${dead}.0123456789ab.tmp`,
+      `${lock}.claim-${token(5)}.${dead}.ba9876543210.tmp`,
+      `${lock}.claim-${token(4)}`,
+      `${lock}.claim-${token(6)}`,
+    ];
+    const kept = [
+      lock,
+      `${lock}.claim-${token(1)}`,
+      `${lock}.claim-${token(2)}`,
+      `${lock}.${live.pid}.0123456789ab.tmp`,
+      `${lock}.claim-${token(7)}`,
+      `${lock}.claim-${token(8)}`,
+      `agent-${port + 1}.lock.${dead}.0123456789ab.tmp`,
+      `${lock}.bak`,
+      `${lock}.old.claim-${token(4)}`,
+      'notes.txt',
+    ];
+    writeRecord(join(dir, removable[0] ?? ''), 'half a record');
+    writeRecord(join(dir, removable[1] ?? ''), 'half a claim');
+    writeRecord(join(dir, removable[2] ?? ''), await deadRecord({ port, token: token(9) }));
+    // An old unreadable claim is garbage; a fresh one may still be being written.
+    writeRecord(join(dir, removable[3] ?? ''), '{', 60_000);
+    writeRecord(join(dir, `${lock}.${live.pid}.0123456789ab.tmp`), 'being written');
+    writeRecord(join(dir, `${lock}.claim-${token(7)}`), recordFor(live.pid, { port, token: token(10) }));
+    writeRecord(join(dir, `${lock}.claim-${token(8)}`), '');
+    for (const name of kept.slice(6)) writeRecord(join(dir, name), await deadRecord({ port }));
+
+    const removed = sweepLeftovers(path, systemProbe, judge);
+    assert.deepEqual(removed.sort(), removable.map((name) => join(dir, name)).sort());
+    assert.deepEqual(readdirSync(dir).sort(), kept.sort());
+  });
+
+  it('never removes a claim on the chain from the current record, even a dead one', async () => {
+    const { dir, port, path } = await target();
+    writeRecord(path, await deadRecord({ port, token: token(1) }));
+    writeRecord(claimPathFor(path, token(1)), await deadRecord({ port, token: token(2) }));
+    assert.deepEqual(sweepLeftovers(path, systemProbe, judge), []);
+    assert.equal(readdirSync(dir).length, 2);
+  });
+
+  it('removes dead claims once no record is there to lead to them', async () => {
+    const { dir, port, path } = await target();
+    writeRecord(claimPathFor(path, token(1)), await deadRecord({ port, token: token(2) }));
+    assert.deepEqual(sweepLeftovers(path, systemProbe, judge), [claimPathFor(path, token(1))]);
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
+  it('returns [] when the directory is gone', () => {
+    assert.deepEqual(sweepLeftovers(join(tempDir(), 'missing', 'a.lock'), systemProbe, judge), []);
+  });
+
+  it('runs after a reclaim, so that acquireLock leaves only the lock file', async () => {
+    const { dir, port, path } = await target();
+    const dead = await deadPid();
+    writeRecord(path, await deadRecord({ port, token: token(1) }));
+    writeRecord(join(dir, `agent-${port}.lock.${dead}.0123456789ab.tmp`), 'half a record');
+    writeRecord(claimPathFor(path, token(4)), await deadRecord({ port, token: token(5) }));
+    const lock = await acquireLock({ port, dir });
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).token, lock.record.token);
+    assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
+    await lock.release();
+  });
+});

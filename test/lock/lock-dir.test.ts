@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { LockDirectoryProblem } from '../../src/errors.ts';
+import { acquireLock, LockDirectoryError } from '../../src/index.ts';
+import { giveToNobody, NOBODY_GID, NOBODY_UID, nobodyUnavailable, runTsAsNobody } from '../helpers/as-nobody.ts';
+import { snapshot } from '../helpers/disk.ts';
+import { freePort } from '../helpers/free-port.ts';
+import { fixture } from '../helpers/spawn.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const posix = process.platform !== 'win32';
+
+async function assertRefused(dir: string, problem: LockDirectoryProblem, watched: string = dir) {
+  const before = snapshot(watched);
+  const port = await freePort();
+  await assert.rejects(acquireLock({ port, dir }), (error) => {
+    assert.ok(error instanceof LockDirectoryError, `expected LockDirectoryError, got ${String(error)}`);
+    assert.equal(error.name, 'LockDirectoryError');
+    assert.equal(error.code, 'ELOCKDIR');
+    assert.equal(error.problem, problem);
+    assert.equal(error.dir, dir);
+    assert.ok(error.message.includes(dir), error.message);
+    assert.match(error.message, /PORTLOCK_DIR/);
+    return true;
+  });
+  assert.deepEqual(snapshot(watched), before, 'nothing was written');
+  return port;
+}
+
+/** A directory of mode `mode` inside a fresh temp dir. */
+function lockDir(mode = 0o700): string {
+  const dir = join(tempDir(), 'locks');
+  mkdirSync(dir, { mode });
+  chmodSync(dir, mode);
+  return dir;
+}
+
+describe('the lock directory', () => {
+  it('is refused when it is a symlink, even to a private directory of this user', async () => {
+    const real = lockDir();
+    const link = join(tempDir(), 'link');
+    symlinkSync(real, link);
+    await assertRefused(link, 'symlink', real);
+  });
+
+  it('is refused when it is a file', async () => {
+    const file = join(tempDir(), 'locks');
+    writeFileSync(file, 'not a directory');
+    await assertRefused(file, 'not-directory', join(file, '..'));
+  });
+
+  it('is refused when a parent of it is a file', async () => {
+    const file = join(tempDir(), 'locks');
+    writeFileSync(file, 'not a directory');
+    await assertRefused(join(file, 'sub'), 'not-directory', join(file, '..'));
+  });
+
+  it('is refused when another user owns it', { skip: !posix }, async () => {
+    const dir = lockDir();
+    chownSync(dir, NOBODY_UID, NOBODY_GID);
+    const before = snapshot(dir);
+    await assert.rejects(acquireLock({ port: await freePort(), dir }), (error) => {
+      assert.ok(error instanceof LockDirectoryError);
+      assert.equal(error.problem, 'foreign-owner');
+      assert.match(error.message, new RegExp(`owned by another user.*owner uid ${NOBODY_UID}`));
+      return true;
+    });
+    assert.deepEqual(snapshot(dir), before);
+  });
+
+  for (const mode of [0o777, 0o770, 0o730, 0o703, 0o1777]) {
+    it(`is refused when writable by group or others (mode 0${mode.toString(8)})`, { skip: !posix }, async () => {
+      const dir = lockDir(mode);
+      await assertRefused(dir, 'shared-writable');
+      await assert.rejects(acquireLock({ port: await freePort(), dir }), (error) => {
+        assert.ok(error instanceof Error);
+        assert.ok(error.message.includes(`chmod 700 ${dir}`), error.message);
+        return true;
+      });
+    });
+  }
+
+  it('is accepted when others may only read it (mode 0755)', { skip: !posix }, async () => {
+    const dir = lockDir(0o755);
+    const lock = await acquireLock({ port: await freePort(), dir });
+    await lock.release();
+  });
+
+  it('is refused as unwritable, naming the path and PORTLOCK_DIR, when this user cannot create files in it', async (t) => {
+    const reason = nobodyUnavailable();
+    if (reason !== undefined) {
+      t.skip(reason);
+      return;
+    }
+    // Root writes anywhere, so the refusal is staged for nobody, in a directory nobody owns with mode 0500.
+    const parent = tempDir();
+    chmodSync(parent, 0o755);
+    const dir = join(parent, 'locks');
+    mkdirSync(dir, { mode: 0o500 });
+    giveToNobody(dir);
+    chmodSync(dir, 0o500);
+    const before = snapshot(dir);
+    const port = await freePort();
+    const { code, stdout, stderr } = await runTsAsNobody(fixture('try-acquire.ts'), [JSON.stringify({ port, dir })]);
+    assert.equal(code, 0, stderr);
+    const outcome = JSON.parse(stdout);
+    assert.equal(outcome.acquired, false);
+    assert.equal(outcome.error.name, 'LockDirectoryError');
+    assert.equal(outcome.error.code, 'ELOCKDIR');
+    assert.match(outcome.error.message, /cannot create files in it/);
+    assert.ok(outcome.error.message.includes(dir), outcome.error.message);
+    assert.match(outcome.error.message, /PORTLOCK_DIR/);
+    assert.deepEqual(snapshot(dir), before, 'nothing was written');
+  });
+
+  it('is refused as unwritable when it is missing and this user cannot create it', async (t) => {
+    const reason = nobodyUnavailable();
+    if (reason !== undefined) {
+      t.skip(reason);
+      return;
+    }
+    const parent = tempDir();
+    chmodSync(parent, 0o755);
+    const dir = join(parent, 'locks');
+    const { code, stdout, stderr } = await runTsAsNobody(fixture('try-acquire.ts'), [
+      JSON.stringify({ port: await freePort(), dir }),
+    ]);
+    assert.equal(code, 0, stderr);
+    const outcome = JSON.parse(stdout);
+    assert.equal(outcome.error?.name, 'LockDirectoryError');
+    assert.match(outcome.error.message, /cannot create files in it/);
+    assert.ok(outcome.error.message.includes(dir));
+    assert.equal(existsSync(dir), false);
+  });
+});

@@ -131,7 +131,8 @@ export class Interlock {
   }
 
   #reply(socket: Socket, reply: Reply): void {
-    socket.end(encode(reply));
+    // Closed as soon as the reply is flushed, so the slot is free without waiting on the client.
+    socket.end(encode(reply), () => socket.destroy());
   }
 
   /** Frees the name at once (synchronously), and ends every open connection. */

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { encode, parseReply, parseRequest } from '../../src/interlock/protocol.ts';
+
+describe('interlock protocol', () => {
+  it('reads the three requests', () => {
+    assert.deepEqual(parseRequest('{"v":1,"op":"who"}'), { op: 'who' });
+    assert.deepEqual(parseRequest('{"v":1,"op":"wait"}'), { op: 'wait' });
+    assert.deepEqual(parseRequest('{"v":1,"op":"stop","token":"abc"}'), { op: 'stop', token: 'abc' });
+  });
+
+  it('answers anything else with an error reply, never a throw', () => {
+    const cases: [string, string][] = [
+      ['', 'EBADREQUEST'],
+      ['{', 'EBADREQUEST'],
+      ['[]', 'EBADREQUEST'],
+      ['null', 'EBADREQUEST'],
+      ['"who"', 'EBADREQUEST'],
+      ['{"op":"who"}', 'EVERSION'],
+      ['{"v":2,"op":"who"}', 'EVERSION'],
+      ['{"v":1,"op":"kill"}', 'EBADREQUEST'],
+      ['{"v":1,"op":"stop"}', 'EBADREQUEST'],
+      ['{"v":1,"op":"stop","token":7}', 'EBADREQUEST'],
+      [`{"v":1,"op":"stop","token":"${'a'.repeat(300)}"}`, 'EBADREQUEST'],
+    ];
+    for (const [line, code] of cases) {
+      const reply = parseRequest(line);
+      assert.ok('v' in reply && !reply.ok, line);
+      assert.equal(reply.error.code, code, line);
+    }
+  });
+
+  it('round-trips replies, and rejects lines that are not replies', () => {
+    const reply = { v: 1, ok: true, waiting: true } as const;
+    assert.deepEqual(parseReply(encode(reply).trim()), reply);
+    assert.equal(parseReply('garbage'), undefined);
+    assert.equal(parseReply('{"v":2,"ok":true}'), undefined);
+    assert.equal(parseReply('{"v":1}'), undefined);
+  });
+});

@@ -107,12 +107,13 @@ export class LockDirectoryError extends Error {
   }
 }
 
-export type LockPathProblem = 'symlink' | 'directory' | 'special';
+export type LockPathProblem = 'symlink' | 'directory' | 'special' | 'unreadable';
 
 const PATH_PROBLEMS: Record<LockPathProblem, string> = {
   symlink: 'is a symbolic link; portlock never follows one',
   directory: 'is a directory, not a lock file',
   special: 'is not a regular file',
+  unreadable: 'cannot be read by this process (it belongs to another user)',
 };
 
 /** Something other than a lock file sits at the lock path: nothing was written through it. */
@@ -124,7 +125,11 @@ export class LockPathError extends Error {
 
   constructor(lockPath: string, problem: LockPathProblem) {
     super(
-      `Lock path ${lockPath} ${PATH_PROBLEMS[problem]}.\nNext step: if you did not put it there, remove it and start again.`,
+      `Lock path ${lockPath} ${PATH_PROBLEMS[problem]}.\nNext step: ${
+        problem === 'unreadable'
+          ? 'use a lock directory of your own (PORTLOCK_DIR or `dir`), or ask its owner'
+          : 'if you did not put it there, remove it and start again'
+      }.`,
     );
     this.lockPath = lockPath;
     this.problem = problem;

@@ -113,6 +113,15 @@ export function judgeHolder(record: LockRecord, context: JudgeContext): Verdict 
     return held('likely', `process ${pid} exists${otherUser}; this OS does not tell its start time`);
   }
   if (info.state === 'Z' || info.state === 'X') {
+    if ((info.threads ?? 0) > 1) {
+      // Its other threads still hold its files, its port among them: a moment from now it is gone.
+      return {
+        state: 'unknown',
+        certainty: 'likely',
+        reason: `process ${pid} is exiting; its threads still hold its files`,
+        retryAfterMs: 5,
+      };
+    }
     return stale('certain', `process ${pid} has exited and awaits its parent (zombie)`);
   }
   if (info.tgid !== undefined && info.tgid !== pid) {

@@ -1,4 +1,4 @@
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 
 /** What the process table says about a pid. */
@@ -12,6 +12,11 @@ export interface ProcessInfo {
   state: string;
   /** The thread group id: differs from the pid when the pid names a thread, not a process. */
   tgid: number | undefined;
+  /**
+   * For a zombie, how many of its threads still exist. A multi-threaded process's main thread
+   * turns zombie first; its files (sockets, ports) are closed only when the last thread is gone.
+   */
+  threads?: number;
 }
 
 /**
@@ -92,7 +97,15 @@ function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
   if (stat === undefined) return 'gone';
   const parsed = parseProcStat(stat);
   if (parsed === undefined) return undefined;
-  return { ...parsed, tgid: parseTgid(readText(`/proc/${pid}/status`)) };
+  const info: ProcessInfo = { ...parsed, tgid: parseTgid(readText(`/proc/${pid}/status`)) };
+  if (parsed.state === 'Z' || parsed.state === 'X') {
+    try {
+      info.threads = readdirSync(`/proc/${pid}/task`).length;
+    } catch {
+      info.threads = 0;
+    }
+  }
+  return info;
 }
 
 /** The probe of the machine this process runs on. */

@@ -7,7 +7,10 @@ function lstatOrUndefined(dir: string): Stats | undefined {
   try {
     return lstatSync(dir);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTDIR') throw new LockDirectoryError(dir, 'not-directory', 'a parent is a file');
+    if (code === 'EACCES') throw new LockDirectoryError(dir, 'unwritable', code);
     throw error;
   }
 }

@@ -41,6 +41,9 @@ export function readRecordFile(path: string): RecordFile | undefined {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
     if (code === 'ELOOP' || code === 'EMLINK') throw new LockPathError(path, 'symlink');
+    // A Unix socket or device at the path refuses to be opened as a file.
+    if (code === 'ENXIO' || code === 'EOPNOTSUPP' || code === 'ENODEV') throw new LockPathError(path, 'special');
+    if (code === 'EACCES' || code === 'EPERM') throw new LockPathError(path, 'unreadable');
     throw error;
   }
   try {

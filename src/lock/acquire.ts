@@ -105,17 +105,14 @@ async function tryOnce(
   ensureLockDir(dir);
   let interlock: Interlock | undefined;
   let lock: Lock | undefined;
+  const record = createRecord(scope, options.name, token, probe, name !== undefined);
   if (name !== undefined) {
-    const answers = {
-      record: publicRecord(createRecord(scope, options.name, token, probe, true)),
-      token,
-      stopHandler: () => lock?.onStopRequest,
-    };
+    const answers = { record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest };
     const bound = await Interlock.bind(name, answers);
     if (bound === 'taken') return heldByInterlock(name, options, probe);
-    if (bound !== 'unavailable') interlock = bound;
+    if (bound === 'unavailable') delete record.interlock;
+    else interlock = bound;
   }
-  const record = createRecord(scope, options.name, token, probe, interlock !== undefined);
   const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port' });
   let attempt: Attempt;
   try {
@@ -160,6 +157,8 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
   const resolved = resolveAcquire(options);
   const { dir, scope, wait, signal } = resolved;
   signal?.throwIfAborted();
+  // The directory exists before the interlock is named: a key's name uses its real path.
+  ensureLockDir(dir);
   const name = resolved.interlock === 'auto' ? interlockName(scope, dir) : undefined;
   const token = newToken();
   const started = performance.now();

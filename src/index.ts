@@ -1,3 +1,4 @@
+export * from './agent/index.ts';
 export { LockDirectoryError, LockHeldError, LockLostError, LockPathError } from './errors.ts';
 export { acquireLock } from './lock/acquire.ts';
 export { inspectLock, listLocks } from './lock/inspect.ts';

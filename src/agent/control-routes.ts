@@ -1,0 +1,124 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { controlRequestRefusal } from './request-guard.ts';
+import type { AgentLogger, AgentReadyState } from './types.ts';
+
+/** What `GET /healthcheck` reports. Never the token. */
+export interface HealthReport {
+  name: string;
+  version: string | null;
+  pid: number;
+  port: number;
+  startedAt: string;
+  instanceId: string;
+  readyState: AgentReadyState;
+}
+
+export interface ControlContext {
+  /** `''` or a path such as `/percy`, without a trailing slash. */
+  prefix: string;
+  port(): number;
+  health(): HealthReport;
+  /** The token of the lock record, which only the lock's owner can read; undefined when none is held. */
+  token(): string | undefined;
+  /** Called once the `POST /stop` answer has gone out. */
+  stop(): void;
+  logger: AgentLogger;
+}
+
+export type ControlRoutes = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+function send(res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Compares without leaking, through timing, how much of the token a guess got right. */
+function sameToken(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+function bearer(header: string | undefined): string | undefined {
+  const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+/** Normalizes a mount point to `''` or `/a/b`. */
+export function normalizePrefix(prefix: string): string {
+  const trimmed = prefix.replace(/\/+$/, '');
+  if (trimmed === '') return '';
+  return trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
+}
+
+/**
+ * `GET /healthcheck` and `POST /stop` under a prefix. Returns a function that answers a request
+ * and returns true when it is a control route, false when it belongs to the application.
+ */
+export function createControlRoutes(context: ControlContext): ControlRoutes {
+  const { prefix, logger } = context;
+  const routes = new Map<string, 'health' | 'stop'>([
+    [`${prefix}/healthcheck`, 'health'],
+    [`${prefix}/stop`, 'stop'],
+  ]);
+
+  return (req, res) => {
+    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const route = routes.get(pathname);
+    if (route === undefined) return false;
+    req.resume();
+
+    const refusal = controlRequestRefusal(req.headers, context.port());
+    if (refusal !== undefined) {
+      logger.warn(`refused ${req.method} ${pathname}: ${refusal}`);
+      send(res, 403, { error: refusal });
+      return true;
+    }
+
+    if (route === 'health') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        send(res, 405, { error: `${pathname} answers GET` }, { allow: 'GET, HEAD' });
+      } else {
+        send(res, 200, context.health());
+      }
+      return true;
+    }
+
+    if (req.method !== 'POST') {
+      send(res, 405, { error: `${pathname} answers POST` }, { allow: 'POST' });
+      return true;
+    }
+    const expected = context.token();
+    if (expected === undefined) {
+      send(res, 503, { error: 'not holding the lock' });
+      return true;
+    }
+    const given = bearer(req.headers.authorization);
+    if (given === undefined) {
+      send(
+        res,
+        401,
+        { error: 'send the token of the lock record as "Authorization: Bearer <token>"' },
+        { 'www-authenticate': 'Bearer' },
+      );
+      return true;
+    }
+    if (!sameToken(given, expected)) {
+      logger.warn(`refused ${req.method} ${pathname}: wrong token`);
+      send(res, 403, { error: 'wrong token' });
+      return true;
+    }
+    logger.info('stop requested over HTTP');
+    // The stop drains in-flight requests, this one included, so it starts once the answer is out.
+    res.once('close', () => context.stop());
+    send(res, 202, { stopping: true }, { connection: 'close' });
+    return true;
+  };
+}

@@ -1,0 +1,26 @@
+import type { PublicLockRecord } from '../types.ts';
+
+/**
+ * A start was refused: another instance holds the port's lock, or another program holds the port.
+ * The message is the one scripts may already match on; `cause` is the underlying `LockHeldError`
+ * or the `EADDRINUSE` error from listen.
+ */
+export class AlreadyRunningError extends Error {
+  override readonly name = 'AlreadyRunningError';
+  readonly code = 'EALREADYRUNNING';
+  readonly port: number;
+  /** The lock file, when the lock was refused. */
+  readonly lockPath: string | undefined;
+  /** The holder's record (without its token), when the lock was refused and the record readable. */
+  readonly holder: PublicLockRecord | undefined;
+
+  constructor(
+    message: string,
+    details: { port: number; cause: unknown; lockPath?: string | undefined; holder?: PublicLockRecord | undefined },
+  ) {
+    super(message, { cause: details.cause });
+    this.port = details.port;
+    this.lockPath = details.lockPath;
+    this.holder = details.holder;
+  }
+}

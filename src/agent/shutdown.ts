@@ -1,0 +1,115 @@
+import { constants } from 'node:os';
+import { agentToken } from './agent.ts';
+import { describeForLog } from './redact.ts';
+import type { Agent, ShutdownOptions } from './types.ts';
+
+export const DEFAULT_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+export const DEFAULT_EXIT_DELAY = 3000;
+const DEFAULT_BUDGET_MARGIN = 5000;
+
+/** The shell's convention: 128 plus the signal number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP). */
+export function exitCodeFor(signal: NodeJS.Signals): number {
+  return 128 + (constants.signals[signal] ?? 0);
+}
+
+/**
+ * Stops the agent cleanly when the process is told to end. The first signal drains within a
+ * budget, the second forces the stop, a third exits at once; a crash (`unhandledRejection`,
+ * `uncaughtException`) is logged with secrets redacted and drains like a first signal. The exit
+ * code is set through `process.exitCode`, so that the run ends by itself once the agent has
+ * stopped and `finally` blocks and exit handlers still run; if something keeps the process alive,
+ * it exits `exitDelay` ms after the stop anyway. Returns a function that removes the handlers.
+ */
+export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () => void {
+  const {
+    signals = DEFAULT_SIGNALS,
+    timeout = agent.drainTimeout + DEFAULT_BUDGET_MARGIN,
+    exitDelay = DEFAULT_EXIT_DELAY,
+    crashes = true,
+    logger = agent.logger,
+    secrets = [],
+  } = options;
+  let phase: 'running' | 'draining' | 'forcing' | 'stopped' = 'running';
+  let budget: NodeJS.Timeout | undefined;
+  let hardExit: NodeJS.Timeout | undefined;
+
+  const describe = (error: unknown) => describeForLog(error, { secrets: [...secrets, agentToken(agent) ?? ''] });
+  const setExitCode = (code: number) => {
+    // The first reason to end the run is the one its exit code reports.
+    if (!process.exitCode) process.exitCode = code;
+  };
+
+  const armHardExit = () => {
+    if (hardExit !== undefined) return;
+    // Unref'd: it must not keep alive a process that would otherwise end by itself.
+    hardExit = setTimeout(() => {
+      logger.error(`still running ${exitDelay} ms after stopping; exiting now`);
+      process.exit();
+    }, exitDelay).unref();
+  };
+
+  const force = () => {
+    phase = 'forcing';
+    clearTimeout(budget);
+    // Its failure is logged where the stop began.
+    agent.stop({ force: true }).catch(() => {});
+    armHardExit();
+  };
+
+  const drain = () => {
+    phase = 'draining';
+    budget = setTimeout(() => {
+      logger.warn(`the stop is taking longer than ${timeout} ms; forcing it`);
+      force();
+    }, timeout).unref();
+    agent
+      .stop()
+      .catch((error: unknown) => {
+        logger.error(`stop failed: ${describe(error)}`);
+        setExitCode(1);
+      })
+      .finally(() => {
+        phase = 'stopped';
+        clearTimeout(budget);
+        armHardExit();
+      });
+  };
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    setExitCode(exitCodeFor(signal));
+    if (phase === 'running') {
+      logger.warn(`${signal} received, draining (press Ctrl-C again to force)`);
+      drain();
+    } else if (phase === 'draining') {
+      logger.warn(`${signal} received again, forcing the stop`);
+      force();
+    } else {
+      logger.warn(`${signal} received again, exiting now`);
+      process.exit();
+    }
+  };
+
+  const onCrash = (what: string) => (error: unknown) => {
+    logger.error(`${what}: ${describe(error)}`);
+    setExitCode(1);
+    if (phase === 'running') {
+      logger.warn('stopping after the error');
+      drain();
+    }
+  };
+  const onRejection = onCrash('unhandled rejection');
+  const onException = onCrash('uncaught exception');
+
+  for (const signal of signals) process.on(signal, onSignal);
+  if (crashes) {
+    process.on('unhandledRejection', onRejection);
+    process.on('uncaughtException', onException);
+  }
+  return () => {
+    for (const signal of signals) process.off(signal, onSignal);
+    process.off('unhandledRejection', onRejection);
+    process.off('uncaughtException', onException);
+    clearTimeout(budget);
+    clearTimeout(hardExit);
+  };
+}

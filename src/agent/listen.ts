@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isLoopbackHost } from './request-guard.ts';
 
 /** Where a server listens, and how to stop it listening. */
@@ -21,6 +22,11 @@ interface Candidate {
 const ADDRESS_MISSING = new Set(['EADDRNOTAVAIL', 'EAFNOSUPPORT', 'EPROTONOSUPPORT']);
 // With port 0 the OS picks the first address's port, which may be taken on another address.
 const PORT_ZERO_ATTEMPTS = 5;
+// The caller holds the port's lock, so a port in use is a predecessor whose last sockets the
+// kernel is still closing (a killed process frees its lock a moment before its other files), or
+// a program that takes no lock. The first clears within milliseconds; give it that long.
+const IN_USE_ATTEMPTS = 5;
+const IN_USE_DELAY_MS = 20;
 
 /**
  * Every loopback address `localhost` may mean to a client: what the resolver says first, then
@@ -119,8 +125,9 @@ export async function listenOn(server: HttpServer, host: string | string[] | und
     try {
       return await bindAll(server, candidates, port);
     } catch (error) {
-      const retry = port === 0 && attempt < PORT_ZERO_ATTEMPTS && candidates.length > 1;
-      if (!retry || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      if (port === 0 ? attempt >= PORT_ZERO_ATTEMPTS || candidates.length < 2 : attempt >= IN_USE_ATTEMPTS) throw error;
+      if (port !== 0) await sleep(IN_USE_DELAY_MS);
     }
   }
 }

@@ -99,10 +99,12 @@ async function tryOnce(
   options: ResolvedAcquire,
   probe: ProcessProbe,
   token: string,
-  name: string | undefined,
+  interlockNameOf: () => string | undefined,
 ): Promise<Tried> {
   const { dir, path, scope } = options;
   ensureLockDir(dir);
+  // Named only now that the directory exists: a key's name uses its real path.
+  const name = interlockNameOf();
   let interlock: Interlock | undefined;
   let lock: Lock | undefined;
   const record = createRecord(scope, options.name, token, probe, name !== undefined);
@@ -157,16 +159,18 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
   const resolved = resolveAcquire(options);
   const { dir, scope, wait, signal } = resolved;
   signal?.throwIfAborted();
-  // The directory exists before the interlock is named: a key's name uses its real path.
-  ensureLockDir(dir);
-  const name = resolved.interlock === 'auto' ? interlockName(scope, dir) : undefined;
+  let name: string | undefined | null = resolved.interlock === 'auto' ? null : undefined;
+  const interlockNameOf = () => {
+    if (name === null) name = interlockName(scope, dir);
+    return name;
+  };
   const token = newToken();
   const started = performance.now();
   let poll = POLL_MIN_MS;
   ownTokens.add(token);
   try {
     for (;;) {
-      const tried = await tryOnce(resolved, probe, token, name);
+      const tried = await tryOnce(resolved, probe, token, interlockNameOf);
       if (tried.kind === 'acquired') return tried.lock;
       const elapsed = performance.now() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
@@ -176,7 +180,7 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
       }
       if (elapsed >= wait) throw heldError(resolved, tried, probe.now());
       // The holder's interlock tells a waiter the moment it is released; otherwise poll.
-      if (tried.viaInterlock && name !== undefined && (await waitForRelease(name, wait - elapsed, signal))) {
+      if (tried.viaInterlock && name && (await waitForRelease(name, wait - elapsed, signal))) {
         signal?.throwIfAborted();
         continue;
       }

@@ -169,4 +169,77 @@ export interface LockHandle {
    * stop. Without a handler such requests are answered "not supported".
    */
   onStopRequest: StopRequestHandler | undefined;
+  /**
+   * The file descriptor of the lock's kernel interlock, to hand to a child process that will use
+   * the port: `spawn(command, args, { stdio: ['inherit', 'inherit', 'inherit', lock.interlockFd()] })`.
+   * The child then holds the kernel name too, so the lock stays held for as long as the child
+   * lives, even if this process is killed with `SIGKILL`; {@link interlockHolders} names it then.
+   * The child need not do anything with the descriptor, only keep it open (a program that closes
+   * the descriptors it inherits gives this up). Undefined when no interlock backs the lock, where
+   * the OS cannot pass it on (Windows), and after release.
+   */
+  interlockFd(): number | undefined;
+}
+
+/** A process that holds a lock's kernel interlock; see {@link interlockHolders}. */
+export interface InterlockHolder {
+  pid: number;
+  /** Its command line, where the OS tells it. */
+  command: string | undefined;
+}
+
+/** Options of {@link stopLock}. */
+export interface StopLockOptions extends LockTarget {
+  /**
+   * Milliseconds to wait for the holder to release the lock after each step: the stop request,
+   * and with `force` the SIGTERM and the SIGKILL. Never waits longer.
+   * @default 10000
+   */
+  timeout?: number;
+  /**
+   * When the holder does not stop on request (it refused, does not answer, or the time ran out),
+   * send it SIGTERM, then SIGKILL. Only the process the lock names, or the processes that hold its
+   * kernel interlock, are signalled; never this process.
+   * @default false
+   */
+  force?: boolean;
+}
+
+/** What {@link stopLock} did. */
+export interface StopLockResult {
+  /**
+   * - `stopped`: the lock was held and is not any more;
+   * - `not-running`: nothing held it (no lock file, or a stale one);
+   * - `still-running`: it is still held: the holder refused, did not answer, or took too long;
+   * - `unknown`: its holder cannot be checked from here (another host, an odd file); nothing was sent.
+   */
+  outcome: 'stopped' | 'not-running' | 'still-running' | 'unknown';
+  /** What stopped it: the holder on request, or a signal (with `force`). */
+  via?: 'request' | 'SIGTERM' | 'SIGKILL';
+  /** The lock as found before anything was sent. */
+  before: LockInspection;
+  /** The processes that were sent a signal. */
+  signalled: number[];
+  /** Why, in one sentence a person can act on. */
+  reason: string;
+}
+
+/** Options of {@link cleanLocks}. */
+export interface CleanOptions extends ListOptions {
+  /** Report what would be removed, and remove nothing. @default false */
+  dryRun?: boolean;
+}
+
+/** What {@link cleanLocks} found. */
+export interface CleanResult {
+  /** Stale records removed (with `dryRun`, the ones that would be). */
+  removed: LockInspection[];
+  /** Every other lock, left alone: held, unknown, or changed while being cleaned. */
+  kept: LockInspection[];
+}
+
+/** What {@link removeStaleLock} did. */
+export interface RemoveStaleResult extends LockInspection {
+  /** True when this call removed the stale record. */
+  removed: boolean;
 }

@@ -135,6 +135,16 @@ export class Interlock {
     socket.end(encode(reply), () => socket.destroy());
   }
 
+  /**
+   * The listening socket's file descriptor, for a child process to inherit; undefined once closed
+   * or where the OS gives none (Windows named pipes).
+   */
+  get fd(): number | undefined {
+    // Node has no public accessor for a server's descriptor; its handle has carried `fd` since 0.x.
+    const fd = (this.#server as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+    return !this.#closed && typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  }
+
   /** Frees the name at once (synchronously), and ends every open connection. */
   close(): void {
     if (this.#closed) return;

@@ -54,6 +54,10 @@ export class Lock implements LockHandle {
     return this.#interlock !== undefined;
   }
 
+  interlockFd(): number | undefined {
+    return this.#released ? undefined : this.#interlock?.fd;
+  }
+
   /** Re-reads the record now and then; a record gone or replaced means the lock was lost. */
   #watch({ target, intervalMs, onLost }: LostWatch): void {
     this.#recheck = setInterval(() => {

@@ -1,0 +1,89 @@
+import { createAgent } from '../../agent/agent.ts';
+import { AlreadyRunningError } from '../../agent/errors.ts';
+import { createLogger } from '../../agent/logger.ts';
+import { handleShutdown } from '../../agent/shutdown.ts';
+import { lockPathFor } from '../../options/resolve.ts';
+import { parsePort, stringValue, UsageError } from '../args.ts';
+import type { Command } from '../command.ts';
+import { EXIT, signalExitCode } from '../exit-codes.ts';
+
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+export const agent: Command = {
+  name: 'agent',
+  usage: 'portlock agent [--port <port>] [options]',
+  summary: 'run the reference agent in the foreground until it is stopped',
+  description:
+    'Takes the lock for the port, then serves the control endpoints on localhost: GET /healthcheck and\n' +
+    "POST /stop (with the lock record's token as a bearer token), and nothing else. A second agent on the\n" +
+    'same port is refused at once, naming this one. Ctrl-C (or SIGTERM, SIGHUP, `portlock stop <port>`)\n' +
+    'drains and releases the lock; a second Ctrl-C forces the stop. Logs go to stderr; with --json, one\n' +
+    'document on stdout says where it listens, once it does.',
+  options: {
+    port: {
+      type: 'string',
+      short: 'p',
+      value: '<port>',
+      description: 'the port to serve and lock; 0 lets the OS choose',
+      default: '5338',
+    },
+  },
+  exitCodes: [
+    [EXIT.ok, 'stopped on request (portlock stop, POST /stop)'],
+    [EXIT.failure, 'it failed to start or crashed'],
+    [EXIT.usage, 'usage error'],
+    [EXIT.held, 'another instance holds the port, or another program listens on it'],
+    [130, 'stopped by SIGINT (143: SIGTERM, 129: SIGHUP)'],
+  ],
+  examples: [
+    ['portlock agent', 'serve port 5338 until Ctrl-C'],
+    ['portlock agent --port 0 --json', 'serve a port the OS chooses, and print it as JSON'],
+  ],
+  async run({ positionals, values, out, dir, name }) {
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const port = parsePort(stringValue(values, 'port'), '--port', { allowZero: true });
+    const logger = createLogger({ name, stream: out.io.stderr });
+    let stopped = () => {};
+    const whenStopped = new Promise<void>((resolve) => {
+      stopped = resolve;
+    });
+    // A teardown runs on every stop, whoever asked for it: a signal, `portlock stop`, POST /stop.
+    const instance = createAgent({ port, name, dir, logger, setup: () => stopped });
+    let first: NodeJS.Signals | undefined;
+    const remember = (signal: NodeJS.Signals) => {
+      first ??= signal;
+    };
+    for (const signal of SIGNALS) process.on(signal, remember);
+    const dispose = handleShutdown(instance, { signals: SIGNALS, logger });
+    try {
+      try {
+        await instance.start();
+      } catch (error) {
+        if (!(error instanceof AlreadyRunningError)) throw error;
+        // The agent has logged the full refusal, holder included; this is the one-line verdict.
+        out.error(error.code, error.message, {
+          port: error.port,
+          ...(error.lockPath !== undefined && { lockPath: error.lockPath }),
+          ...(error.holder !== undefined && { holder: error.holder }),
+        });
+        return EXIT.held;
+      }
+      const address = instance.address;
+      if (out.json && address !== undefined) {
+        out.document({
+          name,
+          pid: process.pid,
+          port: address.port,
+          url: address.url,
+          lockPath: lockPathFor({ port: address.port, name, dir }),
+        });
+      }
+      await whenStopped;
+      await instance.stop();
+      return first === undefined ? EXIT.ok : signalExitCode(first);
+    } finally {
+      dispose();
+      for (const signal of SIGNALS) process.off(signal, remember);
+    }
+  },
+};

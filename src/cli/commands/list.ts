@@ -1,0 +1,75 @@
+import { basename } from 'node:path';
+import { listLocks } from '../../lock/inspect.ts';
+import { scopeOfFileName } from '../../options/resolve.ts';
+import type { LockInspection } from '../../types.ts';
+import { UsageError } from '../args.ts';
+import type { Command } from '../command.ts';
+import { EXIT } from '../exit-codes.ts';
+import { alignedTable, type Style, since } from '../output.ts';
+
+const WORDS = { held: 'running', stale: 'STALE', free: 'free', unknown: 'unknown' } as const;
+const COLOURS: Record<LockInspection['state'], Style> = {
+  held: 'green',
+  stale: 'yellow',
+  free: 'dim',
+  unknown: 'magenta',
+};
+
+/** The port, or the key, a lock file stands for. */
+export function lockLabel(path: string): string {
+  const scope = scopeOfFileName(basename(path));
+  if (scope === undefined) return basename(path);
+  return scope.kind === 'port' ? String(scope.port) : scope.key;
+}
+
+export const list: Command = {
+  name: 'list',
+  aliases: ['ls'],
+  usage: 'portlock list [options]',
+  summary: 'show every lock in the lock directory, stale ones marked',
+  description:
+    'One row per lock file: the port (or key), its state, the application, pid, user and age. Stale locks\n' +
+    "are marked STALE, with the reason; 'portlock clean' removes them.",
+  options: {},
+  exitCodes: [
+    [EXIT.ok, 'listed (also when there are no locks)'],
+    [EXIT.failure, 'the lock directory cannot be read'],
+    [EXIT.usage, 'usage error'],
+  ],
+  examples: [
+    ['portlock list', 'every lock in ~/.portlock (or $PORTLOCK_DIR)'],
+    ['portlock ls --dir /tmp/locks --json', 'the locks of another directory, as JSON'],
+  ],
+  async run({ positionals, out, dir }) {
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const locks = await listLocks({ dir });
+    if (out.json) {
+      out.document({ dir, locks: locks.map((lock) => ({ lock: lockLabel(lock.path), ...lock })) });
+      return EXIT.ok;
+    }
+    if (locks.length === 0) {
+      out.err(`No locks in ${dir}.`);
+      return EXIT.ok;
+    }
+    const now = Date.now();
+    const rows = locks.map((lock) => {
+      const record = lock.record;
+      const note = lock.state === 'held' && lock.certainty === 'certain' ? '' : lock.reason;
+      return [
+        lockLabel(lock.path),
+        WORDS[lock.state],
+        record?.name ?? '-',
+        record === undefined ? '-' : String(record.pid),
+        record?.user ?? '-',
+        record === undefined ? '-' : (since(record.startedAt, now) ?? '-'),
+        note,
+      ];
+    });
+    const states = locks.map((lock) => lock.state);
+    const lines = alignedTable(['LOCK', 'STATE', 'NAME', 'PID', 'USER', 'AGE', 'NOTE'], rows, (row, column, text) =>
+      column === 1 ? out.paint(COLOURS[states[row] ?? 'free'], text) : column === 6 ? out.paint('dim', text) : text,
+    );
+    out.io.stdout.write(`${lines.join('\n')}\n`);
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,213 @@
+import type { ChildProcess } from 'node:child_process';
+import { LockHeldError } from '../../errors.ts';
+import { acquireLock } from '../../lock/acquire.ts';
+import type { LockHandle, LockTarget } from '../../types.ts';
+import { parseExitCode, parsePort, parseSeconds, stringValue, UsageError } from '../args.ts';
+import type { Command } from '../command.ts';
+import { EXIT, signalExitCode } from '../exit-codes.ts';
+import { inForegroundGroup } from '../foreground.ts';
+import type { Output } from '../output.ts';
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+type Ended = { code: number | null; signal: NodeJS.Signals | null } | { error: NodeJS.ErrnoException };
+
+/** Takes the lock, failing fast first; only a held lock with --wait waits, with a live line on a terminal. */
+async function take(
+  target: LockTarget & { port: number },
+  waitMs: number,
+  out: Output,
+  signal: AbortSignal,
+): Promise<LockHandle> {
+  try {
+    return await acquireLock({ ...target, signal });
+  } catch (error) {
+    if (!(error instanceof LockHeldError) || waitMs === 0) throw error;
+    // Loaded only here, like everything off the fast path: a refusal costs little more than Node's start.
+    const line = out.liveErr
+      ? new (await import('../wait-line.ts')).WaitLine(out, target, error.meta, waitMs)
+      : undefined;
+    try {
+      return await acquireLock({ ...target, wait: waitMs, signal });
+    } finally {
+      line?.stop();
+    }
+  }
+}
+
+async function refuse(
+  out: Output,
+  error: LockHeldError,
+  target: LockTarget & { port: number },
+  exitCode: number,
+): Promise<number> {
+  let message = error.message;
+  if (error.certainty === 'likely') {
+    // The holder does not answer; the processes that hold its interlock are the ones to name.
+    const { interlockHolders } = await import('../../interlock/holders.ts');
+    const holders = interlockHolders(target).filter((holder) => holder.pid !== error.meta?.pid);
+    const who = holders.map((holder) => `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ''}`);
+    if (who.length > 0)
+      message += `\nHeld now by: ${who.join(', ')}, through the kernel interlock; 'portlock stop ${target.port} --force' stops it.`;
+  }
+  out.error(error.code, message, {
+    state: error.state,
+    certainty: error.certainty,
+    lockPath: error.lockPath,
+    ...(error.meta !== undefined && { holder: error.meta }),
+  });
+  return exitCode;
+}
+
+/** Starts the command, handing it the lock's interlock so the lock outlives this process if it must. */
+function start(
+  spawn: typeof import('node:child_process').spawn,
+  command: string[],
+  lock: LockHandle,
+  port: number,
+  env: Record<string, string | undefined>,
+): ChildProcess {
+  const [file = '', ...args] = command;
+  const fd = lock.interlockFd();
+  return spawn(file, args, {
+    stdio: ['inherit', 'inherit', 'inherit', ...(fd === undefined ? [] : [fd])],
+    env: { ...env, PORT: String(port) },
+  });
+}
+
+function ended(child: ChildProcess): Promise<Ended> {
+  return new Promise((resolve) => {
+    // After a successful spawn, 'error' only means a kill failed; the exit still comes.
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      if (child.pid === undefined) resolve({ error });
+    });
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+export const run: Command = {
+  name: 'run',
+  rest: true,
+  usage: 'portlock run --port <port> [options] -- <command> [args...]',
+  summary: 'run a command while holding the lock for its port',
+  description:
+    'Takes the lock for the port, then starts the command with PORT set to it, and holds the lock until the\n' +
+    'command exits; portlock then exits with its exit code (128 + the signal number when a signal ended it)\n' +
+    'and releases the lock, on every path. If the port is held, it prints the holder and exits 75 at once,\n' +
+    'or waits with --wait. SIGINT, SIGTERM and SIGHUP are passed on to the command (on a terminal, Ctrl-C\n' +
+    'reaches it directly and is not sent twice). `portlock stop <port>` reaches the command as SIGTERM,\n' +
+    'then SIGKILL after --kill-after. On Linux the command inherits the lock (an extra file descriptor, 3,\n' +
+    'which it need not touch): if portlock itself is killed with SIGKILL, the port stays locked for as\n' +
+    "long as the command lives, and 'portlock status' names it.",
+  options: {
+    port: {
+      type: 'string',
+      short: 'p',
+      value: '<port>',
+      description: 'the port to lock (1-65535), given to the command as PORT (required)',
+    },
+    wait: {
+      type: 'string',
+      value: '<seconds>',
+      description: "if the port is held, wait this long for it ('forever' waits for good)",
+      default: '0',
+    },
+    'conflict-exit-code': {
+      type: 'string',
+      value: '<code>',
+      description: 'the exit code when the port is held by another process',
+      default: String(EXIT.held),
+    },
+    'kill-after': {
+      type: 'string',
+      value: '<seconds>',
+      description: 'after a stop request has sent SIGTERM to the command, send SIGKILL this much later',
+      default: '5',
+    },
+  },
+  env: [['PORT', 'set for the command to the locked port']],
+  exitCodes: [
+    [0, "the command's own exit code, whatever it is (128 + n when signal n ended it)"],
+    [EXIT.failure, 'the lock directory cannot be used'],
+    [EXIT.usage, 'usage error'],
+    [EXIT.held, 'the port is held by another process (see --conflict-exit-code)'],
+    [EXIT.cannotRun, 'the command cannot be run (permission denied)'],
+    [EXIT.notFound, 'the command was not found'],
+  ],
+  examples: [
+    ['portlock run --port 8080 -- node server.js', 'serve on 8080 unless another instance does already'],
+    ['portlock run -p 8080 --wait 30 -- npm start', 'wait up to 30 s for the holder of 8080 to exit first'],
+    ['portlock run -p 8080 --conflict-exit-code 0 -- ./serve', 'in CI: a second start is not an error'],
+  ],
+  async run({ values, rest, out, dir, name, env }) {
+    const port = parsePort(stringValue(values, 'port'), '--port');
+    const waitMs = parseSeconds(stringValue(values, 'wait') ?? '0', '--wait', { forever: true });
+    const conflict = parseExitCode(stringValue(values, 'conflict-exit-code') ?? '', '--conflict-exit-code');
+    const killAfterMs = parseSeconds(stringValue(values, 'kill-after') ?? '', '--kill-after');
+    if (rest.length === 0) throw new UsageError('missing the command to run, after --');
+    const target = { port, name, dir };
+
+    const abort = new AbortController();
+    let child: ChildProcess | undefined;
+    let interrupted: NodeJS.Signals | undefined;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (child === undefined) {
+        interrupted ??= signal;
+        abort.abort(new Error(`interrupted by ${signal} while taking the lock for port ${port}`));
+        return;
+      }
+      // The terminal sends Ctrl-C and hangups to the whole foreground group, the command included.
+      if (signal !== 'SIGTERM' && inForegroundGroup()) return;
+      child.kill(signal);
+    };
+    for (const signal of FORWARDED) process.on(signal, onSignal);
+    let lock: LockHandle | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    // Last resort if this process dies of an error: the command goes, and the record with it.
+    const onExit = () => {
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      lock?.releaseSync();
+    };
+    process.on('exit', onExit);
+    try {
+      try {
+        lock = await take(target, waitMs, out, abort.signal);
+      } catch (error) {
+        if (interrupted !== undefined) {
+          out.error('EINTERRUPTED', `interrupted by ${interrupted} while waiting for port ${port}`);
+          return signalExitCode(interrupted);
+        }
+        if (error instanceof LockHeldError) return refuse(out, error, target, conflict);
+        throw error;
+      }
+      const { spawn } = await import('node:child_process');
+      if (interrupted !== undefined) return signalExitCode(interrupted);
+      const running = start(spawn, rest, lock, port, env);
+      child = running;
+      lock.onStopRequest = () => {
+        if (running.exitCode !== null || running.signalCode !== null) return;
+        out.err(`portlock: stop requested for port ${port}: sending SIGTERM to pid ${running.pid}`);
+        running.kill('SIGTERM');
+        killTimer ??= setTimeout(() => {
+          out.err(`portlock: pid ${running.pid} still runs ${killAfterMs / 1000} s after SIGTERM: sending SIGKILL`);
+          running.kill('SIGKILL');
+        }, killAfterMs);
+      };
+      const result = await ended(running);
+      if ('error' in result) {
+        const missing = result.error.code === 'ENOENT';
+        out.error(
+          result.error.code ?? 'ESPAWN',
+          `cannot run '${rest[0]}': ${missing ? 'command not found' : result.error.message}`,
+        );
+        return missing ? EXIT.notFound : EXIT.cannotRun;
+      }
+      return result.signal !== null ? signalExitCode(result.signal) : (result.code ?? EXIT.failure);
+    } finally {
+      clearTimeout(killTimer);
+      await lock?.release();
+      process.off('exit', onExit);
+      for (const signal of FORWARDED) process.off(signal, onSignal);
+    }
+  },
+};

@@ -1,0 +1,70 @@
+import { hostname } from 'node:os';
+import { interlockHolders } from '../../interlock/holders.ts';
+import { inspectLock } from '../../lock/inspect.ts';
+import type { InterlockHolder, LockInspection } from '../../types.ts';
+import { parsePort, UsageError } from '../args.ts';
+import type { Command } from '../command.ts';
+import { EXIT } from '../exit-codes.ts';
+import { describeRecord, type Output } from '../output.ts';
+
+const CODES = { held: EXIT.ok, stale: EXIT.stale, free: EXIT.notRunning, unknown: EXIT.unknown } as const;
+const WORDS = { held: 'running', stale: 'stale', free: 'not running', unknown: 'unknown' } as const;
+
+/** One line: the state, who, and why. */
+export function statusLine(port: number, lock: LockInspection, holders: InterlockHolder[], out: Output): string {
+  const word = out.paint(
+    lock.state === 'held' ? 'green' : lock.state === 'stale' ? 'yellow' : lock.state === 'unknown' ? 'magenta' : 'dim',
+    WORDS[lock.state],
+  );
+  const ownHost = hostname();
+  const why = `${lock.certainty === 'likely' ? 'likely: ' : ''}${lock.reason}`;
+  if (lock.state === 'free') return `port ${port}: ${word} (${why})`;
+  const record = lock.record;
+  const who: string[] = [];
+  const named = holders.find((holder) => holder.pid === record?.pid);
+  if (holders.length > 0 && named === undefined) {
+    // The record's writer is gone, and a process it handed the lock to holds it.
+    const list = holders.map((holder) => `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ''}`);
+    who.push(`held by ${list.join(', ')} through the kernel interlock`);
+    if (record !== undefined) {
+      who.push(`taken for it by ${describeRecord(record, { ownHost, age: 'since' })}, which no longer holds it`);
+    }
+  } else if (record !== undefined) {
+    who.push(describeRecord(record, { ownHost, age: lock.state === 'held' ? 'up' : 'since' }));
+  }
+  const next = lock.state === 'stale' ? "; the next start replaces it, or 'portlock clean' removes it" : '';
+  return `port ${port}: ${word}${who.length > 0 ? `: ${who.join('; ')}` : ''} (${why})${next}`;
+}
+
+export const status: Command = {
+  name: 'status',
+  usage: 'portlock status <port> [options]',
+  summary: "tell whether a port's lock is held, in one line",
+  description:
+    'Reports the holder (application, pid, user, age) and whether it is alive, stale or unknown, and why.\n' +
+    'A holder that answers through the kernel interlock is certain; when the process that took the lock is\n' +
+    'gone but a command it started still holds the interlock, that process is named.',
+  arguments: [['<port>', 'the port whose lock to report (1-65535)']],
+  options: {},
+  exitCodes: [
+    [EXIT.ok, 'running: a live process holds the lock'],
+    [EXIT.stale, 'stale: a lock file is left by a process that is gone'],
+    [EXIT.notRunning, 'not running: no lock file'],
+    [EXIT.unknown, 'unknown: it cannot be checked from here (another host, an odd file)'],
+    [EXIT.usage, 'usage error'],
+  ],
+  examples: [
+    ['portlock status 5338', 'one line about the lock of port 5338'],
+    ['portlock status 5338 --json', 'the same as a JSON document'],
+  ],
+  async run({ positionals, out, dir, name }) {
+    if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
+    const port = parsePort(positionals[0], '<port>');
+    const lock = await inspectLock({ port, dir, name });
+    // A holder that does not answer is found through the descriptors that hold its interlock.
+    const holders = lock.state === 'held' && lock.certainty !== 'certain' ? interlockHolders({ port, dir }) : [];
+    if (out.json) out.document({ port, ...lock, holders });
+    else out.out(statusLine(port, lock, holders, out));
+    return CODES[lock.state];
+  },
+};

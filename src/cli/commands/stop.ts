@@ -1,0 +1,65 @@
+import { hostname } from 'node:os';
+import { stopLock } from '../../lock/stop.ts';
+import { parsePort, parseSeconds, stringValue, UsageError } from '../args.ts';
+import type { Command } from '../command.ts';
+import { EXIT } from '../exit-codes.ts';
+import { describeRecord } from '../output.ts';
+
+export const stop: Command = {
+  name: 'stop',
+  usage: 'portlock stop <port> [--timeout <seconds>] [--force] [options]',
+  summary: 'stop the process that holds a port, and confirm it is gone',
+  description:
+    "Asks the holder to stop through the lock's kernel interlock, proving the right to with the token in the\n" +
+    'lock file (mode 0600, so only its owner can read it), and waits until the lock is released and the\n' +
+    'holder has exited. A holder under `portlock run` passes the request on to its command as SIGTERM.\n' +
+    'It never waits longer than the timeout for a step. With --force, a holder that refuses, does not\n' +
+    'answer or takes too long is sent SIGTERM, then SIGKILL: first the process that took the lock, then\n' +
+    'every process that still holds its kernel interlock.',
+  arguments: [['<port>', 'the port whose holder to stop (1-65535)']],
+  options: {
+    timeout: {
+      type: 'string',
+      value: '<seconds>',
+      description: 'how long to wait for the release after each step (request, SIGTERM, SIGKILL)',
+      default: '10',
+    },
+    force: {
+      type: 'boolean',
+      short: 'f',
+      description: 'if the holder does not stop on request, send it SIGTERM, then SIGKILL',
+    },
+  },
+  exitCodes: [
+    [EXIT.ok, 'stopped, or nothing was running'],
+    [EXIT.failure, 'still running: the holder refused, does not answer, or took too long'],
+    [EXIT.unknown, 'unknown: the holder cannot be checked from here (another host); nothing was sent'],
+    [EXIT.usage, 'usage error'],
+  ],
+  examples: [
+    ['portlock stop 5338', 'ask the holder of port 5338 to stop, and wait up to 10 s'],
+    ['portlock stop 5338 --timeout 3 --force', 'ask, then SIGTERM, then SIGKILL, 3 s apart'],
+  ],
+  async run({ positionals, values, out, dir, name }) {
+    if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
+    const port = parsePort(positionals[0], '<port>');
+    const timeout = parseSeconds(stringValue(values, 'timeout') ?? '10', '--timeout');
+    const force = values.force === true;
+    const result = await stopLock({ port, dir, name, timeout, force });
+    const record = result.before.record;
+    const who = record === undefined ? '' : ` ${describeRecord(record, { ownHost: hostname() })}`;
+    if (result.outcome === 'stopped' || result.outcome === 'not-running') {
+      if (out.json) out.document({ port, ...result });
+      else if (result.outcome === 'stopped') out.out(`port ${port}: stopped${who}: ${result.reason}`);
+      else out.out(`port ${port}: not running (${result.reason})`);
+      return EXIT.ok;
+    }
+    const code = result.outcome === 'unknown' ? 'EUNKNOWN' : 'ESTILLRUNNING';
+    out.error(code, `port ${port} is still held by${who || ' a process'}: ${result.reason}.`, { port, ...result });
+    if (!out.json && !force && result.outcome === 'still-running') {
+      out.err(`Next step: portlock stop ${port} --force (SIGTERM, then SIGKILL).`);
+    }
+    if (result.outcome === 'still-running') return EXIT.failure;
+    return result.outcome === 'unknown' ? EXIT.unknown : EXIT.ok;
+  },
+};

@@ -1,0 +1,128 @@
+import type { PublicLockRecord } from '../types.ts';
+
+export interface Stream {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+/** Where the command line reads and writes: the process's own, or a test's. */
+export interface CliIO {
+  stdout: Stream;
+  stderr: Stream;
+  env: Record<string, string | undefined>;
+  /** Overrides the streams' own `isTTY`, for colour and the live wait line. */
+  isTTY?: boolean;
+}
+
+const STYLES = {
+  bold: [1, 22],
+  dim: [2, 22],
+  red: [31, 39],
+  green: [32, 39],
+  yellow: [33, 39],
+  magenta: [35, 39],
+} as const;
+
+export type Style = keyof typeof STYLES;
+
+/** Whether a stream gets colour: a terminal, no NO_COLOR, no --no-color, no --json. */
+export function colorFor(stream: Stream, io: CliIO, flags: { json: boolean; noColor: boolean }): boolean {
+  if (flags.json || flags.noColor) return false;
+  if (io.env.NO_COLOR !== undefined && io.env.NO_COLOR !== '') return false;
+  return io.isTTY ?? stream.isTTY === true;
+}
+
+/** Writes data to stdout and diagnostics to stderr, in colour only where allowed. */
+export class Output {
+  readonly io: CliIO;
+  readonly json: boolean;
+  readonly #colorOut: boolean;
+  readonly #colorErr: boolean;
+
+  constructor(io: CliIO, flags: { json: boolean; noColor: boolean }) {
+    this.io = io;
+    this.json = flags.json;
+    this.#colorOut = colorFor(io.stdout, io, flags);
+    this.#colorErr = colorFor(io.stderr, io, flags);
+  }
+
+  /** Whether stderr is a terminal that a live line may be drawn on. */
+  get liveErr(): boolean {
+    return !this.json && (this.io.isTTY ?? this.io.stderr.isTTY === true);
+  }
+
+  paint(style: Style, text: string, stream: 'out' | 'err' = 'out'): string {
+    if (!(stream === 'out' ? this.#colorOut : this.#colorErr)) return text;
+    const [open, close] = STYLES[style];
+    return `\x1b[${open}m${text}\x1b[${close}m`;
+  }
+
+  out(line: string): void {
+    this.io.stdout.write(`${line}\n`);
+  }
+
+  err(line: string): void {
+    this.io.stderr.write(`${line}\n`);
+  }
+
+  document(value: unknown): void {
+    this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  /** An error: `{"error":{...}}` on stdout with --json, else `portlock: message` on stderr. */
+  error(code: string, message: string, extra: Record<string, unknown> = {}, hint?: string): void {
+    if (this.json) {
+      this.document({ error: { code, message, ...(hint === undefined ? {} : { hint }), ...extra } });
+      return;
+    }
+    this.err(`${this.paint('red', 'portlock:', 'err')} ${message}`);
+    if (hint !== undefined) this.err(hint);
+  }
+}
+
+/** How long ago, in the largest unit that fits: `12 s`, `5 min`, `3 h`, `2 days`. */
+export function duration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} days`;
+}
+
+export function since(startedAt: string, now = Date.now()): string | undefined {
+  const at = Date.parse(startedAt);
+  return Number.isFinite(at) ? duration(now - at) : undefined;
+}
+
+/** `percy, pid 4242, user alice, on host devbox, up 5 min`: who a record says holds a lock. */
+export function describeRecord(record: PublicLockRecord, options: { ownHost?: string; age?: 'up' | 'since' } = {}) {
+  const parts = [record.name ?? 'unnamed', `pid ${record.pid}`];
+  if (record.user) parts.push(`user ${record.user}`);
+  if (record.hostname && record.hostname !== options.ownHost) parts.push(`on host ${record.hostname}`);
+  const age = since(record.startedAt);
+  if (age !== undefined) parts.push(options.age === 'since' ? `taken ${age} ago` : `up ${age}`);
+  return parts.join(', ');
+}
+
+/** Aligns columns; colour is applied after padding so escape codes do not count as width. */
+export function alignedTable(
+  header: string[],
+  rows: string[][],
+  paint: (row: number, column: number, text: string) => string,
+) {
+  const widths = header.map((title) => title.length);
+  for (const row of rows) {
+    row.forEach((cell, column) => {
+      widths[column] = Math.max(widths[column] ?? 0, cell.length);
+    });
+  }
+  const render = (cells: string[], row: number) =>
+    cells
+      .map((cell, column) => {
+        const padded = column === cells.length - 1 ? cell : cell.padEnd(widths[column] ?? 0);
+        return row < 0 ? padded : paint(row, column, padded);
+      })
+      .join('  ')
+      .trimEnd();
+  return [render(header, -1), ...rows.map(render)];
+}

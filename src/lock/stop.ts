@@ -1,0 +1,174 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { processExists } from '../identity/probe.ts';
+import { ask, waitForRelease } from '../interlock/client.ts';
+import { socketHolders } from '../interlock/holders.ts';
+import { interlockName } from '../interlock/name.ts';
+import { resolveTarget } from '../options/resolve.ts';
+import { describe } from '../options/validate.ts';
+import { readRecordFile } from '../record/read-record.ts';
+import type { LockInspection, StopLockOptions, StopLockResult } from '../types.ts';
+import { inspectLock } from './inspect.ts';
+
+export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+const POLL_MS = 25;
+
+function validateTimeout(timeout: unknown): number {
+  if (timeout === undefined) return DEFAULT_STOP_TIMEOUT_MS;
+  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0 || timeout === Infinity) {
+    throw new RangeError(`timeout must be a finite number of milliseconds, 0 or more, got ${describe(timeout)}`);
+  }
+  return timeout;
+}
+
+function tokenAt(path: string): string | undefined {
+  try {
+    return readRecordFile(path)?.record?.token;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Asks the holder through its interlock to stop; undefined when it agreed, else why not. */
+async function request(name: string | undefined, path: string): Promise<string | undefined> {
+  if (name === undefined) return 'the holder has no control channel here (it holds the lock without an interlock)';
+  const token = tokenAt(path);
+  if (token === undefined) {
+    return `${path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
+  }
+  const asked = await ask(name, { op: 'stop', token });
+  if (asked.kind === 'free') return undefined;
+  if (asked.kind === 'silent') {
+    const holders = socketHolders(name);
+    const who = holders.map((holder) => `${holder.pid}${holder.command ? ` (${holder.command})` : ''}`).join(', ');
+    // A command that `portlock run` handed the lock to holds it on after portlock was killed.
+    return holders.length > 0
+      ? `process ${who} holds its kernel interlock and does not answer stop requests (${asked.reason})`
+      : `the holder does not answer: ${asked.reason}`;
+  }
+  if (asked.reply.ok) return undefined;
+  if (asked.reply.error.code === 'ENOTSUP') return 'the holder does not accept stop requests';
+  if (asked.reply.error.code === 'EDENIED') {
+    return `the holder refused: the token in ${path} is not its own (it uses another lock directory; pass that --dir)`;
+  }
+  return `the holder refused: ${asked.reply.error.message}`;
+}
+
+/** Resolves once the lock is not held any more, or at the deadline, with the last inspection. */
+async function untilReleased(
+  inspect: () => Promise<LockInspection>,
+  name: string | undefined,
+  deadline: number,
+): Promise<LockInspection> {
+  for (;;) {
+    const now = await inspect();
+    const left = deadline - performance.now();
+    if (now.state !== 'held' || left <= 0) return now;
+    // The interlock tells a waiter the moment its last holder lets go; without one, poll.
+    if (name === undefined || !(await waitForRelease(name, left))) await sleep(Math.min(POLL_MS, left));
+  }
+}
+
+/** Waits, until the deadline, for processes to exit after they let go of the lock. */
+async function untilExited(pids: number[], deadline: number): Promise<number[]> {
+  let alive = pids.filter((pid) => processExists(pid) !== 'gone');
+  while (alive.length > 0 && performance.now() < deadline) {
+    await sleep(POLL_MS);
+    alive = alive.filter((pid) => processExists(pid) !== 'gone');
+  }
+  return alive;
+}
+
+function signal(pids: number[], sig: 'SIGTERM' | 'SIGKILL'): number[] {
+  return pids.filter((pid) => {
+    if (pid === process.pid) return false;
+    try {
+      process.kill(pid, sig);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Stops the holder of a lock and confirms it is gone: asks it through the lock's kernel interlock,
+ * proving the right to with the token of the lock's 0600 record, and waits at most `timeout` for
+ * the release. With `force`, a holder that refuses, does not answer or takes too long is sent
+ * SIGTERM, then SIGKILL. Never waits longer than the timeout per step, and never signals this
+ * process. A record of another host, or a lock that cannot be checked, is left alone (`unknown`).
+ */
+export async function stopLock(options: StopLockOptions): Promise<StopLockResult> {
+  const { scope, dir, name, path } = resolveTarget(options, 'stopLock');
+  const timeout = validateTimeout(options.timeout);
+  const force = options.force === true;
+  const target = scope.kind === 'port' ? { port: scope.port, dir, name } : { key: scope.key, dir, name };
+  const inspect = () => inspectLock(target);
+  const kernelName = interlockName(scope, dir);
+  const before = await inspect();
+  const result = (outcome: StopLockResult['outcome'], reason: string, extra: Partial<StopLockResult> = {}) => ({
+    outcome,
+    before,
+    signalled: [],
+    reason,
+    ...extra,
+  });
+  if (before.state === 'free' || before.state === 'stale') {
+    return result('not-running', `nothing holds it: ${before.reason}`);
+  }
+  if (before.state === 'unknown') return result('unknown', `it cannot be stopped from here: ${before.reason}`);
+  // The pid the record or the interlock's answer names, when it is sure to be the holder.
+  const certainPid = (lock: LockInspection) => (lock.certainty === 'certain' ? lock.record?.pid : undefined);
+  const holdersNow = (lock: LockInspection) => {
+    const pids = new Set(kernelName === undefined ? [] : socketHolders(kernelName).map((holder) => holder.pid));
+    const pid = certainPid(lock);
+    if (pid !== undefined) pids.add(pid);
+    pids.delete(process.pid);
+    return [...pids];
+  };
+  let last = before;
+  const confirmGone = async (via: NonNullable<StopLockResult['via']>, deadline: number, signalled: number[]) => {
+    const pids = holdersNow(last);
+    last = await untilReleased(inspect, kernelName, deadline);
+    if (last.state === 'held') return undefined;
+    const lingering = await untilExited(pids, deadline);
+    const how =
+      via === 'request'
+        ? 'on request'
+        : `after ${via} to ${signalled.length > 1 ? 'pids' : 'pid'} ${signalled.join(', ')}`;
+    const reason =
+      lingering.length === 0
+        ? `the holder released the lock and exited (${how})`
+        : `the holder released the lock (${how}); process ${lingering.join(', ')} is still exiting`;
+    return result('stopped', reason, { via, signalled });
+  };
+
+  if (certainPid(before) === process.pid) return result('still-running', 'this process holds it; release it instead');
+  const refused = await request(kernelName, path);
+  if (refused === undefined) {
+    const stopped = await confirmGone('request', performance.now() + timeout, []);
+    if (stopped !== undefined) return stopped;
+  }
+  const why = refused ?? `the holder did not release the lock within ${timeout} ms of agreeing to stop`;
+  if (!force) return result('still-running', why);
+
+  // SIGTERM goes to the holder alone, which passes it on to a child it handed the lock to; where
+  // the holder is unsure (no start time to confirm it), the pid its record names.
+  const named = certainPid(last) ?? certainPid(before);
+  const recorded = before.record?.pid;
+  let targets = named !== undefined ? [named] : holdersNow(last);
+  if (targets.length === 0 && recorded !== undefined) targets = [recorded];
+  targets = targets.filter((pid) => pid !== process.pid);
+  if (targets.length === 0) return result('still-running', `${why}; no process to signal was found`);
+  const signalled = signal(targets, 'SIGTERM');
+  const afterTerm = await confirmGone('SIGTERM', performance.now() + timeout, signalled);
+  if (afterTerm !== undefined) return afterTerm;
+  // SIGKILL goes to every process that still holds it, children it handed the lock to included.
+  const killTargets = holdersNow(last);
+  if (killTargets.length === 0 && last.record?.pid === recorded && recorded !== undefined) killTargets.push(recorded);
+  const all = [...new Set([...signalled, ...signal(killTargets, 'SIGKILL')])];
+  const afterKill = await confirmGone('SIGKILL', performance.now() + timeout, all);
+  if (afterKill !== undefined) return afterKill;
+  return result('still-running', `${why}; it was sent SIGTERM and SIGKILL and still holds the lock`, {
+    signalled: all,
+  });
+}

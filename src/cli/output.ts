@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { PublicLockRecord } from '../types.ts';
 
 export interface Stream {
@@ -65,8 +66,9 @@ export class Output {
     this.io.stderr.write(`${line}\n`);
   }
 
-  document(value: unknown): void {
-    this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  /** One JSON document; `line` keeps it on one line, for a process that goes on writing after it. */
+  document(value: unknown, options: { line?: boolean } = {}): void {
+    this.io.stdout.write(`${JSON.stringify(value, null, options.line ? undefined : 2)}\n`);
   }
 
   /** An error: `{"error":{...}}` on stdout with --json, else `portlock: message` on stderr. */
@@ -98,7 +100,7 @@ export function since(startedAt: string, now = Date.now()): string | undefined {
 export function describeRecord(record: PublicLockRecord, options: { ownHost?: string; age?: 'up' | 'since' } = {}) {
   const parts = [record.name ?? 'unnamed', `pid ${record.pid}`];
   if (record.user) parts.push(`user ${record.user}`);
-  if (record.hostname && record.hostname !== options.ownHost) parts.push(`on host ${record.hostname}`);
+  if (record.hostname && record.hostname !== (options.ownHost ?? hostname())) parts.push(`on host ${record.hostname}`);
   const age = since(record.startedAt);
   if (age !== undefined) parts.push(options.age === 'since' ? `taken ${age} ago` : `up ${age}`);
   return parts.join(', ');

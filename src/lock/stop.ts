@@ -142,7 +142,6 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
     return result('stopped', reason, { via, signalled });
   };
 
-  if (certainPid(before) === process.pid) return result('still-running', 'this process holds it; release it instead');
   const refused = await request(kernelName, path);
   if (refused === undefined) {
     const stopped = await confirmGone('request', performance.now() + timeout, []);

@@ -70,13 +70,16 @@ export const agent: Command = {
       }
       const address = instance.address;
       if (out.json && address !== undefined) {
-        out.document({
-          name,
-          pid: process.pid,
-          port: address.port,
-          url: address.url,
-          lockPath: lockPathFor({ port: address.port, name, dir }),
-        });
+        out.document(
+          {
+            name,
+            pid: process.pid,
+            port: address.port,
+            url: address.url,
+            lockPath: lockPathFor({ port: address.port, name, dir }),
+          },
+          { line: true },
+        );
       }
       await whenStopped;
       await instance.stop();

@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import { interlockHolders } from '../../interlock/holders.ts';
 import { inspectLock } from '../../lock/inspect.ts';
 import type { InterlockHolder, LockInspection } from '../../types.ts';
@@ -16,7 +15,6 @@ export function statusLine(port: number, lock: LockInspection, holders: Interloc
     lock.state === 'held' ? 'green' : lock.state === 'stale' ? 'yellow' : lock.state === 'unknown' ? 'magenta' : 'dim',
     WORDS[lock.state],
   );
-  const ownHost = hostname();
   const why = `${lock.certainty === 'likely' ? 'likely: ' : ''}${lock.reason}`;
   if (lock.state === 'free') return `port ${port}: ${word} (${why})`;
   const record = lock.record;
@@ -27,10 +25,10 @@ export function statusLine(port: number, lock: LockInspection, holders: Interloc
     const list = holders.map((holder) => `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ''}`);
     who.push(`held by ${list.join(', ')} through the kernel interlock`);
     if (record !== undefined) {
-      who.push(`taken for it by ${describeRecord(record, { ownHost, age: 'since' })}, which no longer holds it`);
+      who.push(`taken for it by ${describeRecord(record, { age: 'since' })}, which no longer holds it`);
     }
   } else if (record !== undefined) {
-    who.push(describeRecord(record, { ownHost, age: lock.state === 'held' ? 'up' : 'since' }));
+    who.push(describeRecord(record, { age: lock.state === 'held' ? 'up' : 'since' }));
   }
   const next = lock.state === 'stale' ? "; the next start replaces it, or 'portlock clean' removes it" : '';
   return `port ${port}: ${word}${who.length > 0 ? `: ${who.join('; ')}` : ''} (${why})${next}`;

@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import { stopLock } from '../../lock/stop.ts';
 import { parsePort, parseSeconds, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
@@ -47,7 +46,7 @@ export const stop: Command = {
     const force = values.force === true;
     const result = await stopLock({ port, dir, name, timeout, force });
     const record = result.before.record;
-    const who = record === undefined ? '' : ` ${describeRecord(record, { ownHost: hostname() })}`;
+    const who = record === undefined ? '' : ` ${describeRecord(record)}`;
     if (result.outcome === 'stopped' || result.outcome === 'not-running') {
       if (out.json) out.document({ port, ...result });
       else if (result.outcome === 'stopped') out.out(`port ${port}: stopped${who}: ${result.reason}`);

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { finished, projectRoot, spawnTracked } from '../helpers/spawn.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { place } from './_support.ts';
+
+const { version } = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string };
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+describe('the published package', () => {
+  it('installs from its tarball and works as a binary, an ESM import and a CommonJS require', async (t) => {
+    const packDir = tempDir('portlock-pack-');
+    // `npm pack` builds first (prepack), exactly as a publish would.
+    const pack = await finished(
+      spawnTracked(npm, ['pack', '--pack-destination', packDir, '--json'], { timeoutMs: 240_000 }),
+    );
+    assert.equal(pack.code, 0, pack.stderr);
+    const [packed] = JSON.parse(pack.stdout) as [{ filename: string; files: { path: string }[] }];
+    const paths = packed.files.map((file) => file.path);
+    for (const path of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/bin.js']) {
+      assert.ok(paths.includes(path), `${path} is in the package`);
+    }
+    assert.deepEqual(
+      paths.filter((path) => !path.startsWith('dist/') && !['package.json', 'README.md', 'LICENSE'].includes(path)),
+      [],
+      'nothing but the build, the manifest and the README',
+    );
+    assert.ok(!paths.some((path) => /\.test\.|^dist\/test\//.test(path)));
+
+    const project = tempDir('portlock-consumer-');
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
+    const install = await finished(
+      spawnTracked(npm, ['install', '--offline', '--no-audit', '--no-fund', join(packDir, packed.filename)], {
+        cwd: project,
+        timeoutMs: 120_000,
+      }),
+    );
+    assert.equal(install.code, 0, install.stderr);
+    assert.ok(existsSync(join(project, 'node_modules/portlock/dist/index.d.ts')));
+
+    const bin = join(project, 'node_modules/.bin/portlock');
+    const shown = await finished(spawnTracked(bin, ['--version'], { cwd: project }));
+    assert.deepEqual([shown.code, shown.stdout], [0, `${version}\n`]);
+    const { dir, port } = await place();
+    const status = await finished(spawnTracked(bin, ['status', String(port), '--dir', dir], { cwd: project }));
+    assert.deepEqual([status.code, status.stdout], [3, `port ${port}: not running (there is no lock file)\n`]);
+
+    writeFileSync(
+      join(project, 'esm.mjs'),
+      `import { acquireLock, createAgent, stopLock } from 'portlock';
+const lock = await acquireLock({ port: ${port}, dir: ${JSON.stringify(dir)} });
+console.log(JSON.stringify({ held: lock.record.port, functions: [typeof createAgent, typeof stopLock] }));
+await lock.release();
+`,
+    );
+    const esm = await finished(spawnTracked(process.execPath, ['esm.mjs'], { cwd: project }));
+    assert.equal(esm.code, 0, esm.stderr);
+    assert.deepEqual(JSON.parse(esm.stdout), { held: port, functions: ['function', 'function'] });
+
+    // The package is ESM only; Node 20.19 and later load it with require() all the same.
+    writeFileSync(
+      join(project, 'cjs.cjs'),
+      `const { acquireLock, listLocks, LockHeldError } = require('portlock');
+console.log(JSON.stringify([typeof acquireLock, typeof listLocks, typeof LockHeldError]));
+`,
+    );
+    const cjs = await finished(spawnTracked(process.execPath, ['cjs.cjs'], { cwd: project }));
+    assert.equal(cjs.code, 0, cjs.stderr);
+    assert.deepEqual(JSON.parse(cjs.stdout), ['function', 'function', 'function']);
+    if (cjs.stderr !== '') t.diagnostic(`require('portlock') printed: ${cjs.stderr.trim()}`);
+  });
+});

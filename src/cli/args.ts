@@ -147,7 +147,8 @@ export interface HelpSpec {
   options: OptionSpecs;
   arguments?: [string, string][];
   env?: [string, string][];
-  exitCodes: [number, string][];
+  /** The code, or a word for a range of them (the command's own exit code under `run`). */
+  exitCodes: [number | string, string][];
   examples: [string, string][];
 }
 

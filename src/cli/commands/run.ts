@@ -127,7 +127,7 @@ export const run: Command = {
   },
   env: [['PORT', 'set for the command to the locked port']],
   exitCodes: [
-    [0, "the command's own exit code, whatever it is (128 + n when signal n ended it)"],
+    ['N', "the command's own exit code N, whatever it is (128 + n when signal n ended it)"],
     [EXIT.failure, 'the lock directory cannot be used'],
     [EXIT.usage, 'usage error'],
     [EXIT.held, 'the port is held by another process (see --conflict-exit-code)'],

@@ -1,0 +1,386 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot, type Summary } from './common.ts';
+import { type ContenderId, contenders } from './contenders.ts';
+import { CONTENTION_IDS, CONTENTION_NS, type ContentionResult } from './contention.ts';
+import { CRASH_IDS, type CrashResult } from './crash-reacquire.ts';
+import { LIST_MODES, LIST_SIZES, type ListLocksResult, listKey } from './list-locks.ts';
+import type { RefusalResult } from './refusal.ts';
+import { UNCONTENDED_IDS, type UncontendedId, type UncontendedResult } from './uncontended.ts';
+
+export interface Environment {
+  date: string;
+  node: string;
+  cpu: string;
+  cores: number;
+  os: string;
+  /** Where the per-run directories were made (TMPDIR): every lock file lives there. */
+  tempBase: string;
+  /** The commit measured, as it was when the bench started, and whether src/ had changes not in it. */
+  commit: string;
+  /** One-minute load average when the bench started and when it ended: other work on the host skews every number. */
+  loadAverage: [number, number];
+  quick: boolean;
+}
+
+export type Outcome<T> = T | { error: string };
+
+export interface Results {
+  environment: Environment;
+  durationS: number;
+  uncontended: Outcome<UncontendedResult>;
+  crash: Outcome<CrashResult>;
+  contention: Outcome<ContentionResult>;
+  refusal: Outcome<RefusalResult>;
+  listLocks: Outcome<ListLocksResult>;
+}
+
+export interface GoalRow {
+  goal: string;
+  measured: string;
+  met: 'yes' | 'no' | 'n/a';
+}
+
+const START = '<!-- bench:start -->';
+const END = '<!-- bench:end -->';
+
+function ok<T extends object>(outcome: Outcome<T> | undefined): T | undefined {
+  return outcome === undefined || 'error' in outcome ? undefined : (outcome as T);
+}
+
+const us = (value: number): string => (Number.isFinite(value) ? `${value.toFixed(value < 100 ? 1 : 0)} µs` : 'n/a');
+const ms = (value: number): string => (Number.isFinite(value) ? `${value.toFixed(value < 100 ? 1 : 0)} ms` : 'n/a');
+const times = (value: number): string => (Number.isFinite(value) ? `${value.toFixed(2)}x` : 'n/a');
+const met = (condition: boolean | undefined): GoalRow['met'] =>
+  condition === undefined ? 'n/a' : condition ? 'yes' : 'no';
+const labelOf = (id: UncontendedId): string =>
+  id === 'floor' ? 'raw floor (open O_EXCL, close, unlink)' : contenders[id].label;
+
+function crashMeasured(crash: CrashResult, id: ContenderId): string {
+  const entry = crash.entries[id];
+  if (entry === undefined) return 'n/a';
+  const got = `${entry.latenciesMs.length}/${entry.trials} re-acquired`;
+  if (entry.latenciesMs.length === 0) return `${got} within ${ms(entry.waitMs)}`;
+  return `median ${ms(entry.latency.median)}, worst ${ms(entry.latency.max)} (${got})`;
+}
+
+export function evaluateGoals(results: Results): GoalRow[] {
+  const rows: GoalRow[] = [];
+  const un = ok(results.uncontended);
+  const op = (id: UncontendedId): number => un?.perOpUs[id].median ?? Number.NaN;
+  const ratio = (id: UncontendedId): number => un?.ratioToFloor[id].median ?? Number.NaN;
+  for (const [mode, limit] of [
+    ['off', 3],
+    ['auto', 5],
+  ] as const) {
+    const id = `portlock-${mode}` as const;
+    rows.push({
+      goal: `Uncontended acquire + release within ${limit}x the raw floor, interlock ${mode}`,
+      measured:
+        un === undefined
+          ? 'failed'
+          : `${times(ratio(id))} (median of per-round ratios; medians ${us(op(id))} vs ${us(op('floor'))})`,
+      met: met(un === undefined ? undefined : ratio(id) <= limit),
+    });
+  }
+  for (const other of ['proper-lockfile', 'lockfile'] as const) {
+    const slowest = Math.max(op('portlock-auto'), op('portlock-off'));
+    rows.push({
+      goal: `Uncontended: faster than ${other}`,
+      measured:
+        un === undefined
+          ? 'failed'
+          : `portlock ${us(op('portlock-off'))} (off) / ${us(op('portlock-auto'))} (auto) vs ${us(op(other))}: ${times(op(other) / slowest)} as fast`,
+      met: met(un === undefined ? undefined : slowest < op(other)),
+    });
+  }
+  const crash = ok(results.crash);
+  for (const id of ['portlock-auto', 'portlock-off'] as const) {
+    const entry = crash?.entries[id];
+    rows.push({
+      goal: `Crash to re-acquire under 50 ms (median), ${contenders[id].label}`,
+      measured: crash === undefined ? 'failed' : crashMeasured(crash, id),
+      met: met(
+        entry === undefined
+          ? undefined
+          : entry.latenciesMs.length === entry.trials && entry.grantedWhileHeld === 0 && entry.latency.median < 50,
+      ),
+    });
+  }
+  const contention = ok(results.contention);
+  const overlapsOf = (id: ContenderId): string =>
+    CONTENTION_NS.map((n) => `N=${n}: ${contention?.cells[String(n)]?.[id]?.overlaps ?? 'n/a'}`).join(', ');
+  for (const id of ['portlock-auto', 'portlock-off'] as const) {
+    const total = CONTENTION_NS.reduce(
+      (sum, n) => sum + (contention?.cells[String(n)]?.[id]?.overlaps ?? Number.NaN),
+      0,
+    );
+    rows.push({
+      goal: `Zero moments with two holders at every N, ${contenders[id].label}`,
+      measured: contention === undefined ? 'failed' : overlapsOf(id),
+      met: met(contention === undefined ? undefined : total === 0),
+    });
+  }
+  for (const id of ['proper-lockfile', 'lockfile'] as const) {
+    rows.push({
+      goal: `(for comparison) moments with two holders, ${contenders[id].label}`,
+      measured: contention === undefined ? 'failed' : overlapsOf(id),
+      met: 'n/a',
+    });
+  }
+  const refusal = ok(results.refusal);
+  const refusalKeys = refusal?.mode === 'cli' ? ['cli'] : ['library-auto', 'library-off'];
+  for (const key of refusalKeys) {
+    const variant = refusal?.variants[key];
+    const refused = variant !== undefined && variant.exitCodes['0'] === undefined;
+    rows.push({
+      goal: `Refusal at most 1.5x a bare Node start: ${variant?.label ?? key}`,
+      measured:
+        variant === undefined
+          ? 'failed'
+          : `${times(variant.ratio.median)} (median of per-round ratios; medians ${ms(variant.ms.median)} vs ${ms(refusal?.variants.node?.ms.median ?? Number.NaN)})${refused ? '' : ', but it did not refuse'}`,
+      met: met(variant === undefined ? undefined : refused && variant.ratio.median <= 1.5),
+    });
+  }
+  const list = ok(results.listLocks);
+  for (const mode of LIST_MODES) {
+    const per = (size: number): number => list?.entries[listKey(mode, size)]?.perRecordUs.median ?? Number.NaN;
+    const growth = per(10_000) / per(1000);
+    rows.push({
+      goal: `listLocks linear (interlock ${mode}): time per record at 10,000 within 1.5x of that at 1,000`,
+      measured: list === undefined ? 'failed' : `${us(per(1000))} -> ${us(per(10_000))} per record (${times(growth)})`,
+      met: met(list === undefined ? undefined : growth <= 1.5),
+    });
+  }
+  return rows;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]): string => `| ${cells.map((cell) => cell.replaceAll('|', '\\|')).join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function failed(outcome: { error: string }): string {
+  return `The scenario failed: \`${outcome.error.replaceAll('`', "'")}\``;
+}
+
+function uncontendedSection(outcome: Outcome<UncontendedResult>): string {
+  const un = ok(outcome);
+  if (un === undefined) return failed(outcome as { error: string });
+  const rows = UNCONTENDED_IDS.map((id) => {
+    const s: Summary = un.perOpUs[id];
+    const r: Summary = un.ratioToFloor[id];
+    return [
+      labelOf(id),
+      us(s.median),
+      `${us(s.min)} – ${us(s.max)}`,
+      `${times(r.median)} (${times(r.min)} – ${times(r.max)})`,
+    ];
+  });
+  return [
+    `${un.rounds} rounds of ${un.cyclesPerRound} acquire + release cycles per contender in one process, contenders interleaved round by round (the order rotates each round); medians over rounds are shown. The abstract socket of the interlock ${un.interlockSeen ? 'was' : 'was not'} seen in \`/proc/net/unix\` while portlock held a lock with \`interlock: 'auto'\`${un.interlockSeen ? '' : ", so 'auto' measured the same work as 'off'"}.`,
+    '',
+    table(['Contender', 'per op (median)', 'range over rounds', 'ratio to the floor in the same round (range)'], rows),
+  ].join('\n');
+}
+
+function crashSection(outcome: Outcome<CrashResult>): string {
+  const crash = ok(outcome);
+  if (crash === undefined) return failed(outcome as { error: string });
+  const rows = CRASH_IDS.map((id) => {
+    const e = crash.entries[id];
+    if (e === undefined) return [contenders[id].label, '', 'n/a', '', '', '', ''];
+    const notes = [
+      e.notReacquired > 0 ? `${e.notReacquired} not re-acquired within ${ms(e.waitMs)}` : '',
+      e.grantedWhileHeld > 0 ? `${e.grantedWhileHeld} granted while the holder lived` : '',
+      e.errors.length > 0 ? `${e.errors.length} errors` : '',
+    ].filter((note) => note !== '');
+    return [
+      contenders[id].label,
+      `\`${contenders[id].options}\``,
+      `${e.latenciesMs.length}/${e.trials}`,
+      ms(e.latency.median),
+      e.latenciesMs.length === 0 ? 'n/a' : `${ms(e.latency.min)} – ${ms(e.latency.max)}`,
+      ms(e.holderExitMs.median),
+      notes.join('; ') || '–',
+    ];
+  });
+  return [
+    `A holder process takes the lock; a second, already running process starts waiting for it; about ${crash.settleMs} ms later (plus a random part of one 100 ms poll period) the holder is killed with SIGKILL. The time is from the kill to the waiter holding the lock, both read from CLOCK_MONOTONIC, so Node's start-up is not in it. Waiters poll every 10 ms doubling to 100 ms (portlock's own schedule; proper-lockfile's \`retries\` set to match; lockfile's fixed default \`pollPeriod\` of 100 ms). "Holder gone" is when the bench saw the killed holder exit: the kernel frees a dead process's sockets and other names only while tearing it down, so no lock can be re-acquired sooner than about that.`,
+    '',
+    table(['Contender', 'options', 're-acquired', 'median', 'range', 'holder gone (median)', 'notes'], rows),
+  ].join('\n');
+}
+
+function contentionSection(outcome: Outcome<ContentionResult>): string {
+  const c = ok(outcome);
+  if (c === undefined) return failed(outcome as { error: string });
+  const rows: string[][] = [];
+  for (const n of CONTENTION_NS) {
+    for (const id of CONTENTION_IDS) {
+      const cell = c.cells[String(n)]?.[id];
+      if (cell === undefined) continue;
+      const trouble = [
+        cell.errors.length > 0 ? `${cell.errors.length} errors (${cell.errors[0]})` : '',
+        cell.compromised > 0 ? `${cell.compromised} compromised` : '',
+      ].filter((note) => note !== '');
+      rows.push([
+        String(n),
+        contenders[id].label,
+        cell.acquisitionsPerSec.median.toFixed(0),
+        String(cell.overlaps),
+        `${cell.perProcessMin} – ${cell.perProcessMax}`,
+        trouble.join('; ') || '–',
+      ]);
+    }
+  }
+  return [
+    `N processes each acquire and release in a loop for ${(c.durationMs / 1000).toFixed(1)} s, ${c.rounds} rounds, median shown. Observer: ${c.observer}; it is bound after acquiring and closed before releasing, so every overlap it reports is real.`,
+    '',
+    table(
+      ['N', 'Contender', 'acquisitions/s', 'two holders at once', 'per-process acquisitions (min – max)', 'errors'],
+      rows,
+    ),
+  ].join('\n');
+}
+
+function refusalSection(outcome: Outcome<RefusalResult>): string {
+  const r = ok(outcome);
+  if (r === undefined) return failed(outcome as { error: string });
+  const intro =
+    r.mode === 'cli'
+      ? '`portlock run` from `dist/cli/bin.js` against a port held by another process, compared with a bare `node -e 0`.'
+      : 'The CLI (`portlock run`) is not built yet, so this measures what it would stand on: a fresh `node` process that imports the built library (`dist/index.js`) and calls `acquireLock` on a port another process holds, compared with a bare `node -e 0`. It is not the CLI.';
+  const rows = Object.values(r.variants).map((v) => [
+    v.label,
+    ms(v.ms.median),
+    `${ms(v.ms.min)} – ${ms(v.ms.max)}`,
+    `${times(v.ratio.median)} (${times(v.ratio.min)} – ${times(v.ratio.max)})`,
+    Object.entries(v.exitCodes)
+      .map(([code, count]) => `${code} ×${count}`)
+      .join(', '),
+  ]);
+  const sample = Object.values(r.variants).find((v) => v.sample !== '')?.sample;
+  return [
+    `${intro} ${r.rounds} runs each, interleaved; wall time from spawn to exit. Build: ${r.build}.`,
+    '',
+    table(['Command', 'median', 'range', 'ratio to bare Node in the same round (range)', 'exit codes'], rows),
+    ...(sample === undefined ? [] : ['', `First line of a refusal: \`${sample.replaceAll('`', "'")}\``]),
+  ].join('\n');
+}
+
+function listSection(outcome: Outcome<ListLocksResult>): string {
+  const l = ok(outcome);
+  if (l === undefined) return failed(outcome as { error: string });
+  const rows = LIST_MODES.flatMap((mode) =>
+    LIST_SIZES.map((size) => {
+      const e = l.entries[listKey(mode, size)];
+      if (e === undefined) return [String(size), mode, 'n/a', '', '', '', ''];
+      return [
+        size.toLocaleString('en-US'),
+        `\`${mode}\``,
+        us(e.perRecordUs.median),
+        ms(e.firstCallMs.median),
+        `${(e.peakRssGrowthKb.median / 1024).toFixed(1)} MiB`,
+        `${(e.heapRetainedKb.median / 1024).toFixed(2)} MiB`,
+        `${e.count} (${e.held} held)`,
+      ];
+    }),
+  );
+  return [
+    `Records: ${l.records}. Each size is listed in a fresh process (${l.rounds} per size and option, median shown): the first call gives the memory, repeated calls the time per record. With \`interlock: 'auto'\` (the default) listLocks asks each lock's holder over its kernel interlock; with \`'off'\` it reads the files alone.`,
+    '',
+    table(
+      [
+        'Records',
+        'listLocks interlock',
+        'time per record (warm)',
+        'first call',
+        'peak RSS growth',
+        'heap retained by the result',
+        'reported',
+      ],
+      rows,
+    ),
+  ].join('\n');
+}
+
+export function renderMarkdown(results: Results): string {
+  const env = results.environment;
+  const goals = evaluateGoals(results);
+  const minutes = Math.floor(results.durationS / 60);
+  return [
+    START,
+    `Run on ${env.date} at commit ${env.commit}, with Node ${env.node} on ${env.cpu} (${env.cores} cores), ${env.os}; lock files in fresh directories under \`${env.tempBase}\`. The whole \`npm run bench\` took ${minutes} min ${Math.round(results.durationS - minutes * 60)} s; the one-minute load average was ${env.loadAverage[0].toFixed(1)} when it started and ${env.loadAverage[1].toFixed(1)} when it ended${env.loadAverage[0] > env.cores || env.loadAverage[1] > env.cores ? ', so other work shared the cores and every number carries its noise' : ''}. Raw numbers: [bench/results.json](bench/results.json).`,
+    '',
+    '## Goals',
+    '',
+    table(
+      ['Goal', 'Measured', 'Met'],
+      goals.map((row) => [row.goal, row.measured, row.met]),
+    ),
+    '',
+    '## 1. Uncontended acquire + release',
+    '',
+    uncontendedSection(results.uncontended),
+    '',
+    '## 2. Crash to re-acquire',
+    '',
+    crashSection(results.crash),
+    '',
+    '## 3. Contention',
+    '',
+    contentionSection(results.contention),
+    '',
+    '## 4. Refusal latency',
+    '',
+    refusalSection(results.refusal),
+    '',
+    '## 5. listLocks',
+    '',
+    listSection(results.listLocks),
+    END,
+  ].join('\n');
+}
+
+const PREAMBLE = [
+  '# Benchmarks',
+  '',
+  'portlock against proper-lockfile and lockfile, two widely used lock libraries on npm, and against',
+  'the physical floor, measured in one run of `npm run bench` on one machine. Read the ratios, not the',
+  'absolute times: they move with the machine. Everything between the markers below is regenerated',
+  'by each run.',
+  '',
+].join('\n');
+
+/** Replaces the generated part of `path`, keeping whatever was written around it. */
+export function writeMarkdown(path: string, results: Results): void {
+  const generated = renderMarkdown(results);
+  const current = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const start = current.indexOf(START);
+  const end = current.indexOf(END);
+  const next =
+    start >= 0 && end > start
+      ? `${current.slice(0, start)}${generated}${current.slice(end + END.length)}`
+      : `${PREAMBLE}\n${generated}\n`;
+  writeFileSync(path, next);
+}
+
+/** Microsecond precision is all a millisecond figure from a loaded host can carry. */
+function rounded(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isInteger(value) ? Math.round(value * 1000) / 1000 : value;
+}
+
+/** Writes the results, then lets the project's formatter lay them out so that `biome check` passes. */
+export function writeJson(path: string, results: Results): void {
+  writeFileSync(path, `${JSON.stringify(results, rounded, 2)}\n`);
+  const biome = join(repoRoot, 'node_modules', '@biomejs', 'biome', 'bin', 'biome');
+  if (existsSync(biome)) {
+    spawnSync(process.execPath, [biome, 'format', '--write', path], {
+      cwd: repoRoot,
+      stdio: 'ignore',
+      timeout: 30_000,
+    });
+  }
+}

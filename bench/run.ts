@@ -1,0 +1,96 @@
+// `npm run bench`: every scenario in one run, then bench/results.json and BENCHMARKS.md.
+// `--quick` shrinks every loop for a smoke run and writes its files to the temp directory instead;
+// `--only=crash,refusal` runs just those scenarios (uncontended, crash, contention, refusal, list).
+// Lock files go under TMPDIR: point it elsewhere when the host's /tmp is busy with other work.
+import { spawnSync } from 'node:child_process';
+import { availableParallelism, cpus, loadavg, release, tmpdir, type } from 'node:os';
+import { join } from 'node:path';
+import { killAll } from './children.ts';
+import { errorText, nowMs, removeTempDirs, repoRoot, type Scale } from './common.ts';
+import { runContention } from './contention.ts';
+import { runCrash } from './crash-reacquire.ts';
+import { runListLocks } from './list-locks.ts';
+import { runRefusal } from './refusal.ts';
+import { evaluateGoals, type Outcome, type Results, writeJson, writeMarkdown } from './report.ts';
+import { runUncontended } from './uncontended.ts';
+
+// The bench must end within ten minutes; stop short of that rather than leave children behind.
+const DEADLINE_MS = 9.5 * 60_000;
+
+const quick = process.argv.includes('--quick');
+const only = process.argv
+  .find((arg) => arg.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
+const started = nowMs();
+const loadAtStart = loadavg()[0] ?? Number.NaN;
+const commit = describeCommit();
+const scale: Scale = {
+  quick,
+  log: (message) => console.log(`[${((nowMs() - started) / 1000).toFixed(1).padStart(6)} s] ${message}`),
+};
+
+function describeCommit(): string {
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).stdout?.trim() ?? '';
+  const head = git('rev-parse', '--short', 'HEAD') || 'unknown';
+  return git('status', '--porcelain', '--', 'src') === '' ? head : `${head} (with uncommitted changes in src/)`;
+}
+
+process.on('exit', () => {
+  killAll();
+  removeTempDirs();
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+setTimeout(() => {
+  console.error(`bench: still running after ${DEADLINE_MS / 60_000} minutes; stopping`);
+  process.exit(1);
+}, DEADLINE_MS).unref();
+
+async function scenario<T>(name: string, id: string, run: (scale: Scale) => Promise<T>): Promise<Outcome<T>> {
+  if (only !== undefined && !only.includes(id)) return { error: 'skipped (--only)' };
+  scale.log(`${name}...`);
+  try {
+    return await run(scale);
+  } catch (error) {
+    scale.log(`${name} failed: ${errorText(error)}`);
+    return { error: errorText(error) };
+  } finally {
+    killAll();
+  }
+}
+
+const uncontended = await scenario('1. uncontended acquire + release', 'uncontended', runUncontended);
+const crash = await scenario('2. crash to re-acquire', 'crash', runCrash);
+const contention = await scenario('3. contention', 'contention', runContention);
+const refusal = await scenario('4. refusal latency', 'refusal', runRefusal);
+const listLocks = await scenario('5. listLocks', 'list', runListLocks);
+
+const results: Results = {
+  environment: {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model.trim() ?? 'unknown CPU',
+    cores: availableParallelism(),
+    os: `${type()} ${release()}`,
+    commit,
+    tempBase: tmpdir(),
+    loadAverage: [loadAtStart, loadavg()[0] ?? Number.NaN],
+    quick,
+  },
+  durationS: (nowMs() - started) / 1000,
+  uncontended,
+  crash,
+  contention,
+  refusal,
+  listLocks,
+};
+
+const scratch = quick || only !== undefined;
+const outDir = scratch ? tmpdir() : repoRoot;
+const jsonPath = scratch ? join(outDir, 'portlock-bench-quick.json') : join(repoRoot, 'bench', 'results.json');
+const markdownPath = join(outDir, scratch ? 'portlock-bench-quick.md' : 'BENCHMARKS.md');
+writeJson(jsonPath, results);
+writeMarkdown(markdownPath, results);
+for (const row of evaluateGoals(results)) console.log(`${row.met.padEnd(3)}  ${row.goal}: ${row.measured}`);
+scale.log(`wrote ${jsonPath} and ${markdownPath}`);
+process.exit(0);

@@ -133,7 +133,7 @@ async function tryOnce(
     intervalMs: options.recheckInterval,
     onLost: options.onLost,
   };
-  lock = new Lock(path, record, token, interlock, lostWatch);
+  lock = new Lock(path, record, token, attempt.fd, interlock, lostWatch);
   return { ...attempt, lock };
 }
 

@@ -8,7 +8,8 @@ import { UNWRITABLE_CODES } from './lock-dir.ts';
 
 /** The outcome of one try at taking a lock. */
 export type Attempt =
-  | { kind: 'acquired'; reclaimed: boolean }
+  /** `fd`: the published record's descriptor, held open by the lock's handle. */
+  | { kind: 'acquired'; reclaimed: boolean; fd: number }
   /** Held by someone else (or by someone portlock cannot check): refuse, or wait and try again. */
   | { kind: 'held'; record: LockRecord | undefined; verdict: Verdict }
   /** Something in flux (a record being written, a reclaim under way): look again shortly. */
@@ -23,7 +24,7 @@ const reclaiming: Verdict = {
   reason: 'another process is replacing its stale record right now',
 };
 
-function publish(dir: string, path: string, bytes: Buffer): boolean {
+function publish(dir: string, path: string, bytes: Buffer): number | undefined {
   try {
     return publishExclusive(path, bytes);
   } catch (error) {
@@ -44,7 +45,8 @@ export function attemptAcquire(
   bytes: Buffer,
   judge: (file: RecordFile) => Verdict,
 ): Attempt {
-  if (publish(dir, path, bytes)) return { kind: 'acquired', reclaimed: false };
+  const fd = publish(dir, path, bytes);
+  if (fd !== undefined) return { kind: 'acquired', reclaimed: false, fd };
   const file = readRecordFile(path);
   if (file === undefined) {
     // Released between our publish and our read: try again at once.
@@ -57,9 +59,10 @@ export function attemptAcquire(
       ? { kind: 'held', record, verdict }
       : { kind: 'transient', afterMs: verdict.retryAfterMs, record, verdict };
   }
-  switch (reclaimStale(path, file, bytes, judge)) {
-    case 'won':
-      return { kind: 'acquired', reclaimed: true };
+  const outcome = reclaimStale(path, file, bytes, judge);
+  switch (outcome.kind) {
+    case 'done':
+      return { kind: 'acquired', reclaimed: true, fd: outcome.value };
     case 'changed':
       return { kind: 'transient', afterMs: 0, record, verdict: reclaiming };
     case 'busy':

@@ -1,3 +1,4 @@
+import { closeSync } from 'node:fs';
 import type { Verdict } from '../identity/judge.ts';
 import { publishExclusive, replaceAtomically } from '../record/publish.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
@@ -16,7 +17,6 @@ import { unlinkQuietly } from '../record/unlink-quietly.ts';
  * same way: by creating `<lock>.claim-C` where C is the dead claim's identity. Claims form a chain
  * from the record; only the process at the live end of the chain may act.
  */
-export type ReclaimOutcome = 'won' | 'changed' | 'busy';
 
 // Only a cycle written by hand could make a chain this long; real ones are a link or two.
 const MAX_CHAIN = 1000;
@@ -55,29 +55,41 @@ export function followClaims(
 }
 
 /**
- * Replaces the stale record `stale` at `lockPath` with `bytes`, if this process is the one allowed
- * to. `changed`: the record or the chain moved on; read and judge again. `busy`: a live process is
- * reclaiming it right now.
+ * Acts on the stale record `stale` at `lockPath` (`act` replaces or removes it), if this process is
+ * the one allowed to: it claims the end of the chain with `claimBytes`, then checks the record is
+ * still `stale`. `done`: `act` ran, and its result is returned. `changed`: the record or the chain
+ * moved on; read and judge again. `busy`: a live process is claiming it right now.
  */
-export function reclaimStale(
+export function actOnStale<T>(
   lockPath: string,
   stale: RecordFile,
-  bytes: Buffer,
+  claimBytes: Buffer,
   judge: (file: RecordFile) => Verdict,
-): ReclaimOutcome {
+  act: () => T,
+): { kind: 'done'; value: T } | { kind: 'changed' } | { kind: 'busy' } {
   const chain = followClaims(lockPath, stale.identity, judge);
-  if (chain.busy) return 'busy';
+  if (chain.busy) return { kind: 'busy' };
   const mine = claimPathFor(lockPath, chain.tip);
-  if (!publishExclusive(mine, bytes)) return 'changed';
-  let won = false;
+  const claim = publishExclusive(mine, claimBytes);
+  if (claim === undefined) return { kind: 'changed' };
+  closeSync(claim);
+  let done = false;
   try {
-    if (readRecordFile(lockPath)?.identity !== stale.identity) return 'changed';
-    replaceAtomically(lockPath, bytes);
-    won = true;
-    return 'won';
+    if (readRecordFile(lockPath)?.identity !== stale.identity) return { kind: 'changed' };
+    const value = act();
+    done = true;
+    return { kind: 'done', value };
   } finally {
-    // The winner clears the chain it completed; a loser only its own claim.
-    if (won) for (const link of chain.links) unlinkQuietly(link.path);
+    // Whoever acted clears the chain it completed; a loser only its own claim.
+    if (done) for (const link of chain.links) unlinkQuietly(link.path);
     unlinkQuietly(mine);
   }
+}
+
+/**
+ * Replaces the stale record `stale` at `lockPath` with `bytes` through the claim chain. `done`
+ * carries the new record's descriptor, left open.
+ */
+export function reclaimStale(lockPath: string, stale: RecordFile, bytes: Buffer, judge: (file: RecordFile) => Verdict) {
+  return actOnStale(lockPath, stale, bytes, judge, () => replaceAtomically(lockPath, bytes));
 }

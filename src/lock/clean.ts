@@ -6,13 +6,11 @@ import { ask } from '../interlock/client.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
-import { publishExclusive } from '../record/publish.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import { createRecord, newToken, publicRecord, serializeRecord } from '../record/record.ts';
-import { unlinkQuietly } from '../record/unlink-quietly.ts';
 import type { CleanOptions, CleanResult, LockInspection, LockTarget, RemoveStaleResult } from '../types.ts';
 import { judgeWith } from './acquire.ts';
-import { claimPathFor, followClaims } from './claim-chain.ts';
+import { actOnStale } from './claim-chain.ts';
 import { listLocks } from './inspect.ts';
 import { ownTokens } from './own-tokens.ts';
 
@@ -62,22 +60,14 @@ function removeClaimed(
   scope: LockScope,
   name: string,
 ): 'removed' | 'changed' | 'busy' {
-  // Claims are judged by their writers' identity: a live claimer is busy, whatever the interlock says.
-  const chain = followClaims(path, stale.identity, judgeWith(systemProbe));
-  if (chain.busy) return 'busy';
   const token = newToken();
-  const mine = claimPathFor(path, chain.tip);
   ownTokens.add(token);
-  let removed = false;
   try {
-    if (!publishExclusive(mine, serializeRecord(createRecord(scope, name, token, systemProbe)))) return 'changed';
-    if (readRecordFile(path)?.identity !== stale.identity) return 'changed';
-    unlinkSync(path);
-    removed = true;
-    return 'removed';
+    const claim = serializeRecord(createRecord(scope, name, token, systemProbe));
+    // Claims are judged by their writers' identity: a live claimer is busy, whatever the interlock says.
+    const outcome = actOnStale(path, stale, claim, judgeWith(systemProbe), () => unlinkSync(path));
+    return outcome.kind === 'done' ? 'removed' : outcome.kind;
   } finally {
-    if (removed) for (const link of chain.links) unlinkQuietly(link.path);
-    unlinkQuietly(mine);
     ownTokens.delete(token);
   }
 }

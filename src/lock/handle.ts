@@ -1,8 +1,8 @@
-import { unlinkSync } from 'node:fs';
+import { type BigIntStats, closeSync, fstatSync, lstatSync, readSync, unlinkSync } from 'node:fs';
 import { LockLostError } from '../errors.ts';
 import type { Interlock } from '../interlock/server.ts';
 import { readRecordFile } from '../record/read-record.ts';
-import { publicRecord } from '../record/record.ts';
+import { MAX_RECORD_BYTES, parseRecord, publicRecord } from '../record/record.ts';
 import type { LockHandle, LockRecord, StopRequestHandler } from '../types.ts';
 import { ownTokens } from './own-tokens.ts';
 
@@ -16,10 +16,29 @@ function readQuietly(path: string): Read {
   }
 }
 
-/** Removes the lock file only while it still carries `token`: a replaced record is someone else's. */
-function removeIfOwned(path: string, token: string): void {
-  const file = readQuietly(path);
-  if (file === 'unreadable' || file?.record?.token !== token) return;
+/**
+ * Whether the file at `path` is still the very record this holder published, still carrying its
+ * token. The holder keeps that file open, so its inode cannot be freed and its number cannot pass
+ * to another file: a record replaced by anyone (a reclaim renames a new file over it, an editor
+ * writes a new one) has another inode, and one rewritten in place has another token.
+ */
+function isOurs(path: string, fd: number, token: string): boolean {
+  let there: BigIntStats;
+  try {
+    there = lstatSync(path, { bigint: true });
+  } catch {
+    return false;
+  }
+  const mine = fstatSync(fd, { bigint: true });
+  if (there.ino !== mine.ino || there.dev !== mine.dev) return false;
+  const bytes = Buffer.alloc(Math.min(Number(mine.size), MAX_RECORD_BYTES));
+  const read = readSync(fd, bytes, 0, bytes.length, 0);
+  return parseRecord(bytes.subarray(0, read))?.token === token;
+}
+
+/** Removes the lock file only while it is still ours: a replaced record is someone else's. */
+function removeIfOwned(path: string, fd: number, token: string): void {
+  if (!isOurs(path, fd, token)) return;
   try {
     unlinkSync(path);
   } catch (error) {
@@ -38,14 +57,24 @@ export class Lock implements LockHandle {
   readonly record: Readonly<LockRecord>;
   onStopRequest: StopRequestHandler | undefined = undefined;
   readonly #token: string;
+  /** The published record, held open: see `isOurs`. */
+  readonly #fd: number;
   readonly #interlock: Interlock | undefined;
   #recheck: NodeJS.Timeout | undefined;
   #released = false;
 
-  constructor(path: string, record: LockRecord, token: string, interlock?: Interlock, lostWatch?: LostWatch) {
+  constructor(
+    path: string,
+    record: LockRecord,
+    token: string,
+    fd: number,
+    interlock?: Interlock,
+    lostWatch?: LostWatch,
+  ) {
     this.path = path;
     this.record = Object.freeze({ ...record });
     this.#token = token;
+    this.#fd = fd;
     this.#interlock = interlock;
     if (lostWatch !== undefined && interlock === undefined) this.#watch(lostWatch);
   }
@@ -58,14 +87,15 @@ export class Lock implements LockHandle {
     return this.#released ? undefined : this.#interlock?.fd;
   }
 
-  /** Re-reads the record now and then; a record gone or replaced means the lock was lost. */
+  /** Looks at the record now and then; a record gone or replaced means the lock was lost. */
   #watch({ target, intervalMs, onLost }: LostWatch): void {
     this.#recheck = setInterval(() => {
-      const file = readQuietly(this.path);
-      if (file === 'unreadable' || file?.record?.token === this.#token) return;
+      if (isOurs(this.path, this.#fd, this.#token)) return;
       clearInterval(this.#recheck);
       this.#recheck = undefined;
-      onLost(new LockLostError(target, this.path, file?.record && publicRecord(file.record)));
+      const file = readQuietly(this.path);
+      const now = file === 'unreadable' ? undefined : file?.record;
+      onLost(new LockLostError(target, this.path, now && publicRecord(now)));
     }, intervalMs);
     this.#recheck.unref();
   }
@@ -75,11 +105,13 @@ export class Lock implements LockHandle {
     this.#released = true;
     clearInterval(this.#recheck);
     try {
-      // The record goes first, so that "record present" never outlives the interlock's holder.
-      removeIfOwned(this.path, this.#token);
+      // The record goes before the interlock, so that a waiter woken by the interlock's release
+      // never finds the record of a holder that has left.
+      removeIfOwned(this.path, this.#fd, this.#token);
     } finally {
       this.#interlock?.close();
       ownTokens.delete(this.#token);
+      closeSync(this.#fd);
     }
   }
 

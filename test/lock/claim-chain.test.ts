@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { systemProbe } from '../../src/identity/probe.ts';
@@ -118,7 +118,7 @@ describe('reclaiming a stale lock through the claim chain', () => {
     assert.ok(stale !== undefined);
     const before = snapshot(dir, { self: false });
     const bytes = serializeRecord(recordFor(process.pid, { port, token: token(9) }));
-    assert.equal(reclaimStale(path, stale, bytes, judge), 'busy');
+    assert.equal(reclaimStale(path, stale, bytes, judge).kind, 'busy');
     assert.deepEqual(snapshot(dir, { self: false }), before);
   });
 
@@ -130,7 +130,7 @@ describe('reclaiming a stale lock through the claim chain', () => {
     // Another reclaimer finished in between: a fresh record with another token is there now.
     writeRecord(path, recordFor(process.pid, { port, token: token(7) }));
     const bytes = serializeRecord(recordFor(process.pid, { port, token: token(9) }));
-    assert.equal(reclaimStale(path, judged, bytes, judge), 'changed');
+    assert.equal(reclaimStale(path, judged, bytes, judge).kind, 'changed');
     assert.equal(JSON.parse(readFileSync(path, 'utf8')).token, token(7));
     assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
   });
@@ -142,8 +142,10 @@ describe('reclaiming a stale lock through the claim chain', () => {
     assert.ok(stale !== undefined);
     const first = serializeRecord(recordFor(process.pid, { port, token: token(8) }));
     const second = serializeRecord(recordFor(process.pid, { port, token: token(9) }));
-    assert.equal(reclaimStale(path, stale, first, judge), 'won');
-    assert.equal(reclaimStale(path, stale, second, judge), 'changed');
+    const won = reclaimStale(path, stale, first, judge);
+    assert.ok(won.kind === 'done');
+    closeSync(won.value);
+    assert.equal(reclaimStale(path, stale, second, judge).kind, 'changed');
     assert.equal(JSON.parse(readFileSync(path, 'utf8')).token, token(8));
     assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
   });

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import {
+  closeSync,
   existsSync,
+  fstatSync,
   lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
+  readSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -32,11 +35,32 @@ describe('tempPathFor', () => {
   });
 });
 
+/** Publishes and closes the descriptor publishExclusive leaves open; true when published. */
+function published(path: string): boolean {
+  const fd = publishExclusive(path, bytes);
+  if (fd !== undefined) closeSync(fd);
+  return fd !== undefined;
+}
+
 describe('publishExclusive', () => {
+  it('returns the published file itself, open for reading', () => {
+    const path = join(tempDir(), 'agent-5338.lock');
+    const fd = publishExclusive(path, bytes);
+    assert.ok(fd !== undefined);
+    try {
+      assert.equal(fstatSync(fd).ino, lstatSync(path).ino);
+      const back = Buffer.alloc(bytes.length);
+      readSync(fd, back, 0, back.length, 0);
+      assert.deepEqual(back, bytes);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   it('creates the file with the whole content and mode 0600, leaving no temp file', () => {
     const dir = tempDir();
     const path = join(dir, 'agent-5338.lock');
-    assert.equal(publishExclusive(path, bytes), true);
+    assert.equal(published(path), true);
     assert.deepEqual(readFileSync(path), bytes);
     if (posix) assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.equal(statSync(path).nlink, 1, 'the temp name is gone');
@@ -47,7 +71,7 @@ describe('publishExclusive', () => {
     const dir = tempDir();
     const previous = process.umask(0);
     try {
-      assert.equal(publishExclusive(join(dir, 'a.lock'), bytes), true);
+      assert.equal(published(join(dir, 'a.lock')), true);
     } finally {
       process.umask(previous);
     }
@@ -59,7 +83,7 @@ describe('publishExclusive', () => {
     const path = join(dir, 'agent-5338.lock');
     writeFileSync(path, 'someone else', { mode: 0o600 });
     const before = snapshot(dir, { self: false });
-    assert.equal(publishExclusive(path, bytes), false);
+    assert.equal(published(path), false);
     assert.deepEqual(snapshot(dir, { self: false }), before);
     assert.equal(readFileSync(path, 'utf8'), 'someone else');
   });
@@ -72,8 +96,8 @@ describe('publishExclusive', () => {
     symlinkSync(target, join(dir, 'a.lock'));
     symlinkSync(join(outside, 'created'), join(dir, 'b.lock'));
     const before = { dir: snapshot(dir, { self: false }), outside: snapshot(outside) };
-    assert.equal(publishExclusive(join(dir, 'a.lock'), bytes), false);
-    assert.equal(publishExclusive(join(dir, 'b.lock'), bytes), false);
+    assert.equal(published(join(dir, 'a.lock')), false);
+    assert.equal(published(join(dir, 'b.lock')), false);
     assert.deepEqual({ dir: snapshot(dir, { self: false }), outside: snapshot(outside) }, before);
     assert.equal(existsSync(join(outside, 'created')), false, 'a dangling link is not followed to create its target');
   });
@@ -81,13 +105,13 @@ describe('publishExclusive', () => {
   it('returns false for a directory at the path', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'a.lock'));
-    assert.equal(publishExclusive(join(dir, 'a.lock'), bytes), false);
+    assert.equal(published(join(dir, 'a.lock')), false);
     assert.deepEqual(readdirSync(dir), ['a.lock']);
   });
 
   it('throws when the directory is missing, leaving nothing', () => {
     const dir = join(tempDir(), 'missing');
-    assert.throws(() => publishExclusive(join(dir, 'a.lock'), bytes), { code: 'ENOENT' });
+    assert.throws(() => published(join(dir, 'a.lock')), { code: 'ENOENT' });
     assert.equal(existsSync(dir), false);
   });
 
@@ -147,7 +171,7 @@ describe('replaceAtomically', () => {
     const dir = tempDir();
     const path = join(dir, 'agent-5338.lock');
     writeFileSync(path, 'old', { mode: 0o644 });
-    replaceAtomically(path, bytes);
+    closeSync(replaceAtomically(path, bytes));
     assert.deepEqual(readFileSync(path), bytes);
     if (posix) assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.deepEqual(readdirSync(dir), ['agent-5338.lock']);
@@ -158,7 +182,7 @@ describe('replaceAtomically', () => {
     const outside = tempDir();
     writeFileSync(join(outside, 'target'), 'precious');
     symlinkSync(join(outside, 'target'), join(dir, 'a.lock'));
-    replaceAtomically(join(dir, 'a.lock'), bytes);
+    closeSync(replaceAtomically(join(dir, 'a.lock'), bytes));
     assert.ok(lstatSync(join(dir, 'a.lock')).isFile());
     assert.equal(readFileSync(join(outside, 'target'), 'utf8'), 'precious');
   });

@@ -18,10 +18,18 @@ import { ownTokens } from './own-tokens.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
 const TRANSIENT_BUDGET_MS = UNREADABLE_GRACE_MS + 500;
-const POLL_MIN_MS = 10;
-const POLL_MAX_MS = 100;
+// Without an interlock, a waiter learns of a release only by looking: often, but not busily.
+const POLL_MIN_MS = 5;
+const POLL_MAX_MS = 25;
 
-type Refusal = Exclude<Attempt, { kind: 'acquired' }> & { viaInterlock?: boolean };
+type Refusal = Exclude<Attempt, { kind: 'acquired' }> & { viaInterlock?: boolean; unidentified?: boolean };
+
+const UNIDENTIFIED: Refusal = {
+  kind: 'held',
+  unidentified: true,
+  record: undefined,
+  verdict: { state: 'held', certainty: 'certain', reason: "another process holds the lock's kernel interlock" },
+};
 type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
 
 /** Sleeps, or rejects with the signal's own reason when it aborts (not a generic AbortError). */
@@ -100,6 +108,7 @@ async function tryOnce(
   probe: ProcessProbe,
   token: string,
   interlockNameOf: () => string | undefined,
+  identifyHolder: boolean,
 ): Promise<Tried> {
   const { dir, path, scope } = options;
   ensureLockDir(dir);
@@ -111,7 +120,10 @@ async function tryOnce(
   if (name !== undefined) {
     const answers = { record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest };
     const bound = await Interlock.bind(name, answers);
-    if (bound === 'taken') return heldByInterlock(name, options, probe);
+    if (bound === 'taken') {
+      // A waiter only needs to know when the holder leaves; asking who it is can wait for the refusal.
+      return identifyHolder ? heldByInterlock(name, options, probe) : { ...UNIDENTIFIED, viaInterlock: true };
+    }
     if (bound === 'unavailable') delete record.interlock;
     else interlock = bound;
   }
@@ -170,7 +182,8 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
   ownTokens.add(token);
   try {
     for (;;) {
-      const tried = await tryOnce(resolved, probe, token, interlockNameOf);
+      const last = performance.now() - started >= wait;
+      const tried = await tryOnce(resolved, probe, token, interlockNameOf, last);
       if (tried.kind === 'acquired') return tried.lock;
       const elapsed = performance.now() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
@@ -178,7 +191,13 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
         signal?.throwIfAborted();
         continue;
       }
-      if (elapsed >= wait) throw heldError(resolved, tried, probe.now());
+      if (elapsed >= wait) {
+        if (!tried.unidentified || !name) throw heldError(resolved, tried, probe.now());
+        const identified = await heldByInterlock(name, resolved, probe);
+        if (identified.kind === 'held') throw heldError(resolved, identified, probe.now());
+        // The holder left while we were asking: one last try.
+        continue;
+      }
       // The holder's interlock tells a waiter the moment it is released; otherwise poll.
       if (tried.viaInterlock && name && (await waitForRelease(name, wait - elapsed, signal))) {
         signal?.throwIfAborted();

@@ -15,20 +15,37 @@ function readText(path: string): string | undefined {
 }
 
 /**
- * The inode of the listening socket bound to an abstract name, from the text of /proc/net/unix
- * (`Num RefCount Protocol Flags Type St Inode Path`, with NUL bytes shown as `@`). Node binds
- * abstract names padded with NULs to the full address length, so trailing `@`s are ignored.
+ * The listening sockets bound to abstract names, by name (with its leading NUL) to inode, from the
+ * text of /proc/net/unix (`Num RefCount Protocol Flags Type St Inode Path`, with NUL bytes shown
+ * as `@`). Node binds abstract names padded with NULs to the full address length, so trailing
+ * `@`s are dropped.
  */
-export function listeningInode(name: string, table: string): string | undefined {
-  const wanted = `@${name.slice(1)}`;
+export function listeningAbstractNames(table: string): Map<string, string> {
+  const names = new Map<string, string>();
   for (const line of table.split('\n')) {
     const fields = line.trim().split(/\s+/);
     const flags = Number.parseInt(fields[3] ?? '', 16);
     const inode = fields[6];
     const path = fields.slice(7).join(' ').replace(/@+$/, '');
-    if (inode !== undefined && path === wanted && (flags & LISTENING) !== 0) return inode;
+    if (inode !== undefined && path.startsWith('@') && (flags & LISTENING) !== 0)
+      names.set(`\0${path.slice(1)}`, inode);
   }
-  return undefined;
+  return names;
+}
+
+/** The inode of the listening socket bound to an abstract name, from the text of /proc/net/unix. */
+export function listeningInode(name: string, table: string): string | undefined {
+  return listeningAbstractNames(table).get(name);
+}
+
+/**
+ * Which abstract names are bound right now (Linux), for checking many interlocks at once without
+ * connecting to each; undefined where the table cannot be read.
+ */
+export function boundAbstractNames(): Set<string> | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const table = readText('/proc/net/unix');
+  return table === undefined ? undefined : new Set(listeningAbstractNames(table).keys());
 }
 
 function holdsSocket(pid: string, link: string): boolean {

@@ -2,7 +2,8 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LockPathError } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
-import { ask } from '../interlock/client.ts';
+import { type Asked, ask } from '../interlock/client.ts';
+import { boundAbstractNames } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
@@ -15,6 +16,8 @@ import { judgeWith } from './acquire.ts';
 const CONCURRENCY = 32;
 
 type Found = { file: RecordFile | undefined } | { unreadable: string };
+
+const FREE: Asked = { kind: 'free' };
 
 function find(path: string): Found {
   try {
@@ -34,11 +37,13 @@ async function inspectPath(
   dir: string,
   interlock: 'auto' | 'off',
   probe: ProcessProbe,
+  bound?: Set<string>,
 ): Promise<LockInspection> {
   const found = find(path);
   const file = 'file' in found ? found.file : undefined;
   const name = interlock === 'auto' ? interlockName(scope, dir) : undefined;
-  const asked = name === undefined ? undefined : await ask(name, { op: 'who' });
+  // A name missing from the kernel's table of bound names is free: no need to knock.
+  const asked = name === undefined ? undefined : bound?.has(name) === false ? FREE : await ask(name, { op: 'who' });
   if (asked !== undefined && asked.kind !== 'free') {
     // Someone holds the kernel name: held, whatever the file says.
     if (asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply) {
@@ -108,7 +113,10 @@ export async function listLocksWith(options: ListOptions, probe: ProcessProbe): 
     if (a.scope.kind !== b.scope.kind) return a.scope.kind === 'port' ? -1 : 1;
     return a.name < b.name ? -1 : 1;
   });
-  return mapLimited(locks, CONCURRENCY, (lock) => inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe));
+  const bound = interlock === 'auto' ? boundAbstractNames() : undefined;
+  return mapLimited(locks, CONCURRENCY, (lock) =>
+    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe, bound),
+  );
 }
 
 /** Inspects every lock file in a directory (`dir`, or the default directory of `name`). */

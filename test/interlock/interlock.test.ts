@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { acquireLock, inspectLock, LockHeldError, type LockLostError } from '../../src/index.ts';
+import { acquireLock, inspectLock, LockHeldError, type LockLostError, listLocks } from '../../src/index.ts';
 import { ask } from '../../src/interlock/client.ts';
 import { interlockName } from '../../src/interlock/name.ts';
 import { freePort } from '../helpers/free-port.ts';
@@ -263,6 +263,22 @@ describe('the kernel interlock', linuxOnly, () => {
     assert.equal(lost[0]?.code, 'ELOCKLOST');
     assert.equal(lost[0]?.lockPath, path);
     assert.match(lost[0]?.message ?? '', /was removed/);
+  });
+
+  it('listLocks reads the kernel table once: a taken interlock is held, a freed one stale', async () => {
+    const dir = tempDir();
+    const [live, dead] = [await freePort(), await freePort()];
+    const holder = await startHolder({ port: live, dir });
+    const killed = await startHolder({ port: dead, dir });
+    killed.child.kill('SIGKILL');
+    await once(killed.child, 'exit');
+    const locks = await listLocks({ dir });
+    const byPort = new Map(locks.map((lock) => [lock.record?.port, lock]));
+    assert.equal(byPort.get(live)?.state, 'held');
+    assert.equal(byPort.get(live)?.record?.pid, holder.pid);
+    assert.equal(byPort.get(dead)?.state, 'stale');
+    assert.match(byPort.get(dead)?.reason ?? '', /no longer holds the lock's interlock/);
+    holder.child.kill('SIGKILL');
   });
 
   it('inspect says held when the interlock is taken even if the record names a dead pid', async () => {

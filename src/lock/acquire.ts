@@ -145,7 +145,7 @@ async function tryOnce(
     intervalMs: options.recheckInterval,
     onLost: options.onLost,
   };
-  lock = new Lock(path, record, token, attempt.fd, interlock, lostWatch);
+  lock = new Lock(path, record, token, interlock, lostWatch);
   return { ...attempt, lock };
 }
 

@@ -8,8 +8,7 @@ import { UNWRITABLE_CODES } from './lock-dir.ts';
 
 /** The outcome of one try at taking a lock. */
 export type Attempt =
-  /** `fd`: the published record's descriptor, held open by the lock's handle. */
-  | { kind: 'acquired'; reclaimed: boolean; fd: number }
+  | { kind: 'acquired'; reclaimed: boolean }
   /** Held by someone else (or by someone portlock cannot check): refuse, or wait and try again. */
   | { kind: 'held'; record: LockRecord | undefined; verdict: Verdict }
   /** Something in flux (a record being written, a reclaim under way): look again shortly. */
@@ -24,7 +23,7 @@ const reclaiming: Verdict = {
   reason: 'another process is replacing its stale record right now',
 };
 
-function publish(dir: string, path: string, bytes: Buffer): number | undefined {
+function publish(dir: string, path: string, bytes: Buffer): boolean {
   try {
     return publishExclusive(path, bytes);
   } catch (error) {
@@ -45,8 +44,7 @@ export function attemptAcquire(
   bytes: Buffer,
   judge: (file: RecordFile) => Verdict,
 ): Attempt {
-  const fd = publish(dir, path, bytes);
-  if (fd !== undefined) return { kind: 'acquired', reclaimed: false, fd };
+  if (publish(dir, path, bytes)) return { kind: 'acquired', reclaimed: false };
   const file = readRecordFile(path);
   if (file === undefined) {
     // Released between our publish and our read: try again at once.
@@ -62,7 +60,7 @@ export function attemptAcquire(
   const outcome = reclaimStale(path, file, bytes, judge);
   switch (outcome.kind) {
     case 'done':
-      return { kind: 'acquired', reclaimed: true, fd: outcome.value };
+      return { kind: 'acquired', reclaimed: true };
     case 'changed':
       return { kind: 'transient', afterMs: 0, record, verdict: reclaiming };
     case 'busy':

@@ -1,4 +1,3 @@
-import { closeSync } from 'node:fs';
 import type { Verdict } from '../identity/judge.ts';
 import { publishExclusive, replaceAtomically } from '../record/publish.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
@@ -70,9 +69,7 @@ export function actOnStale<T>(
   const chain = followClaims(lockPath, stale.identity, judge);
   if (chain.busy) return { kind: 'busy' };
   const mine = claimPathFor(lockPath, chain.tip);
-  const claim = publishExclusive(mine, claimBytes);
-  if (claim === undefined) return { kind: 'changed' };
-  closeSync(claim);
+  if (!publishExclusive(mine, claimBytes)) return { kind: 'changed' };
   let done = false;
   try {
     if (readRecordFile(lockPath)?.identity !== stale.identity) return { kind: 'changed' };
@@ -86,10 +83,7 @@ export function actOnStale<T>(
   }
 }
 
-/**
- * Replaces the stale record `stale` at `lockPath` with `bytes` through the claim chain. `done`
- * carries the new record's descriptor, left open.
- */
+/** Replaces the stale record `stale` at `lockPath` with `bytes` through the claim chain. */
 export function reclaimStale(lockPath: string, stale: RecordFile, bytes: Buffer, judge: (file: RecordFile) => Verdict) {
   return actOnStale(lockPath, stale, bytes, judge, () => replaceAtomically(lockPath, bytes));
 }

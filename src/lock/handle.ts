@@ -1,8 +1,8 @@
-import { type BigIntStats, closeSync, fstatSync, lstatSync, readSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { LockLostError } from '../errors.ts';
 import type { Interlock } from '../interlock/server.ts';
 import { readRecordFile } from '../record/read-record.ts';
-import { MAX_RECORD_BYTES, parseRecord, publicRecord } from '../record/record.ts';
+import { publicRecord } from '../record/record.ts';
 import type { LockHandle, LockRecord, StopRequestHandler } from '../types.ts';
 import { ownTokens } from './own-tokens.ts';
 
@@ -16,29 +16,15 @@ function readQuietly(path: string): Read {
   }
 }
 
-/**
- * Whether the file at `path` is still the very record this holder published, still carrying its
- * token. The holder keeps that file open, so its inode cannot be freed and its number cannot pass
- * to another file: a record replaced by anyone (a reclaim renames a new file over it, an editor
- * writes a new one) has another inode, and one rewritten in place has another token.
- */
-function isOurs(path: string, fd: number, token: string): boolean {
-  let there: BigIntStats;
-  try {
-    there = lstatSync(path, { bigint: true });
-  } catch {
-    return false;
-  }
-  const mine = fstatSync(fd, { bigint: true });
-  if (there.ino !== mine.ino || there.dev !== mine.dev) return false;
-  const bytes = Buffer.alloc(Math.min(Number(mine.size), MAX_RECORD_BYTES));
-  const read = readSync(fd, bytes, 0, bytes.length, 0);
-  return parseRecord(bytes.subarray(0, read))?.token === token;
+/** Whether the record at `path` still carries this holder's token. */
+function isOurs(path: string, token: string): boolean {
+  const file = readQuietly(path);
+  return file !== 'unreadable' && file?.record?.token === token;
 }
 
 /** Removes the lock file only while it is still ours: a replaced record is someone else's. */
-function removeIfOwned(path: string, fd: number, token: string): void {
-  if (!isOurs(path, fd, token)) return;
+function removeIfOwned(path: string, token: string): void {
+  if (!isOurs(path, token)) return;
   try {
     unlinkSync(path);
   } catch (error) {
@@ -57,24 +43,14 @@ export class Lock implements LockHandle {
   readonly record: Readonly<LockRecord>;
   onStopRequest: StopRequestHandler | undefined = undefined;
   readonly #token: string;
-  /** The published record, held open: see `isOurs`. */
-  readonly #fd: number;
   readonly #interlock: Interlock | undefined;
   #recheck: NodeJS.Timeout | undefined;
   #released = false;
 
-  constructor(
-    path: string,
-    record: LockRecord,
-    token: string,
-    fd: number,
-    interlock?: Interlock,
-    lostWatch?: LostWatch,
-  ) {
+  constructor(path: string, record: LockRecord, token: string, interlock?: Interlock, lostWatch?: LostWatch) {
     this.path = path;
     this.record = Object.freeze({ ...record });
     this.#token = token;
-    this.#fd = fd;
     this.#interlock = interlock;
     if (lostWatch !== undefined && interlock === undefined) this.#watch(lostWatch);
   }
@@ -90,7 +66,7 @@ export class Lock implements LockHandle {
   /** Looks at the record now and then; a record gone or replaced means the lock was lost. */
   #watch({ target, intervalMs, onLost }: LostWatch): void {
     this.#recheck = setInterval(() => {
-      if (isOurs(this.path, this.#fd, this.#token)) return;
+      if (isOurs(this.path, this.#token)) return;
       clearInterval(this.#recheck);
       this.#recheck = undefined;
       const file = readQuietly(this.path);
@@ -107,11 +83,10 @@ export class Lock implements LockHandle {
     try {
       // The record goes before the interlock, so that a waiter woken by the interlock's release
       // never finds the record of a holder that has left.
-      removeIfOwned(this.path, this.#fd, this.#token);
+      removeIfOwned(this.path, this.#token);
     } finally {
       this.#interlock?.close();
       ownTokens.delete(this.#token);
-      closeSync(this.#fd);
     }
   }
 

@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
 import {
-  closeSync,
   existsSync,
-  fstatSync,
   lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
-  readSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -35,32 +32,11 @@ describe('tempPathFor', () => {
   });
 });
 
-/** Publishes and closes the descriptor publishExclusive leaves open; true when published. */
-function published(path: string): boolean {
-  const fd = publishExclusive(path, bytes);
-  if (fd !== undefined) closeSync(fd);
-  return fd !== undefined;
-}
-
 describe('publishExclusive', () => {
-  it('returns the published file itself, open for reading', () => {
-    const path = join(tempDir(), 'agent-5338.lock');
-    const fd = publishExclusive(path, bytes);
-    assert.ok(fd !== undefined);
-    try {
-      assert.equal(fstatSync(fd).ino, lstatSync(path).ino);
-      const back = Buffer.alloc(bytes.length);
-      readSync(fd, back, 0, back.length, 0);
-      assert.deepEqual(back, bytes);
-    } finally {
-      closeSync(fd);
-    }
-  });
-
   it('creates the file with the whole content and mode 0600, leaving no temp file', () => {
     const dir = tempDir();
     const path = join(dir, 'agent-5338.lock');
-    assert.equal(published(path), true);
+    assert.equal(publishExclusive(path, bytes), true);
     assert.deepEqual(readFileSync(path), bytes);
     if (posix) assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.equal(statSync(path).nlink, 1, 'the temp name is gone');
@@ -71,7 +47,7 @@ describe('publishExclusive', () => {
     const dir = tempDir();
     const previous = process.umask(0);
     try {
-      assert.equal(published(join(dir, 'a.lock')), true);
+      assert.equal(publishExclusive(join(dir, 'a.lock'), bytes), true);
     } finally {
       process.umask(previous);
     }
@@ -83,7 +59,7 @@ describe('publishExclusive', () => {
     const path = join(dir, 'agent-5338.lock');
     writeFileSync(path, 'someone else', { mode: 0o600 });
     const before = snapshot(dir, { self: false });
-    assert.equal(published(path), false);
+    assert.equal(publishExclusive(path, bytes), false);
     assert.deepEqual(snapshot(dir, { self: false }), before);
     assert.equal(readFileSync(path, 'utf8'), 'someone else');
   });
@@ -96,8 +72,8 @@ describe('publishExclusive', () => {
     symlinkSync(target, join(dir, 'a.lock'));
     symlinkSync(join(outside, 'created'), join(dir, 'b.lock'));
     const before = { dir: snapshot(dir, { self: false }), outside: snapshot(outside) };
-    assert.equal(published(join(dir, 'a.lock')), false);
-    assert.equal(published(join(dir, 'b.lock')), false);
+    assert.equal(publishExclusive(join(dir, 'a.lock'), bytes), false);
+    assert.equal(publishExclusive(join(dir, 'b.lock'), bytes), false);
     assert.deepEqual({ dir: snapshot(dir, { self: false }), outside: snapshot(outside) }, before);
     assert.equal(existsSync(join(outside, 'created')), false, 'a dangling link is not followed to create its target');
   });
@@ -105,13 +81,13 @@ describe('publishExclusive', () => {
   it('returns false for a directory at the path', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'a.lock'));
-    assert.equal(published(join(dir, 'a.lock')), false);
+    assert.equal(publishExclusive(join(dir, 'a.lock'), bytes), false);
     assert.deepEqual(readdirSync(dir), ['a.lock']);
   });
 
   it('throws when the directory is missing, leaving nothing', () => {
     const dir = join(tempDir(), 'missing');
-    assert.throws(() => published(join(dir, 'a.lock')), { code: 'ENOENT' });
+    assert.throws(() => publishExclusive(join(dir, 'a.lock'), bytes), { code: 'ENOENT' });
     assert.equal(existsSync(dir), false);
   });
 
@@ -171,7 +147,7 @@ describe('replaceAtomically', () => {
     const dir = tempDir();
     const path = join(dir, 'agent-5338.lock');
     writeFileSync(path, 'old', { mode: 0o644 });
-    closeSync(replaceAtomically(path, bytes));
+    replaceAtomically(path, bytes);
     assert.deepEqual(readFileSync(path), bytes);
     if (posix) assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.deepEqual(readdirSync(dir), ['agent-5338.lock']);
@@ -182,7 +158,7 @@ describe('replaceAtomically', () => {
     const outside = tempDir();
     writeFileSync(join(outside, 'target'), 'precious');
     symlinkSync(join(outside, 'target'), join(dir, 'a.lock'));
-    closeSync(replaceAtomically(join(dir, 'a.lock'), bytes));
+    replaceAtomically(join(dir, 'a.lock'), bytes);
     assert.ok(lstatSync(join(dir, 'a.lock')).isFile());
     assert.equal(readFileSync(join(outside, 'target'), 'utf8'), 'precious');
   });

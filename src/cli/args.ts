@@ -125,8 +125,11 @@ export function parsePort(text: string | undefined, what: string, options: { all
 export function parseSeconds(text: string, what: string, options: { forever?: boolean } = {}): number {
   if (options.forever && text === 'forever') return Number.POSITIVE_INFINITY;
   const seconds = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isFinite(seconds)) {
-    throw new UsageError(`${what} must be a number of seconds${options.forever ? " or 'forever'" : ''}, got '${text}'`);
+  // Node fires timers set beyond about 24.8 days at once.
+  if (!Number.isFinite(seconds) || seconds * 1000 > 2 ** 31 - 1) {
+    throw new UsageError(
+      `${what} must be a number of seconds (at most 2147483)${options.forever ? " or 'forever'" : ''}, got '${text}'`,
+    );
   }
   return seconds * 1000;
 }

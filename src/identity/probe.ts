@@ -93,8 +93,13 @@ export function processExists(pid: number): Existence {
 }
 
 function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
-  const stat = readText(`/proc/${pid}/stat`);
-  if (stat === undefined) return 'gone';
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch (error) {
+    // ENOENT: gone. Anything else (`/proc` mounted with hidepid): it exists, unseen.
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : undefined;
+  }
   const parsed = parseProcStat(stat);
   if (parsed === undefined) return undefined;
   const info: ProcessInfo = { ...parsed, tgid: parseTgid(readText(`/proc/${pid}/status`)) };

@@ -45,36 +45,52 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS):
   });
 }
 
+/** Node fires a timer set beyond this at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
- * Resolves when the holder of `name` releases it or dies (the connection closes), when
- * `timeoutMs` passes, or when `signal` aborts. Returns false when the holder does not support
- * waiting, so the caller falls back to polling.
+ * Resolves when the holder of `name` releases it or dies: `released`, or also when nobody holds
+ * the name any more. Resolves `poll` when waiting this way is not possible (the holder does not
+ * support it, or does not accept connections), so the caller looks again after a pause; and
+ * `timeout` when `timeoutMs` passes or `signal` aborts.
  */
-export function waitForRelease(name: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+export function waitForRelease(
+  name: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<'released' | 'poll' | 'timeout'> {
+  if (signal?.aborted) return Promise.resolve('timeout');
   return new Promise((resolve) => {
-    let supported = true;
+    let outcome: 'released' | 'poll' | 'timeout' = 'poll';
     let buffered = '';
     const socket = connect({ path: name });
     const finish = () => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', finish);
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
-      resolve(supported);
+      resolve(outcome);
     };
-    const timer = setTimeout(finish, timeoutMs);
-    signal?.addEventListener('abort', finish, { once: true });
+    const onAbort = () => {
+      outcome = 'timeout';
+      finish();
+    };
+    const timer = setTimeout(onAbort, Math.min(timeoutMs, MAX_TIMER_MS));
+    signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('connect', () => socket.write(encode({ v: PROTOCOL_VERSION, op: 'wait' })));
     socket.on('data', (chunk) => {
       buffered += chunk.toString('utf8');
       const end = buffered.indexOf('\n');
       if (end < 0) return;
       const reply = parseReply(buffered.slice(0, end));
-      if (reply === undefined || !reply.ok) {
-        supported = false;
-        finish();
-      }
+      // Admitted: from now on, the connection's end is the release.
+      if (reply?.ok && 'waiting' in reply) outcome = 'released';
+      else finish();
     });
-    socket.on('error', finish);
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      // Refused: nobody holds the name now. Anything else (a full queue, say): look again later.
+      if (outcome === 'poll' && (error.code === 'ECONNREFUSED' || error.code === 'ENOENT')) outcome = 'released';
+      finish();
+    });
     socket.on('close', finish);
   });
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type { LockScope } from '../options/validate.ts';
 
 /**
@@ -8,19 +8,22 @@ import type { LockScope } from '../options/validate.ts';
  *
  * A port's name is host-wide, the same for every user, application and lock directory: two tools
  * cannot both listen on one port, so they cannot both hold its lock. A key's name is scoped to
- * its lock directory (by real path, so two spellings of one directory meet).
+ * its lock directory.
  */
 export function interlockName(scope: LockScope, dir: string, platform: NodeJS.Platform = process.platform) {
   let scoped: string;
   if (scope.kind === 'port') scoped = `port-${scope.port}`;
   else {
-    let real = dir;
+    // Device and inode, not a path: a directory reached through a symlink or a bind mount (a
+    // container's view of a shared home) is one directory, and must give one name.
+    let where = dir;
     try {
-      real = realpathSync(dir);
+      const { dev, ino } = statSync(dir, { bigint: true });
+      where = `${dev}:${ino}`;
     } catch {
-      // Not created yet: its resolved spelling is the best name there is.
+      // Not created yet: its spelling is the best name there is.
     }
-    scoped = `key-${createHash('sha256').update(real).digest('hex').slice(0, 16)}-${scope.key}`;
+    scoped = `key-${createHash('sha256').update(where).digest('hex').slice(0, 16)}-${scope.key}`;
   }
   // Linux abstract Unix sockets: no file, scoped to the network namespace exactly as ports are.
   if (platform === 'linux') return `\0portlock/${scoped}`;

@@ -1,3 +1,4 @@
+import { parseRecord, publicRecord } from '../record/record.ts';
 import type { PublicLockRecord } from '../types.ts';
 
 /**
@@ -53,17 +54,27 @@ export function parseRequest(line: string): Request | Reply {
       ? { op, token }
       : errorReply('EBADREQUEST', 'stop needs the token from the lock record');
   }
-  return errorReply('EBADREQUEST', `unknown request ${JSON.stringify(String(op)).slice(0, 40)}`);
+  const shown = typeof op === 'string' ? JSON.stringify(op).slice(0, 40) : `of type ${typeof op}`;
+  return errorReply('EBADREQUEST', `unknown request ${shown}`);
 }
 
-/** Reads a reply line from a holder; undefined when it is not one. */
+/** Reads a reply line from a holder; undefined when it is not one (a holder may be anyone). */
 export function parseReply(line: string): Reply | undefined {
+  let value: Record<string, unknown>;
   try {
-    const value = JSON.parse(line) as Reply;
-    return typeof value === 'object' && value !== null && value.v === PROTOCOL_VERSION && typeof value.ok === 'boolean'
-      ? value
-      : undefined;
+    value = JSON.parse(line);
   } catch {
     return undefined;
   }
+  if (typeof value !== 'object' || value === null || value.v !== PROTOCOL_VERSION) return undefined;
+  if (value.ok === false) {
+    const error = value.error as Record<string, unknown> | null | undefined;
+    return typeof error?.code === 'string' && typeof error.message === 'string' ? (value as Reply) : undefined;
+  }
+  if (value.ok !== true) return undefined;
+  if ('record' in value) {
+    const record = parseRecord(Buffer.from(JSON.stringify(value.record ?? null)));
+    return record === undefined ? undefined : { v: PROTOCOL_VERSION, ok: true, record: publicRecord(record) };
+  }
+  return value.stopping === true || value.waiting === true ? (value as Reply) : undefined;
 }

@@ -85,7 +85,12 @@ export class Interlock {
         this.#reply(socket, errorReply('ETOOLARGE', `a request is at most ${MAX_REQUEST_BYTES} bytes`));
         return;
       }
-      this.#answer(socket, buffered.slice(0, end));
+      try {
+        this.#answer(socket, buffered.slice(0, end));
+      } catch {
+        // Whatever a request holds, it must never take the holder down.
+        socket.destroy();
+      }
     };
     socket.on('data', onData);
   }

@@ -139,7 +139,13 @@ async function tryOnce(
     interlock?.close();
     return attempt;
   }
-  if (attempt.reclaimed) sweepLeftovers(path, probe, judge);
+  if (attempt.reclaimed) {
+    try {
+      sweepLeftovers(path, probe, judge);
+    } catch {
+      // Tidying up after others is a courtesy; the lock is ours either way.
+    }
+  }
   const lostWatch = options.onLost && {
     target: describeScope(scope),
     intervalMs: options.recheckInterval,
@@ -199,7 +205,7 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
         continue;
       }
       // The holder's interlock tells a waiter the moment it is released; otherwise poll.
-      if (tried.viaInterlock && name && (await waitForRelease(name, wait - elapsed, signal))) {
+      if (tried.viaInterlock && name && (await waitForRelease(name, wait - elapsed, signal)) !== 'poll') {
         signal?.throwIfAborted();
         continue;
       }

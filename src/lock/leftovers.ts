@@ -48,7 +48,8 @@ export function sweepLeftovers(lockPath: string, probe: ProcessProbe, judge: (fi
     const at = name.indexOf(CLAIM_INFIX);
     if (at !== prefix.length - 1) continue;
     const identity = name.slice(at + CLAIM_INFIX.length);
-    if (reachable.has(identity)) continue;
+    // Claims are named by a token or digest; anything else is some other lock's file.
+    if (!/^[0-9a-f]{16,128}$/.test(identity) || reachable.has(identity)) continue;
     const claim = readQuietly(path);
     if (claim !== undefined && judge(claim).state === 'stale') removed.push(path);
   }

@@ -20,13 +20,16 @@ function validateTimeout(timeout: unknown): number {
   return timeout;
 }
 
-function tokenAt(path: string): string | undefined {
+function recordAt(path: string) {
   try {
-    return readRecordFile(path)?.record?.token;
+    return readRecordFile(path)?.record;
   } catch {
     return undefined;
   }
 }
+
+const tokenAt = (path: string) => recordAt(path)?.token;
+const pidAt = (path: string) => recordAt(path)?.pid;
 
 /** Asks the holder through its interlock to stop; undefined when it agreed, else why not. */
 async function request(name: string | undefined, path: string): Promise<string | undefined> {
@@ -36,7 +39,7 @@ async function request(name: string | undefined, path: string): Promise<string |
     return `${path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
   }
   const asked = await ask(name, { op: 'stop', token });
-  if (asked.kind === 'free') return undefined;
+  if (asked.kind === 'free') return 'the holder has no control channel (it holds the lock without an interlock)';
   if (asked.kind === 'silent') {
     const holders = socketHolders(name);
     const who = holders.map((holder) => `${holder.pid}${holder.command ? ` (${holder.command})` : ''}`).join(', ');
@@ -63,8 +66,12 @@ async function untilReleased(
     const now = await inspect();
     const left = deadline - performance.now();
     if (now.state !== 'held' || left <= 0) return now;
-    // The interlock tells a waiter the moment its last holder lets go; without one, poll.
-    if (name === undefined || !(await waitForRelease(name, left))) await sleep(Math.min(POLL_MS, left));
+    // The interlock tells a waiter the moment its last holder lets go; without one, poll (a free
+    // name answers at once, so never look again sooner than a poll period).
+    const started = performance.now();
+    if (name !== undefined) await waitForRelease(name, left);
+    const rest = Math.min(POLL_MS - (performance.now() - started), deadline - performance.now());
+    if (rest > 0) await sleep(rest);
   }
 }
 
@@ -116,10 +123,16 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
     return result('not-running', `nothing holds it: ${before.reason}`);
   }
   if (before.state === 'unknown') return result('unknown', `it cannot be stopped from here: ${before.reason}`);
-  // The pid the record or the interlock's answer names, when it is sure to be the holder.
-  const certainPid = (lock: LockInspection) => (lock.certainty === 'certain' ? lock.record?.pid : undefined);
+  // Only the holder's own 0600 record and the kernel's table are proof of who holds the lock: an
+  // answer on the interlock could come from anyone squatting its name.
+  const recorded = pidAt(path);
+  const socketPids = () => (kernelName === undefined ? [] : socketHolders(kernelName).map((holder) => holder.pid));
+  const certainPid = (lock: LockInspection) => {
+    const pid = lock.certainty === 'certain' ? lock.record?.pid : undefined;
+    return pid !== undefined && (pid === recorded || socketPids().includes(pid)) ? pid : undefined;
+  };
   const holdersNow = (lock: LockInspection) => {
-    const pids = new Set(kernelName === undefined ? [] : socketHolders(kernelName).map((holder) => holder.pid));
+    const pids = new Set(socketPids());
     const pid = certainPid(lock);
     if (pid !== undefined) pids.add(pid);
     pids.delete(process.pid);
@@ -153,7 +166,6 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   // SIGTERM goes to the holder alone, which passes it on to a child it handed the lock to; where
   // the holder is unsure (no start time to confirm it), the pid its record names.
   const named = certainPid(last) ?? certainPid(before);
-  const recorded = before.record?.pid;
   let targets = named !== undefined ? [named] : holdersNow(last);
   if (targets.length === 0 && recorded !== undefined) targets = [recorded];
   targets = targets.filter((pid) => pid !== process.pid);

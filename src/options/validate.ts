@@ -108,10 +108,8 @@ export function validateRecheckInterval(interval: unknown): number {
   if (typeof interval !== 'number') {
     throw new TypeError(`recheckInterval must be a number of milliseconds, got ${describe(interval)}`);
   }
-  if (!Number.isFinite(interval) || interval < 10) {
-    throw new RangeError(
-      `recheckInterval must be a finite number of at least 10 milliseconds, got ${describe(interval)}`,
-    );
+  if (!Number.isFinite(interval) || interval < 10 || interval > 2 ** 31 - 1) {
+    throw new RangeError(`recheckInterval must be from 10 to 2147483647 milliseconds, got ${describe(interval)}`);
   }
   return interval;
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { ProcessProbe } from '../identity/probe.ts';
 import type { LockScope } from '../options/validate.ts';
 import type { LockRecord, PublicLockRecord } from '../types.ts';
@@ -6,8 +6,9 @@ import type { LockRecord, PublicLockRecord } from '../types.ts';
 /** Records larger than this are garbage by definition and are never read whole. */
 export const MAX_RECORD_BYTES = 64 * 1024;
 
+/** 122 random bits as 32 hex digits; randomUUID draws from a cached pool, several times faster. */
 export function newToken(): string {
-  return randomBytes(16).toString('hex');
+  return randomUUID().replaceAll('-', '');
 }
 
 /** The record this process publishes when it takes a lock. */

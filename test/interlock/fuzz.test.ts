@@ -83,6 +83,10 @@ describe('the interlock holder under bad input', { skip: process.platform !== 'l
       if (round % 20 === 0) await stillAnswers(`input ${JSON.stringify(input.toString('latin1'))}`);
     }
 
+    const hostile = await send(name, ['{"v":1,"op":{"toString":1}}\n']);
+    assert.match(hostile, /EBADREQUEST/);
+    await stillAnswers('a request whose op cannot be turned into a string');
+
     const oversized = await send(name, ['x'.repeat(MAX_REQUEST_BYTES + 10)]);
     assert.match(oversized, /ETOOLARGE/);
     await stillAnswers('an oversized request');

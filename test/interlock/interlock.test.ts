@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock, inspectLock, LockHeldError, type LockLostError, listLocks } from '../../src/index.ts';
-import { ask } from '../../src/interlock/client.ts';
+import { ask, waitForRelease } from '../../src/interlock/client.ts';
 import { interlockName } from '../../src/interlock/name.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
@@ -134,6 +134,17 @@ describe('the kernel interlock', linuxOnly, () => {
       timeout: 30_000,
     });
     assert.equal(run.status, 0, run.stderr);
+  });
+
+  it('waits for good with an infinite timeout, and wakes on the release', async () => {
+    const { dir, port, name } = await target();
+    const lock = await acquireLock({ port, dir });
+    const waiting = waitForRelease(name, Number.POSITIVE_INFINITY);
+    // Node fires a timer beyond 2^31-1 ms at once; the wait must not end before the release.
+    const early = await Promise.race([waiting, new Promise((resolve) => setTimeout(() => resolve('pending'), 300))]);
+    assert.equal(early, 'pending');
+    await lock.release();
+    assert.equal(await waiting, 'released');
   });
 
   it('lets a waiter in as soon as the holder is killed', async () => {

@@ -22,6 +22,9 @@ describe('interlock protocol', () => {
       ['{"v":1,"op":"stop"}', 'EBADREQUEST'],
       ['{"v":1,"op":"stop","token":7}', 'EBADREQUEST'],
       [`{"v":1,"op":"stop","token":"${'a'.repeat(300)}"}`, 'EBADREQUEST'],
+      // An object whose toString is not callable throws if turned into a string.
+      ['{"v":1,"op":{"toString":1}}', 'EBADREQUEST'],
+      ['{"v":1,"op":{"valueOf":null,"toString":null}}', 'EBADREQUEST'],
     ];
     for (const [line, code] of cases) {
       const reply = parseRequest(line);
@@ -36,5 +39,14 @@ describe('interlock protocol', () => {
     assert.equal(parseReply('garbage'), undefined);
     assert.equal(parseReply('{"v":2,"ok":true}'), undefined);
     assert.equal(parseReply('{"v":1}'), undefined);
+  });
+
+  it('accepts a who reply only with a real record, and never passes a token on', () => {
+    assert.equal(parseReply('{"v":1,"ok":true,"record":null}'), undefined);
+    assert.equal(parseReply('{"v":1,"ok":true,"record":{"pid":"1","startedAt":"x"}}'), undefined);
+    assert.equal(parseReply('{"v":1,"ok":true}'), undefined);
+    assert.equal(parseReply('{"v":1,"ok":false,"error":null}'), undefined);
+    const reply = parseReply(`{"v":1,"ok":true,"record":{"pid":7,"startedAt":"x","token":"${'a'.repeat(32)}"}}`);
+    assert.deepEqual(reply, { v: 1, ok: true, record: { pid: 7, startedAt: 'x' } });
   });
 });

@@ -84,6 +84,15 @@ describe('sweepLeftovers', () => {
     assert.deepEqual(readdirSync(dir), []);
   });
 
+  it('leaves alone another key lock whose name only looks like a claim', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'cache.lock');
+    const lookalike = join(dir, 'cache.lock.claim-x.lock');
+    writeRecord(lookalike, await deadRecord({ key: 'cache.lock.claim-x' }));
+    assert.deepEqual(sweepLeftovers(path, systemProbe, judge), []);
+    assert.deepEqual(readdirSync(dir), ['cache.lock.claim-x.lock']);
+  });
+
   it('returns [] when the directory is gone', () => {
     assert.deepEqual(sweepLeftovers(join(tempDir(), 'missing', 'a.lock'), systemProbe, judge), []);
   });

@@ -205,7 +205,8 @@ export const run: Command = {
       return result.signal !== null ? signalExitCode(result.signal) : (result.code ?? EXIT.failure);
     } finally {
       clearTimeout(killTimer);
-      await lock?.release();
+      // A release that fails must not hide the command's exit code; say so and go on.
+      await lock?.release().catch((error: unknown) => out.err(`portlock: releasing the lock failed: ${String(error)}`));
       process.off('exit', onExit);
       for (const signal of FORWARDED) process.off(signal, onSignal);
     }

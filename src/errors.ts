@@ -1,4 +1,4 @@
-import type { Certainty, PublicLockRecord } from './types.ts';
+import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
 export interface HeldVerdict {
@@ -15,6 +15,8 @@ interface HeldDetails extends HeldVerdict {
   lockPath: string;
   meta: PublicLockRecord | undefined;
   now: number;
+  /** The processes that hold the kernel interlock, where they are not the one the record names. */
+  holders?: InterlockHolder[];
 }
 
 function age(since: string, now: number): string {
@@ -44,7 +46,13 @@ function heldMessage(d: HeldDetails): string {
   );
   lines.push(`Verdict: ${d.state === 'held' ? `alive, ${d.certainty}` : 'cannot be checked from here'}: ${d.reason}.`);
   lines.push(`Lock file: ${d.lockPath}`);
-  if (d.state === 'unknown') {
+  const [heir] = d.holders ?? [];
+  if (heir !== undefined) {
+    // The recorded holder handed the lock on (to a command it ran) and is gone: name who has it.
+    const heirs = (d.holders ?? []).map((h) => `pid ${h.pid}${h.command ? ` (${h.command})` : ''}`).join(', ');
+    lines.push(`Held now by: ${heirs}, through the kernel interlock.`);
+    lines.push(`Next step: stop that process first (for example: kill ${heir.pid}), or wait for it to exit.`);
+  } else if (d.state === 'unknown') {
     lines.push(`Next step: stop ${app} where it runs; if it is not running there, remove ${d.lockPath}.`);
   } else if (d.certainty === 'certain') {
     lines.push(`Next step: stop that process first (for example: kill ${d.meta.pid}), or wait for it to exit.`);

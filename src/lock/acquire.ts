@@ -3,13 +3,14 @@ import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, waitForRelease } from '../interlock/client.ts';
+import { socketHolders } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { Interlock } from '../interlock/server.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import { createRecord, newToken, publicRecord, serializeRecord } from '../record/record.ts';
-import type { AcquireOptions, LockHandle, LockRecord } from '../types.ts';
+import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord } from '../types.ts';
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { Lock } from './handle.ts';
 import { sweepLeftovers } from './leftovers.ts';
@@ -22,7 +23,12 @@ const TRANSIENT_BUDGET_MS = UNREADABLE_GRACE_MS + 500;
 const POLL_MIN_MS = 5;
 const POLL_MAX_MS = 25;
 
-type Refusal = Exclude<Attempt, { kind: 'acquired' }> & { viaInterlock?: boolean; unidentified?: boolean };
+type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
+  viaInterlock?: boolean;
+  unidentified?: boolean;
+  /** Who holds the interlock, when its holder does not answer and is not the one recorded. */
+  holders?: InterlockHolder[];
+};
 
 const UNIDENTIFIED: Refusal = {
   kind: 'held',
@@ -90,10 +96,13 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
     };
   }
   const why = asked.kind === 'silent' ? asked.reason : 'it refused to say who it is';
+  const record = readQuietly(options.path);
+  const holders = socketHolders(name).filter((holder) => holder.pid !== record?.pid);
   return {
     kind: 'held',
     viaInterlock: true,
-    record: readQuietly(options.path),
+    record,
+    ...(holders.length > 0 && { holders }),
     verdict: {
       state: 'held',
       certainty: 'likely',
@@ -166,6 +175,7 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
     lockPath: options.path,
     meta: record === undefined ? undefined : publicRecord(record),
     now,
+    ...(refusal.holders && { holders: refusal.holders }),
   });
 }
 

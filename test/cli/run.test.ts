@@ -255,7 +255,8 @@ describe('portlock run, as a real process', () => {
 
     const refused = await cli(['run', '-p', String(port), '--dir', dir, '--', node, '-e', '0']);
     assert.equal(refused.code, 75);
-    assert.match(refused.stderr, new RegExp(`Held now by: pid ${child} .*'portlock stop ${port} --force' stops it\\.`));
+    assert.match(refused.stderr, new RegExp(`Held now by: pid ${child} .*, through the kernel interlock\\.`));
+    assert.match(refused.stderr, new RegExp(`Next step: stop that process first \\(for example: kill ${child}\\)`));
 
     const polite = await cli(['stop', String(port), '--dir', dir, '--timeout', '1']);
     assert.equal(polite.code, 1);

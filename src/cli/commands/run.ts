@@ -35,22 +35,8 @@ async function take(
   }
 }
 
-async function refuse(
-  out: Output,
-  error: LockHeldError,
-  target: LockTarget & { port: number },
-  exitCode: number,
-): Promise<number> {
-  let message = error.message;
-  if (error.certainty === 'likely') {
-    // The holder does not answer; the processes that hold its interlock are the ones to name.
-    const { interlockHolders } = await import('../../interlock/holders.ts');
-    const holders = interlockHolders(target).filter((holder) => holder.pid !== error.meta?.pid);
-    const who = holders.map((holder) => `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ''}`);
-    if (who.length > 0)
-      message += `\nHeld now by: ${who.join(', ')}, through the kernel interlock; 'portlock stop ${target.port} --force' stops it.`;
-  }
-  out.error(error.code, message, {
+function refuse(out: Output, error: LockHeldError, exitCode: number): number {
+  out.error(error.code, error.message, {
     state: error.state,
     certainty: error.certainty,
     lockPath: error.lockPath,
@@ -177,7 +163,7 @@ export const run: Command = {
           out.error('EINTERRUPTED', `interrupted by ${interrupted} while waiting for port ${port}`);
           return signalExitCode(interrupted);
         }
-        if (error instanceof LockHeldError) return refuse(out, error, target, conflict);
+        if (error instanceof LockHeldError) return refuse(out, error, conflict);
         throw error;
       }
       const { spawn } = await import('node:child_process');

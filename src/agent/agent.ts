@@ -9,7 +9,7 @@ import { Connections } from './drain.ts';
 import { AlreadyRunningError } from './errors.ts';
 import { type Listening, listenOn, urlFor } from './listen.ts';
 import { createLogger } from './logger.ts';
-import { describeForLog } from './redact.ts';
+import { describeForLog, redact } from './redact.ts';
 import type {
   Agent,
   AgentAddress,
@@ -52,8 +52,9 @@ function validateOptions(options: AgentOptions): void {
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`port must be an integer from 0 to 65535, got ${String(port)}`);
   }
-  if (typeof drainTimeout !== 'number' || Number.isNaN(drainTimeout) || drainTimeout < 0) {
-    throw new RangeError(`drainTimeout must be a number of milliseconds, 0 or more, got ${String(drainTimeout)}`);
+  // Node fires a timer set beyond 2^31-1 ms at once, which would cut every drain short.
+  if (typeof drainTimeout !== 'number' || !(drainTimeout >= 0 && drainTimeout <= 2 ** 31 - 1)) {
+    throw new RangeError(`drainTimeout must be from 0 to 2147483647 milliseconds, got ${String(drainTimeout)}`);
   }
   if (handler !== undefined && typeof handler !== 'function') throw new TypeError('handler must be a function');
   if (handler !== undefined && server !== undefined) throw new TypeError('give handler or server, not both');
@@ -279,8 +280,10 @@ class PortAgent implements Agent {
 
   #serve(server: Server, listener: RequestListener, req: IncomingMessage, res: ServerResponse): void {
     const fail = (error: unknown) => {
+      const secrets = [this.#run?.lock?.record.token ?? ''];
+      // The URL too: a query string may carry a token.
       this.logger.error(
-        `${req.method} ${req.url} failed: ${describeForLog(error, { secrets: [this.#run?.lock?.record.token ?? ''] })}`,
+        `${redact(`${req.method} ${req.url}`, { secrets })} failed: ${describeForLog(error, { secrets })}`,
       );
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('Internal error\n');
       else res.destroy();

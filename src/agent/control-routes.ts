@@ -70,7 +70,13 @@ export function createControlRoutes(context: ControlContext): ControlRoutes {
   ]);
 
   return (req, res) => {
-    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    let pathname: string;
+    try {
+      pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      // A target no URL can be made of (`//[`) names no control route; the application decides.
+      return false;
+    }
     const route = routes.get(pathname);
     if (route === undefined) return false;
     req.resume();

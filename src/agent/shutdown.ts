@@ -23,7 +23,7 @@ export function exitCodeFor(signal: NodeJS.Signals): number {
 export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () => void {
   const {
     signals = DEFAULT_SIGNALS,
-    timeout = agent.drainTimeout + DEFAULT_BUDGET_MARGIN,
+    timeout = Math.min(agent.drainTimeout + DEFAULT_BUDGET_MARGIN, 2 ** 31 - 1),
     exitDelay = DEFAULT_EXIT_DELAY,
     crashes = true,
     logger = agent.logger,

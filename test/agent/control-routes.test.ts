@@ -34,6 +34,12 @@ describe('control routes', () => {
   });
   after(() => agent.stop());
 
+  it('takes a request target no URL can be made of in its stride', async () => {
+    const odd = await http({ port, path: '//[' });
+    assert.equal(odd.status, 200);
+    assert.equal((await http({ port, path: '/healthcheck' })).status, 200);
+  });
+
   it('GET /healthcheck reports name, version, pid, port, start time and instance, never the token', async () => {
     const response = await http({ port, path: '/healthcheck' });
     assert.equal(response.status, 200);
@@ -163,5 +169,24 @@ describe('application errors', () => {
     assert.ok(!logged.includes('abc123'));
     assert.equal(agent.readyState, 'ready');
     await agent.stop();
+  });
+});
+
+describe('a failing application route', () => {
+  it('is logged without the secrets its URL may carry', async () => {
+    const { agent, port, token, lines } = await running({
+      handler: () => {
+        throw new Error('boom');
+      },
+    });
+    try {
+      const response = await http({ port, path: `/upload?access=${token}` });
+      assert.equal(response.status, 500);
+      const logged = lines.join('\n');
+      assert.match(logged, /GET \/upload\?access=.* failed: .*boom/);
+      assert.ok(!logged.includes(token), 'the lock token never reaches the log');
+    } finally {
+      await agent.stop();
+    }
   });
 });

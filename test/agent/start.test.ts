@@ -239,6 +239,8 @@ describe('agent start', () => {
     assert.throws(() => createAgent({ port: -1 }), RangeError);
     assert.throws(() => createAgent({ port: 1.5 }), RangeError);
     assert.throws(() => createAgent({ drainTimeout: -1 }), RangeError);
+    // A timer past 2^31-1 ms fires at once in Node: it would cut every drain short.
+    assert.throws(() => createAgent({ drainTimeout: Number.POSITIVE_INFINITY }), RangeError);
     assert.throws(() => createAgent({ name: '../x' }), RangeError);
     assert.throws(() => createAgent({ handler: () => {}, server: createHttpServer() }), TypeError);
   });

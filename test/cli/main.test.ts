@@ -56,6 +56,7 @@ describe('portlock: the command line as a whole', () => {
       "run: --wait must be a number of seconds (at most 2147483) or 'forever', got 'soon'",
     ],
     [['run', '-p', '1', '--kill-after', '9999999', '--', 'true'], 'run: --kill-after must be a number of seconds'],
+    [['run', '-p', '1', '--', ''], 'run: missing the command to run'],
     [['run', '-p', '1', '--conflict-exit-code', '256', '--', 'true'], 'run: --conflict-exit-code must be an exit code'],
     [['run', '-p', '1', '--kill-after', '-1', '--', 'true'], 'run: --kill-after must be a number of seconds'],
     [['stop', '1', '--timeout', 'x'], 'stop: --timeout must be a number of seconds'],

@@ -130,7 +130,7 @@ export const run: Command = {
     const waitMs = parseSeconds(stringValue(values, 'wait') ?? '0', '--wait', { forever: true });
     const conflict = parseExitCode(stringValue(values, 'conflict-exit-code') ?? '', '--conflict-exit-code');
     const killAfterMs = parseSeconds(stringValue(values, 'kill-after') ?? '', '--kill-after');
-    if (rest.length === 0) throw new UsageError('missing the command to run, after --');
+    if (rest.length === 0 || rest[0] === '') throw new UsageError('missing the command to run, after --');
     const target = { port, name, dir };
 
     const abort = new AbortController();

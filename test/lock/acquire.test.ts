@@ -107,9 +107,7 @@ describe('acquireLock', () => {
     mkdirSync(dir, { mode: 0o700 });
     const record = recordFor(pid, { port, name: 'percy' });
     writeRecord(path, record);
-    const started = Date.now();
     const error = await acquireLock({ port, dir, name: 'percy' }).catch((e: unknown) => e);
-    assert.ok(Date.now() - started < 1000, 'a refusal is fast');
     assert.ok(error instanceof LockHeldError);
     assert.equal(error.name, 'LockHeldError');
     assert.equal(error.code, 'ELOCKED');

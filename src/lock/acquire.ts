@@ -13,6 +13,7 @@ import { createRecord, newToken, publicRecord, serializeRecord } from '../record
 import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord } from '../types.ts';
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { Lock } from './handle.ts';
+import { heldByAnswer } from './interlock-answer.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { ensureLockDir } from './lock-dir.ts';
 import { ownTokens } from './own-tokens.ts';
@@ -69,8 +70,8 @@ function readQuietly(path: string): LockRecord | undefined {
 
 /** Asks the holder of a taken interlock who it is, for a refusal that names the real holder. */
 async function heldByInterlock(name: string, options: ResolvedAcquire, probe: ProcessProbe): Promise<Refusal> {
-  const asked = await ask(name, { op: 'who' });
-  if (asked.kind === 'free') {
+  const held = heldByAnswer(await ask(name, { op: 'who' }), probe);
+  if (held === undefined) {
     // Released between our bind and our question: try again at once.
     return {
       kind: 'transient',
@@ -79,35 +80,17 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
       verdict: { state: 'unknown', certainty: 'likely', reason: 'the holder was just leaving' },
     };
   }
-  if (asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply) {
-    const { record } = asked.reply;
-    return {
-      kind: 'held',
-      viaInterlock: true,
-      record,
-      verdict: {
-        state: 'held',
-        certainty: 'certain',
-        reason:
-          record.pid === probe.pid
-            ? 'this process holds it'
-            : `process ${record.pid} holds the lock's kernel interlock`,
-      },
-    };
-  }
-  const why = asked.kind === 'silent' ? asked.reason : 'it refused to say who it is';
+  if (held.record !== undefined)
+    return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
   const record = readQuietly(options.path);
+  // It does not answer: name whoever holds its interlock, if not the process the record names.
   const holders = socketHolders(name).filter((holder) => holder.pid !== record?.pid);
   return {
     kind: 'held',
     viaInterlock: true,
     record,
     ...(holders.length > 0 && { holders }),
-    verdict: {
-      state: 'held',
-      certainty: 'likely',
-      reason: `a process holds the lock's kernel interlock, but ${why}`,
-    },
+    verdict: held.verdict,
   };
 }
 

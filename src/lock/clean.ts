@@ -1,53 +1,15 @@
 import { unlinkSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { Verdict } from '../identity/judge.ts';
 import { systemProbe } from '../identity/probe.ts';
-import { ask } from '../interlock/client.ts';
-import { interlockName } from '../interlock/name.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
-import { type RecordFile, readRecordFile } from '../record/read-record.ts';
-import { createRecord, newToken, publicRecord, serializeRecord } from '../record/record.ts';
-import type { CleanOptions, CleanResult, LockInspection, LockTarget, RemoveStaleResult } from '../types.ts';
+import type { RecordFile } from '../record/read-record.ts';
+import { createRecord, newToken, serializeRecord } from '../record/record.ts';
+import type { CleanOptions, CleanResult, LockTarget, RemoveStaleResult } from '../types.ts';
 import { judgeWith } from './acquire.ts';
 import { actOnStale } from './claim-chain.ts';
-import { listLocks } from './inspect.ts';
+import { judgeLock, listLocks, toInspection } from './inspect.ts';
 import { ownTokens } from './own-tokens.ts';
-
-function inspection(path: string, file: RecordFile | undefined, verdict: Verdict): LockInspection {
-  return {
-    state: verdict.state,
-    path,
-    ...(file?.record && { record: publicRecord(file.record) }),
-    reason: verdict.reason,
-    certainty: verdict.certainty,
-  };
-}
-
-type Judged = { file: RecordFile | undefined; verdict: Verdict } | 'free';
-
-/** Judges the record as `inspectLock` does: the file is read before the interlock is asked. */
-async function judgeNow(path: string, scope: LockScope, dir: string): Promise<Judged> {
-  let file: RecordFile | undefined;
-  try {
-    file = readRecordFile(path);
-  } catch (error) {
-    const reason = (error as Error).message.split('\n')[0] ?? String(error);
-    return { file: undefined, verdict: { state: 'unknown', certainty: 'certain', reason } };
-  }
-  const name = interlockName(scope, dir);
-  const asked = name === undefined ? undefined : await ask(name, { op: 'who' });
-  if (asked !== undefined && asked.kind !== 'free') {
-    const verdict: Verdict = {
-      state: 'held',
-      certainty: 'likely',
-      reason: "a process holds the lock's kernel interlock",
-    };
-    return { file, verdict };
-  }
-  if (file === undefined) return 'free';
-  return { file, verdict: judgeWith(systemProbe, asked && { hostLocal: scope.kind === 'port' })(file) };
-}
 
 /**
  * Removes the stale record `stale` through the claim chain, exactly as a reclaim replaces one: only
@@ -73,11 +35,9 @@ function removeClaimed(
 }
 
 async function removeIfStale(path: string, scope: LockScope, dir: string, name: string): Promise<RemoveStaleResult> {
-  const judged = await judgeNow(path, scope, dir);
-  if (judged === 'free')
-    return { state: 'free', path, reason: 'there is no lock file', certainty: 'certain', removed: false };
+  const judged = await judgeLock(path, scope, dir, 'auto', systemProbe);
   const { file, verdict } = judged;
-  if (file === undefined || verdict.state !== 'stale') return { ...inspection(path, file, verdict), removed: false };
+  if (file === undefined || verdict.state !== 'stale') return { ...toInspection(path, judged), removed: false };
   let outcome: ReturnType<typeof removeClaimed>;
   try {
     outcome = removeClaimed(path, file, scope, name);
@@ -85,16 +45,13 @@ async function removeIfStale(path: string, scope: LockScope, dir: string, name: 
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') outcome = 'changed';
     else throw error;
   }
-  if (outcome === 'removed') return { ...inspection(path, file, verdict), removed: true };
+  if (outcome === 'removed') return { ...toInspection(path, judged), removed: true };
+  const reason =
+    outcome === 'busy'
+      ? 'another process is replacing its stale record right now'
+      : 'it changed while being removed; look again';
   return {
-    ...inspection(path, file, {
-      state: 'unknown',
-      certainty: 'likely',
-      reason:
-        outcome === 'busy'
-          ? 'another process is replacing its stale record right now'
-          : 'it changed while being removed; look again',
-    }),
+    ...toInspection(path, { record: judged.record, verdict: { state: 'unknown', certainty: 'likely', reason } }),
     removed: false,
   };
 }

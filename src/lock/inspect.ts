@@ -9,26 +9,68 @@ import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resol
 import { type LockScope, validateInterlock } from '../options/validate.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import { publicRecord } from '../record/record.ts';
-import type { InspectOptions, ListOptions, LockInspection } from '../types.ts';
+import type { InspectOptions, ListOptions, LockInspection, PublicLockRecord } from '../types.ts';
 import { judgeWith } from './acquire.ts';
+import { heldByAnswer } from './interlock-answer.ts';
 
 /** Interlocks asked at once by `listLocks`. */
 const CONCURRENCY = 32;
 
-type Found = { file: RecordFile | undefined } | { unreadable: string };
+/** A lock as judged now: what its file says, and what the interlock adds. */
+export interface Judgement {
+  /** The lock file, when there is one and it could be read. */
+  file: RecordFile | undefined;
+  verdict: Pick<LockInspection, 'state' | 'certainty' | 'reason'>;
+  /** The record to show: the holder's own answer where it gave one, else the file's. */
+  record: PublicLockRecord | undefined;
+}
 
 const FREE: Asked = { kind: 'free' };
+// No lock file: nothing for the judge to judge.
+const FREE_VERDICT = { state: 'free', certainty: 'certain', reason: 'there is no lock file' } as const;
 
-function find(path: string): Found {
+/** Reads the lock file, asks the interlock, and judges the lock. Changes nothing. */
+export async function judgeLock(
+  path: string,
+  scope: LockScope,
+  dir: string,
+  interlock: 'auto' | 'off',
+  probe: ProcessProbe,
+  bound?: Set<string>,
+): Promise<Judgement> {
+  let file: RecordFile | undefined;
+  let unreadable: string | undefined;
   try {
-    return { file: readRecordFile(path) };
+    file = readRecordFile(path);
   } catch (error) {
-    const unreadable =
+    unreadable =
       error instanceof LockPathError
         ? `the lock path ${error.message.split('\n')[0]?.replace(`Lock path ${path} `, '')}`
         : `the lock file cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
-    return { unreadable };
   }
+  const shown = file?.record && publicRecord(file.record);
+  const name = interlock === 'auto' ? interlockName(scope, dir) : undefined;
+  // A name missing from the kernel's table of bound names is free: no need to knock.
+  const asked = name === undefined ? undefined : bound?.has(name) === false ? FREE : await ask(name, { op: 'who' });
+  // Someone holds the kernel name: held, whatever the file says.
+  const held = asked && heldByAnswer(asked, probe);
+  if (held !== undefined) return { file, verdict: held.verdict, record: held.record ?? shown };
+  if (unreadable !== undefined) {
+    return { file, verdict: { state: 'unknown', certainty: 'certain', reason: unreadable }, record: undefined };
+  }
+  if (file === undefined) return { file, verdict: FREE_VERDICT, record: undefined };
+  return { file, verdict: judgeWith(probe, asked && { hostLocal: scope.kind === 'port' })(file), record: shown };
+}
+
+/** A judgement as `inspectLock` reports it. */
+export function toInspection(path: string, { verdict, record }: Pick<Judgement, 'verdict' | 'record'>): LockInspection {
+  return {
+    state: verdict.state,
+    path,
+    ...(record && { record }),
+    reason: verdict.reason,
+    certainty: verdict.certainty,
+  };
 }
 
 async function inspectPath(
@@ -39,38 +81,7 @@ async function inspectPath(
   probe: ProcessProbe,
   bound?: Set<string>,
 ): Promise<LockInspection> {
-  const found = find(path);
-  const file = 'file' in found ? found.file : undefined;
-  const name = interlock === 'auto' ? interlockName(scope, dir) : undefined;
-  // A name missing from the kernel's table of bound names is free: no need to knock.
-  const asked = name === undefined ? undefined : bound?.has(name) === false ? FREE : await ask(name, { op: 'who' });
-  if (asked !== undefined && asked.kind !== 'free') {
-    // Someone holds the kernel name: held, whatever the file says.
-    if (asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply) {
-      const { record } = asked.reply;
-      const reason =
-        record.pid === probe.pid ? 'this process holds it' : `process ${record.pid} holds the lock's kernel interlock`;
-      return { state: 'held', path, record, reason, certainty: 'certain' };
-    }
-    const why = asked.kind === 'silent' ? asked.reason : 'it refused to say who it is';
-    return {
-      state: 'held',
-      path,
-      ...(file?.record && { record: publicRecord(file.record) }),
-      reason: `a process holds the lock's kernel interlock, but ${why}`,
-      certainty: 'likely',
-    };
-  }
-  if ('unreadable' in found) return { state: 'unknown', path, reason: found.unreadable, certainty: 'certain' };
-  if (file === undefined) return { state: 'free', path, reason: 'there is no lock file', certainty: 'certain' };
-  const verdict = judgeWith(probe, asked && { hostLocal: scope.kind === 'port' })(file);
-  return {
-    state: verdict.state,
-    path,
-    ...(file.record && { record: publicRecord(file.record) }),
-    reason: verdict.reason,
-    certainty: verdict.certainty,
-  };
+  return toInspection(path, await judgeLock(path, scope, dir, interlock, probe, bound));
 }
 
 export function inspectLockWith(options: InspectOptions, probe: ProcessProbe): Promise<LockInspection> {

@@ -1,8 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// A port's interlock name is host-wide: each contender gets a port nobody else on the host uses.
+export { freePort } from '../test/helpers/free-port.ts';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -48,22 +50,6 @@ export function tempDir(label: string): string {
 
 export function removeTempDirs(): void {
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-}
-
-/**
- * A port the OS just handed out on loopback. A port's interlock name is host-wide, so each
- * contender gets one nobody else on the host is using.
- */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port from listen(0)');
-  return address.port;
 }
 
 /** How long the scenarios run: `--quick` shrinks every loop for a smoke run. */

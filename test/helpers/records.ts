@@ -45,6 +45,11 @@ export async function deadPid(): Promise<number> {
   return child.pid;
 }
 
+/** A complete record of a process that has exited. */
+export async function deadRecord(fields: Partial<LockRecord> = {}): Promise<LockRecord> {
+  return { ...recordFor(process.pid, fields), pid: await deadPid() };
+}
+
 /** A live process that is not a lock holder, killed when the test file ends. */
 export async function liveProcess() {
   const child = spawnTracked('sleep', ['300'], { stdio: 'ignore' });

@@ -6,11 +6,11 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Verdict } from '../../src/identity/judge.ts';
-import { acquireLock, LockPathError } from '../../src/index.ts';
+import { acquireLock } from '../../src/index.ts';
 import { attemptAcquire } from '../../src/lock/attempt.ts';
 import { serializeRecord } from '../../src/record/record.ts';
 import { bytesReadSoFar, snapshot } from '../helpers/disk.ts';
-import { freePort } from '../helpers/free-port.ts';
+import { isLockPathError, portLockTarget } from '../helpers/lock-target.ts';
 import { recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -18,59 +18,43 @@ import { tempDir } from '../helpers/temp-dir.ts';
 const linux = process.platform === 'linux';
 const TEN_MB = 10 * 1024 * 1024;
 
-async function target() {
-  const dir = join(tempDir(), 'locks');
-  mkdirSync(dir, { mode: 0o700 });
-  const port = await freePort();
-  return { dir, port, path: join(dir, `agent-${port}.lock`) };
-}
-
-function assertPathError(error: unknown, path: string, problem: string): boolean {
-  assert.ok(error instanceof LockPathError, `expected LockPathError, got ${String(error)}`);
-  assert.equal(error.code, 'ELOCKPATH');
-  assert.equal(error.problem, problem);
-  assert.equal(error.lockPath, path);
-  assert.ok(error.message.includes(path));
-  return true;
-}
-
 describe('the lock path', () => {
   it('is refused when a directory sits there, and the directory is left as it was', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     mkdirSync(path);
     writeFileSync(join(path, 'inside'), 'x');
     const before = snapshot(dir, { self: false });
-    await assert.rejects(acquireLock({ port, dir }), (error) => assertPathError(error, path, 'directory'));
+    await assert.rejects(acquireLock({ port, dir }), (error) => isLockPathError(error, path, 'directory'));
     assert.deepEqual(snapshot(dir, { self: false }), before, 'no temp file is left behind');
     assert.deepEqual(readdirSync(path), ['inside']);
   });
 
   it('is refused when a symlink points outside, and the target is not touched', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     const outside = tempDir();
     const victim = join(outside, 'victim.json');
     writeRecord(victim, { precious: true }, 60_000);
     symlinkSync(victim, path);
     const before = { dir: snapshot(dir, { self: false }), outside: snapshot(outside) };
     const victimBefore = statSync(victim);
-    await assert.rejects(acquireLock({ port, dir }), (error) => assertPathError(error, path, 'symlink'));
+    await assert.rejects(acquireLock({ port, dir }), (error) => isLockPathError(error, path, 'symlink'));
     assert.deepEqual({ dir: snapshot(dir, { self: false }), outside: snapshot(outside) }, before);
     assert.equal(readFileSync(victim, 'utf8'), '{"precious":true}');
     assert.equal(statSync(victim).mtimeMs, victimBefore.mtimeMs);
   });
 
   it('is refused when a dangling symlink points outside, and nothing is created there', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     const outside = tempDir();
     symlinkSync(join(outside, 'planted.lock'), path);
     const before = snapshot(outside);
-    await assert.rejects(acquireLock({ port, dir }), (error) => assertPathError(error, path, 'symlink'));
+    await assert.rejects(acquireLock({ port, dir }), (error) => isLockPathError(error, path, 'symlink'));
     assert.deepEqual(snapshot(outside), before);
     assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
   });
 
   it('is refused when a FIFO sits there, without hanging', { skip: !linux && 'mkfifo is POSIX' }, async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     const made = spawnSync('mkfifo', ['-m', '600', path], { timeout: 10_000 });
     assert.equal(made.status, 0, `mkfifo failed: ${made.stderr}`);
     // In a child with a deadline, so that a blocking open fails the test instead of hanging it.
@@ -87,19 +71,19 @@ describe('the lock path', () => {
   });
 
   it('is refused when a Unix socket sits there', { skip: process.platform === 'win32' }, async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     const server = createServer();
     server.listen(path);
     await once(server, 'listening');
     try {
-      await assert.rejects(acquireLock({ port, dir }), (error) => assertPathError(error, path, 'special'));
+      await assert.rejects(acquireLock({ port, dir }), (error) => isLockPathError(error, path, 'special'));
     } finally {
       server.close();
     }
   });
 
   it('holding a 10 MB garbage file with an old mtime is reclaimed without reading it whole', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     writeRecord(path, Buffer.alloc(TEN_MB, '{').toString(), 60_000);
     const readBefore = linux ? bytesReadSoFar() : 0;
     const lock = await acquireLock({ port, dir });
@@ -123,14 +107,14 @@ describe('attemptAcquire', () => {
   });
 
   it('publishes on a free path', async () => {
-    const { dir, path } = await target();
+    const { dir, path } = await portLockTarget();
     assert.deepEqual(attemptAcquire(dir, path, bytes, verdict('held')), { kind: 'acquired', reclaimed: false });
     assert.deepEqual(readFileSync(path), bytes);
     assert.equal(statSync(path).mode & 0o777, 0o600);
   });
 
   it('reports a held record as held, and leaves it', async () => {
-    const { dir, path } = await target();
+    const { dir, path } = await portLockTarget();
     writeRecord(path, recordFor(process.pid));
     const attempt = attemptAcquire(dir, path, bytes, verdict('held'));
     assert.equal(attempt.kind, 'held');
@@ -139,7 +123,7 @@ describe('attemptAcquire', () => {
   });
 
   it('reports a verdict that may change soon as transient, with its retry delay', async () => {
-    const { dir, path } = await target();
+    const { dir, path } = await portLockTarget();
     writeRecord(path, '');
     const attempt = attemptAcquire(dir, path, bytes, verdict('unknown', 250));
     assert.equal(attempt.kind, 'transient');
@@ -148,7 +132,7 @@ describe('attemptAcquire', () => {
   });
 
   it('reclaims a stale record, leaving only the new record', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     writeRecord(path, recordFor(process.pid));
     assert.deepEqual(attemptAcquire(dir, path, bytes, verdict('stale')), { kind: 'acquired', reclaimed: true });
     assert.deepEqual(readFileSync(path), bytes);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { systemProbe } from '../../src/identity/probe.ts';
 import { acquireLock, LockHeldError } from '../../src/index.ts';
@@ -8,26 +7,12 @@ import { judgeWith } from '../../src/lock/acquire.ts';
 import { claimPathFor, followClaims, reclaimStale } from '../../src/lock/claim-chain.ts';
 import { readRecordFile } from '../../src/record/read-record.ts';
 import { serializeRecord } from '../../src/record/record.ts';
-import type { LockRecord } from '../../src/types.ts';
 import { snapshot } from '../helpers/disk.ts';
-import { freePort } from '../helpers/free-port.ts';
-import { deadPid, liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
-import { tempDir } from '../helpers/temp-dir.ts';
+import { portLockTarget } from '../helpers/lock-target.ts';
+import { deadRecord, liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
 
 const judge = judgeWith(systemProbe);
 const token = (n: number): string => n.toString(16).padStart(2, '0').repeat(16);
-
-async function target() {
-  const dir = join(tempDir(), 'locks');
-  mkdirSync(dir, { mode: 0o700 });
-  const port = await freePort();
-  return { dir, port, path: join(dir, `agent-${port}.lock`) };
-}
-
-/** A complete record of a process that has exited. */
-async function deadRecord(fields: Partial<LockRecord>): Promise<LockRecord> {
-  return { ...recordFor(process.pid, fields), pid: await deadPid() };
-}
 
 /** Writes a stale record with token T1 and a chain of claims by dead claimers: claim-T1 holds T2, and so on. */
 async function staleWithDeadChain(path: string, port: number, length: number): Promise<string[]> {
@@ -43,7 +28,7 @@ async function staleWithDeadChain(path: string, port: number, length: number): P
 
 describe('followClaims', () => {
   it('follows dead claims to the first free claim name', async () => {
-    const { port, path } = await target();
+    const { port, path } = await portLockTarget();
     const claims = await staleWithDeadChain(path, port, 2);
     const chain = followClaims(path, token(1), judge);
     assert.deepEqual(
@@ -55,7 +40,7 @@ describe('followClaims', () => {
   });
 
   it('stops at a live claimer and reports the chain busy', async () => {
-    const { port, path } = await target();
+    const { port, path } = await portLockTarget();
     const { pid } = await liveProcess();
     writeRecord(claimPathFor(path, token(1)), recordFor(pid, { port, token: token(2) }));
     const chain = followClaims(path, token(1), judge);
@@ -66,7 +51,7 @@ describe('followClaims', () => {
 
 describe('reclaiming a stale lock through the claim chain', () => {
   it("reclaims a stale record whose claimer died mid-way, removing the dead claimer's claim", async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     await staleWithDeadChain(path, port, 1);
     const lock = await acquireLock({ port, dir });
     assert.equal(JSON.parse(readFileSync(path, 'utf8')).pid, process.pid);
@@ -75,7 +60,7 @@ describe('reclaiming a stale lock through the claim chain', () => {
   });
 
   it('reclaims through a chain of three dead claimers', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     await staleWithDeadChain(path, port, 3);
     const lock = await acquireLock({ port, dir });
     assert.equal(JSON.parse(readFileSync(path, 'utf8')).token, lock.record.token);
@@ -84,7 +69,7 @@ describe('reclaiming a stale lock through the claim chain', () => {
   });
 
   it('waits out a fresh empty claim (a claimer still writing it), then reclaims through it', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     writeRecord(path, await deadRecord({ port, token: token(1) }));
     writeRecord(claimPathFor(path, token(1)), '');
     const started = performance.now();
@@ -95,7 +80,7 @@ describe('reclaiming a stale lock through the claim chain', () => {
   });
 
   it('refuses, and reclaims nothing, while a live process holds the claim', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     const { pid } = await liveProcess();
     writeRecord(path, await deadRecord({ port, token: token(1) }));
     writeRecord(claimPathFor(path, token(1)), recordFor(pid, { port, token: token(2) }));
@@ -110,7 +95,7 @@ describe('reclaiming a stale lock through the claim chain', () => {
   });
 
   it('reports busy from reclaimStale itself while a live claimer sits on the chain', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     const { pid } = await liveProcess();
     await staleWithDeadChain(path, port, 1);
     writeRecord(claimPathFor(path, token(2)), recordFor(pid, { port, token: token(3) }));
@@ -123,7 +108,7 @@ describe('reclaiming a stale lock through the claim chain', () => {
   });
 
   it('backs off, removing only its own claim, when the record changed since it was judged', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     writeRecord(path, await deadRecord({ port, token: token(1) }));
     const judged = readRecordFile(path);
     assert.ok(judged !== undefined);
@@ -136,7 +121,7 @@ describe('reclaiming a stale lock through the claim chain', () => {
   });
 
   it('wins exactly once when two reclaimers judged the same stale record', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     writeRecord(path, await deadRecord({ port, token: token(1) }));
     const stale = readRecordFile(path);
     assert.ok(stale !== undefined);

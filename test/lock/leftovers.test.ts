@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { systemProbe } from '../../src/identity/probe.ts';
@@ -7,28 +7,16 @@ import { acquireLock } from '../../src/index.ts';
 import { judgeWith } from '../../src/lock/acquire.ts';
 import { claimPathFor } from '../../src/lock/claim-chain.ts';
 import { sweepLeftovers } from '../../src/lock/leftovers.ts';
-import type { LockRecord } from '../../src/types.ts';
-import { freePort } from '../helpers/free-port.ts';
-import { deadPid, liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
+import { portLockTarget } from '../helpers/lock-target.ts';
+import { deadPid, deadRecord, liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const judge = judgeWith(systemProbe);
 const token = (n: number): string => n.toString(16).padStart(2, '0').repeat(16);
 
-async function target() {
-  const dir = join(tempDir(), 'locks');
-  mkdirSync(dir, { mode: 0o700 });
-  const port = await freePort();
-  return { dir, port, path: join(dir, `agent-${port}.lock`) };
-}
-
-async function deadRecord(fields: Partial<LockRecord>): Promise<LockRecord> {
-  return { ...recordFor(process.pid, fields), pid: await deadPid() };
-}
-
 describe('sweepLeftovers', () => {
   it('removes temp files of dead pids and orphan claims of dead claimers, and nothing else', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     const live = await liveProcess();
     const dead = await deadPid();
     const lock = `agent-${port}.lock`;
@@ -70,7 +58,7 @@ describe('sweepLeftovers', () => {
   });
 
   it('never removes a claim on the chain from the current record, even a dead one', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     writeRecord(path, await deadRecord({ port, token: token(1) }));
     writeRecord(claimPathFor(path, token(1)), await deadRecord({ port, token: token(2) }));
     assert.deepEqual(sweepLeftovers(path, systemProbe, judge), []);
@@ -78,7 +66,7 @@ describe('sweepLeftovers', () => {
   });
 
   it('removes dead claims once no record is there to lead to them', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     writeRecord(claimPathFor(path, token(1)), await deadRecord({ port, token: token(2) }));
     assert.deepEqual(sweepLeftovers(path, systemProbe, judge), [claimPathFor(path, token(1))]);
     assert.deepEqual(readdirSync(dir), []);
@@ -98,7 +86,7 @@ describe('sweepLeftovers', () => {
   });
 
   it('runs after a reclaim, so that acquireLock leaves only the lock file', async () => {
-    const { dir, port, path } = await target();
+    const { dir, port, path } = await portLockTarget();
     const dead = await deadPid();
     writeRecord(path, await deadRecord({ port, token: token(1) }));
     writeRecord(join(dir, `agent-${port}.lock.${dead}.0123456789ab.tmp`), 'half a record');

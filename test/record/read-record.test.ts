@@ -5,12 +5,12 @@ import { lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, 
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { LockPathError } from '../../src/errors.ts';
 import { judgeRecordFile } from '../../src/identity/judge.ts';
 import { systemProbe } from '../../src/identity/probe.ts';
 import { readRecordFile } from '../../src/record/read-record.ts';
 import { MAX_RECORD_BYTES } from '../../src/record/record.ts';
 import { bytesReadSoFar } from '../helpers/disk.ts';
+import { isLockPathError } from '../helpers/lock-target.ts';
 import { recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -21,14 +21,7 @@ const TEN_MB = 10 * 1024 * 1024;
 function assertPathError(path: string, problem: string): void {
   assert.throws(
     () => readRecordFile(path),
-    (error) => {
-      assert.ok(error instanceof LockPathError, `expected LockPathError, got ${String(error)}`);
-      assert.equal(error.code, 'ELOCKPATH');
-      assert.equal(error.problem, problem);
-      assert.equal(error.lockPath, path);
-      assert.ok(error.message.includes(path));
-      return true;
-    },
+    (error) => isLockPathError(error, path, problem),
   );
 }
 

@@ -9,15 +9,17 @@ try {
   const lock = await acquireLock({ port });
   // Last chance: whatever ends this process, the lock file goes with it.
   process.on('exit', () => lock.releaseSync());
-  console.log(`Holding the lock for port ${port} as pid ${process.pid}: ${lock.path}`);
-  console.log('Run the same command in another terminal to see the refusal. Ctrl-C releases the lock.');
   const keepAlive = setInterval(() => {}, 60_000);
   const stop = (signal: NodeJS.Signals) => {
     clearInterval(keepAlive);
     void lock.release().then(() => console.log(`${signal}: released ${lock.path}`));
   };
+  // Handlers before the announcement: whoever reads it may signal at once, and an unhandled
+  // SIGTERM would end the process before the lock could be released.
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  console.log(`Holding the lock for port ${port} as pid ${process.pid}: ${lock.path}`);
+  console.log('Run the same command in another terminal to see the refusal. Ctrl-C releases the lock.');
 } catch (error) {
   if (!(error instanceof LockHeldError)) throw error;
   console.error(error.message);

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
+import { crypto } from '../lazy-crypto.ts';
 import type { LockScope } from '../options/validate.ts';
 
 /**
@@ -23,7 +23,7 @@ export function interlockName(scope: LockScope, dir: string, platform: NodeJS.Pl
     } catch {
       // Not created yet: its spelling is the best name there is.
     }
-    scoped = `key-${createHash('sha256').update(where).digest('hex').slice(0, 16)}-${scope.key}`;
+    scoped = `key-${crypto().createHash('sha256').update(where).digest('hex').slice(0, 16)}-${scope.key}`;
   }
   // Linux abstract Unix sockets: no file, scoped to the network namespace exactly as ports are.
   if (platform === 'linux') return `\0portlock/${scoped}`;

@@ -1,5 +1,5 @@
-import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
+import { crypto } from '../lazy-crypto.ts';
 import type { PublicLockRecord, StopRequestHandler } from '../types.ts';
 import {
   encode,
@@ -27,7 +27,7 @@ export interface HolderAnswers {
 function sameToken(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return a.length === b.length && crypto().timingSafeEqual(a, b);
 }
 
 /**
@@ -37,18 +37,24 @@ function sameToken(given: string, expected: string): boolean {
 export class Interlock {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
-  readonly #answers: HolderAnswers;
+  #answers: HolderAnswers | undefined;
   #waiters = 0;
   #closed = false;
 
-  private constructor(server: Server, answers: HolderAnswers) {
+  private constructor(server: Server) {
     this.#server = server;
-    this.#answers = answers;
-    server.on('connection', (socket) => this.#serve(socket));
+    server.on('connection', (socket) => {
+      // Answers are given in the same turn as the bind resolves, before any connection is accepted.
+      if (this.#answers === undefined) socket.destroy();
+      else this.#serve(socket, this.#answers);
+    });
   }
 
-  /** Binds `name`; resolves `taken` when another process holds it. */
-  static bind(name: string, answers: HolderAnswers): Promise<Interlock | 'taken' | 'unavailable'> {
+  /**
+   * Binds `name`; resolves `taken` when another process holds it. The caller gives its answers
+   * with `answerWith` at once: a refused caller never has to make up a record it will not publish.
+   */
+  static bind(name: string): Promise<Interlock | 'taken' | 'unavailable'> {
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: false });
     server.maxConnections = MAX_CONNECTIONS;
     return new Promise((resolve) => {
@@ -61,12 +67,17 @@ export class Interlock {
         server.on('error', () => {});
         // The lock must not keep its holder's process alive.
         server.unref();
-        resolve(new Interlock(server, answers));
+        resolve(new Interlock(server));
       });
     });
   }
 
-  #serve(socket: Socket): void {
+  /** What this holder tells whoever asks; to be called in the turn in which `bind` resolved. */
+  answerWith(answers: HolderAnswers): void {
+    this.#answers = answers;
+  }
+
+  #serve(socket: Socket, answers: HolderAnswers): void {
     this.#sockets.add(socket);
     socket.on('close', () => this.#sockets.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -86,7 +97,7 @@ export class Interlock {
         return;
       }
       try {
-        this.#answer(socket, buffered.slice(0, end));
+        this.#answer(socket, buffered.slice(0, end), answers);
       } catch {
         // Whatever a request holds, it must never take the holder down.
         socket.destroy();
@@ -95,7 +106,7 @@ export class Interlock {
     socket.on('data', onData);
   }
 
-  #answer(socket: Socket, line: string): void {
+  #answer(socket: Socket, line: string, answers: HolderAnswers): void {
     const request = parseRequest(line);
     if ('v' in request) {
       this.#reply(socket, request);
@@ -103,7 +114,7 @@ export class Interlock {
     }
     switch (request.op) {
       case 'who':
-        this.#reply(socket, { v: PROTOCOL_VERSION, ok: true, record: this.#answers.record });
+        this.#reply(socket, { v: PROTOCOL_VERSION, ok: true, record: answers.record });
         return;
       case 'wait':
         if (this.#waiters >= MAX_WAITERS) {
@@ -116,11 +127,11 @@ export class Interlock {
         socket.write(encode({ v: PROTOCOL_VERSION, ok: true, waiting: true }));
         return;
       case 'stop': {
-        if (!sameToken(request.token, this.#answers.token)) {
+        if (!sameToken(request.token, answers.token)) {
           this.#reply(socket, errorReply('EDENIED', 'the token does not match the lock record'));
           return;
         }
-        const handler = this.#answers.stopHandler();
+        const handler = answers.stopHandler();
         if (handler === undefined) {
           this.#reply(socket, errorReply('ENOTSUP', 'this holder does not accept stop requests'));
           return;

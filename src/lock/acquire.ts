@@ -98,7 +98,7 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
 async function tryOnce(
   options: ResolvedAcquire,
   probe: ProcessProbe,
-  token: string,
+  tokenOf: () => string,
   interlockNameOf: () => string | undefined,
   identifyHolder: boolean,
 ): Promise<Tried> {
@@ -107,18 +107,19 @@ async function tryOnce(
   // Named only now that the directory exists: a key's name uses its real path.
   const name = interlockNameOf();
   let interlock: Interlock | undefined;
-  let lock: Lock | undefined;
-  const record = createRecord(scope, options.name, token, probe, name !== undefined);
   if (name !== undefined) {
-    const answers = { record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest };
-    const bound = await Interlock.bind(name, answers);
+    const bound = await Interlock.bind(name);
     if (bound === 'taken') {
       // A waiter only needs to know when the holder leaves; asking who it is can wait for the refusal.
       return identifyHolder ? heldByInterlock(name, options, probe) : { ...UNIDENTIFIED, viaInterlock: true };
     }
-    if (bound === 'unavailable') delete record.interlock;
-    else interlock = bound;
+    if (bound !== 'unavailable') interlock = bound;
   }
+  // Made only once the interlock is ours: a refusal needs neither a record nor a token.
+  const token = tokenOf();
+  const record = createRecord(scope, options.name, token, probe, interlock !== undefined);
+  let lock: Lock | undefined;
+  interlock?.answerWith({ record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest });
   const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port' });
   let attempt: Attempt;
   try {
@@ -175,14 +176,21 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
     if (name === null) name = interlockName(scope, dir);
     return name;
   };
-  const token = newToken();
+  // Drawn when first needed, and kept across tries: judges must know it for ours from then on.
+  let token: string | undefined;
+  const tokenOf = () => {
+    if (token === undefined) {
+      token = newToken();
+      ownTokens.add(token);
+    }
+    return token;
+  };
   const started = performance.now();
   let poll = POLL_MIN_MS;
-  ownTokens.add(token);
   try {
     for (;;) {
       const last = performance.now() - started >= wait;
-      const tried = await tryOnce(resolved, probe, token, interlockNameOf, last);
+      const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last);
       if (tried.kind === 'acquired') return tried.lock;
       const elapsed = performance.now() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
@@ -206,7 +214,7 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
       poll = Math.min(poll * 2, POLL_MAX_MS);
     }
   } catch (error) {
-    ownTokens.delete(token);
+    if (token !== undefined) ownTokens.delete(token);
     throw error;
   }
 }

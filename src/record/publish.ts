@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { closeSync, constants, linkSync, openSync, renameSync, writeSync } from 'node:fs';
+import { crypto } from '../lazy-crypto.ts';
 import { unlinkQuietly } from './unlink-quietly.ts';
 
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
@@ -8,13 +8,14 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDE
 
 // One random salt per process and a counter: temp names are unique across processes (even one
 // that reuses a dead process's pid) without drawing random bytes for every file.
-const SALT = randomBytes(4).toString('hex');
+let salt: string | undefined;
 let counter = 0;
 
 /** Temp files are named after their final path, so a crash leaves them next to it, recognisably. */
 export function tempPathFor(path: string, pid = process.pid): string {
+  salt ??= crypto().randomBytes(4).toString('hex');
   counter = (counter + 1) & 0xffff;
-  return `${path}.${pid}.${SALT}${counter.toString(16).padStart(4, '0')}.tmp`;
+  return `${path}.${pid}.${salt}${counter.toString(16).padStart(4, '0')}.tmp`;
 }
 
 export const TEMP_SUFFIX = /\.(\d+)\.[0-9a-f]{12}\.tmp$/;

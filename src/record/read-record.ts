@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { LockPathError } from '../errors.ts';
+import { crypto } from '../lazy-crypto.ts';
 import type { LockRecord } from '../types.ts';
 import { MAX_RECORD_BYTES, parseRecord } from './record.ts';
 
@@ -21,7 +21,8 @@ export interface RecordFile {
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 
 function digest(stat: { ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }, bytes: Buffer): string {
-  return createHash('sha256')
+  return crypto()
+    .createHash('sha256')
     .update(`${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}:`)
     .update(bytes)
     .digest('hex')

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import type { ProcessProbe } from '../identity/probe.ts';
+import { crypto } from '../lazy-crypto.ts';
 import type { LockScope } from '../options/validate.ts';
 import type { LockRecord, PublicLockRecord } from '../types.ts';
 
@@ -8,7 +8,7 @@ export const MAX_RECORD_BYTES = 64 * 1024;
 
 /** 122 random bits as 32 hex digits; randomUUID draws from a cached pool, several times faster. */
 export function newToken(): string {
-  return randomUUID().replaceAll('-', '');
+  return crypto().randomUUID().replaceAll('-', '');
 }
 
 /** The record this process publishes when it takes a lock. */

@@ -35,7 +35,6 @@ interface Run {
   readonly teardowns: Teardown[];
   lock?: LockHandle;
   listening?: Listening;
-  exitRelease?: () => void;
   detach?: () => void;
 }
 
@@ -45,6 +44,40 @@ const tokens = new WeakMap<Agent, () => string | undefined>();
 /** The token of the lock an agent holds, if it holds one. */
 export function agentToken(agent: Agent): string | undefined {
   return tokens.get(agent)?.();
+}
+
+/** How `handleShutdown` tells an agent that the process is ending, without a public method. */
+const interrupters = new WeakMap<Agent, (reason: Error) => void>();
+
+/**
+ * Tells an agent that its process is ending: a start under way is aborted with `reason`, and every
+ * later `start()` rejects with it, so that nothing starts serving in a process that is on its way
+ * out. The first reason stays.
+ */
+export function interruptAgent(agent: Agent, reason: Error): void {
+  interrupters.get(agent)?.(reason);
+}
+
+/**
+ * The locks of every started agent in this process, released by one shared `process.on('exit')`
+ * listener for an exit that skips `stop()`. One listener per agent would trip Node's
+ * MaxListenersExceededWarning at the eleventh agent; this one is attached only while some agent
+ * holds a lock.
+ */
+const exitReleases = new Set<LockHandle>();
+
+function releaseAllOnExit(): void {
+  // Synchronous, because nothing async runs on exit; releaseSync never throws.
+  for (const lock of exitReleases) lock.releaseSync();
+}
+
+function releaseOnExit(lock: LockHandle): void {
+  if (exitReleases.size === 0) process.on('exit', releaseAllOnExit);
+  exitReleases.add(lock);
+}
+
+function forgetOnExit(lock: LockHandle): void {
+  if (exitReleases.delete(lock) && exitReleases.size === 0) process.off('exit', releaseAllOnExit);
 }
 
 function validateOptions(options: AgentOptions): void {
@@ -99,6 +132,7 @@ class PortAgent implements Agent {
   #run: Run | undefined;
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
+  #interrupted: Error | undefined;
 
   constructor(options: AgentOptions) {
     validateOptions(options);
@@ -111,6 +145,9 @@ class PortAgent implements Agent {
     this.drainTimeout = drainTimeout;
     this.logger = logger ?? createLogger({ name });
     tokens.set(this, () => this.#run?.lock?.record.token);
+    interrupters.set(this, (reason) => {
+      this.#interrupted ??= reason;
+    });
   }
 
   get readyState(): AgentReadyState {
@@ -128,6 +165,7 @@ class PortAgent implements Agent {
     if (this.#state === 'stopping') {
       return Promise.reject(new Error(`${this.name} is stopping; wait for stop() to finish before starting it again`));
     }
+    if (this.#interrupted !== undefined) return Promise.reject(this.#interrupted);
     const run: Run = {
       abort: new AbortController(),
       connections: new Connections(),
@@ -186,7 +224,7 @@ class PortAgent implements Agent {
 
   async #stop(run: Run, force: boolean): Promise<void> {
     if (this.#state === 'starting') {
-      run.abort.abort(new DOMException(`${this.name} was stopped while starting`, 'AbortError'));
+      run.abort.abort(this.#interrupted ?? new DOMException(`${this.name} was stopped while starting`, 'AbortError'));
       await this.#starting?.catch(() => {});
       return;
     }
@@ -214,6 +252,8 @@ class PortAgent implements Agent {
     try {
       lock = await acquireLock({ ...this.#lockOptions, port, name: this.name, signal });
     } catch (error) {
+      // Stopped while the holder was being asked who it is: the stop's reason, not a refusal.
+      run.abort.signal.throwIfAborted();
       if (!(error instanceof LockHeldError)) throw error;
       this.logger.error(error.message);
       throw new AlreadyRunningError(this.#refusal(port), {
@@ -224,9 +264,8 @@ class PortAgent implements Agent {
       });
     }
     run.lock = lock;
-    // Last chance, for an exit that skips stop(): synchronous, because nothing async runs on exit.
-    run.exitRelease = () => lock.releaseSync();
-    process.on('exit', run.exitRelease);
+    // Last chance, for an exit that skips stop().
+    releaseOnExit(lock);
     lock.onStopRequest = () => {
       this.logger.info('stop requested by another process through the lock');
       return this.stop();
@@ -332,8 +371,10 @@ class PortAgent implements Agent {
         const closed = run.listening.close();
         const outcome = await run.connections.drain(force ? 0 : this.drainTimeout);
         if (outcome.forced && outcome.connections > 0) {
+          // Forced by this stop, or by a stop({ force }) (a second signal) during a graceful one.
+          const why = force || outcome.cause === 'force' ? 'forced stop' : `drain timeout (${this.drainTimeout} ms)`;
           this.logger.warn(
-            `${force ? 'forced stop' : `drain timeout (${this.drainTimeout} ms)`}: closed ${outcome.connections} connection(s) with ${outcome.requests} request(s) in flight`,
+            `${why}: closed ${outcome.connections} connection(s) with ${outcome.requests} request(s) in flight`,
           );
         }
         await closed;
@@ -351,9 +392,13 @@ class PortAgent implements Agent {
       const lock = run.lock;
       if (lock !== undefined) {
         lock.onStopRequest = undefined;
-        await lock.release();
+        try {
+          await lock.release();
+        } finally {
+          // A release that failed will not do better on exit: a lock is released at most once.
+          forgetOnExit(lock);
+        }
       }
-      if (run.exitRelease !== undefined) process.off('exit', run.exitRelease);
     }
     if (failures.length === 1) throw failures[0];
     if (failures.length > 1) throw new AggregateError(failures, `${failures.length} teardowns failed`);

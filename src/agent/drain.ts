@@ -5,6 +5,8 @@ import type { Socket } from 'node:net';
 export interface DrainOutcome {
   /** True when connections had to be cut: the timeout passed, or `force()` was called. */
   forced: boolean;
+  /** Why they were cut: the drain's timeout, or a call to `force()`. */
+  cause?: 'timeout' | 'force';
   /** Requests still in flight when the connections were cut. */
   requests: number;
   /** Connections open when they were cut. */
@@ -23,7 +25,7 @@ export class Connections {
   #draining = false;
   #forced = false;
   #changed: (() => void) | undefined;
-  #cut: (() => void) | undefined;
+  #cut: ((cause: 'timeout' | 'force') => void) | undefined;
 
   /** True once a drain has begun: new requests should be turned away. */
   get draining(): boolean {
@@ -76,9 +78,10 @@ export class Connections {
     for (const socket of this.#sockets) if (!this.#busy.has(socket)) socket.destroy();
     return new Promise((resolve) => {
       const outcome: DrainOutcome = { forced: false, requests: 0, connections: 0 };
-      const timer = setTimeout(() => this.force(), timeoutMs);
-      this.#cut = () => {
+      const timer = setTimeout(() => this.#cutAll('timeout'), timeoutMs);
+      this.#cut = (cause) => {
         outcome.forced = true;
+        outcome.cause = cause;
         outcome.requests = this.#responses.size;
         outcome.connections = this.#sockets.size;
       };
@@ -96,9 +99,13 @@ export class Connections {
 
   /** Cuts every connection now; a drain under way then resolves as soon as they have closed. */
   force(): void {
+    this.#cutAll('force');
+  }
+
+  #cutAll(cause: 'timeout' | 'force'): void {
     this.#forced = true;
     if (this.#sockets.size === 0) return;
-    this.#cut?.();
+    this.#cut?.(cause);
     for (const socket of this.#sockets) socket.destroy();
   }
 }

@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { agentToken } from './agent.ts';
+import { agentToken, interruptAgent } from './agent.ts';
 import { describeForLog } from './redact.ts';
 import type { Agent, ShutdownOptions } from './types.ts';
 
@@ -19,6 +19,14 @@ export function exitCodeFor(signal: NodeJS.Signals): number {
  * code is set through `process.exitCode`, so that the run ends by itself once the agent has
  * stopped and `finally` blocks and exit handlers still run; if something keeps the process alive,
  * it exits `exitDelay` ms after the stop anyway. Returns a function that removes the handlers.
+ *
+ * Whenever it comes, the first signal (or crash) means that the process is ending, so the agent
+ * will not start any more: a start under way is aborted and undone (its `start()` rejects with an
+ * `AbortError`, and nothing is left held), and a later `start()` rejects the same way. A signal that
+ * comes while the agent is not running (`idle`, before `start()`, or `stopped`) has nothing to stop:
+ * it sets the exit code and arms no hard exit, because that timer, unref'd, would otherwise end
+ * whatever the process does next a few seconds later, a start included. The application's own code
+ * then meets the rejected `start()` and ends; a second signal exits at once.
  */
 export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () => void {
   const {
@@ -75,9 +83,20 @@ export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () 
       });
   };
 
+  /** True when the agent holds nothing: there is nothing to drain, and no reason to arm a hard exit. */
+  const notRunning = () => agent.readyState === 'idle' || agent.readyState === 'stopped';
+
   const onSignal = (signal: NodeJS.Signals) => {
     setExitCode(exitCodeFor(signal));
     if (phase === 'running') {
+      interruptAgent(agent, new DOMException(`${agent.name} was interrupted by ${signal}`, 'AbortError'));
+      if (notRunning()) {
+        phase = 'stopped';
+        logger.warn(
+          `${signal} received while ${agent.name} is not running: it will not start (press Ctrl-C again to exit now)`,
+        );
+        return;
+      }
       logger.warn(`${signal} received, draining (press Ctrl-C again to force)`);
       drain();
     } else if (phase === 'draining') {
@@ -93,6 +112,11 @@ export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () 
     logger.error(`${what}: ${describe(error)}`);
     setExitCode(1);
     if (phase === 'running') {
+      interruptAgent(agent, new DOMException(`${agent.name} was stopped after an ${what}`, 'AbortError'));
+      if (notRunning()) {
+        phase = 'stopped';
+        return;
+      }
       logger.warn('stopping after the error');
       drain();
     }

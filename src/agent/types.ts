@@ -171,7 +171,8 @@ export interface Agent {
   /**
    * Takes the lock, runs the setup hooks, listens. Rejects with `AlreadyRunningError` when another
    * instance holds the lock or another program holds the port; a failed start leaves nothing held.
-   * Calls made while starting or ready share one start.
+   * Calls made while starting or ready share one start. Once `handleShutdown` has seen a
+   * signal or a crash, a start under way is aborted and any later one rejects, with an `AbortError`.
    */
   start(): Promise<void>;
   /**
@@ -186,6 +187,8 @@ export interface Agent {
 export interface ShutdownOptions {
   /**
    * The signals that stop the agent: the first drains, the second forces, the third exits at once.
+   * A signal while the agent is not running (before `start()`, or after a stop) stops nothing and
+   * arms no hard exit; the agent will not start after it, and a second signal exits at once.
    * @default ['SIGINT', 'SIGTERM', 'SIGHUP']
    */
   signals?: NodeJS.Signals[];

@@ -30,10 +30,10 @@ export const agent: Command = {
   },
   exitCodes: [
     [EXIT.ok, 'stopped on request (portlock stop, POST /stop)'],
-    [EXIT.failure, 'it failed to start or crashed'],
+    [EXIT.failure, 'it failed to start, crashed, or failed to stop cleanly'],
     [EXIT.usage, 'usage error'],
     [EXIT.held, 'another instance holds the port, or another program listens on it'],
-    [130, 'stopped by SIGINT (143: SIGTERM, 129: SIGHUP)'],
+    [130, 'stopped or interrupted while starting by SIGINT (143: SIGTERM, 129: SIGHUP)'],
   ],
   examples: [
     ['portlock agent', 'serve port 5338 until Ctrl-C'],
@@ -59,6 +59,11 @@ export const agent: Command = {
       try {
         await instance.start();
       } catch (error) {
+        // A signal during start-up aborts the start: that is the verdict, whatever the start was doing.
+        if (first !== undefined) {
+          out.error('EINTERRUPTED', `interrupted by ${first} while starting${port === 0 ? '' : ` on port ${port}`}`);
+          return signalExitCode(first);
+        }
         if (!(error instanceof AlreadyRunningError)) throw error;
         // The agent has logged the full refusal, holder included; this is the one-line verdict.
         out.error(error.code, error.message, {
@@ -82,7 +87,14 @@ export const agent: Command = {
         );
       }
       await whenStopped;
-      await instance.stop();
+      try {
+        // Joins the stop under way (the teardown that resolved whenStopped is part of it).
+        await instance.stop();
+      } catch (error) {
+        // With --json, stdout has had its one document: a failure after it is a diagnostic.
+        out.err(`portlock: stopping the agent failed: ${(error as Error)?.message ?? String(error)}`);
+        return EXIT.failure;
+      }
       return first === undefined ? EXIT.ok : signalExitCode(first);
     } finally {
       dispose();

@@ -6,7 +6,7 @@ import { parseExitCode, parsePort, parseSeconds, stringValue, UsageError } from 
 import type { Command } from '../command.ts';
 import { EXIT, signalExitCode } from '../exit-codes.ts';
 import { inForegroundGroup } from '../foreground.ts';
-import type { Output } from '../output.ts';
+import { describeRecord, type Output } from '../output.ts';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
@@ -27,12 +27,20 @@ async function take(
     const line = out.liveErr
       ? new (await import('../wait-line.ts')).WaitLine(out, target, error.meta, waitMs)
       : undefined;
+    // Off a terminal (a log, CI), one line says that the silence to come is a wait, and for whom.
+    if (line === undefined) out.err(waitNotice(target.port, error, waitMs));
     try {
       return await acquireLock({ ...target, wait: waitMs, signal });
     } finally {
       line?.stop();
     }
   }
+}
+
+function waitNotice(port: number, error: LockHeldError, waitMs: number): string {
+  const who = error.meta === undefined ? 'another process' : describeRecord(error.meta);
+  const howLong = Number.isFinite(waitMs) ? `up to ${waitMs / 1000} s` : 'until it is free';
+  return `portlock: port ${port} is held by ${who}; waiting ${howLong} (Ctrl-C gives up)`;
 }
 
 function refuse(out: Output, error: LockHeldError, exitCode: number): number {

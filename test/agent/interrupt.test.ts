@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { freePort } from '../helpers/free-port.ts';
+import { fixture, spawnTs } from '../helpers/spawn.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { http, lockFile, startAgentFixture, tell, Watched } from './_support.ts';
+
+/** `test/fixtures/agent-staged.ts`, for signals before and during start(). */
+function staged(stage: 'idle' | 'setup', port: number, dir: string): Watched {
+  return new Watched(
+    spawnTs(fixture('agent-staged.ts'), [JSON.stringify({ port, dir, stage })], { timeoutMs: 30_000 }),
+  );
+}
+
+describe('handleShutdown before and during start()', () => {
+  it('refuses a start after a signal that came while the agent was idle, and arms no hard exit', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const agent = staged('idle', port, dir);
+    await agent.event('idle');
+    agent.child.kill('SIGINT');
+    await agent.stderrLine(/SIGINT received while staged is not running: it will not start/);
+    tell(agent, 'start');
+    const failed = await agent.event('start-failed');
+    assert.equal(failed.name, 'AbortError');
+    assert.equal(failed.message, 'staged was interrupted by SIGINT');
+    assert.equal(failed.readyState, 'idle');
+    assert.deepEqual(await agent.exited, { code: 130, signal: null });
+    assert.doesNotMatch(agent.stderr, /still running .* after stopping/);
+    assert.doesNotMatch(agent.stdout, /"ready"/);
+    assert.ok(!existsSync(lockFile(dir, port)));
+  });
+
+  it("aborts and undoes a start under way, then ends with the signal's exit code", async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const agent = staged('setup', port, dir);
+    await agent.event('setup');
+    assert.ok(existsSync(lockFile(dir, port)), 'the setup hooks run once the lock is held');
+    agent.child.kill('SIGTERM');
+    const failed = await agent.event('start-failed');
+    assert.equal(failed.name, 'AbortError');
+    assert.equal(failed.message, 'staged was interrupted by SIGTERM');
+    assert.equal(failed.readyState, 'stopped');
+    assert.deepEqual(await agent.exited, { code: 143, signal: null });
+    assert.ok(!existsSync(lockFile(dir, port)), 'the undone start leaves no record');
+  });
+
+  it('logs a stop forced by a second signal as a forced stop, not as a drain timeout', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const agent = startAgentFixture({ port, dir, drainTimeout: 60_000 });
+    await agent.event('ready');
+    const slow = http({ port, path: '/slow' }).then(
+      () => 'completed',
+      () => 'cut',
+    );
+    await agent.event('request');
+    agent.child.kill('SIGINT');
+    await agent.stderrLine(/SIGINT received, draining/);
+    agent.child.kill('SIGINT');
+    assert.deepEqual(await agent.exited, { code: 130, signal: null });
+    assert.equal(await slow, 'cut');
+    assert.match(agent.stderr, /SIGINT received again, forcing the stop/);
+    assert.match(agent.stderr, /forced stop: closed 1 connection\(s\) with 1 request\(s\) in flight/);
+    assert.doesNotMatch(agent.stderr, /drain timeout/);
+  });
+});

@@ -54,8 +54,12 @@ try {
   await agent.start();
   console.log(`Ready on ${agent.address?.url} (pid ${process.pid})`);
 } catch (error) {
-  if (!(error instanceof AlreadyRunningError)) throw error;
-  // The holder, its pid and the lock file have been logged above.
-  console.error(error.message);
-  process.exitCode = 75;
+  if (error instanceof AlreadyRunningError) {
+    // The holder, its pid and the lock file have been logged above.
+    console.error(error.message);
+    process.exitCode = 75;
+  } else if (!(error instanceof Error && error.name === 'AbortError')) {
+    throw error;
+  }
+  // An AbortError is a Ctrl-C during the start: handleShutdown has undone it and set the exit code.
 }

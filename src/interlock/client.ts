@@ -12,18 +12,25 @@ export type Asked =
   /** Someone holds it and did not answer in time, or answered nonsense. */
   | { kind: 'silent'; reason: string };
 
-/** Sends one request to whoever holds `name` and waits for the reply. */
-export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS): Promise<Asked> {
+/**
+ * Sends one request to whoever holds `name` and waits for the reply. An aborted `signal` stops the
+ * waiting at once (the answer is then `silent`; the caller looks at its signal).
+ */
+export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, signal?: AbortSignal): Promise<Asked> {
   return new Promise((resolve) => {
     let connected = false;
     let buffered = '';
     const socket = connect({ path: name });
+    const onAbort = () => finish({ kind: 'silent', reason: 'the question was abandoned' });
     const finish = (result: Asked) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       resolve(result);
     };
     const timer = setTimeout(() => finish({ kind: 'silent', reason: 'it did not answer within a second' }), timeoutMs);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('connect', () => {
       connected = true;
       socket.write(encode({ v: PROTOCOL_VERSION, ...request }));

@@ -70,7 +70,10 @@ function readQuietly(path: string): LockRecord | undefined {
 
 /** Asks the holder of a taken interlock who it is, for a refusal that names the real holder. */
 async function heldByInterlock(name: string, options: ResolvedAcquire, probe: ProcessProbe): Promise<Refusal> {
-  const held = heldByAnswer(await ask(name, { op: 'who' }), probe);
+  const answer = await ask(name, { op: 'who' }, undefined, options.signal);
+  // Given up while asking: the caller's reason, not a refusal.
+  options.signal?.throwIfAborted();
+  const held = heldByAnswer(answer, probe);
   if (held === undefined) {
     // Released between our bind and our question: try again at once.
     return {

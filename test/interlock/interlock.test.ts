@@ -10,7 +10,7 @@ import { interlockName } from '../../src/interlock/name.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
 import { deadPid, liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
-import { finished, spawnTracked } from '../helpers/spawn.ts';
+import { finished, fixture, lineMatching, spawnTracked, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 /** The pid of the zombie child of `parent`, once the child has exited unreaped. */
@@ -301,5 +301,23 @@ describe('the kernel interlock', linuxOnly, () => {
     assert.equal(seen.certainty, 'certain');
     assert.equal((await inspectLock({ port, dir, interlock: 'off' })).state, 'stale');
     holder.child.kill('SIGKILL');
+  });
+
+  it('an aborted signal ends the question to a holder that does not answer, with its reason', async () => {
+    const { dir, port } = await target();
+    const silent = spawnTs(fixture('silent-interlock.ts'), [JSON.stringify({ port, dir })], { timeoutMs: 30_000 });
+    try {
+      await lineMatching(silent, /"ready":true/);
+      const asked = lineMatching(silent, /"asked":true/);
+      const controller = new AbortController();
+      const acquiring = acquireLock({ port, dir, signal: controller.signal });
+      await asked;
+      controller.abort(new Error('give up'));
+      // Not a LockHeldError after the question has timed out: the caller's own reason.
+      await assert.rejects(acquiring, /give up/);
+    } finally {
+      silent.stdin?.end();
+      await finished(silent);
+    }
   });
 });

@@ -28,7 +28,10 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
       socket.destroy();
       resolve(result);
     };
-    const timer = setTimeout(() => finish({ kind: 'silent', reason: 'it did not answer within a second' }), timeoutMs);
+    const timer = setTimeout(
+      () => finish({ kind: 'silent', reason: `it did not answer within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('connect', () => {

@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LockPathError } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
-import { type Asked, ask } from '../interlock/client.ts';
+import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
 import { boundAbstractNames } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
@@ -37,6 +37,7 @@ export async function judgeLock(
   interlock: 'auto' | 'off',
   probe: ProcessProbe,
   bound?: Set<string>,
+  askTimeoutMs = ASK_TIMEOUT_MS,
 ): Promise<Judgement> {
   let file: RecordFile | undefined;
   let unreadable: string | undefined;
@@ -51,7 +52,8 @@ export async function judgeLock(
   const shown = file?.record && publicRecord(file.record);
   const name = interlock === 'auto' ? interlockName(scope, dir) : undefined;
   // A name missing from the kernel's table of bound names is free: no need to knock.
-  const asked = name === undefined ? undefined : bound?.has(name) === false ? FREE : await ask(name, { op: 'who' });
+  const asked =
+    name === undefined ? undefined : bound?.has(name) === false ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
   // Someone holds the kernel name: held, whatever the file says.
   const held = asked && heldByAnswer(asked, probe);
   if (held !== undefined) return { file, verdict: held.verdict, record: held.record ?? shown };
@@ -80,13 +82,19 @@ async function inspectPath(
   interlock: 'auto' | 'off',
   probe: ProcessProbe,
   bound?: Set<string>,
+  askTimeoutMs?: number,
 ): Promise<LockInspection> {
-  return toInspection(path, await judgeLock(path, scope, dir, interlock, probe, bound));
+  return toInspection(path, await judgeLock(path, scope, dir, interlock, probe, bound, askTimeoutMs));
 }
 
-export function inspectLockWith(options: InspectOptions, probe: ProcessProbe): Promise<LockInspection> {
+/** `inspectLock` with the probe as a parameter, and a bound on how long a holder may take to answer. */
+export function inspectLockWith(
+  options: InspectOptions,
+  probe: ProcessProbe,
+  askTimeoutMs?: number,
+): Promise<LockInspection> {
   const { path, scope, dir } = resolveTarget(options, 'inspectLock');
-  return inspectPath(path, scope, dir, validateInterlock(options.interlock), probe);
+  return inspectPath(path, scope, dir, validateInterlock(options.interlock), probe, undefined, askTimeoutMs);
 }
 
 /** Reports whether a lock is free, held, stale or unknown, and why. Changes nothing on disk. */

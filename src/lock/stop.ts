@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processExists } from '../identity/probe.ts';
-import { ask, waitForRelease } from '../interlock/client.ts';
+import { processExists, systemProbe } from '../identity/probe.ts';
+import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
 import { socketHolders } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe } from '../options/validate.ts';
 import { readRecordFile } from '../record/read-record.ts';
 import type { LockInspection, StopLockOptions, StopLockResult } from '../types.ts';
-import { inspectLock } from './inspect.ts';
+import { inspectLockWith } from './inspect.ts';
 
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 const POLL_MS = 25;
@@ -31,14 +31,17 @@ function recordAt(path: string) {
 const tokenAt = (path: string) => recordAt(path)?.token;
 const pidAt = (path: string) => recordAt(path)?.pid;
 
+/** The time left until `deadline` for a holder to answer, at most the usual wait for one. */
+const answerBudget = (deadline: number) => Math.max(0, Math.min(ASK_TIMEOUT_MS, deadline - performance.now()));
+
 /** Asks the holder through its interlock to stop; undefined when it agreed, else why not. */
-async function request(name: string | undefined, path: string): Promise<string | undefined> {
+async function request(name: string | undefined, path: string, deadline: number): Promise<string | undefined> {
   if (name === undefined) return 'the holder has no control channel here (it holds the lock without an interlock)';
   const token = tokenAt(path);
   if (token === undefined) {
     return `${path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
   }
-  const asked = await ask(name, { op: 'stop', token });
+  const asked = await ask(name, { op: 'stop', token }, answerBudget(deadline));
   if (asked.kind === 'free') return 'the holder has no control channel (it holds the lock without an interlock)';
   if (asked.kind === 'silent') {
     const holders = socketHolders(name);
@@ -58,12 +61,12 @@ async function request(name: string | undefined, path: string): Promise<string |
 
 /** Resolves once the lock is not held any more, or at the deadline, with the last inspection. */
 async function untilReleased(
-  inspect: () => Promise<LockInspection>,
+  inspect: (askTimeoutMs?: number) => Promise<LockInspection>,
   name: string | undefined,
   deadline: number,
 ): Promise<LockInspection> {
   for (;;) {
-    const now = await inspect();
+    const now = await inspect(answerBudget(deadline));
     const left = deadline - performance.now();
     if (now.state !== 'held' || left <= 0) return now;
     // The interlock tells a waiter the moment its last holder lets go; without one, poll (a free
@@ -109,9 +112,11 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   const timeout = validateTimeout(options.timeout);
   const force = options.force === true;
   const target = scope.kind === 'port' ? { port: scope.port, dir, name } : { key: scope.key, dir, name };
-  const inspect = () => inspectLock(target);
+  const inspect = (askTimeoutMs?: number) => inspectLockWith(target, systemProbe, askTimeoutMs);
   const kernelName = interlockName(scope, dir);
-  const before = await inspect();
+  // The first step (look, ask, wait for the release) keeps to `timeout` as a whole, as each later one does.
+  const requestDeadline = performance.now() + timeout;
+  const before = await inspect(answerBudget(requestDeadline));
   const result = (outcome: StopLockResult['outcome'], reason: string, extra: Partial<StopLockResult> = {}) => ({
     outcome,
     before,
@@ -155,9 +160,9 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
     return result('stopped', reason, { via, signalled });
   };
 
-  const refused = await request(kernelName, path);
+  const refused = await request(kernelName, path, requestDeadline);
   if (refused === undefined) {
-    const stopped = await confirmGone('request', performance.now() + timeout, []);
+    const stopped = await confirmGone('request', requestDeadline, []);
     if (stopped !== undefined) return stopped;
   }
   const why = refused ?? `the holder did not release the lock within ${timeout} ms of agreeing to stop`;

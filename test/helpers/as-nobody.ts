@@ -24,7 +24,7 @@ export function nobodyUnavailable(): string | undefined {
     cached =
       probe.status === 0
         ? undefined
-        : `setpriv as nobody failed (${probe.error?.message ?? probe.stderr.trim().split('\n')[0] ?? probe.status}); the project must be readable by nobody`;
+        : `setpriv as nobody failed (${probe.error?.message ?? probe.stderr.trim().split('\n')[0] ?? probe.status}); the project must be readable by nobody, and the temp directory reachable`;
   }
   return cached;
 }

@@ -34,6 +34,9 @@ const CHURN_ACQUISITIONS_PER_KILL = 2;
 // Leftovers of killed processes that a reclaim has not swept yet; a pile would be far more.
 const LEFTOVER_LIMIT = 8;
 
+// Eight workers load TypeScript at once; on a loaded machine that takes far longer than a round.
+const WORKER_READY_MS = 60_000;
+
 type Message = { type: string; [field: string]: unknown };
 
 /** A worker process spoken to over IPC: its messages queue up until a test takes them. */
@@ -69,7 +72,7 @@ class Worker {
       for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(this.#exit));
       hooks.onExit?.(signal, this.#exit);
     });
-    this.ready = this.next((m) => m.type === 'ready');
+    this.ready = this.next((m) => m.type === 'ready', WORKER_READY_MS);
     // A worker killed on purpose before it was ready must not fail the test through this promise.
     this.ready.then(
       () => {

@@ -135,7 +135,7 @@ describe('the kernel interlock', linuxOnly, () => {
     const script = `import { acquireLock } from './src/index.ts'; await acquireLock(${JSON.stringify({ port, dir })});`;
     const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       encoding: 'utf8',
-      timeout: 30_000,
+      timeout: 60_000,
     });
     assert.equal(run.status, 0, run.stderr);
   });

@@ -100,7 +100,7 @@ describe('publishExclusive', () => {
     // reader starts; the stop file lives elsewhere, so that only the lock's own files are in `dir`.
     const stop = join(tempDir(), 'stop');
     const writer = spawnTs(fixture('publish-loop.ts'), [path, stop, String(padding)], {
-      timeoutMs: 30_000,
+      timeoutMs: 60_000,
     });
     const result = finished(writer);
     await lineMatching(writer, /^ready$/);

@@ -121,11 +121,11 @@ export interface AgentFixtureConfig {
   shutdown?: Record<string, unknown> | false;
 }
 
-/** Starts `test/fixtures/agent-server.ts`; killed after 30 s and when the test file ends. */
+/** Starts `test/fixtures/agent-server.ts`; killed after 60 s and when the test file ends. */
 export function startAgentFixture(config: AgentFixtureConfig, env: NodeJS.ProcessEnv = {}): Watched {
   const child = spawnTs(fixture('agent-server.ts'), [JSON.stringify(config)], {
     env: { ...process.env, ...env },
-    timeoutMs: 30_000,
+    timeoutMs: 60_000,
   });
   return new Watched(child);
 }

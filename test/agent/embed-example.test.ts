@@ -11,7 +11,7 @@ const example = join(projectRoot, 'examples', 'embed-agent.ts');
 
 function runExample(port: number, dir: string): Watched {
   return new Watched(
-    spawnTs(example, [], { env: { ...process.env, PORT: String(port), PORTLOCK_DIR: dir }, timeoutMs: 30_000 }),
+    spawnTs(example, [], { env: { ...process.env, PORT: String(port), PORTLOCK_DIR: dir }, timeoutMs: 60_000 }),
   );
 }
 

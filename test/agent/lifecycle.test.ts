@@ -8,7 +8,7 @@ import { http, lockFile, startAgentFixture, tell } from './_support.ts';
 const holderOf = (dir: string, port: number) => JSON.parse(readFileSync(lockFile(dir, port), 'utf8')).pid as number;
 
 describe('agent lifecycle across processes', () => {
-  it('starts again at once after the holder was killed with SIGKILL', async () => {
+  it('starts again at once after the holder was killed with SIGKILL', async (t) => {
     const dir = tempDir();
     const port = await freePort();
     const first = startAgentFixture({ port, dir });
@@ -20,8 +20,10 @@ describe('agent lifecycle across processes', () => {
     assert.ok(existsSync(lockFile(dir, port)), 'SIGKILL leaves the record behind');
 
     const second = startAgentFixture({ port, dir });
+    // At once: with nothing cleaned up by hand and no wait (the agent never waits for a lock). How
+    // fast is for the benchmarks (bench/crash-reacquire.ts); a loaded machine must not fail this.
     const again = await second.event('ready');
-    assert.ok((again.ms as number) < 1000, `the second start took ${again.ms} ms`);
+    t.diagnostic(`the second start took ${Math.round(again.ms as number)} ms`);
     assert.equal(holderOf(dir, port), again.pid);
     assert.equal((await http({ port })).body, `hello from ${again.pid}\n`);
     second.child.kill('SIGTERM');
@@ -29,7 +31,7 @@ describe('agent lifecycle across processes', () => {
     assert.ok(!existsSync(lockFile(dir, port)));
   });
 
-  it('refuses a second start on the same port within a second, naming the pid and the lock file', async () => {
+  it('refuses a second start on the same port, naming the pid and the lock file', async (t) => {
     const dir = tempDir();
     const port = await freePort();
     const first = startAgentFixture({ port, dir, name: 'percy' });
@@ -41,7 +43,8 @@ describe('agent lifecycle across processes', () => {
     assert.equal(result.code, 75);
     assert.equal(failed.name, 'AlreadyRunningError');
     assert.equal(failed.message, `Percy is already running or the port ${port} is in use`);
-    assert.ok((failed.ms as number) < 1000, `the refusal took ${failed.ms} ms`);
+    // How fast is for the benchmarks (bench/refusal.ts); a loaded machine must not fail this.
+    t.diagnostic(`the refusal took ${Math.round(failed.ms as number)} ms`);
     assert.match(second.stderr, new RegExp(`pid ${ready.pid}\\b`));
     assert.ok(second.stderr.includes(lockFile(dir, port)), second.stderr);
 

@@ -81,12 +81,11 @@ describe('agent start', () => {
     const first = await setup();
     await first.agent.start();
     const second = await setup({ port: first.port, dir: first.dir });
-    const started = performance.now();
+    // How fast a refusal comes is measured by the benchmarks (bench/refusal.ts), not asserted here.
     const error = await second.agent.start().then(
       () => assert.fail('the second start succeeded'),
       (e: unknown) => e,
     );
-    assert.ok(performance.now() - started < 1000);
     assert.ok(error instanceof AlreadyRunningError);
     assert.equal(error.message, `Percy is already running or the port ${first.port} is in use`);
     assert.equal(error.code, 'EALREADYRUNNING');

@@ -80,7 +80,9 @@ describe('agent stop', () => {
     await once(res, 'end');
     const started = performance.now();
     await agent.stop();
-    assert.ok(performance.now() - started < 5000);
+    // A stop that waited on the idle connection would take the whole 30 s drain timeout; the
+    // bound is far below that, and far above what a loaded machine needs.
+    assert.ok(performance.now() - started < 15_000, `the stop took ${performance.now() - started} ms`);
     keepAlive.destroy();
   });
 

@@ -57,7 +57,11 @@ export function spawnCli(args: string[], options: SpawnOptions & { timeoutMs?: n
   return spawnTs(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
 }
 
-/** Resolves with the first JSON line of a child's stdout that passes the test. */
+/**
+ * Resolves with the first JSON line of a child's stdout that passes the test. Rejects once stdout
+ * has closed without one: on 'close', not 'exit', because a line printed just before the child
+ * exited may still be unread when 'exit' comes.
+ */
 export function jsonLine<T = Record<string, unknown>>(child: ChildProcess, test: (value: T) => boolean): Promise<T> {
   return new Promise((resolve, reject) => {
     let buffer = '';
@@ -74,23 +78,17 @@ export function jsonLine<T = Record<string, unknown>>(child: ChildProcess, test:
         }
         if (test(value)) {
           child.stdout?.off('data', onData);
+          child.off('close', onClose);
           resolve(value);
           return;
         }
       }
     };
+    const onClose = (code: number | null, signal: NodeJS.Signals | null) =>
+      reject(new Error(`exited (${code ?? signal}) before the expected line`));
     child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited with ${code} before the expected line`)));
+    child.once('close', onClose);
   });
-}
-
-/** Collects a child's stderr as it comes. */
-export function collectStderr(child: ChildProcess): { text: string } {
-  const collected = { text: '' };
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    collected.text += chunk;
-  });
-  return collected;
 }
 
 /** A record left by a process that is gone. */
@@ -121,7 +119,10 @@ export function foreignRecord(path: string, pid = 4242): void {
   });
 }
 
-/** Resolves when the child has exited (at once if it has already). */
+/**
+ * Resolves when the child has exited (at once if it has already). Its pipes may still hold output
+ * then: a test that reads what the child printed waits with `finished` instead.
+ */
 export async function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode };
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock } from '../../src/index.ts';
+import { freePort } from '../helpers/free-port.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { cli, foreignRecord, place, staleRecord } from './_support.ts';
 
@@ -17,7 +18,8 @@ describe('portlock list', () => {
   it('shows every lock as an aligned table, stale ones marked with their reason', async () => {
     const { dir, port } = await place();
     const lock = await acquireLock({ port, dir, name: 'percy' });
-    const stalePort = port === 65535 ? port - 1 : port + 1;
+    // A port of its own, not port + 1: a port's interlock is host-wide, and that one could be in use.
+    const stalePort = await freePort();
     try {
       const ghost = await staleRecord(join(dir, `agent-${stalePort}.lock`));
       foreignRecord(join(dir, 'build-cache.lock'));

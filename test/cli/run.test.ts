@@ -4,7 +4,8 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { acquireLock, inspectLock } from '../../src/index.ts';
-import { CHILD, cli, collectStderr, exited, jsonLine, place, spawnCli } from './_support.ts';
+import { finished } from '../helpers/spawn.ts';
+import { CHILD, cli, exited, jsonLine, place, spawnCli } from './_support.ts';
 
 const node = process.execPath;
 
@@ -49,9 +50,8 @@ describe('portlock run, in process', () => {
     const { dir, port } = await place();
     const lock = await acquireLock({ port, dir, name: 'percy' });
     try {
-      const started = performance.now();
+      // How fast a refusal comes is measured by the benchmarks (bench/refusal.ts), not asserted here.
       const refused = await cli(['run', '-p', String(port), '--dir', dir, '--', node, '-e', 'process.exit(9)']);
-      assert.ok(performance.now() - started < 1000);
       assert.equal(refused.code, 75);
       assert.equal(refused.stdout, '');
       const lines = refused.stderr.trimEnd().split('\n');
@@ -188,15 +188,13 @@ describe('portlock run, as a real process', () => {
     assert.equal(ready.port, String(port));
     assert.equal(ready.fd3, true);
 
-    const second = spawnCli(['run', '-p', String(port), '--dir', dir, '--', node, CHILD, 'plain']);
-    const stderr = collectStderr(second);
-    const refused = await exited(second);
+    const refused = await finished(spawnCli(['run', '-p', String(port), '--dir', dir, '--', node, CHILD, 'plain']));
     assert.equal(refused.code, 75);
     assert.match(
-      stderr.text,
+      refused.stderr,
       new RegExp(`^portlock: percy is already running on port ${port}: held by pid ${first.pid} `),
     );
-    assert.match(stderr.text, new RegExp(`Next step: stop that process first \\(for example: kill ${first.pid}\\)`));
+    assert.match(refused.stderr, new RegExp(`Next step: stop that process first \\(for example: kill ${first.pid}\\)`));
 
     first.kill('SIGTERM');
     assert.deepEqual(await exited(first), { code: 143, signal: null });
@@ -223,14 +221,11 @@ describe('portlock run, as a real process', () => {
     const run = spawnCli(['run', '-p', String(port), '--dir', dir, '--kill-after', '0.3', '--', node, CHILD, 'ignore']);
     await jsonLine(run, isReady);
     const got = jsonLine<{ got: string }>(run, (line) => 'got' in line);
-    const stop = spawnCli(['stop', String(port), '--dir', dir, '--json']);
-    let stdout = '';
-    stop.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
+    const stop = finished(spawnCli(['stop', String(port), '--dir', dir, '--json']));
     assert.equal((await got).got, 'SIGTERM');
     assert.deepEqual(await exited(run), { code: 137, signal: null });
-    assert.deepEqual(await exited(stop), { code: 0, signal: null });
+    const { code, signal, stdout } = await stop;
+    assert.deepEqual({ code, signal }, { code: 0, signal: null });
     const result = JSON.parse(stdout);
     assert.equal(result.outcome, 'stopped');
     assert.equal(result.via, 'request');

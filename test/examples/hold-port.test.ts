@@ -12,13 +12,13 @@ describe('examples/hold-port.ts (the quick start)', () => {
   it('holds the lock until Ctrl-C, refuses a second start, and leaves nothing behind', async () => {
     const port = await freePort();
     const env = { ...process.env, PORTLOCK_DIR: tempDir() };
-    const first = spawnTs(example, [String(port)], { env, timeoutMs: 30_000 });
+    const first = spawnTs(example, [String(port)], { env, timeoutMs: 60_000 });
     const firstDone = finished(first);
     const holding = await lineMatching(first, /^Holding the lock/);
     const path = join(env.PORTLOCK_DIR, `agent-${port}.lock`);
     assert.ok(holding.includes(path));
 
-    const second = await finished(spawnTs(example, [String(port)], { env, timeoutMs: 30_000 }));
+    const second = await finished(spawnTs(example, [String(port)], { env, timeoutMs: 60_000 }));
     assert.equal(second.code, 75);
     assert.match(second.stderr, new RegExp(`portlock is already running on port ${port}: held by pid ${first.pid}`));
     assert.ok(second.stderr.includes(path));
@@ -33,12 +33,12 @@ describe('examples/hold-port.ts (the quick start)', () => {
   it('after kill -9, the next start takes the lock at once', async () => {
     const port = await freePort();
     const env = { ...process.env, PORTLOCK_DIR: tempDir() };
-    const first = spawnTs(example, [String(port)], { env, timeoutMs: 30_000 });
+    const first = spawnTs(example, [String(port)], { env, timeoutMs: 60_000 });
     const firstDone = finished(first);
     await lineMatching(first, /^Holding the lock/);
     first.kill('SIGKILL');
     await firstDone;
-    const again = spawnTs(example, [String(port)], { env, timeoutMs: 30_000 });
+    const again = spawnTs(example, [String(port)], { env, timeoutMs: 60_000 });
     const againDone = finished(again);
     await lineMatching(again, /^Holding the lock/);
     again.kill('SIGTERM');

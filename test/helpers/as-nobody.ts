@@ -19,12 +19,12 @@ export function nobodyUnavailable(): string | undefined {
     const probe = spawnSync(
       'setpriv',
       [...setprivArgs(), process.execPath, '--import', 'tsx', fixture('import-check.ts')],
-      { cwd: projectRoot, encoding: 'utf8', timeout: 30_000 },
+      { cwd: projectRoot, encoding: 'utf8', timeout: 60_000 },
     );
     cached =
       probe.status === 0
         ? undefined
-        : `setpriv as nobody failed (${probe.error?.message ?? probe.stderr.trim().split('\n')[0] ?? probe.status}); the project must be readable by nobody`;
+        : `setpriv as nobody failed (${probe.error?.message ?? probe.stderr.trim().split('\n')[0] ?? probe.status}); the project must be readable by nobody, and the temp directory reachable`;
   }
   return cached;
 }
@@ -42,7 +42,7 @@ export function giveToNobody(path: string): void {
 export function runTsAsNobody(script: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawnTracked('setpriv', [...setprivArgs(), process.execPath, '--import', 'tsx', script, ...args], {
     env: { ...process.env, ...env },
-    timeoutMs: 30_000,
+    timeoutMs: 60_000,
   });
   return finished(child);
 }

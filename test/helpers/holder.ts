@@ -13,7 +13,7 @@ export interface Holder {
 /** Starts a process that holds a lock, resolving once it holds it. */
 export async function startHolder(
   options: AcquireOptions & { stoppable?: boolean; child?: boolean },
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<Holder> {
   const child = spawnTs(fixture('holder.ts'), [JSON.stringify(options)], {
     stdio: ['pipe', 'pipe', 'inherit'],

@@ -36,7 +36,11 @@ export interface Finished {
   stderr: string;
 }
 
-/** Collects a child's output and waits for it to exit. */
+/**
+ * Collects a child's output and waits for it to exit. Call it before the child can have exited.
+ * It waits for 'close', not 'exit': 'exit' may come while the last output is still unread in the
+ * pipes, and whatever the child printed just before it exited would be missing.
+ */
 export async function finished(child: ChildProcess): Promise<Finished> {
   let stdout = '';
   let stderr = '';
@@ -46,25 +50,35 @@ export async function finished(child: ChildProcess): Promise<Finished> {
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
-  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   return { code, signal, stdout, stderr };
 }
 
-/** Resolves with the first line of the child's stdout that matches. */
+/**
+ * Resolves with the first complete line of the child's stdout that matches. Rejects once stdout
+ * has closed without one: on 'close', not 'exit', because a line printed just before the child
+ * exited may still be unread when 'exit' comes.
+ */
 export function lineMatching(child: ChildProcess, pattern: RegExp): Promise<string> {
   return new Promise((resolve, reject) => {
     let buffer = '';
     const onData = (chunk: Buffer | string) => {
       buffer += chunk.toString();
-      for (const line of buffer.split('\n')) {
+      const lines = buffer.split('\n');
+      // The last piece is a line still being written, or '' after a newline.
+      buffer = lines.pop() ?? '';
+      for (const line of lines) {
         if (pattern.test(line)) {
           child.stdout?.off('data', onData);
+          child.off('close', onClose);
           resolve(line);
           return;
         }
       }
     };
+    const onClose = (code: number | null, signal: NodeJS.Signals | null) =>
+      reject(new Error(`exited (${code ?? signal}) before printing a line matching ${pattern}`));
     child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited with ${code} before printing ${pattern}`)));
+    child.once('close', onClose);
   });
 }

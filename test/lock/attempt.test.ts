@@ -58,7 +58,7 @@ describe('the lock path', () => {
     const made = spawnSync('mkfifo', ['-m', '600', path], { timeout: 10_000 });
     assert.equal(made.status, 0, `mkfifo failed: ${made.stderr}`);
     // In a child with a deadline, so that a blocking open fails the test instead of hanging it.
-    const child = spawnTs(fixture('try-acquire.ts'), [JSON.stringify({ port, dir })], { timeoutMs: 15_000 });
+    const child = spawnTs(fixture('try-acquire.ts'), [JSON.stringify({ port, dir })], { timeoutMs: 60_000 });
     const { code, signal, stdout, stderr } = await finished(child);
     assert.equal(signal, null, 'the acquire finished on its own');
     assert.equal(code, 0, stderr);

@@ -136,7 +136,7 @@ describe('inspectLock', () => {
     const dir = lockDir();
     const port = await freePort();
     const holder = spawnTs(fixture('try-acquire.ts'), [JSON.stringify({ port, dir, hold: true })], {
-      timeoutMs: 30_000,
+      timeoutMs: 60_000,
     });
     const done = finished(holder);
     assert.equal(JSON.parse(await lineMatching(holder, /acquired/)).acquired, true);

@@ -49,8 +49,11 @@ describe('sweepLeftovers', () => {
     writeRecord(join(dir, removable[3] ?? ''), '{', 60_000);
     writeRecord(join(dir, `${lock}.${live.pid}.0123456789ab.tmp`), 'being written');
     writeRecord(join(dir, `${lock}.claim-${token(7)}`), recordFor(live.pid, { port, token: token(10) }));
-    writeRecord(join(dir, `${lock}.claim-${token(8)}`), '');
     for (const name of kept.slice(6)) writeRecord(join(dir, name), await deadRecord({ port }));
+    // Last, with nothing awaited between it and the sweep: a fresh unreadable claim is kept only
+    // for the grace period (1 s), and each dead record above spawns a process, which on a loaded
+    // machine can take that long.
+    writeRecord(join(dir, `${lock}.claim-${token(8)}`), '');
 
     const removed = sweepLeftovers(path, systemProbe, judge);
     assert.deepEqual(removed.sort(), removable.map((name) => join(dir, name)).sort());

@@ -26,10 +26,16 @@ const CHURN_MAX_MS = 20_000;
 // Fewer kills than this in CHURN_MAX_MS means the machine is far too slow for the test to mean much.
 const CHURN_MIN_KILLS = 10;
 const CHURN_MIN_ACQUISITIONS = 50;
-// Each kill must be followed by a new acquisition within this: otherwise the lock is stuck.
+// Each kill must be followed by new acquisitions, each within this: otherwise the lock is stuck.
 const CHURN_PROGRESS_MS = 12_000;
+// Acquisitions awaited after each kill before the next: the lock changes hands between kills, on
+// a loaded machine too, where fewer happen by themselves in the short pause before a kill.
+const CHURN_ACQUISITIONS_PER_KILL = 2;
 // Leftovers of killed processes that a reclaim has not swept yet; a pile would be far more.
 const LEFTOVER_LIMIT = 8;
+
+// Eight workers load TypeScript at once; on a loaded machine that takes far longer than a round.
+const WORKER_READY_MS = 60_000;
 
 type Message = { type: string; [field: string]: unknown };
 
@@ -66,7 +72,7 @@ class Worker {
       for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(this.#exit));
       hooks.onExit?.(signal, this.#exit);
     });
-    this.ready = this.next((m) => m.type === 'ready');
+    this.ready = this.next((m) => m.type === 'ready', WORKER_READY_MS);
     // A worker killed on purpose before it was ready must not fail the test through this promise.
     this.ready.then(
       () => {
@@ -293,13 +299,21 @@ for (const interlock of MODES) {
         pool.add(worker);
         return worker;
       };
-      const nextAcquisition = (): Promise<void> =>
+      /** Resolves after `count` more acquisitions, each within CHURN_PROGRESS_MS of the last. */
+      const acquisitionsAfter = (count: number): Promise<void> =>
         new Promise((resolve, reject) => {
-          const timer = setTimeout(
-            () => reject(new Error(`no acquisition within ${CHURN_PROGRESS_MS} ms: the lock is stuck`)),
-            CHURN_PROGRESS_MS,
-          );
+          const target = acquisitions + count;
+          let timer: NodeJS.Timeout | undefined;
+          const arm = () => {
+            clearTimeout(timer);
+            timer = setTimeout(
+              () => reject(new Error(`no acquisition within ${CHURN_PROGRESS_MS} ms: the lock is stuck`)),
+              CHURN_PROGRESS_MS,
+            );
+          };
+          arm();
           onAcquired = () => {
+            if (acquisitions < target) return arm();
             clearTimeout(timer);
             onAcquired = undefined;
             resolve();
@@ -321,7 +335,7 @@ for (const interlock of MODES) {
         // A random moment shortly after the latest acquisition: anywhere from publish to release.
         await sleep(randomInt(0, 40));
         const victim = holder !== undefined && Math.random() < 0.5 ? holder : pick([...pool].filter((w) => w.isReady));
-        const progress = nextAcquisition();
+        const progress = acquisitionsAfter(CHURN_ACQUISITIONS_PER_KILL);
         if (victim === undefined) {
           await progress;
           continue;
@@ -329,18 +343,21 @@ for (const interlock of MODES) {
         kill(victim);
         kills++;
         // A second kill soon after a holder dies tends to land on a worker in the middle of reclaiming.
+        let secondKill = false;
         if (Math.random() < 0.4) {
           await sleep(randomInt(0, 20));
           const second = pick([...pool].filter((w) => w.isReady));
           if (second !== undefined) {
             kill(second);
             kills++;
+            secondKill = true;
           }
         }
         const left = leftovers(dir);
         for (const name of left) leftoversSeen.add(name);
         mostLeftovers = Math.max(mostLeftovers, left.length);
         await progress;
+        if (secondKill) await acquisitionsAfter(CHURN_ACQUISITIONS_PER_KILL);
       }
       // The end comes at a random moment too: the last holder dies holding the lock, or mid-acquire.
       await sleep(randomInt(0, 40));
@@ -367,7 +384,7 @@ for (const interlock of MODES) {
       assert.deepEqual(crashes, [], 'workers crashed');
       assert.ok(kills >= CHURN_MIN_KILLS, `only ${kills} kills in ${CHURN_MAX_MS} ms`);
       assert.ok(mostLeftovers <= LEFTOVER_LIMIT, `${mostLeftovers} leftovers at once during the run`);
-      const enough = Math.max(CHURN_MIN_ACQUISITIONS, 2 * kills);
+      const enough = Math.max(CHURN_MIN_ACQUISITIONS, CHURN_ACQUISITIONS_PER_KILL * kills);
       assert.ok(acquisitions >= enough, `only ${acquisitions} acquisitions for ${kills} kills`);
 
       // Whatever the kills left behind, the lock is taken at once, with nothing cleaned up by hand.

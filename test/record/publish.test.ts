@@ -96,9 +96,11 @@ describe('publishExclusive', () => {
     const path = join(dir, 'agent-5338.lock');
     const padding = 40_000;
     const readMs = 1000;
-    // The writer runs longer than the reader looks, so every read overlaps its loop.
-    const writer = spawnTs(fixture('publish-loop.ts'), [path, String(readMs + 300), String(padding)], {
-      timeoutMs: 30_000,
+    // The writer runs until the reader is done, so every read overlaps its loop however late the
+    // reader starts; the stop file lives elsewhere, so that only the lock's own files are in `dir`.
+    const stop = join(tempDir(), 'stop');
+    const writer = spawnTs(fixture('publish-loop.ts'), [path, stop, String(padding)], {
+      timeoutMs: 60_000,
     });
     const result = finished(writer);
     await lineMatching(writer, /^ready$/);
@@ -128,6 +130,7 @@ describe('publishExclusive', () => {
       if (file !== undefined && file.record?.name?.length !== padding) problem ??= `readRecordFile: ${file.size} bytes`;
       if (problem !== undefined) torn.push(problem);
     }
+    writeFileSync(stop, '');
     const { code, stdout, stderr } = await result;
     assert.equal(code, 0, stderr);
     const rounds = Number(/rounds (\d+)/.exec(stdout)?.[1]);

@@ -88,7 +88,7 @@ describe('readRecordFile', () => {
     const made = spawnSync('mkfifo', ['-m', '600', path], { timeout: 10_000 });
     assert.equal(made.status, 0, `mkfifo failed: ${made.stderr}`);
     // In a child with a deadline, so that a blocking open fails the test instead of hanging it.
-    const child = spawnTs(fixture('read-record.ts'), [path], { timeoutMs: 15_000 });
+    const child = spawnTs(fixture('read-record.ts'), [path], { timeoutMs: 60_000 });
     const result = await finished(child);
     assert.equal(result.signal, null, 'the read finished on its own');
     assert.equal(result.code, 0, result.stderr);

@@ -8,9 +8,7 @@ import { http, lockFile, startAgentFixture, tell, Watched } from './_support.ts'
 
 /** `test/fixtures/agent-staged.ts`, for signals before and during start(). */
 function staged(stage: 'idle' | 'setup', port: number, dir: string): Watched {
-  return new Watched(
-    spawnTs(fixture('agent-staged.ts'), [JSON.stringify({ port, dir, stage })], { timeoutMs: 30_000 }),
-  );
+  return new Watched(spawnTs(fixture('agent-staged.ts'), [JSON.stringify({ port, dir, stage })]));
 }
 
 describe('handleShutdown before and during start()', () => {

@@ -9,9 +9,7 @@ const COUNT = 12;
 
 /** `test/fixtures/many-agents.ts`: COUNT agents in one process. */
 function manyAgents(dir: string, then: 'stop' | 'exit'): Watched {
-  return new Watched(
-    spawnTs(fixture('many-agents.ts'), [JSON.stringify({ dir, count: COUNT, then })], { timeoutMs: 30_000 }),
-  );
+  return new Watched(spawnTs(fixture('many-agents.ts'), [JSON.stringify({ dir, count: COUNT, then })]));
 }
 
 describe('many agents in one process', () => {

@@ -20,7 +20,7 @@ const lockFile = (dir: string, port: number) => join(dir, `agent-${port}.lock`);
 async function silentHolder(port: number, dir: string) {
   const child = spawnTs(fixture('silent-interlock.ts'), [JSON.stringify({ port, dir })], {
     stdio: ['pipe', 'pipe', 'inherit'],
-    timeoutMs: 30_000,
+    timeoutMs: 60_000,
   });
   await lineMatching(child, /"ready":true/);
   return { asked: lineMatching(child, /"asked":true/), end: () => child.stdin?.end() };
@@ -82,7 +82,7 @@ describe('portlock agent, interrupted', () => {
         dir,
         '--json',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'], timeoutMs: 30_000 },
+      { stdio: ['ignore', 'pipe', 'pipe'], timeoutMs: 60_000 },
     );
     const agent = new Watched(child);
     const listening = await jsonLine<{ url: string; port: number }>(child, (line) => 'url' in line);

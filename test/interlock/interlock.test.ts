@@ -308,16 +308,22 @@ describe('the kernel interlock', linuxOnly, () => {
   });
 
   it('an aborted signal ends the question to a holder that does not answer, with its reason', async () => {
-    const { dir, port } = await target();
-    const silent = spawnTs(fixture('silent-interlock.ts'), [JSON.stringify({ port, dir })], { timeoutMs: 30_000 });
+    const { dir, port, name } = await target();
+    const silent = spawnTs(fixture('silent-interlock.ts'), [JSON.stringify({ port, dir })]);
     try {
       await lineMatching(silent, /"ready":true/);
+      // The question itself: a minute to answer, given up as soon as the holder has been reached.
       const asked = lineMatching(silent, /"asked":true/);
+      const question = new AbortController();
+      const answer = ask(name, { op: 'who' }, 60_000, question.signal);
+      await asked;
+      question.abort();
+      assert.deepEqual(await answer, { kind: 'silent', reason: 'the question was abandoned' });
+      // An acquire given up while it asks rejects with the caller's reason, not with a refusal
+      // once the question has timed out.
       const controller = new AbortController();
       const acquiring = acquireLock({ port, dir, signal: controller.signal });
-      await asked;
       controller.abort(new Error('give up'));
-      // Not a LockHeldError after the question has timed out: the caller's own reason.
       await assert.rejects(acquiring, /give up/);
     } finally {
       silent.stdin?.end();

@@ -14,7 +14,7 @@ describe('stopLock', linuxOnly, () => {
     const dir = tempDir();
     const port = await freePort();
     // Holds the port's interlock and never answers: every question to it runs into its time limit.
-    const silent = spawnTs(fixture('silent-interlock.ts'), [JSON.stringify({ port, dir })], { timeoutMs: 30_000 });
+    const silent = spawnTs(fixture('silent-interlock.ts'), [JSON.stringify({ port, dir })]);
     try {
       await lineMatching(silent, /"ready":true/);
       writeRecord(join(dir, `agent-${port}.lock`), recordFor(silent.pid ?? 0, { port }));

@@ -35,6 +35,7 @@ interface Variant {
 
 const distIndex = join(repoRoot, 'dist', 'index.js');
 const distCli = join(repoRoot, 'dist', 'cli', 'bin.js');
+const distLock = join(repoRoot, 'dist', 'lock', 'index.js');
 
 function build(): string {
   const result = spawnSync('npm', ['run', 'build', '--silent'], { cwd: repoRoot, encoding: 'utf8', timeout: 180_000 });
@@ -44,9 +45,9 @@ function build(): string {
 }
 
 /** What a one-line tool that calls `acquireLock` first does when the port is taken. */
-function libraryScript(target: Target, interlock: 'auto' | 'off'): string {
+function libraryScript(target: Target, interlock: 'auto' | 'off', entry = distIndex): string {
   return [
-    `const { acquireLock, LockHeldError } = await import(${JSON.stringify(pathToFileURL(distIndex).href)});`,
+    `const { acquireLock, LockHeldError } = await import(${JSON.stringify(pathToFileURL(entry).href)});`,
     'try {',
     `  await acquireLock({ port: ${target.port}, dir: ${JSON.stringify(target.dir)}, interlock: '${interlock}' });`,
     '  process.exitCode = 1;',
@@ -99,6 +100,11 @@ export async function runRefusal(scale: Scale): Promise<RefusalResult> {
         args: ['--input-type=module', '-e', libraryScript(target, interlock)],
       });
     }
+    variants.push({
+      key: 'lock-only',
+      label: 'node importing dist/lock/index.js (portlock/lock), acquireLock refusing (interlock auto)',
+      args: ['--input-type=module', '-e', libraryScript(target, 'auto', distLock)],
+    });
     const runs = new Map(
       variants.map((v) => [v.key, { ms: [] as number[], codes: {} as Record<string, number>, sample: '' }]),
     );

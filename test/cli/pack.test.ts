@@ -50,14 +50,24 @@ describe('the published package', () => {
     writeFileSync(
       join(project, 'esm.mjs'),
       `import { acquireLock, createAgent, stopLock } from 'portlock';
+import * as lockOnly from 'portlock/lock';
 const lock = await acquireLock({ port: ${port}, dir: ${JSON.stringify(dir)} });
-console.log(JSON.stringify({ held: lock.record.port, functions: [typeof createAgent, typeof stopLock] }));
+console.log(JSON.stringify({
+  held: lock.record.port,
+  functions: [typeof createAgent, typeof stopLock],
+  lockOnly: [lockOnly.acquireLock === acquireLock, 'createAgent' in lockOnly],
+}));
 await lock.release();
 `,
     );
     const esm = await finished(spawnTracked(process.execPath, ['esm.mjs'], { cwd: project }));
     assert.equal(esm.code, 0, esm.stderr);
-    assert.deepEqual(JSON.parse(esm.stdout), { held: port, functions: ['function', 'function'] });
+    assert.deepEqual(JSON.parse(esm.stdout), {
+      held: port,
+      functions: ['function', 'function'],
+      // The same module as the main entry's, without the agent.
+      lockOnly: [true, false],
+    });
 
     // The package is ESM only; Node 20.19 and later load it with require() all the same.
     writeFileSync(

@@ -1,0 +1,28 @@
+// The lock alone, as `portlock/lock`: everything but the agent, so that a tool that only needs the
+// lock loads neither the agent nor node:http. The package's main entry adds the agent to this.
+export { LockDirectoryError, LockHeldError, LockLostError, LockPathError } from '../errors.ts';
+export { interlockHolders } from '../interlock/holders.ts';
+export { DIR_ENV, lockPathFor } from '../options/resolve.ts';
+export type {
+  AcquireOptions,
+  Certainty,
+  CleanOptions,
+  CleanResult,
+  InspectOptions,
+  InterlockHolder,
+  ListOptions,
+  LockHandle,
+  LockInspection,
+  LockRecord,
+  LockState,
+  LockTarget,
+  PublicLockRecord,
+  RemoveStaleResult,
+  StopLockOptions,
+  StopLockResult,
+  StopRequestHandler,
+} from '../types.ts';
+export { acquireLock } from './acquire.ts';
+export { cleanLocks, removeStaleLock } from './clean.ts';
+export { inspectLock, listLocks } from './inspect.ts';
+export { stopLock } from './stop.ts';

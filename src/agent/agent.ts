@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
-import { LockHeldError } from '../errors.ts';
+import { LockHeldError, type LockLostError } from '../errors.ts';
 import { acquireLock } from '../lock/acquire.ts';
 import { lockPathFor } from '../options/resolve.ts';
 import type { LockHandle } from '../types.ts';
@@ -250,7 +250,11 @@ class PortAgent implements Agent {
     const signal = userSignal ? AbortSignal.any([userSignal, run.abort.signal]) : run.abort.signal;
     let lock: LockHandle;
     try {
-      lock = await acquireLock({ ...this.#lockOptions, port, name: this.name, signal });
+      // Without a kernel interlock, a record removed or replaced by hand is found only by looking;
+      // an application that does not say what to do then at least finds it in the log. The port
+      // stays bound, so a second instance still cannot serve it.
+      const onLost = this.#lockOptions.onLost ?? ((lost: LockLostError) => this.logger.error(lost.message));
+      lock = await acquireLock({ ...this.#lockOptions, onLost, port, name: this.name, signal });
     } catch (error) {
       // Stopped while the holder was being asked who it is: the stop's reason, not a refusal.
       run.abort.signal.throwIfAborted();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
@@ -232,6 +232,21 @@ describe('agent start', () => {
     assert.equal(setups, 2);
     assert.ok(existsSync(lockFile(dir, port)));
     await agent.stop();
+  });
+
+  it('logs a lost lock when the record alone holds it and the application passed no onLost', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const { logger, logged } = memoryLogger();
+    const agent = createAgent({ name: 'percy', dir, port, logger, interlock: 'off', recheckInterval: 20 });
+    await agent.start();
+    try {
+      unlinkSync(lockFile(dir, port));
+      await logged(/^error: The lock for port \d+ was lost: its record at .* was removed/);
+      assert.equal(agent.readyState, 'ready', 'it goes on serving: the port is still its own');
+    } finally {
+      await agent.stop();
+    }
   });
 
   it('rejects bad options when created', () => {

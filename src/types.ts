@@ -192,7 +192,8 @@ export interface InterlockHolder {
 export interface StopLockOptions extends LockTarget {
   /**
    * Milliseconds to wait for the holder to release the lock after each step: the stop request,
-   * and with `force` the SIGTERM and the SIGKILL. Never waits longer.
+   * and with `force` the SIGTERM and the SIGKILL. Never waits longer, questions to the holder
+   * included, except that a question always gets at least 100 ms to be answered.
    * @default 10000
    */
   timeout?: number;

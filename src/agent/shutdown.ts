@@ -97,7 +97,11 @@ export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () 
         );
         return;
       }
-      logger.warn(`${signal} received, draining (press Ctrl-C again to force)`);
+      logger.warn(
+        agent.readyState === 'starting'
+          ? `${signal} received while ${agent.name} is starting: giving the start up`
+          : `${signal} received, draining (press Ctrl-C again to force)`,
+      );
       drain();
     } else if (phase === 'draining') {
       logger.warn(`${signal} received again, forcing the stop`);

@@ -118,14 +118,16 @@ async function tryOnce(
     }
     if (bound !== 'unavailable') interlock = bound;
   }
-  // Made only once the interlock is ours: a refusal needs neither a record nor a token.
-  const token = tokenOf();
-  const record = createRecord(scope, options.name, token, probe, interlock !== undefined);
   let lock: Lock | undefined;
-  interlock?.answerWith({ record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest });
+  let record: LockRecord;
+  let token: string;
   const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port' });
   let attempt: Attempt;
   try {
+    // Made only once the interlock is ours: a refusal needs neither a record nor a token.
+    token = tokenOf();
+    record = createRecord(scope, options.name, token, probe, interlock !== undefined);
+    interlock?.answerWith({ record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest });
     attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
   } catch (error) {
     interlock?.close();

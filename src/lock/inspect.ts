@@ -87,14 +87,18 @@ async function inspectPath(
   return toInspection(path, await judgeLock(path, scope, dir, interlock, probe, bound, askTimeoutMs));
 }
 
-/** `inspectLock` with the probe as a parameter, and a bound on how long a holder may take to answer. */
+/**
+ * `inspectLock` with the probe as a parameter, a bound on how long a holder may take to answer,
+ * and the kernel's table of bound names if the caller has read it.
+ */
 export function inspectLockWith(
   options: InspectOptions,
   probe: ProcessProbe,
   askTimeoutMs?: number,
+  bound?: Set<string>,
 ): Promise<LockInspection> {
   const { path, scope, dir } = resolveTarget(options, 'inspectLock');
-  return inspectPath(path, scope, dir, validateInterlock(options.interlock), probe, undefined, askTimeoutMs);
+  return inspectPath(path, scope, dir, validateInterlock(options.interlock), probe, bound, askTimeoutMs);
 }
 
 /** Reports whether a lock is free, held, stale or unknown, and why. Changes nothing on disk. */

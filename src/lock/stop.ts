@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processExists, systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
-import { socketHolders } from '../interlock/holders.ts';
+import { boundAbstractNames, socketHolders } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe } from '../options/validate.ts';
@@ -31,8 +31,13 @@ function recordAt(path: string) {
 const tokenAt = (path: string) => recordAt(path)?.token;
 const pidAt = (path: string) => recordAt(path)?.pid;
 
-/** The time left until `deadline` for a holder to answer, at most the usual wait for one. */
-const answerBudget = (deadline: number) => Math.max(0, Math.min(ASK_TIMEOUT_MS, deadline - performance.now()));
+// A question gets at least this long, even past a step's deadline: a holder given no time to
+// answer would look silent, and silence is no evidence of anything.
+const MIN_ANSWER_MS = 100;
+
+/** The time left until `deadline` for a holder to answer: at most the usual wait, at least a moment. */
+const answerBudget = (deadline: number) =>
+  Math.round(Math.max(MIN_ANSWER_MS, Math.min(ASK_TIMEOUT_MS, deadline - performance.now())));
 
 /** Asks the holder through its interlock to stop; undefined when it agreed, else why not. */
 async function request(name: string | undefined, path: string, deadline: number): Promise<string | undefined> {
@@ -104,15 +109,17 @@ function signal(pids: number[], sig: 'SIGTERM' | 'SIGKILL'): number[] {
  * Stops the holder of a lock and confirms it is gone: asks it through the lock's kernel interlock,
  * proving the right to with the token of the lock's 0600 record, and waits at most `timeout` for
  * the release. With `force`, a holder that refuses, does not answer or takes too long is sent
- * SIGTERM, then SIGKILL. Never waits longer than the timeout per step, and never signals this
- * process. A record of another host, or a lock that cannot be checked, is left alone (`unknown`).
+ * SIGTERM, then SIGKILL. Never waits longer than the timeout per step (a question to the holder
+ * always gets at least 100 ms), and never signals this process. A record of another host, or a lock that cannot be checked, is left alone (`unknown`).
  */
 export async function stopLock(options: StopLockOptions): Promise<StopLockResult> {
   const { scope, dir, name, path } = resolveTarget(options, 'stopLock');
   const timeout = validateTimeout(options.timeout);
   const force = options.force === true;
   const target = scope.kind === 'port' ? { port: scope.port, dir, name } : { key: scope.key, dir, name };
-  const inspect = (askTimeoutMs?: number) => inspectLockWith(target, systemProbe, askTimeoutMs);
+  // Each look reads the kernel's table of bound names first: a free name is free without a
+  // question, so a holder that has just gone is never taken for one that does not answer.
+  const inspect = (askTimeoutMs?: number) => inspectLockWith(target, systemProbe, askTimeoutMs, boundAbstractNames());
   const kernelName = interlockName(scope, dir);
   // The first step (look, ask, wait for the release) keeps to `timeout` as a whole, as each later one does.
   const requestDeadline = performance.now() + timeout;

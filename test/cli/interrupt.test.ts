@@ -23,22 +23,34 @@ async function silentHolder(port: number, dir: string) {
     timeoutMs: 60_000,
   });
   await lineMatching(child, /"ready":true/);
-  return { asked: lineMatching(child, /"asked":true/), end: () => child.stdin?.end() };
+  return { asked: () => lineMatching(child, /"asked":true/), end: () => child.stdin?.end() };
 }
 
 describe('portlock agent, interrupted', () => {
   for (const json of [false, true]) {
-    it(`says "interrupted" in one ${json ? 'JSON document' : 'line'} and exits 130 on SIGINT during start-up`, async () => {
+    it(`says "interrupted" in one ${json ? 'JSON document' : 'line'} and exits 130 on SIGINT during start-up`, async (t) => {
       const { dir, port } = await place();
       const holder = await silentHolder(port, dir);
       try {
-        const agent = new Watched(
-          spawnCli(['agent', '--port', String(port), '--dir', dir, ...(json ? ['--json'] : [])]),
-        );
-        // Its signal handlers are in place before start() begins, so before it can ask.
-        await holder.asked;
-        agent.child.kill('SIGINT');
-        assert.deepEqual(await agent.exited, { code: 130, signal: null });
+        const interrupted = async () => {
+          const agent = new Watched(
+            spawnCli(['agent', '--port', String(port), '--dir', dir, ...(json ? ['--json'] : [])]),
+          );
+          // Its signal handlers are in place before start() begins, so before it can ask.
+          await holder.asked();
+          agent.child.kill('SIGINT');
+          return { agent, exited: await agent.exited };
+        };
+        // The agent gives the silent holder a second to answer. A signal that a loaded machine
+        // delivers later than that finds a refused start (75), not one under way: not the case under
+        // test, so it is tried again rather than judged.
+        let run = await interrupted();
+        for (let retry = 0; retry < 3 && run.exited.code === 75 && /did not answer/.test(run.agent.stderr); retry++) {
+          t.diagnostic(`SIGINT came after the agent's question had timed out; again (${retry + 1})`);
+          run = await interrupted();
+        }
+        const { agent } = run;
+        assert.deepEqual(run.exited, { code: 130, signal: null });
         assert.doesNotMatch(agent.stderr, /unexpected error|EINTERNAL|already running/);
         const message = `interrupted by SIGINT while starting on port ${port}`;
         if (json) {

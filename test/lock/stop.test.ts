@@ -3,13 +3,41 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { stopLock } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { recordFor, writeRecord } from '../helpers/records.ts';
+import { startHolder } from '../helpers/holder.ts';
+import { liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const linuxOnly = { skip: process.platform !== 'linux' && 'the interlock is tested on Linux' };
 
 describe('stopLock', linuxOnly, () => {
+  it('with no time to wait, still sees a free interlock as free and signals nobody', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    // An interlocked record whose pid now names an unrelated live process (PID reuse).
+    const bystander = await liveProcess();
+    writeRecord(join(dir, `agent-${port}.lock`), recordFor(bystander.pid, { port, interlock: true }));
+    for (let round = 0; round < 20; round++) {
+      const result = await stopLock({ port, dir, timeout: 0, force: true });
+      assert.equal(result.outcome, 'not-running', result.reason);
+      assert.deepEqual(result.signalled, []);
+    }
+    assert.equal(bystander.child.exitCode, null);
+    assert.equal(bystander.child.signalCode, null);
+  });
+
+  it('takes a holder that agrees with no time left for stopping, not for silent', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const holder = await startHolder({ port, dir, stoppable: true });
+    const result = await stopLock({ port, dir, timeout: 0 });
+    // Asked and agreed; whether it has gone yet is a race with a timeout of 0, but it was heard.
+    assert.doesNotMatch(result.reason, /does not answer/);
+    assert.ok(['stopped', 'still-running'].includes(result.outcome), result.reason);
+    if (result.outcome === 'still-running') assert.match(result.reason, /within 0 ms of agreeing to stop/);
+    await finished(holder.child);
+  });
+
   it('gives a holder that does not answer no more than the timeout to answer', async () => {
     const dir = tempDir();
     const port = await freePort();

@@ -12,9 +12,10 @@ export const stop: Command = {
     "Asks the holder to stop through the lock's kernel interlock, proving the right to with the token in the\n" +
     'lock file (mode 0600, so only its owner can read it), and waits until the lock is released and the\n' +
     'holder has exited. A holder under `portlock run` passes the request on to its command as SIGTERM.\n' +
-    'It never waits longer than the timeout for a step. With --force, a holder that refuses, does not\n' +
-    'answer or takes too long is sent SIGTERM, then SIGKILL: first the process that took the lock, then\n' +
-    'every process that still holds its kernel interlock.',
+    'It never waits longer than the timeout for a step (a question to the holder gets at least 0.1 s).\n' +
+    'With --force, a holder that refuses, does not answer or takes too long is sent SIGTERM, then\n' +
+    'SIGKILL: first the process that took the lock, then every process that still holds its kernel\n' +
+    'interlock.',
   arguments: [['<port>', 'the port whose holder to stop (1-65535)']],
   options: {
     timeout: {

@@ -10,6 +10,8 @@ import { build } from 'esbuild';
 await build({
   entryPoints: ['src/cli/bin.ts'],
   outdir: 'dist/cli',
+  // Flat, beside the entry: src/cli/version.ts finds package.json two levels up from any of them.
+  chunkNames: '[name]-[hash]',
   bundle: true,
   splitting: true,
   format: 'esm',

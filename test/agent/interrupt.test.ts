@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { freePort } from '../helpers/free-port.ts';
 import { fixture, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { http, lockFile, startAgentFixture, tell, Watched } from './_support.ts';
+import { lockFile, tell, Watched } from './_support.ts';
 
 /** `test/fixtures/agent-staged.ts`, for signals before and during start(). */
 function staged(stage: 'idle' | 'setup', port: number, dir: string): Watched {
@@ -43,25 +43,5 @@ describe('handleShutdown before and during start()', () => {
     assert.equal(failed.readyState, 'stopped');
     assert.deepEqual(await agent.exited, { code: 143, signal: null });
     assert.ok(!existsSync(lockFile(dir, port)), 'the undone start leaves no record');
-  });
-
-  it('logs a stop forced by a second signal as a forced stop, not as a drain timeout', async () => {
-    const dir = tempDir();
-    const port = await freePort();
-    const agent = startAgentFixture({ port, dir, drainTimeout: 60_000 });
-    await agent.event('ready');
-    const slow = http({ port, path: '/slow' }).then(
-      () => 'completed',
-      () => 'cut',
-    );
-    await agent.event('request');
-    agent.child.kill('SIGINT');
-    await agent.stderrLine(/SIGINT received, draining/);
-    agent.child.kill('SIGINT');
-    assert.deepEqual(await agent.exited, { code: 130, signal: null });
-    assert.equal(await slow, 'cut');
-    assert.match(agent.stderr, /SIGINT received again, forcing the stop/);
-    assert.match(agent.stderr, /forced stop: closed 1 connection\(s\) with 1 request\(s\) in flight/);
-    assert.doesNotMatch(agent.stderr, /drain timeout/);
   });
 });

@@ -42,7 +42,7 @@ describe('handleShutdown', () => {
     assert.ok(!existsSync(lockFile(dir, port)));
   });
 
-  it('forces the stop on a second SIGINT', async () => {
+  it('forces the stop on a second SIGINT, and logs it as a forced stop, not as a drain timeout', async () => {
     const { agent, dir, port } = await readyFixture({ drainTimeout: 60_000 });
     const slow = http({ port, path: '/slow' }).then(
       () => 'completed',
@@ -55,6 +55,8 @@ describe('handleShutdown', () => {
     assert.deepEqual(await agent.exited, { code: 130, signal: null });
     assert.equal(await slow, 'cut');
     assert.match(agent.stderr, /SIGINT received again, forcing the stop/);
+    assert.match(agent.stderr, /forced stop: closed 1 connection\(s\) with 1 request\(s\) in flight/);
+    assert.doesNotMatch(agent.stderr, /drain timeout/);
     assert.ok(!existsSync(lockFile(dir, port)));
   });
 

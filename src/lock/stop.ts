@@ -110,7 +110,8 @@ function signal(pids: number[], sig: 'SIGTERM' | 'SIGKILL'): number[] {
  * proving the right to with the token of the lock's 0600 record, and waits at most `timeout` for
  * the release. With `force`, a holder that refuses, does not answer or takes too long is sent
  * SIGTERM, then SIGKILL. Never waits longer than the timeout per step (a question to the holder
- * always gets at least 100 ms), and never signals this process. A record of another host, or a lock that cannot be checked, is left alone (`unknown`).
+ * always gets at least 100 ms), and never signals this process. A record of another host, or a
+ * lock that cannot be checked, is left alone (`unknown`).
  */
 export async function stopLock(options: StopLockOptions): Promise<StopLockResult> {
   const { scope, dir, name, path } = resolveTarget(options, 'stopLock');
@@ -121,7 +122,7 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   // question, so a holder that has just gone is never taken for one that does not answer.
   const inspect = (askTimeoutMs?: number) => inspectLockWith(target, systemProbe, askTimeoutMs, boundAbstractNames());
   const kernelName = interlockName(scope, dir);
-  // The first step (look, ask, wait for the release) keeps to `timeout` as a whole, as each later one does.
+  // The first step (look, ask, wait for the release) keeps to `timeout` as a whole, as later ones do.
   const requestDeadline = performance.now() + timeout;
   const before = await inspect(answerBudget(requestDeadline));
   const result = (outcome: StopLockResult['outcome'], reason: string, extra: Partial<StopLockResult> = {}) => ({

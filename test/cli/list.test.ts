@@ -3,10 +3,26 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
+import { deadPid, writeRecord } from '../helpers/records.ts';
+import { finished } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { cli, foreignRecord, place, staleRecord } from './_support.ts';
+import { cli, foreignRecord, place, spawnCli, staleRecord } from './_support.ts';
 
 describe('portlock list', () => {
+  it('stops quietly, exit 0, when its reader closes the pipe early (`portlock list | head`)', async () => {
+    const dir = tempDir();
+    const pid = await deadPid();
+    for (let i = 0; i < 3; i++) {
+      writeRecord(join(dir, `job-${i}.lock`), { pid, key: `job-${i}`, startedAt: new Date().toISOString() });
+    }
+    const child = spawnCli(['list', '--dir', dir]);
+    const done = finished(child);
+    // Gone before the table is written, as `head` is once it has its lines.
+    child.stdout?.destroy();
+    const { code, signal, stderr } = await done;
+    assert.deepEqual({ code, signal, stderr }, { code: 0, signal: null, stderr: '' });
+  });
+
   it('says there are no locks, on stderr, exit 0', async () => {
     const dir = tempDir();
     assert.deepEqual(await cli(['list', '--dir', dir]), { code: 0, stdout: '', stderr: `No locks in ${dir}.\n` });

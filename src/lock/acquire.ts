@@ -8,7 +8,7 @@ import { interlockName } from '../interlock/name.ts';
 import { Interlock } from '../interlock/server.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
-import { type RecordFile, readRecordFile } from '../record/read-record.ts';
+import { type RecordFile, readRecordFileQuietly } from '../record/read-record.ts';
 import { createRecord, newToken, publicRecord, serializeRecord } from '../record/record.ts';
 import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord } from '../types.ts';
 import { type Attempt, attemptAcquire } from './attempt.ts';
@@ -60,14 +60,6 @@ export function judgeWith(
   return (file) => judgeRecordFile(file, context);
 }
 
-function readQuietly(path: string): LockRecord | undefined {
-  try {
-    return readRecordFile(path)?.record;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Asks the holder of a taken interlock who it is, for a refusal that names the real holder. */
 async function heldByInterlock(name: string, options: ResolvedAcquire, probe: ProcessProbe): Promise<Refusal> {
   const answer = await ask(name, { op: 'who' }, undefined, options.signal);
@@ -85,7 +77,7 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   }
   if (held.record !== undefined)
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
-  const record = readQuietly(options.path);
+  const record = readRecordFileQuietly(options.path)?.record;
   // It does not answer: name whoever holds its interlock, if not the process the record names.
   const holders = socketHolders(name).filter((holder) => holder.pid !== record?.pid);
   return {

@@ -1,25 +1,14 @@
 import { unlinkSync } from 'node:fs';
 import { LockLostError } from '../errors.ts';
 import type { Interlock } from '../interlock/server.ts';
-import { readRecordFile } from '../record/read-record.ts';
+import { readRecordFileQuietly } from '../record/read-record.ts';
 import { publicRecord } from '../record/record.ts';
 import type { LockHandle, LockRecord, StopRequestHandler } from '../types.ts';
 import { ownTokens } from './own-tokens.ts';
 
-type Read = ReturnType<typeof readRecordFile> | 'unreadable';
-
-function readQuietly(path: string): Read {
-  try {
-    return readRecordFile(path);
-  } catch {
-    return 'unreadable';
-  }
-}
-
 /** Whether the record at `path` still carries this holder's token. */
 function isOurs(path: string, token: string): boolean {
-  const file = readQuietly(path);
-  return file !== 'unreadable' && file?.record?.token === token;
+  return readRecordFileQuietly(path)?.record?.token === token;
 }
 
 /** Removes the lock file only while it is still ours: a replaced record is someone else's. */
@@ -69,8 +58,7 @@ export class Lock implements LockHandle {
       if (isOurs(this.path, this.#token)) return;
       clearInterval(this.#recheck);
       this.#recheck = undefined;
-      const file = readQuietly(this.path);
-      const now = file === 'unreadable' ? undefined : file?.record;
+      const now = readRecordFileQuietly(this.path)?.record;
       onLost(new LockLostError(target, this.path, now && publicRecord(now)));
     }, intervalMs);
     this.#recheck.unref();

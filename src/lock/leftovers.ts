@@ -3,17 +3,9 @@ import { basename, dirname, join } from 'node:path';
 import type { Verdict } from '../identity/judge.ts';
 import type { ProcessProbe } from '../identity/probe.ts';
 import { TEMP_SUFFIX } from '../record/publish.ts';
-import { type RecordFile, readRecordFile } from '../record/read-record.ts';
+import { type RecordFile, readRecordFileQuietly } from '../record/read-record.ts';
 import { unlinkQuietly } from '../record/unlink-quietly.ts';
 import { CLAIM_INFIX, followClaims } from './claim-chain.ts';
-
-function readQuietly(path: string): RecordFile | undefined {
-  try {
-    return readRecordFile(path);
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Removes what processes killed in the middle of taking a lock left next to it: temp files of
@@ -31,7 +23,7 @@ export function sweepLeftovers(lockPath: string, probe: ProcessProbe, judge: (fi
     return [];
   }
   if (names.length === 0) return [];
-  const current = readQuietly(lockPath);
+  const current = readRecordFileQuietly(lockPath);
   const reachable = new Set<string>();
   if (current !== undefined) {
     reachable.add(current.identity);
@@ -50,7 +42,7 @@ export function sweepLeftovers(lockPath: string, probe: ProcessProbe, judge: (fi
     const identity = name.slice(at + CLAIM_INFIX.length);
     // Claims are named by a token or digest; anything else is some other lock's file.
     if (!/^[0-9a-f]{16,128}$/.test(identity) || reachable.has(identity)) continue;
-    const claim = readQuietly(path);
+    const claim = readRecordFileQuietly(path);
     if (claim !== undefined && judge(claim).state === 'stale') removed.push(path);
   }
   for (const path of removed) unlinkQuietly(path);

@@ -5,7 +5,7 @@ import { boundAbstractNames, socketHolders } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe } from '../options/validate.ts';
-import { readRecordFile } from '../record/read-record.ts';
+import { readRecordFileQuietly } from '../record/read-record.ts';
 import type { LockInspection, StopLockOptions, StopLockResult } from '../types.ts';
 import { inspectLockWith } from './inspect.ts';
 
@@ -20,17 +20,6 @@ function validateTimeout(timeout: unknown): number {
   return timeout;
 }
 
-function recordAt(path: string) {
-  try {
-    return readRecordFile(path)?.record;
-  } catch {
-    return undefined;
-  }
-}
-
-const tokenAt = (path: string) => recordAt(path)?.token;
-const pidAt = (path: string) => recordAt(path)?.pid;
-
 // A question gets at least this long, even past a step's deadline: a holder given no time to
 // answer would look silent, and silence is no evidence of anything.
 const MIN_ANSWER_MS = 100;
@@ -42,7 +31,7 @@ const answerBudget = (deadline: number) =>
 /** Asks the holder through its interlock to stop; undefined when it agreed, else why not. */
 async function request(name: string | undefined, path: string, deadline: number): Promise<string | undefined> {
   if (name === undefined) return 'the holder has no control channel here (it holds the lock without an interlock)';
-  const token = tokenAt(path);
+  const token = readRecordFileQuietly(path)?.record?.token;
   if (token === undefined) {
     return `${path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
   }
@@ -138,7 +127,7 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   if (before.state === 'unknown') return result('unknown', `it cannot be stopped from here: ${before.reason}`);
   // Only the holder's own 0600 record and the kernel's table are proof of who holds the lock: an
   // answer on the interlock could come from anyone squatting its name.
-  const recorded = pidAt(path);
+  const recorded = readRecordFileQuietly(path)?.record?.pid;
   const socketPids = () => (kernelName === undefined ? [] : socketHolders(kernelName).map((holder) => holder.pid));
   const certainPid = (lock: LockInspection) => {
     const pid = lock.certainty === 'certain' ? lock.record?.pid : undefined;

@@ -71,3 +71,15 @@ export function readRecordFile(path: string): RecordFile | undefined {
     closeSync(fd);
   }
 }
+
+/**
+ * `readRecordFile` for callers to whom a path they cannot read is as good as no file: a courtesy
+ * such as naming a holder, or a check that a record is still one's own.
+ */
+export function readRecordFileQuietly(path: string): RecordFile | undefined {
+  try {
+    return readRecordFile(path);
+  } catch {
+    return undefined;
+  }
+}

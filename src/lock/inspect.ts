@@ -29,6 +29,14 @@ const FREE: Asked = { kind: 'free' };
 // No lock file: nothing for the judge to judge.
 const FREE_VERDICT = { state: 'free', certainty: 'certain', reason: 'there is no lock file' } as const;
 
+/** How a look at a lock may be cut short. */
+export interface Look {
+  /** The kernel's table of bound names, if the caller has read it: a name missing there is free. */
+  bound?: Set<string> | undefined;
+  /** How long the interlock's holder may take to answer. */
+  askTimeoutMs?: number;
+}
+
 /** Reads the lock file, asks the interlock, and judges the lock. Changes nothing. */
 export async function judgeLock(
   path: string,
@@ -36,8 +44,7 @@ export async function judgeLock(
   dir: string,
   interlock: 'auto' | 'off',
   probe: ProcessProbe,
-  bound?: Set<string>,
-  askTimeoutMs = ASK_TIMEOUT_MS,
+  { bound, askTimeoutMs = ASK_TIMEOUT_MS }: Look = {},
 ): Promise<Judgement> {
   let file: RecordFile | undefined;
   let unreadable: string | undefined;
@@ -81,24 +88,15 @@ async function inspectPath(
   dir: string,
   interlock: 'auto' | 'off',
   probe: ProcessProbe,
-  bound?: Set<string>,
-  askTimeoutMs?: number,
+  look?: Look,
 ): Promise<LockInspection> {
-  return toInspection(path, await judgeLock(path, scope, dir, interlock, probe, bound, askTimeoutMs));
+  return toInspection(path, await judgeLock(path, scope, dir, interlock, probe, look));
 }
 
-/**
- * `inspectLock` with the probe as a parameter, a bound on how long a holder may take to answer,
- * and the kernel's table of bound names if the caller has read it.
- */
-export function inspectLockWith(
-  options: InspectOptions,
-  probe: ProcessProbe,
-  askTimeoutMs?: number,
-  bound?: Set<string>,
-): Promise<LockInspection> {
+/** `inspectLock` with the probe as a parameter, and a look that may be cut short. */
+export function inspectLockWith(options: InspectOptions, probe: ProcessProbe, look?: Look): Promise<LockInspection> {
   const { path, scope, dir } = resolveTarget(options, 'inspectLock');
-  return inspectPath(path, scope, dir, validateInterlock(options.interlock), probe, bound, askTimeoutMs);
+  return inspectPath(path, scope, dir, validateInterlock(options.interlock), probe, look);
 }
 
 /** Reports whether a lock is free, held, stale or unknown, and why. Changes nothing on disk. */
@@ -138,7 +136,7 @@ export async function listLocksWith(options: ListOptions, probe: ProcessProbe): 
   });
   const bound = interlock === 'auto' ? boundAbstractNames() : undefined;
   return mapLimited(locks, CONCURRENCY, (lock) =>
-    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe, bound),
+    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe, { bound }),
   );
 }
 

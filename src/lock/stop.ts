@@ -109,7 +109,8 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   const target = scope.kind === 'port' ? { port: scope.port, dir, name } : { key: scope.key, dir, name };
   // Each look reads the kernel's table of bound names first: a free name is free without a
   // question, so a holder that has just gone is never taken for one that does not answer.
-  const inspect = (askTimeoutMs?: number) => inspectLockWith(target, systemProbe, askTimeoutMs, boundAbstractNames());
+  const inspect = (askTimeoutMs?: number) =>
+    inspectLockWith(target, systemProbe, { askTimeoutMs, bound: boundAbstractNames() });
   const kernelName = interlockName(scope, dir);
   // The first step (look, ask, wait for the release) keeps to `timeout` as a whole, as later ones do.
   const requestDeadline = performance.now() + timeout;

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { type IncomingMessage, request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import type { AgentFixtureConfig } from '../fixtures/agent-server.ts';
 import { fixture, spawnTs } from '../helpers/spawn.ts';
 
 export interface HttpResult {
@@ -109,16 +110,6 @@ export class Watched {
       check();
     });
   }
-}
-
-export interface AgentFixtureConfig {
-  port: number;
-  dir: string;
-  name?: string;
-  drainTimeout?: number;
-  failSetup?: boolean;
-  hang?: boolean;
-  shutdown?: Record<string, unknown> | false;
 }
 
 /** Starts `test/fixtures/agent-server.ts`; killed after 60 s and when the test file ends. */

@@ -2,17 +2,12 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { exitCodeFor } from '../../src/agent/shutdown.ts';
+import type { AgentFixtureConfig } from '../fixtures/agent-server.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { http, lockFile, startAgentFixture, tell } from './_support.ts';
 
-interface Config {
-  drainTimeout?: number;
-  hang?: boolean;
-  shutdown?: Record<string, unknown>;
-}
-
-async function readyFixture(config: Config = {}, env = {}) {
+async function readyFixture(config: Omit<AgentFixtureConfig, 'port' | 'dir'> = {}, env = {}) {
   const dir = tempDir();
   const port = await freePort();
   const agent = startAgentFixture({ port, dir, ...config }, env);

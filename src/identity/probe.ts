@@ -44,9 +44,13 @@ export interface ProcessProbe {
   now(): number;
 }
 
-function readText(path: string): string | undefined {
+/**
+ * A small file such as one under /proc, or undefined where it cannot be read (gone, another
+ * user's, not Linux). latin1 by default: /proc/<pid>/stat carries a command name in raw bytes.
+ */
+export function readText(path: string, encoding: BufferEncoding = 'latin1'): string | undefined {
   try {
-    return readFileSync(path, 'latin1');
+    return readFileSync(path, encoding);
   } catch {
     return undefined;
   }

@@ -1,18 +1,11 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { readText } from '../identity/probe.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import type { InterlockHolder, LockTarget } from '../types.ts';
 import { interlockName } from './name.ts';
 
 // __SO_ACCEPTCON in /proc/net/unix's Flags column: the socket is listening.
 const LISTENING = 0x10000;
-
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The listening sockets bound to abstract names, by name (with its leading NUL) to inode, from the
@@ -44,7 +37,7 @@ export function listeningInode(name: string, table: string): string | undefined 
  */
 export function boundAbstractNames(): Set<string> | undefined {
   if (process.platform !== 'linux') return undefined;
-  const table = readText('/proc/net/unix');
+  const table = readText('/proc/net/unix', 'utf8');
   return table === undefined ? undefined : new Set(listeningAbstractNames(table).keys());
 }
 
@@ -69,13 +62,13 @@ function holdsSocket(pid: string, link: string): boolean {
 /** The processes of this user that hold the listening socket of an abstract name (Linux). */
 export function socketHolders(name: string): InterlockHolder[] {
   if (process.platform !== 'linux' || !name.startsWith('\0')) return [];
-  const inode = listeningInode(name, readText('/proc/net/unix') ?? '');
+  const inode = listeningInode(name, readText('/proc/net/unix', 'utf8') ?? '');
   if (inode === undefined) return [];
   const link = `socket:[${inode}]`;
   const holders: InterlockHolder[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || !holdsSocket(entry, link)) continue;
-    const command = readText(`/proc/${entry}/cmdline`)?.split('\0').filter(Boolean).join(' ');
+    const command = readText(`/proc/${entry}/cmdline`, 'utf8')?.split('\0').filter(Boolean).join(' ');
     holders.push({ pid: Number(entry), command: command || undefined });
   }
   return holders;

@@ -1,5 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sameToken } from '../same-token.ts';
 import { controlRequestRefusal } from './request-guard.ts';
 import type { AgentLogger, AgentReadyState } from './types.ts';
 
@@ -38,12 +38,6 @@ function send(res: ServerResponse, status: number, body: object, headers: Record
     ...headers,
   });
   res.end(text);
-}
-
-/** Compares without leaking, through timing, how much of the token a guess got right. */
-function sameToken(given: string, expected: string): boolean {
-  const digest = (value: string) => createHash('sha256').update(value).digest();
-  return timingSafeEqual(digest(given), digest(expected));
 }
 
 function bearer(header: string | undefined): string | undefined {

@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { crypto } from '../lazy-crypto.ts';
+import { sameToken } from '../same-token.ts';
 import type { PublicLockRecord, StopRequestHandler } from '../types.ts';
 import {
   encode,
@@ -22,12 +22,6 @@ export interface HolderAnswers {
   token: string;
   /** Read at request time, so a handler installed after acquiring is found. */
   stopHandler(): StopRequestHandler | undefined;
-}
-
-function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && crypto().timingSafeEqual(a, b);
 }
 
 /**

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { LockHeldError, type LockLostError } from '../errors.ts';
+import { crypto } from '../lazy-crypto.ts';
 import { acquireLock } from '../lock/acquire.ts';
 import { lockPathFor } from '../options/resolve.ts';
 import type { LockHandle } from '../types.ts';
@@ -170,7 +170,7 @@ class PortAgent implements Agent {
       abort: new AbortController(),
       connections: new Connections(),
       server: this.#options.server ?? createServer(),
-      instanceId: randomUUID(),
+      instanceId: crypto().randomUUID(),
       teardowns: [],
     };
     this.#run = run;

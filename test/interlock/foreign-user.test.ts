@@ -9,12 +9,9 @@ import { fixture } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 describe('another user and the interlock', { skip: process.platform !== 'linux' }, () => {
-  it('is refused with the holder named, hears no token from who, and cannot stop it', async (t) => {
-    const reason = nobodyUnavailable();
-    if (reason !== undefined) {
-      t.skip(reason);
-      return;
-    }
+  it('is refused with the holder named, hears no token from who, and cannot stop it', {
+    skip: nobodyUnavailable(),
+  }, async () => {
     const port = await freePort();
     const holder = await startHolder({ port, dir: tempDir(), name: 'percy', stoppable: true });
     const parent = tempDir();

@@ -30,12 +30,9 @@ async function tryAsNobody(options: object) {
 }
 
 describe('a holder owned by another user (kill answers EPERM)', () => {
-  it('is alive: nobody is refused with LockHeldError naming its pid, and its inspection says held', async (t) => {
-    const reason = nobodyUnavailable();
-    if (reason !== undefined) {
-      t.skip(reason);
-      return;
-    }
+  it('is alive: nobody is refused with LockHeldError naming its pid, and its inspection says held', {
+    skip: nobodyUnavailable(),
+  }, async () => {
     const { pid } = await liveProcess();
     const { dir, port, path } = await nobodysLock((port) => recordFor(pid, { port, name: 'percy' }));
     const before = snapshot(dir, { self: false });
@@ -54,12 +51,7 @@ describe('a holder owned by another user (kill answers EPERM)', () => {
     assert.deepEqual(snapshot(dir, { self: false }), before);
   });
 
-  it('is still stale once its pid is gone: nobody takes the lock', async (t) => {
-    const reason = nobodyUnavailable();
-    if (reason !== undefined) {
-      t.skip(reason);
-      return;
-    }
+  it('is still stale once its pid is gone: nobody takes the lock', { skip: nobodyUnavailable() }, async () => {
     const dead = await deadPid();
     const { dir, port } = await nobodysLock((port) => ({ ...recordFor(process.pid, { port }), pid: dead }));
     const outcome = await tryAsNobody({ port, dir });
@@ -67,12 +59,7 @@ describe('a holder owned by another user (kill answers EPERM)', () => {
     assert.equal(outcome.inspection.state, 'stale');
   });
 
-  it('reports a record nobody cannot read as unknown, not free', async (t) => {
-    const reason = nobodyUnavailable();
-    if (reason !== undefined) {
-      t.skip(reason);
-      return;
-    }
+  it('reports a record nobody cannot read as unknown, not free', { skip: nobodyUnavailable() }, async () => {
     const { pid } = await liveProcess();
     const { dir, port, path } = await nobodysLock((port) => recordFor(pid, { port }));
     // Root's own 0600 file in nobody's directory: nobody can see it is there, but not read it.

@@ -88,12 +88,9 @@ describe('the lock directory', () => {
     await lock.release();
   });
 
-  it('is refused as unwritable, naming the path and PORTLOCK_DIR, when this user cannot create files in it', async (t) => {
-    const reason = nobodyUnavailable();
-    if (reason !== undefined) {
-      t.skip(reason);
-      return;
-    }
+  it('is refused as unwritable, naming the path and PORTLOCK_DIR, when this user cannot create files in it', {
+    skip: nobodyUnavailable(),
+  }, async () => {
     // Root writes anywhere, so the refusal is staged for nobody, in a directory nobody owns with mode 0500.
     const parent = tempDir();
     chmodSync(parent, 0o755);
@@ -115,12 +112,9 @@ describe('the lock directory', () => {
     assert.deepEqual(snapshot(dir), before, 'nothing was written');
   });
 
-  it('is refused as unwritable when it is missing and this user cannot create it', async (t) => {
-    const reason = nobodyUnavailable();
-    if (reason !== undefined) {
-      t.skip(reason);
-      return;
-    }
+  it('is refused as unwritable when it is missing and this user cannot create it', {
+    skip: nobodyUnavailable(),
+  }, async () => {
     const parent = tempDir();
     chmodSync(parent, 0o755);
     const dir = join(parent, 'locks');

@@ -97,10 +97,10 @@ export function since(startedAt: string, now = Date.now()): string | undefined {
 }
 
 /** `percy, pid 4242, user alice, on host devbox, up 5 min`: who a record says holds a lock. */
-export function describeRecord(record: PublicLockRecord, options: { ownHost?: string; age?: 'up' | 'since' } = {}) {
+export function describeRecord(record: PublicLockRecord, options: { age?: 'up' | 'since' } = {}) {
   const parts = [record.name ?? 'unnamed', `pid ${record.pid}`];
   if (record.user) parts.push(`user ${record.user}`);
-  if (record.hostname && record.hostname !== (options.ownHost ?? hostname())) parts.push(`on host ${record.hostname}`);
+  if (record.hostname && record.hostname !== hostname()) parts.push(`on host ${record.hostname}`);
   const age = since(record.startedAt);
   if (age !== undefined) parts.push(options.age === 'since' ? `taken ${age} ago` : `up ${age}`);
   return parts.join(', ');

@@ -108,6 +108,8 @@ export interface LockRecord {
   bootId?: string;
   /** The network namespace the holder runs in (Linux, `/proc/self/ns/net`); ports are per namespace. */
   netns?: string;
+  /** The pid namespace the holder runs in (Linux, `/proc/self/ns/pid`); its pid means nothing outside it. */
+  pidns?: string;
   /** True when the holder also holds the kernel interlock; then a free interlock means it is gone. */
   interlock?: true;
   /**

@@ -30,6 +30,8 @@ export interface ProcessProbe {
   user(): string | undefined;
   /** Identifies this process's network namespace; undefined where the OS has none. */
   netns?(): string | undefined;
+  /** Identifies this process's pid namespace; a pid means something only inside its own. */
+  pidns?(): string | undefined;
   /** Identifies the current boot; undefined where the OS has no such notion. */
   bootId(): string | undefined;
   /** When the current boot began, epoch milliseconds; undefined where unknown. */
@@ -132,6 +134,13 @@ export const systemProbe: ProcessProbe = {
   netns: once(() => {
     try {
       return isLinux ? readlinkSync('/proc/self/ns/net') : undefined;
+    } catch {
+      return undefined;
+    }
+  }),
+  pidns: once(() => {
+    try {
+      return isLinux ? readlinkSync('/proc/self/ns/pid') : undefined;
     } catch {
       return undefined;
     }

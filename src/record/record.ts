@@ -23,6 +23,7 @@ export function createRecord(
   const processStart = probe.ownStartTime();
   const bootId = probe.bootId();
   const netns = probe.netns?.();
+  const pidns = probe.pidns?.();
   return {
     portlock: 1,
     name,
@@ -34,6 +35,7 @@ export function createRecord(
     ...(processStart === undefined ? {} : { processStart }),
     ...(bootId === undefined ? {} : { bootId }),
     ...(netns === undefined ? {} : { netns }),
+    ...(pidns === undefined ? {} : { pidns }),
     ...(interlocked ? { interlock: true as const } : {}),
     token,
   };
@@ -62,6 +64,7 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   processStart: optional((value): value is string => isString(value) && /^\d+$/.test(value)),
   bootId: optional(isString),
   netns: optional(isString),
+  pidns: optional(isString),
   interlock: (value) => value === undefined || value === true,
   token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
 };

@@ -22,6 +22,7 @@ const full: LockRecord = {
   processStart: '123456',
   bootId: '69e03fcf-67b5-476e-be25-c544ad11852b',
   netns: 'net:[4026531840]',
+  pidns: 'pid:[4026531836]',
   interlock: true,
   token: '0123456789abcdef0123456789abcdef',
 };
@@ -75,6 +76,7 @@ describe('parseRecord', () => {
     ['a processStart as a number', { ...full, processStart: 123456 }],
     ['a bootId as a number', { ...full, bootId: 5 }],
     ['a netns as a number', { ...full, netns: 4026531840 }],
+    ['a pidns as a number', { ...full, pidns: 4026531836 }],
     ['interlock false', { ...full, interlock: false }],
     ['interlock as a string', { ...full, interlock: 'yes' }],
     ['a token with upper case', { ...full, token: full.token?.toUpperCase() }],
@@ -143,11 +145,12 @@ describe('createRecord', () => {
     assert.deepEqual(parseRecord(serializeRecord(record)), record);
   });
 
-  it('marks a record whose holder also holds the interlock, and names its network namespace', () => {
-    const probe = fakeProbe({}, { netns: () => 'net:[1]' });
+  it('marks a record whose holder also holds the interlock, and names its network and pid namespaces', () => {
+    const probe = fakeProbe({}, { netns: () => 'net:[1]', pidns: () => 'pid:[2]' });
     const record = createRecord({ kind: 'port', port: 5338 }, 'percy', newToken(), probe, true);
     assert.equal(record.interlock, true);
     assert.equal(record.netns, 'net:[1]');
+    assert.equal(record.pidns, 'pid:[2]');
     assert.deepEqual(parseRecord(serializeRecord(record)), record);
   });
 
@@ -155,7 +158,7 @@ describe('createRecord', () => {
     const probe = fakeProbe({}, { user: () => undefined, ownStartTime: () => undefined, bootId: () => undefined });
     const record = createRecord({ kind: 'key', key: 'jobs' }, 'percy', newToken(), probe);
     assert.equal(record.key, 'jobs');
-    for (const field of ['port', 'user', 'processStart', 'bootId', 'netns', 'interlock']) {
+    for (const field of ['port', 'user', 'processStart', 'bootId', 'netns', 'pidns', 'interlock']) {
       assert.equal(field in record, false, field);
     }
     assert.deepEqual(parseRecord(serializeRecord(record)), record);

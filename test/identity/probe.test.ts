@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { judgeHolder } from '../../src/identity/judge.ts';
@@ -14,6 +14,15 @@ import { tempDir } from '../helpers/temp-dir.ts';
 const linux = process.platform === 'linux';
 const skip = !linux && 'the probe reads /proc';
 const context = { probe: systemProbe, ownsToken: () => false };
+
+/** The sleep(1) binary, found on PATH as a shell would. */
+function sleepPath(): string {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
+    const path = join(dir, 'sleep');
+    if (dir !== '' && existsSync(path)) return path;
+  }
+  throw new Error('no sleep(1) on PATH');
+}
 
 /** Field `n` (1-based, as in proc(5)) of a stat line, counted from after the command name. */
 function statField(pid: number | 'self', n: number): string | undefined {
@@ -123,13 +132,12 @@ describe('systemProbe', { skip }, () => {
   });
 
   it('reads the start time of a process whose command name holds spaces and parentheses', async () => {
-    // The kernel names a process after the file it executed, here a link to node.
+    // The kernel names a process after the file it executed, here a link to sleep. Not node: Node 24
+    // renames its main thread, and with it /proc/<pid>/comm, to MainThread.
     const command = join(tempDir(), 'n) o (de');
-    symlinkSync(process.execPath, command);
-    const child = spawnTracked(command, ['-e', 'process.stdout.write("ready\\n"); setTimeout(() => {}, 30_000)'], {
-      timeoutMs: 30_000,
-    });
-    await lineMatching(child, /^ready$/);
+    symlinkSync(sleepPath(), command);
+    const child = spawnTracked(command, ['30'], { timeoutMs: 30_000 });
+    await once(child, 'spawn');
     const pid = child.pid ?? 0;
     assert.equal(readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), 'n) o (de');
     const info = systemProbe.info(pid);

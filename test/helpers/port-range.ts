@@ -44,6 +44,11 @@ function claim(block: number): Promise<boolean> {
   });
 }
 
+/** Claims the block that holds `port` (below 32768), as portRange would; false when someone has it. */
+export function claimBlockOf(port: number): Promise<boolean> {
+  return claim(Math.floor(port / BLOCK));
+}
+
 /** A block of `size` (at most 64) consecutive ports nobody else's test uses: `[low, high]`. */
 export async function portRange(size = BLOCK): Promise<[number, number]> {
   if (size > BLOCK) throw new Error(`portRange: at most ${BLOCK} ports`);

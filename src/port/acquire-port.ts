@@ -1,6 +1,6 @@
 import type { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockHeldError, PortRangeExhaustedError } from '../errors.ts';
+import { LockHeldError, LockPathError, PortRangeExhaustedError } from '../errors.ts';
 import { systemProbe } from '../identity/probe.ts';
 import { acquireLockWith } from '../lock/acquire.ts';
 import type { LockHandle } from '../types.ts';
@@ -37,7 +37,9 @@ async function searchOnce(options: ResolvedPortOptions): Promise<Search> {
     try {
       lock = await acquireLockWith({ ...lockOptions, port }, systemProbe, { identify: false });
     } catch (error) {
-      if (!(error instanceof LockHeldError)) throw error;
+      // An odd file at one port's lock path (another user's record, a directory) keeps that port
+      // from us, not the others.
+      if (!(error instanceof LockHeldError || error instanceof LockPathError)) throw error;
       byPortlock++;
       continue;
     }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -157,6 +157,15 @@ describe('acquirePort', () => {
       v6.close();
     }
     assert.equal((await inspectLock({ port: low, dir })).state, 'free', 'the lock of a skipped port is let go');
+  });
+
+  it('skips a port whose lock path holds something odd, and reports it as held', async () => {
+    const range = await portRange(2);
+    const [low] = range;
+    const dir = tempDir();
+    mkdirSync(join(dir, `agent-${low}.lock`));
+    await withPort({ dir, range, prefer: low }, async (handle) => assert.equal(handle.port, low + 1));
+    await assert.rejects(acquirePort({ dir, range: [low, low] }), { code: 'EPORTRANGE', heldByPortlock: 1 });
   });
 
   it('rejects with PortRangeExhaustedError naming the range and who holds its ports', async () => {

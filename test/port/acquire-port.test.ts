@@ -243,8 +243,8 @@ describe('acquirePort', () => {
       { dir, range: [low + 1, low + 1], interlock: 'off' },
     ];
     const holder = spawnTs(fixture('port-once.ts'), [JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const line = JSON.parse(await lineMatching(holder, /^\{/)) as { ports?: number[] };
-    assert.deepEqual(line.ports, [low, low + 1]);
+    const line = JSON.parse(await lineMatching(holder, /^\{/)) as { results: unknown[] };
+    assert.deepEqual(line.results, [{ port: low }, { port: low + 1 }]);
     await assert.rejects(acquirePort({ dir, range: [low, low] }), { heldByPortlock: 1 });
     holder.kill('SIGKILL');
     await once(holder, 'exit');
@@ -262,19 +262,30 @@ describe('acquirePort on a host without IPv6', () => {
       ? `unshare --net is refused here: ${unshare.stderr?.toString().trim() || unshare.error?.message}`
       : false;
 
-  it('skips the addresses of the missing family instead of failing', { skip }, async () => {
+  it('skips the addresses of the missing family, and refuses a list of nothing but those', { skip }, async () => {
     const range = await portRange(2);
     // A network namespace of its own, with loopback up and IPv6 turned off in it.
     const script = [
       'ip link set lo up',
       'sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1',
-      `exec "${process.execPath}" --import tsx "${fixture('port-once.ts')}" '${JSON.stringify([{ dir: tempDir(), range }])}'`,
+      `exec "${process.execPath}" --import tsx "${fixture('port-once.ts')}" '${JSON.stringify([
+        { dir: tempDir(), range },
+        { dir: tempDir(), range, host: '::1' },
+      ])}'`,
     ].join(' && ');
     const child = spawnTracked('unshare', ['--net', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     const done = finished(child);
-    const line = JSON.parse(await lineMatching(child, /^\{/)) as { ports?: number[]; error?: unknown };
+    const line = JSON.parse(await lineMatching(child, /^\{/)) as {
+      results: [{ port?: number }, { error?: { name: string; message: string } }];
+    };
     child.kill('SIGKILL');
     const { stderr } = await done;
-    assert.ok(line.ports?.[0] !== undefined && line.ports[0] >= range[0], `${JSON.stringify(line)} ${stderr}`);
+    const [port, none] = line.results;
+    assert.ok(
+      port.port !== undefined && port.port >= range[0] && port.port <= range[1],
+      `${JSON.stringify(line)} ${stderr}`,
+    );
+    assert.equal(none.error?.name, 'RangeError');
+    assert.match(none.error?.message ?? '', /none of ::1 is an address of this host/);
   });
 });

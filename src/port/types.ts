@@ -12,8 +12,9 @@ export interface PortOptions extends Omit<AcquireOptions, 'port' | 'key'> {
   /**
    * The ports to choose from, `[low, high]`, inclusive, within 1-65535. The default lies below
    * the kernel's ephemeral range, so that an outgoing connection never takes a port between its
-   * choice and its use: on Linux, 20000 up to the start of `/proc/sys/net/ipv4/ip_local_port_range`
-   * (20000-32767 with the usual 32768-60999); elsewhere {@link DEFAULT_PORT_RANGE}.
+   * choice and its use: `DEFAULT_PORT_RANGE` (20000-32767), on Linux cut short below the start of
+   * `/proc/sys/net/ipv4/ip_local_port_range` (nothing to cut with the usual 32768-60999); where that
+   * leaves fewer than 1000 ports, from 1024 up to that start, or else above the ephemeral range.
    */
   range?: readonly [number, number];
   /**

@@ -5,7 +5,9 @@ import { repoRoot, type Summary } from './common.ts';
 import { type ContenderId, contenders } from './contenders.ts';
 import { CONTENTION_IDS, CONTENTION_NS, type ContentionResult } from './contention.ts';
 import { CRASH_IDS, type CrashResult } from './crash-reacquire.ts';
+import { type FreePortResult, PORT_NS } from './free-port.ts';
 import { LIST_MODES, LIST_SIZES, type ListLocksResult, listKey } from './list-locks.ts';
+import { FINDER_IDS, finders } from './port-finders.ts';
 import type { RefusalResult } from './refusal.ts';
 import { UNCONTENDED_IDS, type UncontendedId, type UncontendedResult } from './uncontended.ts';
 
@@ -34,6 +36,8 @@ export interface Results {
   contention: Outcome<ContentionResult>;
   refusal: Outcome<RefusalResult>;
   listLocks: Outcome<ListLocksResult>;
+  /** Absent from results written before this scenario existed. */
+  freePort?: Outcome<FreePortResult>;
 }
 
 export interface GoalRow {
@@ -151,6 +155,56 @@ export function evaluateGoals(results: Results): GoalRow[] {
       goal: `listLocks linear (interlock ${mode}): time per record at 10,000 within 1.5x of that at 1,000`,
       measured: list === undefined ? 'failed' : `${us(per(1000))} -> ${us(per(10_000))} per record (${times(growth)})`,
       met: met(list === undefined ? undefined : growth <= 1.5),
+    });
+  }
+  rows.push(...freePortGoals(results.freePort));
+  return rows;
+}
+
+function freePortGoals(outcome: Outcome<FreePortResult> | undefined): GoalRow[] {
+  const ports = ok(outcome);
+  const cell = (n: number, id: (typeof FINDER_IDS)[number]) => ports?.cells[String(n)]?.[id];
+  const perN = (text: (n: number) => string): string => PORT_NS.map((n) => `N=${n}: ${text(n)}`).join('; ');
+  const rows: GoalRow[] = [];
+  const portlockClean = PORT_NS.every((n) => {
+    const c = cell(n, 'portlock');
+    return c !== undefined && c.collisionRounds === 0 && c.errors.length === 0;
+  });
+  rows.push({
+    goal: 'A free port for each process: zero collisions for portlock acquirePort at every N',
+    measured:
+      ports === undefined
+        ? 'failed'
+        : perN((n) => {
+            const c = cell(n, 'portlock');
+            return c === undefined ? 'n/a' : `${c.collisionRounds}/${c.rounds} rounds, ${c.eaddrinuse} EADDRINUSE`;
+          }),
+    met: met(ports === undefined ? undefined : portlockClean),
+  });
+  const ratio = (n: number): number =>
+    (cell(n, 'portlock')?.msPerPort.median ?? Number.NaN) / (cell(n, 'get-port')?.msPerPort.median ?? Number.NaN);
+  rows.push({
+    goal: "A free port for each process: time per port within 2x of get-port's (median)",
+    measured:
+      ports === undefined
+        ? 'failed'
+        : perN(
+            (n) =>
+              `${ms(cell(n, 'portlock')?.msPerPort.median ?? Number.NaN)} vs ${ms(cell(n, 'get-port')?.msPerPort.median ?? Number.NaN)} (${times(ratio(n))})`,
+          ),
+    met: met(ports === undefined ? undefined : PORT_NS.every((n) => ratio(n) <= 2)),
+  });
+  for (const id of FINDER_IDS.filter((id) => id !== 'portlock')) {
+    rows.push({
+      goal: `(for comparison) rounds with a collision, ${finders[id].label}`,
+      measured:
+        ports === undefined
+          ? 'failed'
+          : perN((n) => {
+              const c = cell(n, id);
+              return c === undefined ? 'n/a' : `${c.collisionRounds}/${c.rounds} rounds, ${c.eaddrinuse} EADDRINUSE`;
+            }),
+      met: 'n/a',
     });
   }
   return rows;
@@ -306,6 +360,46 @@ function listSection(outcome: Outcome<ListLocksResult>): string {
   ].join('\n');
 }
 
+function freePortSection(outcome: Outcome<FreePortResult> | undefined): string {
+  if (outcome === undefined) return 'Not run.';
+  const p = ok(outcome);
+  if (p === undefined) return failed(outcome as { error: string });
+  const rows: string[][] = [];
+  for (const n of PORT_NS) {
+    for (const id of FINDER_IDS) {
+      const c = p.cells[String(n)]?.[id];
+      if (c === undefined) continue;
+      rows.push([
+        String(n),
+        finders[id].label,
+        `\`${p.calls[id]}\``,
+        `${c.collisionRounds}/${c.rounds}`,
+        String(c.duplicates),
+        String(c.eaddrinuse),
+        ms(c.msPerPort.median),
+        c.errors.length > 0 ? `${c.errors.length} (${c.errors[0]})` : '–',
+      ]);
+    }
+  }
+  return [
+    `N processes, started once, are released at one barrier (a shared CLOCK_MONOTONIC instant) ${p.rounds} times per finder and N, finders interleaved (the order rotates each round). At the barrier each process calls the finder and at once binds the port it got with a plain \`net.Server\` on 127.0.0.1, as its own server would, and holds it until every process of the round has answered; then all let go. Every finder searches the same kind of range, a block of ${p.rangeSize} free ports below the ephemeral range, from its low end (the way these libraries are used: "a port from 3000 up"); portlock is given the low end as \`prefer\`. A round has a collision when two processes got the same port or a bind failed with EADDRINUSE. Time per port is one call, from the barrier to the port in hand, median over every call: with more processes than cores they queue for the CPU, so it is a time under load, alike for every finder.`,
+    '',
+    table(
+      [
+        'N',
+        'Finder',
+        'call',
+        'rounds with a collision',
+        'duplicate ports',
+        'EADDRINUSE',
+        'time per port (median)',
+        'errors',
+      ],
+      rows,
+    ),
+  ].join('\n');
+}
+
 export function renderMarkdown(results: Results): string {
   const env = results.environment;
   const goals = evaluateGoals(results);
@@ -340,6 +434,10 @@ export function renderMarkdown(results: Results): string {
     '## 5. listLocks',
     '',
     listSection(results.listLocks),
+    '',
+    '## 6. A free port for each process',
+    '',
+    freePortSection(results.freePort),
     END,
   ].join('\n');
 }
@@ -348,9 +446,10 @@ const PREAMBLE = [
   '# Benchmarks',
   '',
   'portlock against proper-lockfile and lockfile, two widely used lock libraries on npm, and against',
-  'the physical floor, measured in one run of `npm run bench` on one machine. Read the ratios, not the',
-  'absolute times: they move with the machine. Everything between the markers below is regenerated',
-  'by each run.',
+  'the physical floor; and `acquirePort` against get-port, portfinder, detect-port and get-port-please,',
+  'the free-port finders most used on npm; measured in one run of `npm run bench` on one machine. Read',
+  'the ratios, not the absolute times: they move with the machine. Everything between the markers',
+  'below is regenerated by each run.',
   '',
 ].join('\n');
 

@@ -1,6 +1,6 @@
 // `npm run bench`: every scenario in one run, then bench/results.json and BENCHMARKS.md.
 // `--quick` shrinks every loop for a smoke run and writes its files to the temp directory instead;
-// `--only=crash,refusal` runs just those scenarios (uncontended, crash, contention, refusal, list).
+// `--only=crash,refusal` runs just those scenarios (uncontended, crash, contention, refusal, list, ports).
 // Lock files go under TMPDIR: point it elsewhere when the host's /tmp is busy with other work.
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg, release, tmpdir, type } from 'node:os';
@@ -9,6 +9,7 @@ import { killAll } from './children.ts';
 import { errorText, nowMs, removeTempDirs, repoRoot, type Scale } from './common.ts';
 import { runContention } from './contention.ts';
 import { runCrash } from './crash-reacquire.ts';
+import { runFreePort } from './free-port.ts';
 import { runListLocks } from './list-locks.ts';
 import { runRefusal } from './refusal.ts';
 import { evaluateGoals, type Outcome, type Results, writeJson, writeMarkdown } from './report.ts';
@@ -64,6 +65,7 @@ const crash = await scenario('2. crash to re-acquire', 'crash', runCrash);
 const contention = await scenario('3. contention', 'contention', runContention);
 const refusal = await scenario('4. refusal latency', 'refusal', runRefusal);
 const listLocks = await scenario('5. listLocks', 'list', runListLocks);
+const freePort = await scenario('6. a free port for each process', 'ports', runFreePort);
 
 const results: Results = {
   environment: {
@@ -83,6 +85,7 @@ const results: Results = {
   contention,
   refusal,
   listLocks,
+  freePort,
 };
 
 const scratch = quick || only !== undefined;

@@ -162,3 +162,26 @@ export class LockLostError extends Error {
     this.meta = meta;
   }
 }
+
+/** Every port of `acquirePort`'s range was held, by portlock callers or by other programs. */
+export class PortRangeExhaustedError extends Error {
+  override readonly name = 'PortRangeExhaustedError';
+  readonly code = 'EPORTRANGE';
+  /** The range searched, inclusive. */
+  readonly range: readonly [number, number];
+  /** Ports whose portlock another process holds. */
+  readonly heldByPortlock: number;
+  /** Ports that could not be bound: another program (one that does not use portlock) has them. */
+  readonly heldByOthers: number;
+
+  constructor(range: readonly [number, number], heldByPortlock: number, heldByOthers: number) {
+    const [low, high] = range;
+    super(
+      `No free port in ${low}-${high}: ${heldByPortlock} held through portlock, ${heldByOthers} in use by other programs.\n` +
+        'Next step: stop servers you no longer need (`portlock list` names the portlock holders), or pass a wider `range`.',
+    );
+    this.range = range;
+    this.heldByPortlock = heldByPortlock;
+    this.heldByOthers = heldByOthers;
+  }
+}

@@ -121,6 +121,13 @@ export function parsePort(text: string | undefined, what: string, options: { all
   return port;
 }
 
+/** A range of ports as typed, `<low>-<high>`; whether it is a usable range is the library's to say. */
+export function parseRange(text: string, what: string): [number, number] {
+  const match = /^(\d{1,5})-(\d{1,5})$/.exec(text);
+  if (match === null) throw new UsageError(`${what} must be <low>-<high>, two port numbers, got '${text}'`);
+  return [Number(match[1]), Number(match[2])];
+}
+
 /** Seconds as typed (`2`, `0.5`, or `forever` where allowed), in milliseconds. */
 export function parseSeconds(text: string, what: string, options: { forever?: boolean } = {}): number {
   if (options.forever && text === 'forever') return Number.POSITIVE_INFINITY;

@@ -164,7 +164,12 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
  * `acquireLock` with the process probe as a parameter: the seam through which tests stage PID
  * reuse, reboots and other hosts.
  */
-export async function acquireLockWith(options: AcquireOptions, probe: ProcessProbe): Promise<LockHandle> {
+export async function acquireLockWith(
+  options: AcquireOptions,
+  probe: ProcessProbe,
+  // acquirePort skips held ports by the dozen: asking each holder who it is would only cost time.
+  { identify = true }: { identify?: boolean } = {},
+): Promise<LockHandle> {
   const resolved = resolveAcquire(options);
   const { dir, scope, wait, signal } = resolved;
   signal?.throwIfAborted();
@@ -187,7 +192,7 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
   try {
     for (;;) {
       const last = performance.now() - started >= wait;
-      const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last);
+      const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last && identify);
       if (tried.kind === 'acquired') return tried.lock;
       const elapsed = performance.now() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
@@ -196,7 +201,7 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
         continue;
       }
       if (elapsed >= wait) {
-        if (!tried.unidentified || !name) throw heldError(resolved, tried, probe.now());
+        if (!tried.unidentified || !name || !identify) throw heldError(resolved, tried, probe.now());
         const identified = await heldByInterlock(name, resolved, probe);
         if (identified.kind === 'held') throw heldError(resolved, identified, probe.now());
         // The holder left while we were asking: one last try.

@@ -1,8 +1,18 @@
 // The lock alone, as `portlock/lock`: everything but the agent, so that a tool that only needs the
 // lock loads neither the agent nor node:http. The package's main entry adds the agent to this.
-export { LockDirectoryError, LockHeldError, LockLostError, LockPathError } from '../errors.ts';
+export {
+  LockDirectoryError,
+  LockHeldError,
+  LockLostError,
+  LockPathError,
+  PortRangeExhaustedError,
+} from '../errors.ts';
 export { interlockHolders } from '../interlock/holders.ts';
 export { DIR_ENV, lockPathFor } from '../options/resolve.ts';
+export { acquirePort } from '../port/acquire-port.ts';
+export { DEFAULT_HOSTS } from '../port/options.ts';
+export { DEFAULT_PORT_RANGE } from '../port/range.ts';
+export type { ListeningPortHandle, PortHandle, PortOptions } from '../port/types.ts';
 export type {
   AcquireOptions,
   Certainty,

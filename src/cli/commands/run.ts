@@ -1,12 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
-import { LockHeldError } from '../../errors.ts';
+import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
 import { acquireLock } from '../../lock/acquire.ts';
+import { acquirePort } from '../../port/acquire-port.ts';
 import type { LockHandle, LockTarget } from '../../types.ts';
-import { parseExitCode, parsePort, parseSeconds, stringValue, UsageError } from '../args.ts';
+import { parseExitCode, parseSeconds, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT, signalExitCode } from '../exit-codes.ts';
 import { inForegroundGroup } from '../foreground.ts';
 import { describeRecord, type Output } from '../output.ts';
+import { type PortChoice, portChoice } from '../port-choice.ts';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
@@ -41,6 +43,37 @@ function waitNotice(port: number, error: LockHeldError, waitMs: number): string 
   const who = error.meta === undefined ? 'another process' : describeRecord(error.meta);
   const howLong = Number.isFinite(waitMs) ? `up to ${waitMs / 1000} s` : 'until it is free';
   return `portlock: port ${port} is held by ${who}; waiting ${howLong} (Ctrl-C gives up)`;
+}
+
+/** Lets acquirePort choose the port, and says which it chose (on stderr, and on stdout with --json). */
+async function choose(
+  choice: PortChoice & { kind: 'auto' },
+  target: LockTarget,
+  waitMs: number,
+  out: Output,
+  signal: AbortSignal,
+  command: string[],
+): Promise<LockHandle> {
+  const { prefer, range } = choice;
+  const handle = await acquirePort({
+    ...target,
+    ...(prefer !== undefined && { prefer }),
+    ...(range !== undefined && { range }),
+    wait: waitMs,
+    signal,
+  });
+  out.err(`portlock: port ${handle.port} for ${command.join(' ')}`);
+  if (out.json) out.document({ port: handle.port, path: handle.path, command }, { line: true });
+  return handle;
+}
+
+function exhausted(out: Output, error: PortRangeExhaustedError, exitCode: number): number {
+  out.error(error.code, error.message, {
+    range: error.range,
+    heldByPortlock: error.heldByPortlock,
+    heldByOthers: error.heldByOthers,
+  });
+  return exitCode;
 }
 
 function refuse(out: Output, error: LockHeldError, exitCode: number): number {
@@ -82,7 +115,7 @@ function ended(child: ChildProcess): Promise<Ended> {
 export const run: Command = {
   name: 'run',
   rest: true,
-  usage: 'portlock run --port <port> [options] -- <command> [args...]',
+  usage: 'portlock run --port <port|auto> [options] -- <command> [args...]',
   summary: 'run a command while holding the lock for its port',
   description:
     'Takes the lock for the port, then starts the command with PORT set to it, and holds the lock until the\n' +
@@ -92,18 +125,35 @@ export const run: Command = {
     'reaches it directly and is not sent twice). `portlock stop <port>` reaches the command as SIGTERM,\n' +
     'then SIGKILL after --kill-after. On Linux the command inherits the lock (an extra file descriptor, 3,\n' +
     'which it need not touch): if portlock itself is killed with SIGKILL, the port stays locked for as\n' +
-    "long as the command lives, and 'portlock status' names it.",
+    "long as the command lives, and 'portlock status' names it.\n" +
+    'With --port auto, portlock chooses a free port (see acquirePort in the README): one whose lock nobody\n' +
+    'holds and that can be bound on 127.0.0.1, ::1, 0.0.0.0 and ::; it prints "portlock: port <port> for\n' +
+    '<command>" on stderr (and, with --json, {"port":...} on stdout) before the command starts. Parallel\n' +
+    'runs never get the same port. When every port of the range is held, it exits 75 (--conflict-exit-code).',
   options: {
     port: {
       type: 'string',
       short: 'p',
-      value: '<port>',
-      description: 'the port to lock (1-65535), given to the command as PORT (required)',
+      value: '<port|auto>',
+      description:
+        "the port to lock (1-65535), or 'auto' to choose a free one; given to the command as PORT (required)",
+    },
+    prefer: {
+      type: 'string',
+      value: '<port|text>',
+      description: 'with --port auto: the port to try first, or any text (a project path) hashed to a stable one',
+    },
+    range: {
+      type: 'string',
+      value: '<low>-<high>',
+      description: 'with --port auto: the ports to choose from',
+      defaultText: 'below the ephemeral range, 20000-32767 on most hosts',
     },
     wait: {
       type: 'string',
       value: '<seconds>',
-      description: "if the port is held, wait this long for it ('forever' waits for good)",
+      description:
+        "if the port (with --port auto, every port of the range) is held, wait this long ('forever' waits for good)",
       default: '0',
     },
     'conflict-exit-code': {
@@ -124,7 +174,10 @@ export const run: Command = {
     ['N', "the command's own exit code N, whatever it is (128 + n when signal n ended it)"],
     [EXIT.failure, 'the lock directory cannot be used'],
     [EXIT.usage, 'usage error'],
-    [EXIT.held, 'the port is held by another process (see --conflict-exit-code)'],
+    [
+      EXIT.held,
+      'the port is held by another process, or with --port auto every port of the range (see --conflict-exit-code)',
+    ],
     [EXIT.cannotRun, 'the command cannot be run (permission denied)'],
     [EXIT.notFound, 'the command was not found'],
   ],
@@ -132,14 +185,22 @@ export const run: Command = {
     ['portlock run --port 8080 -- node server.js', 'serve on 8080 unless another instance does already'],
     ['portlock run -p 8080 --wait 30 -- npm start', 'wait up to 30 s for the holder of 8080 to exit first'],
     ['portlock run -p 8080 --conflict-exit-code 0 -- ./serve', 'in CI: a second start is not an error'],
+    ['portlock run --port auto -- node server.js', 'a free port of its own, never the one a parallel run got'],
+    [
+      'portlock run --port auto --prefer "$PWD" -- npm run dev',
+      'the same port for this project, run after run, while it is free',
+    ],
   ],
   async run({ values, rest, out, dir, name, env }) {
-    const port = parsePort(stringValue(values, 'port'), '--port');
+    const choice = portChoice(values);
     const waitMs = parseSeconds(stringValue(values, 'wait') ?? '0', '--wait', { forever: true });
     const conflict = parseExitCode(stringValue(values, 'conflict-exit-code') ?? '', '--conflict-exit-code');
     const killAfterMs = parseSeconds(stringValue(values, 'kill-after') ?? '', '--kill-after');
     if (rest.length === 0 || rest[0] === '') throw new UsageError('missing the command to run, after --');
-    const target = { port, name, dir };
+    const target = { name, dir };
+    // Known once the lock is taken, with --port auto.
+    let port = choice.kind === 'fixed' ? choice.port : 0;
+    const which = choice.kind === 'fixed' ? `port ${choice.port}` : 'a port';
 
     const abort = new AbortController();
     let child: ChildProcess | undefined;
@@ -147,7 +208,7 @@ export const run: Command = {
     const onSignal = (signal: NodeJS.Signals) => {
       if (child === undefined) {
         interrupted ??= signal;
-        abort.abort(new Error(`interrupted by ${signal} while taking the lock for port ${port}`));
+        abort.abort(new Error(`interrupted by ${signal} while taking the lock for ${which}`));
         return;
       }
       // The terminal sends Ctrl-C and hangups to the whole foreground group, the command included.
@@ -165,15 +226,20 @@ export const run: Command = {
     process.on('exit', onExit);
     try {
       try {
-        lock = await take(target, waitMs, out, abort.signal);
+        lock =
+          choice.kind === 'fixed'
+            ? await take({ ...target, port }, waitMs, out, abort.signal)
+            : await choose(choice, target, waitMs, out, abort.signal, rest);
       } catch (error) {
         if (interrupted !== undefined) {
-          out.error('EINTERRUPTED', `interrupted by ${interrupted} while waiting for port ${port}`);
+          out.error('EINTERRUPTED', `interrupted by ${interrupted} while waiting for ${which}`);
           return signalExitCode(interrupted);
         }
         if (error instanceof LockHeldError) return refuse(out, error, conflict);
+        if (error instanceof PortRangeExhaustedError) return exhausted(out, error, conflict);
         throw error;
       }
+      port = lock.record.port ?? port;
       const { spawn } = await import('node:child_process');
       if (interrupted !== undefined) return signalExitCode(interrupted);
       const running = start(spawn, rest, lock, port, env);

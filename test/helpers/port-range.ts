@@ -1,0 +1,60 @@
+import { createServer, type Server } from 'node:net';
+
+/**
+ * Ranges of ports for acquirePort's tests: blocks below the kernel's ephemeral range (where
+ * `freePort()` and the OS's port 0 never go), at a seeded random place, each claimed for this
+ * process's lifetime through an abstract socket name, so that two test files, or two test runs
+ * on one host, never share a block. The seed is printed; PORTLOCK_TEST_SEED replays it.
+ */
+const BLOCK = 64;
+const FIRST_BLOCK = 20000 / BLOCK;
+const BLOCKS = Math.floor((32767 - 20000 + 1) / BLOCK) - 1;
+
+export const seed = Number(process.env.PORTLOCK_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
+console.log(`port ranges: seed ${seed} (replay with PORTLOCK_TEST_SEED=${seed})`);
+
+/** A small seeded generator (mulberry32): the same seed gives the same blocks. */
+export function seeded(start: number): () => number {
+  let state = start >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+const random = seeded(seed);
+const claims: Server[] = [];
+
+function claim(block: number): Promise<boolean> {
+  if (process.platform !== 'linux') return Promise.resolve(true);
+  const server = createServer();
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') resolve(false);
+      else reject(error);
+    });
+    server.listen({ path: `\0portlock-test-port-block/${block}` }, () => {
+      server.unref();
+      claims.push(server);
+      resolve(true);
+    });
+  });
+}
+
+/** Claims the block that holds `port` (below 32768), as portRange would; false when someone has it. */
+export function claimBlockOf(port: number): Promise<boolean> {
+  return claim(Math.floor(port / BLOCK));
+}
+
+/** A block of `size` (at most 64) consecutive ports nobody else's test uses: `[low, high]`. */
+export async function portRange(size = BLOCK): Promise<[number, number]> {
+  if (size > BLOCK) throw new Error(`portRange: at most ${BLOCK} ports`);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const block = FIRST_BLOCK + Math.floor(random() * BLOCKS);
+    if (await claim(block)) return [block * BLOCK, block * BLOCK + size - 1];
+  }
+  throw new Error('portRange: no unclaimed block in 100 tries');
+}

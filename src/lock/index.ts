@@ -2,6 +2,7 @@
 // lock loads neither the agent nor node:http. The package's main entry adds the agent to this.
 export { LockDirectoryError, LockHeldError, LockLostError, LockPathError } from '../errors.ts';
 export { interlockHolders } from '../interlock/holders.ts';
+export { type PortListener, portHolders } from '../listeners/port-holders.ts';
 export { DIR_ENV, lockPathFor } from '../options/resolve.ts';
 export type {
   AcquireOptions,

@@ -2,12 +2,21 @@ import { createAgent } from '../../agent/agent.ts';
 import { AlreadyRunningError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/logger.ts';
 import { handleShutdown } from '../../agent/shutdown.ts';
+import { LockHeldError } from '../../errors.ts';
 import { lockPathFor } from '../../options/resolve.ts';
 import { parsePort, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT, signalExitCode } from '../exit-codes.ts';
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** What the agent logged about a refused start: the lock's holder, or the program on the port. */
+async function explanation(error: AlreadyRunningError): Promise<string> {
+  if (error.cause instanceof LockHeldError) return error.cause.message;
+  if (error.listeners === undefined || error.listeners.length === 0) return error.message;
+  const { currentReader, portInUseLine, portInUseNextStep } = await import('../../listeners/describe.ts');
+  return `${portInUseLine(error.port, error.listeners)}.\n${portInUseNextStep(error.port, error.listeners, currentReader())}`;
+}
 
 export const agent: Command = {
   name: 'agent',
@@ -66,10 +75,14 @@ export const agent: Command = {
         }
         if (!(error instanceof AlreadyRunningError)) throw error;
         // The agent has logged the full refusal, holder included; this is the one-line verdict.
-        out.error(error.code, error.message, {
+        // The same code as `run` for the same conflict: ELOCKED for the lock, EADDRINUSE for a program.
+        const code = error.cause instanceof LockHeldError ? error.cause.code : error.code;
+        // On stderr the log has said it all; a JSON reader gets the whole explanation in the document.
+        out.error(code, out.json ? await explanation(error) : error.message, {
           port: error.port,
           ...(error.lockPath !== undefined && { lockPath: error.lockPath }),
           ...(error.holder !== undefined && { holder: error.holder }),
+          ...(error.listeners !== undefined && { listeners: error.listeners }),
         });
         return EXIT.held;
       }

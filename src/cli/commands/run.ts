@@ -43,6 +43,26 @@ function waitNotice(port: number, error: LockHeldError, waitMs: number): string 
   return `portlock: port ${port} is held by ${who}; waiting ${howLong} (Ctrl-C gives up)`;
 }
 
+/** A program that takes no lock listens on the port: the command would only fail to bind it. */
+async function refuseInUse(
+  out: Output,
+  port: number,
+  command: string[],
+  exitCode: number,
+): Promise<number | undefined> {
+  const { portHolders } = await import('../../listeners/port-holders.ts');
+  const listeners = await portHolders(port);
+  if (listeners.length === 0) return undefined;
+  const { currentReader, describeListeners, portInUseNextStep } = await import('../../listeners/describe.ts');
+  out.error(
+    'EADDRINUSE',
+    `port ${port} is in use by ${describeListeners(listeners)}, not through portlock: ${command.join(' ')} was not started.\n` +
+      portInUseNextStep(port, listeners, currentReader()),
+    { port, listeners },
+  );
+  return exitCode;
+}
+
 function refuse(out: Output, error: LockHeldError, exitCode: number): number {
   out.error(error.code, error.message, {
     state: error.state,
@@ -88,7 +108,9 @@ export const run: Command = {
     'Takes the lock for the port, then starts the command with PORT set to it, and holds the lock until the\n' +
     'command exits; portlock then exits with its exit code (128 + the signal number when a signal ended it)\n' +
     'and releases the lock, on every path. If the port is held, it prints the holder and exits 75 at once,\n' +
-    'or waits with --wait. SIGINT, SIGTERM and SIGHUP are passed on to the command (on a terminal, Ctrl-C\n' +
+    'or waits with --wait. If a program that does not use portlock listens on the port, it names that\n' +
+    'program and exits 75 without starting the command. SIGINT, SIGTERM and SIGHUP are passed on to the\n' +
+    'command (on a terminal, Ctrl-C\n' +
     'reaches it directly and is not sent twice). `portlock stop <port>` reaches the command as SIGTERM,\n' +
     'then SIGKILL after --kill-after. On Linux the command inherits the lock (an extra file descriptor, 3,\n' +
     'which it need not touch): if portlock itself is killed with SIGKILL, the port stays locked for as\n' +
@@ -124,7 +146,10 @@ export const run: Command = {
     ['N', "the command's own exit code N, whatever it is (128 + n when signal n ended it)"],
     [EXIT.failure, 'the lock directory cannot be used'],
     [EXIT.usage, 'usage error'],
-    [EXIT.held, 'the port is held by another process (see --conflict-exit-code)'],
+    [
+      EXIT.held,
+      'the port is held by another process, or a program that does not use portlock listens on it (see --conflict-exit-code)',
+    ],
     [EXIT.cannotRun, 'the command cannot be run (permission denied)'],
     [EXIT.notFound, 'the command was not found'],
   ],
@@ -174,6 +199,8 @@ export const run: Command = {
         if (error instanceof LockHeldError) return refuse(out, error, conflict);
         throw error;
       }
+      const inUse = await refuseInUse(out, port, rest, conflict);
+      if (inUse !== undefined) return inUse;
       const { spawn } = await import('node:child_process');
       if (interrupted !== undefined) return signalExitCode(interrupted);
       const running = start(spawn, rest, lock, port, env);

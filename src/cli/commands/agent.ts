@@ -1,4 +1,4 @@
-import { createAgent } from '../../agent/agent.ts';
+import { createAgent, DEFAULT_PORT } from '../../agent/agent.ts';
 import { AlreadyRunningError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/logger.ts';
 import { handleShutdown } from '../../agent/shutdown.ts';
@@ -20,7 +20,7 @@ async function explanation(error: AlreadyRunningError): Promise<string> {
 
 export const agent: Command = {
   name: 'agent',
-  usage: 'portlock agent [--port <port>] [options]',
+  usage: 'portlock agent [--port <port> | <port>] [options]',
   summary: 'run the reference agent in the foreground until it is stopped',
   description:
     'Takes the lock for the port, then serves the control endpoints on localhost: GET /healthcheck and\n' +
@@ -34,9 +34,10 @@ export const agent: Command = {
       short: 'p',
       value: '<port>',
       description: 'the port to serve and lock; 0 lets the OS choose',
-      default: '5338',
+      defaultText: '$PORT, else 5338',
     },
   },
+  env: [['PORT', 'the port when --port is not given (as `portlock run` sets it)']],
   exitCodes: [
     [EXIT.ok, 'stopped on request (portlock stop, POST /stop)'],
     [EXIT.failure, 'it failed to start, crashed, or failed to stop cleanly'],
@@ -45,12 +46,17 @@ export const agent: Command = {
     [130, 'stopped or interrupted while starting by SIGINT (143: SIGTERM, 129: SIGHUP)'],
   ],
   examples: [
-    ['portlock agent', 'serve port 5338 until Ctrl-C'],
+    ['portlock agent', 'serve port 5338 (or $PORT) until Ctrl-C'],
     ['portlock agent --port 0 --json', 'serve a port the OS chooses, and print it as JSON'],
   ],
-  async run({ positionals, values, out, dir, name }) {
+  async run({ positionals, values, out, dir, name, env }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const port = parsePort(stringValue(values, 'port'), '--port', { allowZero: true });
+    const given = stringValue(values, 'port');
+    // Under `portlock run` (or any launcher that sets PORT), serve the port it was given.
+    const fromEnv = given === undefined && env.PORT ? env.PORT : undefined;
+    const port = parsePort(given ?? fromEnv ?? String(DEFAULT_PORT), fromEnv === undefined ? '--port' : '$PORT', {
+      allowZero: true,
+    });
     const logger = createLogger({ name, stream: out.io.stderr });
     let stopped = () => {};
     const whenStopped = new Promise<void>((resolve) => {

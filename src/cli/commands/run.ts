@@ -102,7 +102,8 @@ function ended(child: ChildProcess): Promise<Ended> {
 export const run: Command = {
   name: 'run',
   rest: true,
-  usage: 'portlock run --port <port> [options] -- <command> [args...]',
+  usage:
+    'portlock run --port <port> [options] -- <command> [args...]\n       portlock run <port> [options] -- <command> [args...]',
   summary: 'run a command while holding the lock for its port',
   description:
     'Takes the lock for the port, then starts the command with PORT set to it, and holds the lock until the\n' +

@@ -88,7 +88,13 @@ function resolveDir(values: Record<string, string | boolean | undefined>, name: 
   return resolve(given ?? (env.PORTLOCK_DIR || join(env.HOME || homedir(), `.${name}`)));
 }
 
-function failure(out: Output, error: unknown): number {
+async function failure(out: Output, error: unknown): Promise<number> {
+  // Loaded only on this path: a system error the user can cause gets a sentence and a next step.
+  const explained = (await import('./system-errors.ts')).explainSystemError(error);
+  if (explained !== undefined) {
+    out.error(explained.code, explained.message);
+    return EXIT.failure;
+  }
   const { code, message } = error as { code?: unknown; message?: unknown };
   const text = typeof message === 'string' ? message : String(error);
   // The library's own errors explain themselves; anything else is a fault of this tool.
@@ -174,6 +180,6 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       out.error(error.code, `${where}${error.message}`, {}, `Try '${help}'.`);
       return EXIT.usage;
     }
-    return failure(out, error);
+    return await failure(out, error);
   }
 }

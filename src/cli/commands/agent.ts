@@ -111,7 +111,9 @@ export const agent: Command = {
         await instance.stop();
       } catch (error) {
         // With --json, stdout has had its one document: a failure after it is a diagnostic.
-        out.err(`portlock: stopping the agent failed: ${(error as Error)?.message ?? String(error)}`);
+        const { explainSystemError } = await import('../system-errors.ts');
+        const why = explainSystemError(error)?.message ?? (error as Error)?.message ?? String(error);
+        out.err(`portlock: stopping the agent failed: ${why}`);
         return EXIT.failure;
       }
       return first === undefined ? EXIT.ok : signalExitCode(first);

@@ -217,12 +217,9 @@ export const run: Command = {
       };
       const result = await ended(running);
       if ('error' in result) {
-        const missing = result.error.code === 'ENOENT';
-        out.error(
-          result.error.code ?? 'ESPAWN',
-          `cannot run '${rest[0]}': ${missing ? 'command not found' : result.error.message}`,
-        );
-        return missing ? EXIT.notFound : EXIT.cannotRun;
+        const { explainSpawnError } = await import('../system-errors.ts');
+        out.error(result.error.code ?? 'ESPAWN', explainSpawnError(result.error, rest[0] ?? '', port));
+        return result.error.code === 'ENOENT' ? EXIT.notFound : EXIT.cannotRun;
       }
       return result.signal !== null ? signalExitCode(result.signal) : (result.code ?? EXIT.failure);
     } finally {

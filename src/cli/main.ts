@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { LockDirectoryError, LockPathError, lockDirectoryMessage, lockPathMessage } from '../errors.ts';
 import { lockPathFor } from '../options/resolve.ts';
 import { GLOBAL_OPTIONS, optionLines, parse, renderHelp, stringValue, table, toParseArgs, UsageError } from './args.ts';
 import type { Command } from './command.ts';
@@ -88,6 +89,13 @@ function resolveDir(values: Record<string, string | boolean | undefined>, name: 
   return resolve(given ?? (env.PORTLOCK_DIR || join(env.HOME || homedir(), `.${name}`)));
 }
 
+/** The library's errors name its options (`dir`); here the reader types flags (`--dir`). */
+function inCliWords(error: unknown): string | undefined {
+  if (error instanceof LockDirectoryError) return lockDirectoryMessage(error.dir, error.problem, error.detail, 'cli');
+  if (error instanceof LockPathError) return lockPathMessage(error.lockPath, error.problem, 'cli');
+  return undefined;
+}
+
 async function failure(out: Output, error: unknown): Promise<number> {
   // Loaded only on this path: a system error the user can cause gets a sentence and a next step.
   const explained = (await import('./system-errors.ts')).explainSystemError(error);
@@ -96,7 +104,7 @@ async function failure(out: Output, error: unknown): Promise<number> {
     return EXIT.failure;
   }
   const { code, message } = error as { code?: unknown; message?: unknown };
-  const text = typeof message === 'string' ? message : String(error);
+  const text = inCliWords(error) ?? (typeof message === 'string' ? message : String(error));
   // The library's own errors explain themselves; anything else is a fault of this tool.
   const known = typeof code === 'string' && code.startsWith('E');
   out.error(known ? code : 'EINTERNAL', known ? text : `unexpected error: ${text}`);

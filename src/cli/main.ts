@@ -71,11 +71,22 @@ function findCommand(argv: string[]) {
   const found = words.find((token) => isCommandName(token.value)) ?? words[0];
   if (found === undefined) {
     const unknown = tokens.find((token) => token.kind === 'option' && !(token.name in GLOBAL_OPTIONS));
-    if (unknown?.kind === 'option') throw new UsageError(`unknown option ${unknown.rawName}`);
+    if (unknown?.kind === 'option') return { name: undefined, args: argv, unknown: unknown.rawName };
     const flag = (name: string) => tokens.some((token) => token.kind === 'option' && token.name === name);
     return { name: undefined, args: argv, version: flag('version'), help: flag('help') };
   }
-  return { name: found.value, args: [...argv.slice(0, found.index), ...argv.slice(found.index + 1)] };
+  return {
+    name: found.value,
+    args: [...argv.slice(0, found.index), ...argv.slice(found.index + 1)],
+    // `portlock --port 5338`: the word may be an option's value rather than a mistyped command.
+    after: isCommandName(found.value) ? undefined : argv[found.index - 1],
+  };
+}
+
+async function isSomeCommandsOption(rawName: string): Promise<boolean> {
+  return (await allCommands()).some((command) =>
+    Object.entries(optionsOf(command)).some(([name, spec]) => rawName === `--${name}` || rawName === `-${spec.short}`),
+  );
 }
 
 function resolveDir(values: Record<string, string | boolean | undefined>, name: string, env: CliIO['env']): string {
@@ -158,6 +169,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
         io.stderr.write(await topHelp());
         return EXIT.usage;
       }
+      // A command's option without the command is the missing command's fault, not the option's.
+      if (found.unknown !== undefined && !(await isSomeCommandsOption(found.unknown))) {
+        throw new UsageError(`unknown option ${found.unknown}`);
+      }
       throw new UsageError('missing the command (run, agent, status, list, stop or clean)');
     }
     if (found.name === 'help') return await help(found.args, io);
@@ -166,6 +181,9 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     if (load === undefined) {
       const name = found.name;
       commandName = undefined;
+      if (found.after?.startsWith('-') && (await isSomeCommandsOption(found.after))) {
+        throw new UsageError('missing the command (run, agent, status, list, stop or clean)');
+      }
       throw new UsageError(`unknown command '${name}'`);
     }
     const command = await load();

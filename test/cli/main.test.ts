@@ -84,6 +84,8 @@ describe('portlock: the command line as a whole', () => {
     [['status', '1', '--name', 'a/b'], 'status: --name must be'],
     [['status', '1', '--dir', ''], 'status: --dir must not be empty'],
     [['--dir', 'x'], 'missing the command'],
+    [['--port', '5338'], 'missing the command'],
+    [['-p', '5338', '--bogus'], 'missing the command'],
     [['run', '--port', '1'], 'run: missing the command to run, after --'],
     [['run', '--', 'true'], 'run: --port is required'],
     [

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../../errors.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import type { LockHandle, LockTarget } from '../../types.ts';
@@ -9,6 +10,9 @@ import { inForegroundGroup } from '../foreground.ts';
 import { describeRecord, type Output } from '../output.ts';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+// As the agent does before it calls a port in use: a few looks, 20 ms apart.
+const IN_USE_CHECKS = 4;
+const IN_USE_DELAY_MS = 20;
 
 type Ended = { code: number | null; signal: NodeJS.Signals | null } | { error: NodeJS.ErrnoException };
 
@@ -51,7 +55,12 @@ async function refuseInUse(
   exitCode: number,
 ): Promise<number | undefined> {
   const { portHolders } = await import('../../listeners/port-holders.ts');
-  const listeners = await portHolders(port);
+  let listeners = await portHolders(port);
+  // A holder killed a moment ago frees its lock a moment before its last sockets: give it that moment.
+  for (let check = 1; listeners.length > 0 && check < IN_USE_CHECKS; check++) {
+    await sleep(IN_USE_DELAY_MS);
+    listeners = await portHolders(port);
+  }
   if (listeners.length === 0) return undefined;
   const { currentReader, describeListeners, portInUseNextStep } = await import('../../listeners/describe.ts');
   out.error(

@@ -85,7 +85,9 @@ function findCommand(argv: string[]) {
 
 async function isSomeCommandsOption(rawName: string): Promise<boolean> {
   return (await allCommands()).some((command) =>
-    Object.entries(optionsOf(command)).some(([name, spec]) => rawName === `--${name}` || rawName === `-${spec.short}`),
+    Object.entries(optionsOf(command)).some(
+      ([name, spec]) => rawName === `--${name}` || (spec.short !== undefined && rawName === `-${spec.short}`),
+    ),
   );
 }
 

@@ -40,8 +40,8 @@ export function portInUseNextStep(port: number, listeners: PortListener[], reade
     return `Next step: find the program that listens on port ${port} (as root: ss -ltnp 'sport = :${port}') and stop it, or use another port.`;
   }
   if (others.length > 0) {
-    const whose = others.map((user) => user ?? 'another user').join(' or ');
-    return `Next step: use another port; only ${whose} or root can stop ${pids.length > 1 ? 'those programs' : 'that program'}.`;
+    const whose = [...others.map((user) => user ?? 'another user').filter((user) => user !== 'root'), 'root'];
+    return `Next step: use another port; only ${whose.join(' or ')} can stop ${pids.length > 1 ? 'those programs' : 'that program'}.`;
   }
   return `Next step: stop ${pids.length > 1 ? 'those programs' : 'that program'} first (for example: kill ${pids.join(' ')}), or use another port.`;
 }

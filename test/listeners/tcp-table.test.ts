@@ -89,5 +89,7 @@ describe('describing listeners', () => {
     assert.doesNotMatch(other, /kill/);
     assert.match(other, /only alice or root can stop that program/);
     assert.match(portInUseNextStep(8123, [hidden], { user: 'root', root: true }), /ss -ltnp 'sport = :8123'/);
+    const roots = portInUseNextStep(8123, [{ ...hidden, user: 'root' }], { user: 'nobody', root: false });
+    assert.equal(roots, 'Next step: use another port; only root can stop that program.');
   });
 });

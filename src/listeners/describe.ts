@@ -35,12 +35,18 @@ export interface Reader {
 export function portInUseNextStep(port: number, listeners: PortListener[], reader: Reader): string {
   const pids = [...new Set(listeners.map((listener) => listener.pid))];
   const hidden = pids.includes(undefined);
-  const others = [...new Set(listeners.filter((l) => !reader.root && l.user !== reader.user).map((l) => l.user))];
+  // Only an owner the OS named is another user's; an unnamed one (another OS) is simply unseen.
+  const others = [
+    ...new Set(
+      listeners.flatMap((l) => (l.user === undefined || reader.root || l.user === reader.user ? [] : [l.user])),
+    ),
+  ];
   if (hidden && others.length === 0) {
-    return `Next step: find the program that listens on port ${port} (as root: ss -ltnp 'sport = :${port}') and stop it, or use another port.`;
+    const find = process.platform === 'linux' ? `ss -ltnp 'sport = :${port}'` : `lsof -nP -iTCP:${port} -sTCP:LISTEN`;
+    return `Next step: find the program that listens on port ${port} (as root: ${find}) and stop it, or use another port.`;
   }
   if (others.length > 0) {
-    const whose = [...others.map((user) => user ?? 'another user').filter((user) => user !== 'root'), 'root'];
+    const whose = [...others.filter((user) => user !== 'root'), 'root'];
     return `Next step: use another port; only ${whose.join(' or ')} can stop ${pids.length > 1 ? 'those programs' : 'that program'}.`;
   }
   return `Next step: stop ${pids.length > 1 ? 'those programs' : 'that program'} first (for example: kill ${pids.join(' ')}), or use another port.`;

@@ -46,6 +46,9 @@ describe('portlock: the command line as a whole', () => {
     assert.equal((await cli(['run', String(port), '--dir', dir, '--', process.execPath, '-e', check])).code, 0);
     assert.equal((await cli(['run', String(port), '--dir', dir, process.execPath, '-e', check])).code, 0);
     assert.equal((await cli(['-p', String(port), 'run', '--dir', dir, process.execPath, '-e', check])).code, 0);
+    const { port: idle } = await place();
+    const stopped = await cli(['stop', '-p', String(idle), '--dir', dir]);
+    assert.equal(stopped.code, 0, stopped.stderr);
     const agentTwice = await cli(['agent', '-p', '1', '2']);
     assert.match(agentTwice.stderr, /agent: the port is given twice/);
   });

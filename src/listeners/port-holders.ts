@@ -103,6 +103,21 @@ export function linuxPortHolders(port: number, system: ListenerSystem): PortList
   return found;
 }
 
+type Bindable = 'free' | 'in-use' | 'unknown';
+
+/** Whether the port can be bound on one wildcard address, closed again at once. */
+function tryBind(port: number, host: '0.0.0.0' | '::'): Promise<Bindable> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') resolve('in-use');
+      // No IPv6 here says nothing about the port; EACCES (a privileged port) says nothing either.
+      else resolve(error.code === 'EAFNOSUPPORT' || error.code === 'EADDRNOTAVAIL' ? 'free' : 'unknown');
+    });
+    server.listen({ port, host, exclusive: true, ipv6Only: host === '::' }, () => server.close(() => resolve('free')));
+  });
+}
+
 /** Elsewhere: whether the port can be bound on every address, which says "in use" but not by whom. */
 async function bindProbe(port: number): Promise<PortListener[]> {
   const found: PortListener[] = [];
@@ -110,16 +125,24 @@ async function bindProbe(port: number): Promise<PortListener[]> {
     ['0.0.0.0', 4],
     ['::', 6],
   ] as const) {
-    const inUse = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EADDRINUSE'));
-      server.listen({ port, host: address, exclusive: true, ipv6Only: family === 6 }, () =>
-        server.close(() => resolve(false)),
-      );
-    });
-    if (inUse) found.push({ address, port, family, pid: undefined, command: undefined, user: undefined });
+    if ((await tryBind(port, address)) === 'in-use') {
+      found.push({ address, port, family, pid: undefined, command: undefined, user: undefined });
+    }
   }
   return found;
+}
+
+/**
+ * Whether something may listen on the port: false only when it can be bound on every address.
+ * A bind is a fraction of a millisecond, while the kernel's TCP tables take milliseconds to read
+ * on a host with a large connection hash; so a caller that holds the port's lock (and so races no
+ * portlock user for the port) asks this first, and reads the tables only when it says true.
+ */
+export async function mayBeInUse(port: number): Promise<boolean> {
+  for (const host of ['0.0.0.0', '::'] as const) {
+    if ((await tryBind(port, host)) !== 'free') return true;
+  }
+  return false;
 }
 
 /**

@@ -54,7 +54,9 @@ async function refuseInUse(
   command: string[],
   exitCode: number,
 ): Promise<number | undefined> {
-  const { portHolders } = await import('../../listeners/port-holders.ts');
+  const { mayBeInUse, portHolders } = await import('../../listeners/port-holders.ts');
+  // This process holds the port's lock, so a moment's bind races no portlock user.
+  if (!(await mayBeInUse(port))) return undefined;
   let listeners = await portHolders(port);
   // A holder killed a moment ago frees its lock a moment before its last sockets: give it that moment.
   for (let check = 1; listeners.length > 0 && check < IN_USE_CHECKS; check++) {

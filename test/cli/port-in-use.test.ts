@@ -61,6 +61,11 @@ describe('a port used by a program that does not use portlock', { skip }, () => 
         `^port ${port}: in use by .*node.* \\(pid ${process.pid}, user root, on 0\\.0\\.0\\.0\\), not through portlock\\n$`,
       ),
     );
+    const json = await cli(['status', String(port), '--dir', dir, '--json']);
+    assert.equal(json.code, 5);
+    const document = JSON.parse(json.stdout);
+    assert.equal(document.state, 'free');
+    assert.equal(document.listeners[0].pid, process.pid);
   });
 
   it('agent logs the same and reports EADDRINUSE with the listener; a held lock is ELOCKED, as under run', async () => {

@@ -122,17 +122,16 @@ export const run: Command = {
     'and releases the lock, on every path. If the port is held, it prints the holder and exits 75 at once,\n' +
     'or waits with --wait. If a program that does not use portlock listens on the port, it names that\n' +
     'program and exits 75 without starting the command. SIGINT, SIGTERM and SIGHUP are passed on to the\n' +
-    'command (on a terminal, Ctrl-C\n' +
-    'reaches it directly and is not sent twice). `portlock stop <port>` reaches the command as SIGTERM,\n' +
-    'then SIGKILL after --kill-after. On Linux the command inherits the lock (an extra file descriptor, 3,\n' +
-    'which it need not touch): if portlock itself is killed with SIGKILL, the port stays locked for as\n' +
-    "long as the command lives, and 'portlock status' names it.",
+    'command (on a terminal, Ctrl-C reaches it directly and is not sent twice). `portlock stop <port>`\n' +
+    'reaches the command as SIGTERM, then SIGKILL after --kill-after. On Linux the command inherits the\n' +
+    'lock (an extra file descriptor, 3, which it need not touch): if portlock itself is killed with\n' +
+    "SIGKILL, the port stays locked for as long as the command lives, and 'portlock status' names it.",
   options: {
     port: {
       type: 'string',
       short: 'p',
       value: '<port>',
-      description: 'the port to lock (1-65535), given to the command as PORT (required)',
+      description: 'the port to lock (1-65535), given to the command as PORT (required; or as the first argument)',
     },
     wait: {
       type: 'string',
@@ -143,7 +142,7 @@ export const run: Command = {
     'conflict-exit-code': {
       type: 'string',
       value: '<code>',
-      description: 'the exit code when the port is held by another process',
+      description: 'the exit code when the port is held by another process, or used by another program',
       default: String(EXIT.held),
     },
     'kill-after': {

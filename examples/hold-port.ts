@@ -1,6 +1,6 @@
 // Takes the lock for a port and holds it until Ctrl-C. Start it twice to see the refusal:
-//   npm start            (port 5338)
-//   npm start -- 5339    (another port)
+//   npm run example            (port 5338)
+//   npm run example -- 5339    (another port)
 import { acquireLock, LockHeldError } from '../src/index.ts';
 
 const port = Number(process.argv[2] ?? 5338);

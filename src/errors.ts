@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
@@ -96,22 +97,64 @@ const DIRECTORY_PROBLEMS: Record<LockDirectoryProblem, string> = {
   unwritable: 'this process cannot create files in it',
 };
 
+/** Who reads a next step: a program using the library (the `dir` option) or a person at the command line (`--dir`). */
+export type Wording = 'library' | 'cli';
+
+const USE_PRIVATE: Record<Wording, string> = {
+  library: 'set PORTLOCK_DIR or pass the `dir` option to a private directory of your own (mode 0700)',
+  cli: 'pass --dir (or set PORTLOCK_DIR) to a private directory of your own (mode 0700)',
+};
+
+/**
+ * The mode of a directory every user shares by design, world-writable and sticky like /tmp, or
+ * undefined for any other. Its mode is right for what it is, so the advice is never to chmod it.
+ * Looked up here, once, for a message only.
+ */
+function sharedSystemMode(dir: string): string | undefined {
+  try {
+    const { mode } = statSync(dir);
+    return (mode & 0o1002) === 0o1002 ? `mode ${(mode & 0o7777).toString(8)}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The message of a {@link LockDirectoryError}, in the reader's words. */
+export function lockDirectoryMessage(
+  dir: string,
+  problem: LockDirectoryProblem,
+  detail: string,
+  wording: Wording = 'library',
+): string {
+  const shared = problem === 'shared-writable' ? sharedSystemMode(dir) : undefined;
+  if (shared !== undefined) {
+    const example = wording === 'cli' ? ', such as --dir ~/.portlock (created for you)' : '';
+    return (
+      `Lock directory ${dir} cannot be used: it is a shared system directory (writable by every user, sticky: ${shared}), where any user could take or fake a lock.\n` +
+      `Next step: ${USE_PRIVATE[wording]}${example}; a shared directory stays shared.`
+    );
+  }
+  const chmod = problem === 'shared-writable' ? `, or run: chmod 700 ${dir}` : '';
+  return (
+    `Lock directory ${dir} cannot be used: ${DIRECTORY_PROBLEMS[problem]}${detail ? ` (${detail})` : ''}.\n` +
+    `Next step: ${USE_PRIVATE[wording]}${chmod}.`
+  );
+}
+
 /** The lock directory cannot be used safely: nothing was written. */
 export class LockDirectoryError extends Error {
   override readonly name = 'LockDirectoryError';
   readonly code = 'ELOCKDIR';
   readonly dir: string;
   readonly problem: LockDirectoryProblem;
+  /** What was found: the mode, the owner, the error code. */
+  readonly detail: string;
 
   constructor(dir: string, problem: LockDirectoryProblem, detail = '') {
-    super(
-      `Lock directory ${dir} cannot be used: ${DIRECTORY_PROBLEMS[problem]}${detail ? ` (${detail})` : ''}.\n` +
-        `Next step: set PORTLOCK_DIR or pass the \`dir\` option to a private directory of your own (mode 0700)${
-          problem === 'shared-writable' ? `, or run: chmod 700 ${dir}` : ''
-        }.`,
-    );
+    super(lockDirectoryMessage(dir, problem, detail));
     this.dir = dir;
     this.problem = problem;
+    this.detail = detail;
   }
 }
 
@@ -124,6 +167,16 @@ const PATH_PROBLEMS: Record<LockPathProblem, string> = {
   unreadable: 'cannot be read by this process (it belongs to another user)',
 };
 
+/** The message of a {@link LockPathError}, in the reader's words. */
+export function lockPathMessage(lockPath: string, problem: LockPathProblem, wording: Wording = 'library'): string {
+  const own = wording === 'cli' ? '--dir or PORTLOCK_DIR' : 'PORTLOCK_DIR or `dir`';
+  return `Lock path ${lockPath} ${PATH_PROBLEMS[problem]}.\nNext step: ${
+    problem === 'unreadable'
+      ? `use a lock directory of your own (${own}), or ask its owner`
+      : 'if you did not put it there, remove it and start again'
+  }.`;
+}
+
 /** Something other than a lock file sits at the lock path: nothing was written through it. */
 export class LockPathError extends Error {
   override readonly name = 'LockPathError';
@@ -132,13 +185,7 @@ export class LockPathError extends Error {
   readonly problem: LockPathProblem;
 
   constructor(lockPath: string, problem: LockPathProblem) {
-    super(
-      `Lock path ${lockPath} ${PATH_PROBLEMS[problem]}.\nNext step: ${
-        problem === 'unreadable'
-          ? 'use a lock directory of your own (PORTLOCK_DIR or `dir`), or ask its owner'
-          : 'if you did not put it there, remove it and start again'
-      }.`,
-    );
+    super(lockPathMessage(lockPath, problem));
     this.lockPath = lockPath;
     this.problem = problem;
   }

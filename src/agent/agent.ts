@@ -282,10 +282,16 @@ class PortAgent implements Agent {
       run.listening = await listenOn(run.server, this.#options.host, port);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      // Loaded only now: naming the program that has the port is worth a read of the kernel's tables.
+      const { portHolders } = await import('../listeners/port-holders.ts');
+      const { currentReader, portInUseLine, portInUseNextStep } = await import('../listeners/describe.ts');
+      const listeners = await portHolders(port);
       this.logger.error(
-        `port ${port} is in use by a program that does not hold ${this.name}'s lock (${(error as Error).message})`,
+        listeners.length === 0
+          ? `port ${port} is in use by a program that does not hold ${this.name}'s lock (${(error as Error).message})`
+          : `${portInUseLine(port, listeners)}.\n${portInUseNextStep(port, listeners, currentReader())}`,
       );
-      throw new AlreadyRunningError(this.#refusal(port), { port, cause: error });
+      throw new AlreadyRunningError(this.#refusal(port), { port, cause: error, listeners });
     }
   }
 

@@ -86,6 +86,9 @@ export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () 
   /** True when the agent holds nothing: there is nothing to drain, and no reason to arm a hard exit. */
   const notRunning = () => agent.readyState === 'idle' || agent.readyState === 'stopped';
 
+  // Ctrl-C is how a person sends SIGINT; other signals come from kill, a supervisor or a hangup.
+  const again = (signal: NodeJS.Signals) => (signal === 'SIGINT' ? 'press Ctrl-C again' : `send ${signal} again`);
+
   const onSignal = (signal: NodeJS.Signals) => {
     setExitCode(exitCodeFor(signal));
     if (phase === 'running') {
@@ -93,14 +96,14 @@ export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () 
       if (notRunning()) {
         phase = 'stopped';
         logger.warn(
-          `${signal} received while ${agent.name} is not running: it will not start (press Ctrl-C again to exit now)`,
+          `${signal} received while ${agent.name} is not running: it will not start (${again(signal)} to exit now)`,
         );
         return;
       }
       logger.warn(
         agent.readyState === 'starting'
           ? `${signal} received while ${agent.name} is starting: giving the start up`
-          : `${signal} received, draining (press Ctrl-C again to force)`,
+          : `${signal} received, draining (${again(signal)} to force)`,
       );
       drain();
     } else if (phase === 'draining') {

@@ -37,7 +37,8 @@ export const GLOBAL_OPTIONS: OptionSpecs = {
   },
   json: { type: 'boolean', description: 'print one JSON document on stdout; errors as {"error":{"code","message"}}' },
   'no-color': { type: 'boolean', description: 'never colour the output (colour is used on a terminal only)' },
-  help: { type: 'boolean', short: 'h', description: 'show this help' },
+  help: { type: 'boolean', short: 'h', description: "show the command's help (portlock help <command> does too)" },
+  version: { type: 'boolean', short: 'V', description: "print portlock's version" },
 };
 
 /** Environment variables every command reads. */
@@ -162,7 +163,7 @@ export interface HelpSpec {
   examples: [string, string][];
 }
 
-function optionLines(specs: OptionSpecs): [string, string][] {
+export function optionLines(specs: OptionSpecs): [string, string][] {
   return Object.entries(specs).map(([name, spec]) => {
     const flag = `${spec.short ? `-${spec.short}, ` : '    '}--${name}${spec.value ? ` ${spec.value}` : ''}`;
     const shown = spec.default ?? spec.defaultText;
@@ -170,17 +171,18 @@ function optionLines(specs: OptionSpecs): [string, string][] {
   });
 }
 
-function table(rows: [string, string][]): string[] {
+export function table(rows: [string, string][]): string[] {
   const width = Math.max(...rows.map(([left]) => left.length));
   return rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`);
 }
 
-export function renderHelp(spec: HelpSpec): string {
+/** A command's help; `options` may add to the command's own (the `--port` every port-taking command accepts). */
+export function renderHelp(spec: HelpSpec, options: OptionSpecs = spec.options): string {
   const lines = [`Usage: ${spec.usage}`, '', spec.summary];
   if (spec.description) lines.push('', spec.description);
   if (spec.aliases?.length) lines.push('', `Alias: ${spec.aliases.map((alias) => `portlock ${alias}`).join(', ')}`);
   if (spec.arguments?.length) lines.push('', 'Arguments:', ...table(spec.arguments));
-  if (Object.keys(spec.options).length > 0) lines.push('', 'Options:', ...table(optionLines(spec.options)));
+  if (Object.keys(options).length > 0) lines.push('', 'Options:', ...table(optionLines(options)));
   lines.push('', 'Global options:', ...table(optionLines(GLOBAL_OPTIONS)));
   lines.push('', 'Environment:', ...table([...GLOBAL_ENV, ...(spec.env ?? [])]));
   lines.push('', 'Exit codes:', ...table(spec.exitCodes.map(([code, meaning]) => [String(code), meaning])));

@@ -12,6 +12,8 @@ export const EXIT = {
   usage: 2,
   notRunning: 3,
   unknown: 4,
+  /** `status`: a program that does not use portlock listens on the port. */
+  inUse: 5,
   held: 75,
   cannotRun: 126,
   notFound: 127,

@@ -1,11 +1,13 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { LockDirectoryError, LockPathError, lockDirectoryMessage, lockPathMessage } from '../errors.ts';
 import { lockPathFor } from '../options/resolve.ts';
-import { GLOBAL_OPTIONS, parse, renderHelp, stringValue, toParseArgs, UsageError } from './args.ts';
+import { GLOBAL_OPTIONS, optionLines, parse, renderHelp, stringValue, table, toParseArgs, UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { EXIT } from './exit-codes.ts';
 import { type CliIO, Output } from './output.ts';
+import { leadingPort, optionsOf, placePort } from './port-argument.ts';
 import { version } from './version.ts';
 
 export type { CliIO } from './output.ts';
@@ -36,33 +38,57 @@ async function topHelp(): Promise<string> {
     '',
     'Commands:',
     ...commands.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`),
+    `  ${'help'.padEnd(width)}  show a command's options, environment, exit codes and examples`,
     '',
-    'Global options (every command):',
-    ...Object.entries(GLOBAL_OPTIONS).map(
-      ([name, spec]) => `  ${spec.short ? `-${spec.short}, ` : '    '}--${name}${spec.value ? ` ${spec.value}` : ''}`,
-    ),
-    '      --version',
+    'Global options (every command, before or after its name):',
+    ...table(optionLines(GLOBAL_OPTIONS)),
     '',
-    "Run 'portlock <command> --help' for a command's options, environment, exit codes and examples.",
+    'Every command that takes a port takes it as -p/--port <port> or as an argument: portlock status 5338.',
+    '',
+    "Run 'portlock help <command>' (or 'portlock <command> --help') for a command's options, environment,",
+    'exit codes and examples.',
     '',
   ].join('\n');
 }
 
-/** Where the command name is: the first positional, after any global options. */
+const isCommandName = (word: string) => word in COMMANDS || word in ALIASES || word === 'help';
+
+/**
+ * Where the command name is: the first argument that names a command, before any `--`, so that a
+ * command's own options may come first (`portlock --port 5338 status`). Options this function does
+ * not know are the command's to judge, once it is known.
+ */
 function findCommand(argv: string[]) {
-  const options = { ...toParseArgs(GLOBAL_OPTIONS), version: { type: 'boolean' as const } };
-  const { tokens } = parseArgs({ args: argv, options, strict: false, allowPositionals: true, tokens: true });
-  const first = tokens.find((token) => token.kind === 'positional' || token.kind === 'option-terminator');
-  const before = tokens.filter((token) => first === undefined || token.index < first.index);
-  const flag = (name: string) => before.some((token) => token.kind === 'option' && token.name === name);
-  if (first?.kind !== 'positional')
+  const { tokens } = parseArgs({
+    args: argv,
+    options: toParseArgs(GLOBAL_OPTIONS),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const end = tokens.find((token) => token.kind === 'option-terminator')?.index ?? argv.length;
+  const words = tokens.flatMap((token) => (token.kind === 'positional' && token.index < end ? [token] : []));
+  const found = words.find((token) => isCommandName(token.value)) ?? words[0];
+  if (found === undefined) {
+    const unknown = tokens.find((token) => token.kind === 'option' && !(token.name in GLOBAL_OPTIONS));
+    if (unknown?.kind === 'option') return { name: undefined, args: argv, unknown: unknown.rawName };
+    const flag = (name: string) => tokens.some((token) => token.kind === 'option' && token.name === name);
     return { name: undefined, args: argv, version: flag('version'), help: flag('help') };
+  }
   return {
-    name: first.value,
-    args: [...argv.slice(0, first.index), ...argv.slice(first.index + 1)],
-    version: flag('version'),
-    help: flag('help'),
+    name: found.value,
+    args: [...argv.slice(0, found.index), ...argv.slice(found.index + 1)],
+    // `portlock --port 5338`: the word may be an option's value rather than a mistyped command.
+    after: isCommandName(found.value) ? undefined : argv[found.index - 1],
   };
+}
+
+async function isSomeCommandsOption(rawName: string): Promise<boolean> {
+  return (await allCommands()).some((command) =>
+    Object.entries(optionsOf(command)).some(
+      ([name, spec]) => rawName === `--${name}` || (spec.short !== undefined && rawName === `-${spec.short}`),
+    ),
+  );
 }
 
 function resolveDir(values: Record<string, string | boolean | undefined>, name: string, env: CliIO['env']): string {
@@ -76,13 +102,53 @@ function resolveDir(values: Record<string, string | boolean | undefined>, name: 
   return resolve(given ?? (env.PORTLOCK_DIR || join(env.HOME || homedir(), `.${name}`)));
 }
 
-function failure(out: Output, error: unknown): number {
+/** The library's errors name its options (`dir`); here the reader types flags (`--dir`). */
+function inCliWords(error: unknown): string | undefined {
+  if (error instanceof LockDirectoryError) return lockDirectoryMessage(error.dir, error.problem, error.detail, 'cli');
+  if (error instanceof LockPathError) return lockPathMessage(error.lockPath, error.problem, 'cli');
+  return undefined;
+}
+
+async function failure(out: Output, error: unknown): Promise<number> {
+  // Loaded only on this path: a system error the user can cause gets a sentence and a next step.
+  const explained = (await import('./system-errors.ts')).explainSystemError(error);
+  if (explained !== undefined) {
+    out.error(explained.code, explained.message);
+    return EXIT.failure;
+  }
   const { code, message } = error as { code?: unknown; message?: unknown };
-  const text = typeof message === 'string' ? message : String(error);
+  const text = inCliWords(error) ?? (typeof message === 'string' ? message : String(error));
   // The library's own errors explain themselves; anything else is a fault of this tool.
   const known = typeof code === 'string' && code.startsWith('E');
   out.error(known ? code : 'EINTERNAL', known ? text : `unexpected error: ${text}`);
   return EXIT.failure;
+}
+
+function printVersion(out: Output): number {
+  if (out.json) out.document({ version: version() });
+  else out.out(version());
+  return EXIT.ok;
+}
+
+/** `portlock help [<command>]`: the same text as `--help`. */
+async function help(args: string[], io: CliIO): Promise<number> {
+  const { positionals } = parseArgs({
+    args,
+    options: toParseArgs(GLOBAL_OPTIONS),
+    strict: false,
+    allowPositionals: true,
+  });
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
+  const [name] = positionals;
+  if (name === undefined) {
+    io.stdout.write(await topHelp());
+    return EXIT.ok;
+  }
+  const load = COMMANDS[ALIASES[name] ?? name];
+  if (load === undefined) throw new UsageError(`unknown command '${name}'`);
+  const command = await load();
+  io.stdout.write(renderHelp(command, optionsOf(command)));
+  return EXIT.ok;
 }
 
 /**
@@ -96,11 +162,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   try {
     const found = findCommand(argv);
     if (found.name === undefined) {
-      if (found.version) {
-        if (out.json) out.document({ version: version() });
-        else out.out(version());
-        return EXIT.ok;
-      }
+      if (found.version) return printVersion(out);
       if (found.help) {
         io.stdout.write(await topHelp());
         return EXIT.ok;
@@ -109,20 +171,31 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
         io.stderr.write(await topHelp());
         return EXIT.usage;
       }
+      // A command's option without the command is the missing command's fault, not the option's.
+      if (found.unknown !== undefined && !(await isSomeCommandsOption(found.unknown))) {
+        throw new UsageError(`unknown option ${found.unknown}`);
+      }
       throw new UsageError('missing the command (run, agent, status, list, stop or clean)');
     }
+    if (found.name === 'help') return await help(found.args, io);
     commandName = ALIASES[found.name] ?? found.name;
     const load = COMMANDS[commandName];
     if (load === undefined) {
       const name = found.name;
       commandName = undefined;
+      if (found.after?.startsWith('-') && (await isSomeCommandsOption(found.after))) {
+        throw new UsageError('missing the command (run, agent, status, list, stop or clean)');
+      }
       throw new UsageError(`unknown command '${name}'`);
     }
     const command = await load();
-    const parsed = parse(found.args, command.options, { rest: command.rest === true });
+    const options = optionsOf(command);
+    const leading = leadingPort(command, found.args);
+    const parsed = placePort(command, parse(leading.args, options, { rest: command.rest === true }), leading.port);
     out = new Output(io, { json: parsed.values.json === true, noColor: parsed.values['no-color'] === true });
-    if (parsed.values.help === true || found.help) {
-      io.stdout.write(renderHelp(command));
+    if (parsed.values.version === true) return printVersion(out);
+    if (parsed.values.help === true) {
+      io.stdout.write(renderHelp(command, options));
       return EXIT.ok;
     }
     const name = stringValue(parsed.values, 'name') ?? 'portlock';
@@ -135,6 +208,6 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       out.error(error.code, `${where}${error.message}`, {}, `Try '${help}'.`);
       return EXIT.usage;
     }
-    return failure(out, error);
+    return await failure(out, error);
   }
 }

@@ -8,6 +8,7 @@ export {
   PortRangeExhaustedError,
 } from '../errors.ts';
 export { interlockHolders } from '../interlock/holders.ts';
+export { type PortListener, portHolders } from '../listeners/port-holders.ts';
 export { DIR_ENV, lockPathFor } from '../options/resolve.ts';
 export { acquirePort } from '../port/acquire-port.ts';
 export { DEFAULT_HOSTS } from '../port/options.ts';

@@ -78,6 +78,8 @@ describe('handleShutdown', () => {
     agent.child.kill('SIGTERM');
     assert.deepEqual(await agent.exited, { code: 143, signal: null });
     assert.match(agent.stderr, /stopped\n.*still running 300 ms after stopping; exiting now/s);
+    // A SIGTERM comes from kill or a supervisor, not a keyboard: no Ctrl-C advice.
+    assert.match(agent.stderr, /SIGTERM received, draining \(send SIGTERM again to force\)/);
     assert.ok(!existsSync(lockFile(dir, port)));
   });
 

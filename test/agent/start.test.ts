@@ -129,7 +129,14 @@ describe('agent start', () => {
       assert.ok(error instanceof AlreadyRunningError);
       assert.equal(error.message, `Percy is already running or the port ${port} is in use`);
       assert.equal((error.cause as NodeJS.ErrnoException).code, 'EADDRINUSE');
-      assert.match(lines.join('\n'), /in use by a program that does not hold percy's lock/);
+      assert.equal(error.code, 'EADDRINUSE');
+      assert.equal(error.listeners?.[0]?.pid, process.pid);
+      assert.match(
+        lines.join('\n'),
+        new RegExp(
+          `port ${port}: in use by .*\\(pid ${process.pid}, user \\S+, on 127\\.0\\.0\\.1\\), not through portlock`,
+        ),
+      );
       assert.ok(!existsSync(lockFile(dir, port)));
     } finally {
       squatter.close();

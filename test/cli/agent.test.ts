@@ -52,6 +52,27 @@ describe('portlock agent', () => {
     assert.equal((await inspectLock({ port, dir })).state, 'free');
   });
 
+  it('serves $PORT when --port is not given, as under portlock run', async () => {
+    const { dir, port } = await place();
+    let announced: (value: Listening) => void = () => {};
+    const listening = new Promise<Listening>((resolve) => {
+      announced = resolve;
+    });
+    const running = cli(['agent', '--dir', dir, '--json'], {
+      env: { PORT: String(port) },
+      onStdout: (text) => {
+        if (text.endsWith('}\n')) announced(JSON.parse(text));
+      },
+    });
+    assert.equal((await listening).port, port);
+    assert.equal((await cli(['stop', String(port), '--dir', dir])).code, 0);
+    const result = await running;
+    assert.equal(result.code, 0, result.stderr);
+    const bad = await cli(['agent', '--dir', dir], { env: { PORT: 'http' } });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /agent: \$PORT must be a port number/);
+  });
+
   it('drains and exits 130 on SIGINT, as a real process', async () => {
     const { dir, port } = await place();
     const agent = spawnCli(['agent', '--port', String(port), '--dir', dir, '--json']);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GLOBAL_ENV, GLOBAL_OPTIONS, parse } from '../../src/cli/args.ts';
 import { allCommands } from '../../src/cli/main.ts';
+import { optionsOf } from '../../src/cli/port-argument.ts';
 import { cli } from './_support.ts';
 
 const commands = await allCommands();
@@ -17,7 +18,7 @@ describe('help of every command, checked against its real options', () => {
       for (const section of ['Global options:', 'Environment:', 'Exit codes:', 'Examples:']) {
         assert.ok(help.includes(`\n${section}\n`), `${section} in ${command.name} --help`);
       }
-      const options = { ...command.options, ...GLOBAL_OPTIONS };
+      const options = { ...optionsOf(command), ...GLOBAL_OPTIONS };
       for (const [name, spec] of Object.entries(options)) {
         const flag = `${spec.short ? `-${spec.short}, ` : '    '}--${name}${spec.value ? ` ${spec.value}` : ''}`;
         const line = help.split('\n').find((text) => text.startsWith(`  ${flag} `));
@@ -40,7 +41,7 @@ describe('help of every command, checked against its real options', () => {
         const [tool, name, ...args] = example.split(' ');
         assert.equal(tool, 'portlock');
         assert.ok(name === command.name || command.aliases?.includes(name ?? ''), example);
-        const parsed = parse(args, command.options, { rest: command.rest === true });
+        const parsed = parse(args, optionsOf(command), { rest: command.rest === true });
         if (command.rest) assert.ok(parsed.rest.length > 0, `${example} names a command to run`);
       }
     });
@@ -51,6 +52,22 @@ describe('help of every command, checked against its real options', () => {
     assert.deepEqual(await cli(['list', '-h']), long);
     assert.deepEqual(await cli(['ls', '--help']), long);
     assert.deepEqual(await cli(['--help', 'list']), long);
+    assert.deepEqual(await cli(['help', 'list']), long);
+    assert.deepEqual(await cli(['help', 'ls']), long);
+  });
+
+  it('describes every global option in the main help, and offers portlock help <command>', async () => {
+    const top = await cli(['help']);
+    assert.equal(top.code, 0);
+    assert.deepEqual(await cli(['--help']), top);
+    for (const [name, spec] of Object.entries(GLOBAL_OPTIONS)) {
+      const line = top.stdout.split('\n').find((text) => text.includes(`--${name}`));
+      assert.ok(line?.includes(spec.description), `--${name} is described in portlock --help`);
+    }
+    assert.match(top.stdout, /portlock help <command>/);
+    const unknown = await cli(['help', 'strat']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command 'strat'/);
   });
 
   it('shows no default where parsing applies none, and applies every default it shows', () => {

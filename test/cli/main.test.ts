@@ -9,10 +9,48 @@ import { cli, place, staleRecord } from './_support.ts';
 const { version } = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string };
 
 describe('portlock: the command line as a whole', () => {
-  it('prints its version, as text or JSON', async () => {
-    assert.deepEqual(await cli(['--version']), { code: 0, stdout: `${version}\n`, stderr: '' });
+  it('prints its version for -V or --version, anywhere, as text or JSON', async () => {
+    for (const argv of [['--version'], ['-V'], ['status', '--version'], ['status', '1', '-V'], ['-V', 'list']]) {
+      assert.deepEqual(await cli(argv), { code: 0, stdout: `${version}\n`, stderr: '' }, argv.join(' '));
+    }
     const json = await cli(['--version', '--json']);
     assert.deepEqual(JSON.parse(json.stdout), { version });
+  });
+
+  it('names an unknown option even before the command', async () => {
+    const result = await cli(['--bogus']);
+    assert.equal(result.code, 2);
+    assert.deepEqual(result.stderr.trimEnd().split('\n'), [
+      'portlock: unknown option --bogus',
+      "Try 'portlock --help'.",
+    ]);
+  });
+
+  it('takes a port as -p/--port or as an argument, for every command that takes one, before the command too', async () => {
+    const { dir, port } = await place();
+    await staleRecord(join(dir, `agent-${port}.lock`));
+    for (const argv of [
+      ['status', String(port)],
+      ['status', '--port', String(port)],
+      ['status', '-p', String(port)],
+      ['--port', String(port), 'status'],
+    ]) {
+      const result = await cli([...argv, '--dir', dir]);
+      assert.equal(result.code, 1, `${argv.join(' ')}: ${result.stderr}`);
+      assert.match(result.stdout, new RegExp(`^port ${port}: stale`));
+    }
+    const twice = await cli(['status', '-p', String(port), '1', '--dir', dir]);
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /the port is given twice/);
+    const check = `process.exit(process.env.PORT === '${port}' ? 0 : 1)`;
+    assert.equal((await cli(['run', String(port), '--dir', dir, '--', process.execPath, '-e', check])).code, 0);
+    assert.equal((await cli(['run', String(port), '--dir', dir, process.execPath, '-e', check])).code, 0);
+    assert.equal((await cli(['-p', String(port), 'run', '--dir', dir, process.execPath, '-e', check])).code, 0);
+    const { port: idle } = await place();
+    const stopped = await cli(['stop', '-p', String(idle), '--dir', dir]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    const agentTwice = await cli(['agent', '-p', '1', '2']);
+    assert.match(agentTwice.stderr, /agent: the port is given twice/);
   });
 
   it('lists its commands with --help, and on stderr with exit 2 when given nothing', async () => {
@@ -49,6 +87,8 @@ describe('portlock: the command line as a whole', () => {
     [['status', '1', '--name', 'a/b'], 'status: --name must be'],
     [['status', '1', '--dir', ''], 'status: --dir must not be empty'],
     [['--dir', 'x'], 'missing the command'],
+    [['--port', '5338'], 'missing the command'],
+    [['-p', '5338', '--bogus'], 'missing the command'],
     [['run', '--port', '1'], 'run: missing the command to run, after --'],
     [['run', '--', 'true'], 'run: --port is required'],
     [
@@ -61,6 +101,7 @@ describe('portlock: the command line as a whole', () => {
     [['run', '-p', '1', '--kill-after', '-1', '--', 'true'], 'run: --kill-after must be a number of seconds'],
     [['stop', '1', '--timeout', 'x'], 'stop: --timeout must be a number of seconds'],
     [['agent', '--port', '70000'], 'agent: --port must be a port number from 0 to 65535'],
+    [['agent', '70000'], 'agent: --port must be a port number from 0 to 65535'],
     [['list', 'extra'], "list: unexpected argument 'extra'"],
     [['clean', 'extra'], "clean: unexpected argument 'extra'"],
   ] as const) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -135,9 +136,24 @@ describe('portlock run, in process', () => {
     const { dir, port } = await place();
     const missing = await cli(['run', '-p', String(port), '--dir', dir, '--', 'portlock-test-no-such-command']);
     assert.equal(missing.code, 127);
-    assert.equal(missing.stderr, "portlock: cannot run 'portlock-test-no-such-command': command not found\n");
-    const notExecutable = await cli(['run', '-p', String(port), '--dir', dir, '--', dir]);
+    assert.equal(
+      missing.stderr,
+      "portlock: cannot run 'portlock-test-no-such-command': command not found.\nNext step: check its name, or give its full path (it was looked for in PATH).\n",
+    );
+    const directory = await cli(['run', '-p', String(port), '--dir', dir, '--', dir]);
+    assert.equal(directory.code, 126);
+    assert.equal(
+      directory.stderr,
+      `portlock: cannot run '${dir}': it is a directory, not a program.\nNext step: name the program to run after --, for example: portlock run -p ${port} -- node server.js\n`,
+    );
+    const file = join(dir, 'plain.txt');
+    writeFileSync(file, 'echo hi\n', { mode: 0o644 });
+    const notExecutable = await cli(['run', '-p', String(port), '--dir', dir, '--', file]);
     assert.equal(notExecutable.code, 126);
+    assert.match(
+      notExecutable.stderr,
+      /permission denied \(it is not executable by this user\)\.\nNext step: make it executable \(chmod \+x /,
+    );
     assert.equal((await inspectLock({ port, dir })).state, 'free');
   });
 

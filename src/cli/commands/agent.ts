@@ -1,7 +1,8 @@
-import { createAgent } from '../../agent/agent.ts';
+import { createAgent, DEFAULT_PORT } from '../../agent/agent.ts';
 import { AlreadyRunningError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/logger.ts';
 import { handleShutdown } from '../../agent/shutdown.ts';
+import { LockHeldError } from '../../errors.ts';
 import { lockPathFor } from '../../options/resolve.ts';
 import { parsePort, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
@@ -9,9 +10,17 @@ import { EXIT, signalExitCode } from '../exit-codes.ts';
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+/** What the agent logged about a refused start: the lock's holder, or the program on the port. */
+async function explanation(error: AlreadyRunningError): Promise<string> {
+  if (error.cause instanceof LockHeldError) return error.cause.message;
+  if (error.listeners === undefined || error.listeners.length === 0) return error.message;
+  const { currentReader, portInUseLine, portInUseNextStep } = await import('../../listeners/describe.ts');
+  return `${portInUseLine(error.port, error.listeners)}.\n${portInUseNextStep(error.port, error.listeners, currentReader())}`;
+}
+
 export const agent: Command = {
   name: 'agent',
-  usage: 'portlock agent [--port <port>] [options]',
+  usage: 'portlock agent [--port <port> | <port>] [options]',
   summary: 'run the reference agent in the foreground until it is stopped',
   description:
     'Takes the lock for the port, then serves the control endpoints on localhost: GET /healthcheck and\n' +
@@ -25,9 +34,10 @@ export const agent: Command = {
       short: 'p',
       value: '<port>',
       description: 'the port to serve and lock; 0 lets the OS choose',
-      default: '5338',
+      defaultText: '$PORT, else 5338',
     },
   },
+  env: [['PORT', 'the port when --port is not given (as `portlock run` sets it)']],
   exitCodes: [
     [EXIT.ok, 'stopped on request (portlock stop, POST /stop)'],
     [EXIT.failure, 'it failed to start, crashed, or failed to stop cleanly'],
@@ -36,12 +46,17 @@ export const agent: Command = {
     [130, 'stopped or interrupted while starting by SIGINT (143: SIGTERM, 129: SIGHUP)'],
   ],
   examples: [
-    ['portlock agent', 'serve port 5338 until Ctrl-C'],
+    ['portlock agent', 'serve port 5338 (or $PORT) until Ctrl-C'],
     ['portlock agent --port 0 --json', 'serve a port the OS chooses, and print it as JSON'],
   ],
-  async run({ positionals, values, out, dir, name }) {
+  async run({ positionals, values, out, dir, name, env }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const port = parsePort(stringValue(values, 'port'), '--port', { allowZero: true });
+    const given = stringValue(values, 'port');
+    // Under `portlock run` (or any launcher that sets PORT), serve the port it was given.
+    const fromEnv = given === undefined && env.PORT ? env.PORT : undefined;
+    const port = parsePort(given ?? fromEnv ?? String(DEFAULT_PORT), fromEnv === undefined ? '--port' : '$PORT', {
+      allowZero: true,
+    });
     const logger = createLogger({ name, stream: out.io.stderr });
     let stopped = () => {};
     const whenStopped = new Promise<void>((resolve) => {
@@ -66,10 +81,14 @@ export const agent: Command = {
         }
         if (!(error instanceof AlreadyRunningError)) throw error;
         // The agent has logged the full refusal, holder included; this is the one-line verdict.
-        out.error(error.code, error.message, {
+        // The same code as `run` for the same conflict: ELOCKED for the lock, EADDRINUSE for a program.
+        const code = error.cause instanceof LockHeldError ? error.cause.code : error.code;
+        // On stderr the log has said it all; a JSON reader gets the whole explanation in the document.
+        out.error(code, out.json ? await explanation(error) : error.message, {
           port: error.port,
           ...(error.lockPath !== undefined && { lockPath: error.lockPath }),
           ...(error.holder !== undefined && { holder: error.holder }),
+          ...(error.listeners !== undefined && { listeners: error.listeners }),
         });
         return EXIT.held;
       }
@@ -92,7 +111,9 @@ export const agent: Command = {
         await instance.stop();
       } catch (error) {
         // With --json, stdout has had its one document: a failure after it is a diagnostic.
-        out.err(`portlock: stopping the agent failed: ${(error as Error)?.message ?? String(error)}`);
+        const { explainSystemError } = await import('../system-errors.ts');
+        const why = explainSystemError(error)?.message ?? (error as Error)?.message ?? String(error);
+        out.err(`portlock: stopping the agent failed: ${why}`);
         return EXIT.failure;
       }
       return first === undefined ? EXIT.ok : signalExitCode(first);

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
@@ -11,6 +12,9 @@ import { describeRecord, type Output } from '../output.ts';
 import { type PortChoice, portChoice } from '../port-choice.ts';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+// As the agent does before it calls a port in use: a few looks, 20 ms apart.
+const IN_USE_CHECKS = 4;
+const IN_USE_DELAY_MS = 20;
 
 type Ended = { code: number | null; signal: NodeJS.Signals | null } | { error: NodeJS.ErrnoException };
 
@@ -76,6 +80,33 @@ function exhausted(out: Output, error: PortRangeExhaustedError, exitCode: number
   return exitCode;
 }
 
+/** A program that takes no lock listens on the port: the command would only fail to bind it. */
+async function refuseInUse(
+  out: Output,
+  port: number,
+  command: string[],
+  exitCode: number,
+): Promise<number | undefined> {
+  const { mayBeInUse, portHolders } = await import('../../listeners/port-holders.ts');
+  // This process holds the port's lock, so a moment's bind races no portlock user.
+  if (!(await mayBeInUse(port))) return undefined;
+  let listeners = await portHolders(port);
+  // A holder killed a moment ago frees its lock a moment before its last sockets: give it that moment.
+  for (let check = 1; listeners.length > 0 && check < IN_USE_CHECKS; check++) {
+    await sleep(IN_USE_DELAY_MS);
+    listeners = await portHolders(port);
+  }
+  if (listeners.length === 0) return undefined;
+  const { currentReader, describeListeners, portInUseNextStep } = await import('../../listeners/describe.ts');
+  out.error(
+    'EADDRINUSE',
+    `port ${port} is in use by ${describeListeners(listeners)}, not through portlock: ${command.join(' ')} was not started.\n` +
+      portInUseNextStep(port, listeners, currentReader()),
+    { port, listeners },
+  );
+  return exitCode;
+}
+
 function refuse(out: Output, error: LockHeldError, exitCode: number): number {
   out.error(error.code, error.message, {
     state: error.state,
@@ -115,17 +146,19 @@ function ended(child: ChildProcess): Promise<Ended> {
 export const run: Command = {
   name: 'run',
   rest: true,
-  usage: 'portlock run --port <port|auto> [options] -- <command> [args...]',
+  usage:
+    'portlock run --port <port|auto> [options] -- <command> [args...]\n       portlock run <port> [options] -- <command> [args...]',
   summary: 'run a command while holding the lock for its port',
   description:
     'Takes the lock for the port, then starts the command with PORT set to it, and holds the lock until the\n' +
     'command exits; portlock then exits with its exit code (128 + the signal number when a signal ended it)\n' +
     'and releases the lock, on every path. If the port is held, it prints the holder and exits 75 at once,\n' +
-    'or waits with --wait. SIGINT, SIGTERM and SIGHUP are passed on to the command (on a terminal, Ctrl-C\n' +
-    'reaches it directly and is not sent twice). `portlock stop <port>` reaches the command as SIGTERM,\n' +
-    'then SIGKILL after --kill-after. On Linux the command inherits the lock (an extra file descriptor, 3,\n' +
-    'which it need not touch): if portlock itself is killed with SIGKILL, the port stays locked for as\n' +
-    "long as the command lives, and 'portlock status' names it.\n" +
+    'or waits with --wait. If a program that does not use portlock listens on the port, it names that\n' +
+    'program and exits 75 without starting the command. SIGINT, SIGTERM and SIGHUP are passed on to the\n' +
+    'command (on a terminal, Ctrl-C reaches it directly and is not sent twice). `portlock stop <port>`\n' +
+    'reaches the command as SIGTERM, then SIGKILL after --kill-after. On Linux the command inherits the\n' +
+    'lock (an extra file descriptor, 3, which it need not touch): if portlock itself is killed with\n' +
+    "SIGKILL, the port stays locked for as long as the command lives, and 'portlock status' names it.\n" +
     'With --port auto, portlock chooses a free port (see acquirePort in the README): one whose lock nobody\n' +
     'holds and that can be bound on 127.0.0.1, ::1, 0.0.0.0 and ::; it prints "portlock: port <port> for\n' +
     '<command>" on stderr (and, with --json, {"port":...} on stdout) before the command starts. Parallel\n' +
@@ -136,7 +169,7 @@ export const run: Command = {
       short: 'p',
       value: '<port|auto>',
       description:
-        "the port to lock (1-65535), or 'auto' to choose a free one; given to the command as PORT (required)",
+        "the port to lock (1-65535), or 'auto' to choose a free one; given to the command as PORT (required; or as the first argument)",
     },
     prefer: {
       type: 'string',
@@ -159,7 +192,7 @@ export const run: Command = {
     'conflict-exit-code': {
       type: 'string',
       value: '<code>',
-      description: 'the exit code when the port is held by another process',
+      description: 'the exit code when the port is held by another process, or used by another program',
       default: String(EXIT.held),
     },
     'kill-after': {
@@ -176,7 +209,7 @@ export const run: Command = {
     [EXIT.usage, 'usage error'],
     [
       EXIT.held,
-      'the port is held by another process, or with --port auto every port of the range (see --conflict-exit-code)',
+      'the port is held by another process, a program that does not use portlock listens on it, or with --port auto every port of the range is held (see --conflict-exit-code)',
     ],
     [EXIT.cannotRun, 'the command cannot be run (permission denied)'],
     [EXIT.notFound, 'the command was not found'],
@@ -240,6 +273,8 @@ export const run: Command = {
         throw error;
       }
       port = lock.record.port ?? port;
+      const inUse = await refuseInUse(out, port, rest, conflict);
+      if (inUse !== undefined) return inUse;
       const { spawn } = await import('node:child_process');
       if (interrupted !== undefined) return signalExitCode(interrupted);
       const running = start(spawn, rest, lock, port, env);
@@ -255,12 +290,9 @@ export const run: Command = {
       };
       const result = await ended(running);
       if ('error' in result) {
-        const missing = result.error.code === 'ENOENT';
-        out.error(
-          result.error.code ?? 'ESPAWN',
-          `cannot run '${rest[0]}': ${missing ? 'command not found' : result.error.message}`,
-        );
-        return missing ? EXIT.notFound : EXIT.cannotRun;
+        const { explainSpawnError } = await import('../system-errors.ts');
+        out.error(result.error.code ?? 'ESPAWN', explainSpawnError(result.error, rest[0] ?? '', port));
+        return result.error.code === 'ENOENT' ? EXIT.notFound : EXIT.cannotRun;
       }
       return result.signal !== null ? signalExitCode(result.signal) : (result.code ?? EXIT.failure);
     } finally {

@@ -34,6 +34,17 @@ export function statusLine(port: number, lock: LockInspection, holders: Interloc
   return `port ${port}: ${word}${who.length > 0 ? `: ${who.join('; ')}` : ''} (${why})${next}`;
 }
 
+/** No lock, yet a program listens on the port: name it, for it is why a start would fail. */
+async function inUseWithoutPortlock(port: number, lock: LockInspection, out: Output): Promise<number | undefined> {
+  const { portHolders } = await import('../../listeners/port-holders.ts');
+  const listeners = await portHolders(port);
+  if (listeners.length === 0) return undefined;
+  const { portInUseLine } = await import('../../listeners/describe.ts');
+  if (out.json) out.document({ port, ...lock, holders: [], listeners });
+  else out.out(portInUseLine(port, listeners));
+  return EXIT.inUse;
+}
+
 export const status: Command = {
   name: 'status',
   usage: 'portlock status <port> [options]',
@@ -47,7 +58,8 @@ export const status: Command = {
   exitCodes: [
     [EXIT.ok, 'running: a live process holds the lock'],
     [EXIT.stale, 'stale: a lock file is left by a process that is gone'],
-    [EXIT.notRunning, 'not running: no lock file'],
+    [EXIT.notRunning, 'not running: no lock file, and nothing listens on the port'],
+    [EXIT.inUse, 'in use: no lock, but a program that does not use portlock listens on the port'],
     [EXIT.unknown, 'unknown: it cannot be checked from here (another host, an odd file)'],
     [EXIT.usage, 'usage error'],
   ],
@@ -59,6 +71,10 @@ export const status: Command = {
     if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
     const port = parsePort(positionals[0], '<port>');
     const lock = await inspectLock({ port, dir, name });
+    if (lock.state === 'free') {
+      const inUse = await inUseWithoutPortlock(port, lock, out);
+      if (inUse !== undefined) return inUse;
+    }
     // A holder that does not answer is found through the descriptors that hold its interlock.
     const holders = lock.state === 'held' && lock.certainty !== 'certain' ? interlockHolders({ port, dir }) : [];
     if (out.json) out.document({ port, ...lock, holders });

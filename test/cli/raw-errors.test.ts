@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { giveToNobody, NOBODY_GID, NOBODY_UID, nobodyUnavailable } from '../helpers/as-nobody.ts';
+import { finished, spawnTracked } from '../helpers/spawn.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { BIN } from './_support.ts';
+
+// Errors from Node itself ("EACCES: permission denied, scandir ...") that a user can cause, each
+// turned into a sentence and a next step. Run as nobody: root is never refused.
+
+const AS_NOBODY = [`--reuid=${NOBODY_UID}`, `--regid=${NOBODY_GID}`, '--clear-groups', '--'];
+const PORTLOCK = [process.execPath, '--import', 'tsx', BIN];
+
+function collect(command: string, args: string[]) {
+  const env = { ...process.env, HOME: '/nonexistent' };
+  return finished(spawnTracked(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env, timeoutMs: 30_000 }));
+}
+
+const portlockAsNobody = (args: string[]) => collect('setpriv', [...AS_NOBODY, ...PORTLOCK, ...args]);
+
+/**
+ * In a network namespace of its own with only loopback up: port 80 there is no one else's, and
+ * neither is its lock's abstract socket name, which the kernel scopes to the namespace too.
+ */
+const inPrivateNetworkAsNobody = (args: string[]) =>
+  collect('unshare', [
+    '--net',
+    '--',
+    'sh',
+    '-c',
+    'ip link set lo up && exec "$@"',
+    'sh',
+    'setpriv',
+    ...AS_NOBODY,
+    ...PORTLOCK,
+    ...args,
+  ]);
+
+function privateNetworkUnavailable(): string | undefined {
+  const probe = spawnSync('unshare', ['--net', '--', 'ip', 'link', 'set', 'lo', 'up'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return probe.status === 0
+    ? undefined
+    : `unshare --net with ip failed (${probe.error?.message ?? probe.stderr.trim()})`;
+}
+
+describe('no raw errors', { skip: nobodyUnavailable() }, () => {
+  it("list of another user's private directory: names the directory and says what to do", async () => {
+    const dir = tempDir();
+    const result = await portlockAsNobody(['list', '--dir', dir]);
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      `portlock: cannot read the directory ${dir}: permission denied (it belongs to another user, or its mode keeps this user out).\n` +
+        'Next step: use a lock directory of your own (--dir or PORTLOCK_DIR), or run this as the user who owns it.\n',
+    );
+  });
+
+  it('agent --port 80 as another user: says why and what to do', { skip: privateNetworkUnavailable() }, async () => {
+    const dir = tempDir();
+    giveToNobody(dir);
+    const result = await inPrivateNetworkAsNobody(['agent', '--port', '80', '--dir', dir]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(
+      result.stderr,
+      'portlock: cannot listen on port 80: permission denied (ports below 1024 need root, or the CAP_NET_BIND_SERVICE capability).\n' +
+        'Next step: use a port from 1024 up (for example: --port 8080), or run it as root.\n',
+    );
+  });
+});

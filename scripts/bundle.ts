@@ -7,8 +7,12 @@
 //   dist/library.js       the whole library, once: all of src/ but src/cli, one file;
 //   dist/index.js         the main entry, and dist/lock/index.js, `portlock/lock`: each only names
 //                         what its source entry exports, from library.js;
-//   dist/cli/bin.js       the command, with the parts each command needs beside it in dist/chunks,
-//                         loaded when that command runs; they take the library from library.js.
+//   dist/cli/bin.js       the command: turns on Node's compile cache, then loads dist/cli/main.js,
+//                         the command line with every command, which takes the library from
+//                         library.js.
+// A refusal by `portlock run` loads those three files and the library's; V8 compiles a function
+// only when it first runs, so the parts a run does not use (stop, clean, list, the agent) cost it
+// little more than reading them.
 //
 // Nothing here lists an export: the entries come from package.json (`exports` and `bin`), what each
 // exports from its source file, and what the command needs from the library from its imports.

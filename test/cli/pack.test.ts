@@ -28,6 +28,12 @@ describe('the published package', () => {
       'nothing but the build, the manifest and the README',
     );
     assert.ok(!paths.some((path) => /\.test\.|^dist\/test\//.test(path)));
+    // A source map would point at src/, which the package does not ship.
+    assert.deepEqual(
+      paths.filter((path) => path.endsWith('.map')),
+      [],
+      'no source maps',
+    );
 
     const project = tempDir('portlock-consumer-');
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
@@ -39,6 +45,14 @@ describe('the published package', () => {
     );
     assert.equal(install.code, 0, install.stderr);
     assert.ok(existsSync(join(project, 'node_modules/portlock/dist/index.d.ts')));
+    // One copy of the library: the entries and the command all import the same file.
+    const installed = join(project, 'node_modules/portlock');
+    const defining = paths.filter(
+      (path) =>
+        path.endsWith('.js') &&
+        /\bclass LockHeldError\b|\bLockHeldError = class\b/.test(readFileSync(join(installed, path), 'utf8')),
+    );
+    assert.deepEqual(defining, ['dist/library.js'], 'LockHeldError is defined once, in the library bundle');
 
     const bin = join(project, 'node_modules/.bin/portlock');
     const shown = await finished(spawnTracked(bin, ['--version'], { cwd: project }));

@@ -94,5 +94,28 @@ console.log(JSON.stringify([typeof acquireLock, typeof listLocks, typeof LockHel
     assert.equal(cjs.code, 0, cjs.stderr);
     assert.deepEqual(JSON.parse(cjs.stdout), ['function', 'function', 'function']);
     if (cjs.stderr !== '') t.diagnostic(`require('portlock') printed: ${cjs.stderr.trim()}`);
+
+    // portlock/lock's types need no @types/node: AbortSignal, which they name, is in the DOM lib
+    // too. Every declaration file they reach is checked (skipLibCheck off).
+    writeFileSync(
+      join(project, 'lock-types.mts'),
+      `import { acquireLock, LockHeldError, type AcquireOptions } from 'portlock/lock';
+const options: AcquireOptions = { port: 5338, wait: 100 };
+export const held = acquireLock(options).catch((error: unknown) => error instanceof LockHeldError);
+`,
+    );
+    const compilerOptions = {
+      strict: true,
+      noEmit: true,
+      skipLibCheck: false,
+      target: 'ES2023',
+      module: 'nodenext',
+      lib: ['ES2023', 'DOM'],
+      types: [],
+    };
+    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['lock-types.mts'] }));
+    const tsc = join(projectRoot, 'node_modules/typescript/bin/tsc');
+    const types = await finished(spawnTracked(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: project }));
+    assert.equal(types.code, 0, `tsc on portlock/lock without @types/node:\n${types.stdout}${types.stderr}`);
   });
 });

@@ -82,7 +82,8 @@ function commandNeeds(): Map<string, Set<string>> {
             ? node.arguments[0].text
             : undefined;
       const path = specifier?.startsWith('.') ? resolve(dirname(file), specifier) : undefined;
-      if (path !== undefined && isLibraryModule(path)) {
+      const typesOnly = ts.isExportDeclaration(node) && node.isTypeOnly;
+      if (path !== undefined && isLibraryModule(path) && !typesOnly) {
         const where = `${relative('.', file)}: ${node.getText(source).split('\n')[0]}`;
         if (!ts.isImportDeclaration(node)) throw new Error(`${where}: import the library by name, statically`);
         const clause = node.importClause;
@@ -203,6 +204,13 @@ const library = await build({
   ...common,
   stdin: { contents: libraryEntry, resolveDir: SRC, sourcefile: 'library.ts', loader: 'ts' },
   outfile: LIBRARY,
+  banner: {
+    js: [
+      "// portlock's library, once for the package: dist/index.js, dist/lock/index.js and the command",
+      '// all import it. An export named like lock_inspect$listLocks is what src/cli imports from a',
+      '// library module (there, src/lock/inspect.ts), named for that module so that no two collide.',
+    ].join('\n'),
+  },
 });
 for (const file of library.outputFiles) write(file.path, file.text);
 

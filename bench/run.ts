@@ -2,6 +2,10 @@
 // `--quick` shrinks every loop for a smoke run and writes its files to the temp directory instead;
 // `--only=crash,refusal` runs just those scenarios (uncontended, crash, contention, refusal, list, ports).
 // Lock files go under TMPDIR: point it elsewhere when the host's /tmp is busy with other work.
+// `--node=PATH[,PATH]` (or PORTLOCK_BENCH_NODE) adds Node binaries on which the refusal scenario also
+// measures loading and refusal; the bench itself runs on the `node` that npm finds (to run it all on
+// another Node, put that Node first in PATH). A run of the refusal scenario, even alone with
+// `--only=refusal`, renews BENCHMARKS.md's "Loading and refusal" block and bench/loading.json.
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg, release, tmpdir, type } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +15,8 @@ import { runContention } from './contention.ts';
 import { runCrash } from './crash-reacquire.ts';
 import { runFreePort } from './free-port.ts';
 import { runListLocks } from './list-locks.ts';
-import { runRefusal } from './refusal.ts';
+import { loadingGoals, writeLoadingMarkdown } from './loading-report.ts';
+import { runRefusal, selectedNodes } from './refusal.ts';
 import { evaluateGoals, type Outcome, type Results, writeJson, writeMarkdown } from './report.ts';
 import { runUncontended } from './uncontended.ts';
 
@@ -23,6 +28,7 @@ const only = process.argv
   .find((arg) => arg.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',');
+const nodes = selectedNodes(process.argv, process.env);
 const started = nowMs();
 const loadAtStart = loadavg()[0] ?? Number.NaN;
 const commit = describeCommit();
@@ -63,7 +69,7 @@ async function scenario<T>(name: string, id: string, run: (scale: Scale) => Prom
 const uncontended = await scenario('1. uncontended acquire + release', 'uncontended', runUncontended);
 const crash = await scenario('2. crash to re-acquire', 'crash', runCrash);
 const contention = await scenario('3. contention', 'contention', runContention);
-const refusal = await scenario('4. refusal latency', 'refusal', runRefusal);
+const refusal = await scenario('4. refusal latency and loading', 'refusal', (s) => runRefusal(s, nodes));
 const listLocks = await scenario('5. listLocks', 'list', runListLocks);
 const freePort = await scenario('6. a free port for each process', 'ports', runFreePort);
 
@@ -94,6 +100,12 @@ const jsonPath = scratch ? join(outDir, 'portlock-bench-quick.json') : join(repo
 const markdownPath = join(outDir, scratch ? 'portlock-bench-quick.md' : 'BENCHMARKS.md');
 writeJson(jsonPath, results);
 writeMarkdown(markdownPath, results);
-for (const row of evaluateGoals(results)) console.log(`${row.met.padEnd(3)}  ${row.goal}: ${row.measured}`);
+if (!quick && !('error' in refusal)) {
+  const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
+  writeJson(join(repoRoot, 'bench', 'loading.json'), { environment: results.environment, refusal });
+  writeLoadingMarkdown(join(repoRoot, 'BENCHMARKS.md'), refusal, results.environment, command);
+}
+for (const row of [...evaluateGoals(results), ...loadingGoals(refusal)])
+  console.log(`${row.met.padEnd(3)}  ${row.goal}: ${row.measured}`);
 scale.log(`wrote ${jsonPath} and ${markdownPath}`);
 process.exit(0);

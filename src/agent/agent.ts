@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { LockHeldError, type LockLostError } from '../errors.ts';
 import { crypto } from '../lazy-crypto.ts';
 import { acquireLock } from '../lock/acquire.ts';
@@ -169,7 +169,9 @@ class PortAgent implements Agent {
     const run: Run = {
       abort: new AbortController(),
       connections: new Connections(),
-      server: this.#options.server ?? createServer(),
+      // node:http is loaded here, when an agent starts, not when the library is imported: it is
+      // most of what an import would cost, and a tool that only takes the lock never needs it.
+      server: this.#options.server ?? process.getBuiltinModule('node:http').createServer(),
       instanceId: crypto().randomUUID(),
       teardowns: [],
     };

@@ -50,7 +50,7 @@ export interface ProcessProbe {
  * A small file such as one under /proc, or undefined where it cannot be read (gone, another
  * user's, not Linux). latin1 by default: /proc/<pid>/stat carries a command name in raw bytes.
  */
-export function readText(path: string, encoding: BufferEncoding = 'latin1'): string | undefined {
+export function readText(path: string, encoding: 'latin1' | 'utf8' = 'latin1'): string | undefined {
   try {
     return readFileSync(path, encoding);
   } catch {

@@ -10,10 +10,6 @@ export {
 export { interlockHolders } from '../interlock/holders.ts';
 export { type PortListener, portHolders } from '../listeners/port-holders.ts';
 export { DIR_ENV, lockPathFor } from '../options/resolve.ts';
-export { acquirePort } from '../port/acquire-port.ts';
-export { DEFAULT_HOSTS } from '../port/options.ts';
-export { DEFAULT_PORT_RANGE } from '../port/range.ts';
-export type { ListeningPortHandle, PortHandle, PortOptions } from '../port/types.ts';
 export type {
   AcquireOptions,
   Certainty,

@@ -28,6 +28,12 @@ describe('the published package', () => {
       'nothing but the build, the manifest and the README',
     );
     assert.ok(!paths.some((path) => /\.test\.|^dist\/test\//.test(path)));
+    // A source map would point at src/, which the package does not ship.
+    assert.deepEqual(
+      paths.filter((path) => path.endsWith('.map')),
+      [],
+      'no source maps',
+    );
 
     const project = tempDir('portlock-consumer-');
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
@@ -39,6 +45,14 @@ describe('the published package', () => {
     );
     assert.equal(install.code, 0, install.stderr);
     assert.ok(existsSync(join(project, 'node_modules/portlock/dist/index.d.ts')));
+    // One copy of the library: the entries and the command all import the same file.
+    const installed = join(project, 'node_modules/portlock');
+    const defining = paths.filter(
+      (path) =>
+        path.endsWith('.js') &&
+        /\bclass LockHeldError\b|\bLockHeldError = class\b/.test(readFileSync(join(installed, path), 'utf8')),
+    );
+    assert.deepEqual(defining, ['dist/library.js'], 'LockHeldError is defined once, in the library bundle');
 
     const bin = join(project, 'node_modules/.bin/portlock');
     const shown = await finished(spawnTracked(bin, ['--version'], { cwd: project }));
@@ -80,5 +94,28 @@ console.log(JSON.stringify([typeof acquireLock, typeof listLocks, typeof LockHel
     assert.equal(cjs.code, 0, cjs.stderr);
     assert.deepEqual(JSON.parse(cjs.stdout), ['function', 'function', 'function']);
     if (cjs.stderr !== '') t.diagnostic(`require('portlock') printed: ${cjs.stderr.trim()}`);
+
+    // portlock/lock's types need no @types/node: AbortSignal, which they name, is in the DOM lib
+    // too. Every declaration file they reach is checked (skipLibCheck off).
+    writeFileSync(
+      join(project, 'lock-types.mts'),
+      `import { acquireLock, LockHeldError, type AcquireOptions } from 'portlock/lock';
+const options: AcquireOptions = { port: 5338, wait: 100 };
+export const held = acquireLock(options).catch((error: unknown) => error instanceof LockHeldError);
+`,
+    );
+    const compilerOptions = {
+      strict: true,
+      noEmit: true,
+      skipLibCheck: false,
+      target: 'ES2023',
+      module: 'nodenext',
+      lib: ['ES2023', 'DOM'],
+      types: [],
+    };
+    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['lock-types.mts'] }));
+    const tsc = join(projectRoot, 'node_modules/typescript/bin/tsc');
+    const types = await finished(spawnTracked(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: project }));
+    assert.equal(types.code, 0, `tsc on portlock/lock without @types/node:\n${types.stdout}${types.stderr}`);
   });
 });

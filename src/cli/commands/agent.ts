@@ -3,6 +3,7 @@ import { AlreadyRunningError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/logger.ts';
 import { handleShutdown } from '../../agent/shutdown.ts';
 import { LockHeldError } from '../../errors.ts';
+import { currentReader, portInUseLine, portInUseNextStep } from '../../listeners/describe.ts';
 import { lockPathFor } from '../../options/resolve.ts';
 import { parsePort, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
@@ -11,10 +12,9 @@ import { EXIT, signalExitCode } from '../exit-codes.ts';
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** What the agent logged about a refused start: the lock's holder, or the program on the port. */
-async function explanation(error: AlreadyRunningError): Promise<string> {
+function explanation(error: AlreadyRunningError): string {
   if (error.cause instanceof LockHeldError) return error.cause.message;
   if (error.listeners === undefined || error.listeners.length === 0) return error.message;
-  const { currentReader, portInUseLine, portInUseNextStep } = await import('../../listeners/describe.ts');
   return `${portInUseLine(error.port, error.listeners)}.\n${portInUseNextStep(error.port, error.listeners, currentReader())}`;
 }
 
@@ -84,7 +84,7 @@ export const agent: Command = {
         // The same code as `run` for the same conflict: ELOCKED for the lock, EADDRINUSE for a program.
         const code = error.cause instanceof LockHeldError ? error.cause.code : error.code;
         // On stderr the log has said it all; a JSON reader gets the whole explanation in the document.
-        out.error(code, out.json ? await explanation(error) : error.message, {
+        out.error(code, out.json ? explanation(error) : error.message, {
           port: error.port,
           ...(error.lockPath !== undefined && { lockPath: error.lockPath }),
           ...(error.holder !== undefined && { holder: error.holder }),

@@ -1,6 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
+import { currentReader, describeListeners, portInUseNextStep } from '../../listeners/describe.ts';
+import { mayBeInUse, portHolders } from '../../listeners/port-holders.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
 import type { LockHandle, LockTarget } from '../../types.ts';
@@ -87,7 +89,6 @@ async function refuseInUse(
   command: string[],
   exitCode: number,
 ): Promise<number | undefined> {
-  const { mayBeInUse, portHolders } = await import('../../listeners/port-holders.ts');
   // This process holds the port's lock, so a moment's bind races no portlock user.
   if (!(await mayBeInUse(port))) return undefined;
   let listeners = await portHolders(port);
@@ -97,7 +98,6 @@ async function refuseInUse(
     listeners = await portHolders(port);
   }
   if (listeners.length === 0) return undefined;
-  const { currentReader, describeListeners, portInUseNextStep } = await import('../../listeners/describe.ts');
   out.error(
     'EADDRINUSE',
     `port ${port} is in use by ${describeListeners(listeners)}, not through portlock: ${command.join(' ')} was not started.\n` +

@@ -1,4 +1,6 @@
 import { interlockHolders } from '../../interlock/holders.ts';
+import { portInUseLine } from '../../listeners/describe.ts';
+import { portHolders } from '../../listeners/port-holders.ts';
 import { inspectLock } from '../../lock/inspect.ts';
 import type { InterlockHolder, LockInspection } from '../../types.ts';
 import { parsePort, UsageError } from '../args.ts';
@@ -36,10 +38,8 @@ export function statusLine(port: number, lock: LockInspection, holders: Interloc
 
 /** No lock, yet a program listens on the port: name it, for it is why a start would fail. */
 async function inUseWithoutPortlock(port: number, lock: LockInspection, out: Output): Promise<number | undefined> {
-  const { portHolders } = await import('../../listeners/port-holders.ts');
   const listeners = await portHolders(port);
   if (listeners.length === 0) return undefined;
-  const { portInUseLine } = await import('../../listeners/describe.ts');
   if (out.json) out.document({ port, ...lock, holders: [], listeners });
   else out.out(portInUseLine(port, listeners));
   return EXIT.inUse;

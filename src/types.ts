@@ -14,7 +14,7 @@ export interface LockTarget {
   port?: number;
   /**
    * A named lock for anything that is not a port: letters, digits, `.`, `_` and `-`, at most 64
-   * characters. Exactly one of `port` and `key` must be given.
+   * characters, not starting with `.` (a hidden file no listing would show). Exactly one of `port` and `key` must be given.
    */
   key?: string;
   /**

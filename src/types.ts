@@ -110,6 +110,14 @@ export interface LockRecord {
   netns?: string;
   /** The pid namespace the holder runs in (Linux, `/proc/self/ns/pid`); its pid means nothing outside it. */
   pidns?: string;
+  /** The holder's thread within its process (`worker_threads.threadId`, 0 for the main thread). */
+  thread?: number;
+  /**
+   * Linux, a holder without the interlock: the id of an abstract socket name it keeps bound while
+   * it holds the lock (`portlock/holder-<id>`). The kernel frees it when the holder's thread or
+   * process ends, so a free one means the holder is gone, in whatever pid namespace it ran.
+   */
+  presence?: string;
   /** True when the holder also holds the kernel interlock; then a free interlock means it is gone. */
   interlock?: true;
   /**

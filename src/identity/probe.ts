@@ -1,5 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
+import { threadId } from 'node:worker_threads';
+import { presenceBound } from '../interlock/presence.ts';
 
 /** What the process table says about a pid. */
 export type Existence = 'alive' | 'gone' | 'other-user';
@@ -32,6 +34,13 @@ export interface ProcessProbe {
   netns?(): string | undefined;
   /** Identifies this process's pid namespace; a pid means something only inside its own. */
   pidns?(): string | undefined;
+  /** This thread's id within its process (`worker_threads.threadId`: 0 for the main thread). */
+  readonly threadId?: number;
+  /**
+   * Whether a holder's presence name (see `interlock/presence.ts`) is bound in this network
+   * namespace; undefined where the OS cannot tell.
+   */
+  presenceBound?(id: string): boolean | undefined;
   /** Identifies the current boot; undefined where the OS has no such notion. */
   bootId(): string | undefined;
   /** When the current boot began, epoch milliseconds; undefined where unknown. */
@@ -122,6 +131,8 @@ function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
 /** The probe of the machine this process runs on. */
 export const systemProbe: ProcessProbe = {
   pid: process.pid,
+  threadId,
+  presenceBound,
   hostname: once(() => hostname()),
   user: once(() => {
     try {

@@ -5,6 +5,7 @@ import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, waitForRelease } from '../interlock/client.ts';
 import { socketHolders } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
+import { bindPresence } from '../interlock/presence.ts';
 import { Interlock } from '../interlock/server.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
@@ -89,6 +90,14 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   };
 }
 
+/** Binds a presence name for this try's record (Linux, where the probe can check one). */
+async function presenceOf(probe: ProcessProbe): Promise<{ id: string; bound: Interlock } | undefined> {
+  if (probe.presenceBound === undefined) return undefined;
+  const id = newToken().slice(0, 16);
+  const bound = await bindPresence(id);
+  return bound && { id, bound };
+}
+
 /** One try: bind the interlock where there is one, then publish or reclaim the record. */
 async function tryOnce(
   options: ResolvedAcquire,
@@ -115,18 +124,22 @@ async function tryOnce(
   let token: string;
   const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port' });
   let attempt: Attempt;
+  // Without the interlock, a kernel name of this holder's own tells other threads and namespaces it is alive.
+  const presence = interlock === undefined ? await presenceOf(probe) : undefined;
   try {
     // Made only once the interlock is ours: a refusal needs neither a record nor a token.
     token = tokenOf();
-    record = createRecord(scope, options.name, token, probe, interlock !== undefined);
+    record = createRecord(scope, options.name, token, probe, interlock !== undefined, presence?.id);
     interlock?.answerWith({ record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest });
     attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
   } catch (error) {
     interlock?.close();
+    presence?.bound.close();
     throw error;
   }
   if (attempt.kind !== 'acquired') {
     interlock?.close();
+    presence?.bound.close();
     return attempt;
   }
   if (attempt.reclaimed) {
@@ -141,7 +154,7 @@ async function tryOnce(
     intervalMs: options.recheckInterval,
     onLost: options.onLost,
   };
-  lock = new Lock(path, record, token, interlock, lostWatch);
+  lock = new Lock(path, record, token, interlock, lostWatch, presence?.bound);
   return { ...attempt, lock };
 }
 

@@ -33,11 +33,20 @@ export class Lock implements LockHandle {
   onStopRequest: StopRequestHandler | undefined = undefined;
   readonly #token: string;
   readonly #interlock: Interlock | undefined;
+  readonly #presence: Interlock | undefined;
   #recheck: NodeJS.Timeout | undefined;
   #released = false;
 
-  constructor(path: string, record: LockRecord, token: string, interlock?: Interlock, lostWatch?: LostWatch) {
+  constructor(
+    path: string,
+    record: LockRecord,
+    token: string,
+    interlock?: Interlock,
+    lostWatch?: LostWatch,
+    presence?: Interlock,
+  ) {
     this.path = path;
+    this.#presence = presence;
     this.record = Object.freeze({ ...record });
     this.#token = token;
     this.#interlock = interlock;
@@ -74,6 +83,7 @@ export class Lock implements LockHandle {
       removeIfOwned(this.path, this.#token);
     } finally {
       this.#interlock?.close();
+      this.#presence?.close();
       ownTokens.delete(this.#token);
     }
   }

@@ -189,6 +189,20 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
   const earlierBoot = record.bootId !== undefined && bootId !== undefined && record.bootId !== bootId;
   if (pidns !== undefined) {
     if (earlierBoot) return stale('certain', `it was taken before the machine last booted, in another pid namespace`);
+    const there = probe.inPidNamespace?.(pidns, pid);
+    const inside = `process ${pid} of another pid namespace (${pidns})`;
+    if (there === 'gone') return stale('certain', `${inside} is gone`);
+    if (there !== undefined && record.processStart !== undefined) {
+      if (there.state === 'Z' || there.state === 'X' || there.startTime !== record.processStart) {
+        return stale('certain', `${inside} has exited (its pid now names another process, or a zombie)`);
+      }
+      // Alive; but its pid means nothing here: it is stopped where it runs, never signalled from here.
+      return {
+        state: 'unknown',
+        certainty: 'certain',
+        reason: `process ${pid} runs in another pid namespace (${pidns}) and is alive there; stop it inside that namespace`,
+      };
+    }
     return {
       state: 'unknown',
       certainty: 'likely',

@@ -11,8 +11,15 @@ export function heldByAnswer(
   if (asked.kind === 'free') return undefined;
   if (asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply) {
     const { record } = asked.reply;
+    const pidns = probe.pidns?.();
+    const inside =
+      record.pidns !== undefined && pidns !== undefined && record.pidns !== pidns
+        ? `, in another pid namespace (${record.pidns}),`
+        : '';
     const reason =
-      record.pid === probe.pid ? 'this process holds it' : `process ${record.pid} holds the lock's kernel interlock`;
+      record.pid === probe.pid && inside === ''
+        ? 'this process holds it'
+        : `process ${record.pid}${inside} holds the lock's kernel interlock`;
     return { record, verdict: { state: 'held', certainty: 'certain', reason } };
   }
   const why = asked.kind === 'silent' ? asked.reason : 'it refused to say who it is';

@@ -137,7 +137,10 @@ function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
 
 /** A process's pid in each pid namespace from this /proc's down to its own (`NSpid`). */
 function nsPids(pid: string): string[] | undefined {
-  return /^NSpid:\s*([\d\s]+)$/m.exec(readText(`/proc/${pid}/status`) ?? '')?.[1]?.trim().split(/\s+/);
+  return /^NSpid:\s*([\d\s]+)$/m
+    .exec(readText(`/proc/${pid}/status`) ?? '')?.[1]
+    ?.trim()
+    .split(/\s+/);
 }
 
 /**

@@ -162,3 +162,21 @@ export class LockLostError extends Error {
     this.meta = meta;
   }
 }
+
+/** Errors by which a file system says it has no room left (a full disk, a used-up quota). */
+export const DISK_FULL_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+
+/** The disk holding the lock directory is full: nothing was left half-written. */
+export class DiskFullError extends Error {
+  override readonly name = 'DiskFullError';
+  readonly code = 'EDISKFULL';
+  readonly dir: string;
+
+  /** `what`: what could not be done, as the end of "the disk holding <dir> is full: ...". */
+  constructor(dir: string, what: string) {
+    super(
+      `The disk holding ${dir} is full: ${what}.\nNext step: free some space on that disk (df ${dir}), then try again.`,
+    );
+    this.dir = dir;
+  }
+}

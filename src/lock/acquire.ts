@@ -142,12 +142,11 @@ async function tryOnce(
     presence?.bound.close();
     return attempt;
   }
-  if (attempt.reclaimed) {
-    try {
-      sweepLeftovers(path, probe, judge);
-    } catch {
-      // Tidying up after others is a courtesy; the lock is ours either way.
-    }
+  try {
+    // What dead processes left next to this lock (a full disk, a crash mid-publish) goes now.
+    sweepLeftovers(path, probe, judge);
+  } catch {
+    // Tidying up after others is a courtesy; the lock is ours either way.
   }
   const lostWatch = options.onLost && {
     target: describeScope(scope),

@@ -1,6 +1,6 @@
 // The lock alone, as `portlock/lock`: everything but the agent, so that a tool that only needs the
 // lock loads neither the agent nor node:http. The package's main entry adds the agent to this.
-export { LockDirectoryError, LockHeldError, LockLostError, LockPathError } from '../errors.ts';
+export { DiskFullError, LockDirectoryError, LockHeldError, LockLostError, LockPathError } from '../errors.ts';
 export { interlockHolders } from '../interlock/holders.ts';
 export { DIR_ENV, lockPathFor } from '../options/resolve.ts';
 export type {

@@ -86,7 +86,13 @@ export class LockHeldError extends Error {
   }
 }
 
-export type LockDirectoryProblem = 'symlink' | 'not-directory' | 'foreign-owner' | 'shared-writable' | 'unwritable';
+export type LockDirectoryProblem =
+  | 'symlink'
+  | 'not-directory'
+  | 'foreign-owner'
+  | 'shared-writable'
+  | 'unwritable'
+  | 'unsafe-parent';
 
 const DIRECTORY_PROBLEMS: Record<LockDirectoryProblem, string> = {
   symlink: 'it is a symbolic link, and a lock directory must be a real directory',
@@ -94,6 +100,8 @@ const DIRECTORY_PROBLEMS: Record<LockDirectoryProblem, string> = {
   'foreign-owner': 'it is owned by another user, who could replace any lock in it',
   'shared-writable': 'it is writable by group or others, who could replace any lock in it',
   unwritable: 'this process cannot create files in it',
+  'unsafe-parent':
+    'a directory above it can be changed by another user, who could move it away or replace it with one of their own',
 };
 
 /** The lock directory cannot be used safely: nothing was written. */
@@ -103,15 +111,23 @@ export class LockDirectoryError extends Error {
   readonly dir: string;
   readonly problem: LockDirectoryProblem;
 
-  constructor(dir: string, problem: LockDirectoryProblem, detail = '') {
+  /** For `unsafe-parent`: the directory above the lock directory that another user can change. */
+  readonly parent: string | undefined;
+
+  constructor(dir: string, problem: LockDirectoryProblem, detail = '', parent?: string) {
+    const fix =
+      problem === 'shared-writable'
+        ? `, or run: chmod 700 ${dir}`
+        : parent === undefined
+          ? ''
+          : `, or make ${parent} writable by its owner alone (chmod go-w ${parent}, or chmod +t ${parent} for a shared directory such as /tmp)`;
     super(
       `Lock directory ${dir} cannot be used: ${DIRECTORY_PROBLEMS[problem]}${detail ? ` (${detail})` : ''}.\n` +
-        `Next step: set PORTLOCK_DIR or pass the \`dir\` option to a private directory of your own (mode 0700)${
-          problem === 'shared-writable' ? `, or run: chmod 700 ${dir}` : ''
-        }.`,
+        `Next step: set PORTLOCK_DIR or pass the \`dir\` option to a private directory of your own (mode 0700)${fix}.`,
     );
     this.dir = dir;
     this.problem = problem;
+    this.parent = parent;
   }
 }
 

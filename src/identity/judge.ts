@@ -251,10 +251,12 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
     if (processStartMs !== undefined && writtenMs !== undefined && processStartMs > writtenMs + START_SLACK_MS) {
       return stale('likely', `pid ${pid} was reused: that process started after the lock file was last written`);
     }
-    return held(
-      'likely',
-      `process ${pid} is alive${otherUser}, but ${impossible}, so nothing confirms it is the process that took the lock (if it is not, remove the lock file)`,
-    );
+    // Unknown rather than held: nothing vouches for this process, so nothing may signal it.
+    return {
+      state: 'unknown',
+      certainty: 'likely',
+      reason: `process ${pid} is alive${otherUser}, but ${impossible}, so nothing confirms it is the process that took the lock (if it is not, remove the lock file)`,
+    };
   }
   const startedAt = Date.parse(record.startedAt);
   if (processStartMs !== undefined && processStartMs > startedAt + START_SLACK_MS) {

@@ -291,13 +291,13 @@ describe('judgeHolder across namespaces, threads and impossible times', () => {
     expectVerdict(judge(record({ thread: 2 }), earlier), 'stale', 'certain', /does not hold it/);
   });
 
-  it('takes an impossible startedAt for no evidence: held at most likely, until the pid started after the file was written', () => {
+  it('takes an impossible startedAt for no evidence: unknown (never signalled), until the pid started after the file was written', () => {
     const future = new Date(FAKE_NOW + 3_600_000).toISOString();
     const probe = fakeProbe({ [HOLDER]: alive() });
     const writtenBefore = FAKE_BOOT_MS + 3_700_000; // after the holder started
     for (const startedAt of [future, 'yesterday']) {
       const verdict = judgeHolder(oldFormat(startedAt), { probe, ownsToken: () => false }, writtenBefore);
-      expectVerdict(verdict, 'held', 'likely', /(lies in the future|is not a time).*remove the lock file/);
+      expectVerdict(verdict, 'unknown', 'likely', /(lies in the future|is not a time).*remove the lock file/);
       // The file was last written before that pid's process started: not its writer.
       const reused = judgeHolder(oldFormat(startedAt), { probe, ownsToken: () => false }, FAKE_BOOT_MS + 1000);
       expectVerdict(reused, 'stale', 'likely', /started after the lock file was last written/);

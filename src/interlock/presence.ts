@@ -31,5 +31,10 @@ export function presenceBound(id: string): boolean | undefined {
   } catch {
     return undefined;
   }
+  return presenceIn(table, id);
+}
+
+/** Whether the text of /proc/net/unix shows the presence name `id` bound, in either spelling. */
+export function presenceIn(table: string, id: string): boolean {
   return new RegExp(` @portlock/holder-${id}@*$`, 'm').test(table);
 }

@@ -49,13 +49,14 @@ export interface AcquireOptions extends LockTarget {
   interlock?: 'auto' | 'off';
   /**
    * Called once if the lock is lost while held: its record was removed or replaced by someone
-   * else. Only where the record alone decides (no interlock): a kernel interlock cannot be lost.
+   * else (only where the record alone decides: a kernel interlock cannot be lost), or, for a key
+   * lock, its lock directory was removed, moved away or replaced.
    * Stop serving when it is called; another process may hold the lock now.
    */
   onLost?: (error: LockLostError) => void;
   /**
-   * How often, in milliseconds, a holder without an interlock re-reads its record to notice a
-   * lost lock (only with `onLost`).
+   * How often, in milliseconds, a holder re-reads its record (without an interlock) or looks at
+   * its key lock's directory to notice a lost lock (only with `onLost`).
    * @default 1000
    */
   recheckInterval?: number;

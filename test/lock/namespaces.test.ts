@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { type AcquireOptions, acquireLock } from '../../src/index.ts';
+import { type AcquireOptions, acquireLock, stopLock } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { fixture, lineMatching, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -65,6 +65,12 @@ describe('a holder in another pid namespace sharing the lock directory', () => {
           assert.equal(refused.name, 'LockHeldError');
           assert.match(refused.message, /held by pid 1\b/);
           assert.match(refused.message, /in another pid namespace \(pid:\[\d+\]\)/);
+          assert.doesNotMatch(refused.message, /kill 1\b/, 'never advises killing pid 1 here');
+          // Pid 1 here is some other process: stop --force leaves it alone.
+          const { port, key } = options;
+          const stopped = await stopLock({ ...(port ? { port } : { key }), dir, force: true, timeout: 200 });
+          assert.notEqual(stopped.outcome, 'stopped');
+          assert.deepEqual(stopped.signalled, []);
         } finally {
           await inside.kill();
         }

@@ -171,11 +171,7 @@ function linuxInPidNamespace(pidns: string, pid: number): ProcessInfo | 'gone' |
     }
     if (ns !== pidns) continue;
     members++;
-    const nspid = /^NSpid:\s*([\d\s]+)$/m
-      .exec(readText(`/proc/${entry}/status`) ?? '')?.[1]
-      ?.trim()
-      .split(/\s+/);
-    if (nspid?.at(-1) !== String(pid)) continue;
+    if (nsPids(entry)?.at(-1) !== String(pid)) continue;
     const info = linuxInfo(Number(entry));
     // Its tgid is a host pid; in its own namespace it is the process itself.
     return info === 'gone' || info === undefined ? info : { ...info, tgid: pid };
@@ -184,7 +180,7 @@ function linuxInPidNamespace(pidns: string, pid: number): ProcessInfo | 'gone' |
   // process sees into. Every pid namespace is nested in the initial one, so seen from there, a
   // namespace without a process has ended (a namespace ends with its last process).
   if (unseen) return undefined;
-  return members > 0 || readlinkSync('/proc/self/ns/pid') === INITIAL_PID_NAMESPACE ? 'gone' : undefined;
+  return members > 0 || systemProbe.pidns?.() === INITIAL_PID_NAMESPACE ? 'gone' : undefined;
 }
 
 // The kernel's fixed inode number of the initial pid namespace (PROC_PID_INIT_INO).

@@ -235,6 +235,18 @@ describe('judgeHolder across namespaces, threads and impossible times', () => {
     expectVerdict(verdict, 'unknown', 'likely', /process 4242 runs in another pid namespace \(pid:\[2\]\)/);
   });
 
+  it("finds a holder of another pid namespace through the kernel's view of that namespace, never by its pid here", () => {
+    const inside = record({ netns: 'net:[1]', pidns: 'pid:[2]' });
+    const seeing = (there: ReturnType<NonNullable<ProcessProbe['inPidNamespace']>>) =>
+      fakeProbe({}, { ...NS, inPidNamespace: (ns, pid) => (ns === 'pid:[2]' && pid === HOLDER ? there : 'gone') });
+    expectVerdict(judge(inside, seeing('gone')), 'stale', 'certain', /of another pid namespace \(pid:\[2\]\) is gone/);
+    const running = { state: 'S', startTime: HOLDER_START, tgid: HOLDER };
+    expectVerdict(judge(inside, seeing(running)), 'unknown', 'certain', /alive there; stop it inside that namespace/);
+    const reused = { ...running, startTime: ticksAfterBoot(9_000_000) };
+    expectVerdict(judge(inside, seeing(reused)), 'stale', 'certain', /has exited/);
+    expectVerdict(judge(inside, seeing(undefined)), 'unknown', 'likely', /cannot be checked from here/);
+  });
+
   it('does not take a record of another pid namespace naming this pid for its own', () => {
     const probe = fakeProbe({}, { ...NS, pid: HOLDER });
     const verdict = judge(record({ netns: 'net:[1]', pidns: 'pid:[2]' }), probe, [TOKEN]);

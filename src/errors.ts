@@ -87,7 +87,13 @@ export class LockHeldError extends Error {
   }
 }
 
-export type LockDirectoryProblem = 'symlink' | 'not-directory' | 'foreign-owner' | 'shared-writable' | 'unwritable';
+export type LockDirectoryProblem =
+  | 'symlink'
+  | 'not-directory'
+  | 'foreign-owner'
+  | 'shared-writable'
+  | 'unwritable'
+  | 'unsafe-parent';
 
 const DIRECTORY_PROBLEMS: Record<LockDirectoryProblem, string> = {
   symlink: 'it is a symbolic link, and a lock directory must be a real directory',
@@ -95,6 +101,8 @@ const DIRECTORY_PROBLEMS: Record<LockDirectoryProblem, string> = {
   'foreign-owner': 'it is owned by another user, who could replace any lock in it',
   'shared-writable': 'it is writable by group or others, who could replace any lock in it',
   unwritable: 'this process cannot create files in it',
+  'unsafe-parent':
+    'a directory above it can be changed by another user, who could move it away or replace it with one of their own',
 };
 
 /** Who reads a next step: a program using the library (the `dir` option) or a person at the command line (`--dir`). */
@@ -125,6 +133,7 @@ export function lockDirectoryMessage(
   problem: LockDirectoryProblem,
   detail: string,
   wording: Wording = 'library',
+  parent?: string,
 ): string {
   const shared = problem === 'shared-writable' ? sharedSystemMode(dir) : undefined;
   if (shared !== undefined) {
@@ -134,10 +143,15 @@ export function lockDirectoryMessage(
       `Next step: ${USE_PRIVATE[wording]}${example}; a shared directory stays shared.`
     );
   }
-  const chmod = problem === 'shared-writable' ? `, or run: chmod 700 ${dir}` : '';
+  const fix =
+    problem === 'shared-writable'
+      ? `, or run: chmod 700 ${dir}`
+      : parent === undefined
+        ? ''
+        : `, or make ${parent} writable by its owner alone (chmod go-w ${parent}, or chmod +t ${parent} for a shared directory such as /tmp)`;
   return (
     `Lock directory ${dir} cannot be used: ${DIRECTORY_PROBLEMS[problem]}${detail ? ` (${detail})` : ''}.\n` +
-    `Next step: ${USE_PRIVATE[wording]}${chmod}.`
+    `Next step: ${USE_PRIVATE[wording]}${fix}.`
   );
 }
 
@@ -150,11 +164,15 @@ export class LockDirectoryError extends Error {
   /** What was found: the mode, the owner, the error code. */
   readonly detail: string;
 
-  constructor(dir: string, problem: LockDirectoryProblem, detail = '') {
-    super(lockDirectoryMessage(dir, problem, detail));
+  /** For `unsafe-parent`: the directory above the lock directory that another user can change. */
+  readonly parent: string | undefined;
+
+  constructor(dir: string, problem: LockDirectoryProblem, detail = '', parent?: string) {
+    super(lockDirectoryMessage(dir, problem, detail, 'library', parent));
     this.dir = dir;
     this.problem = problem;
     this.detail = detail;
+    this.parent = parent;
   }
 }
 
@@ -230,5 +248,23 @@ export class PortRangeExhaustedError extends Error {
     this.range = range;
     this.heldByPortlock = heldByPortlock;
     this.heldByOthers = heldByOthers;
+  }
+}
+
+/** Errors by which a file system says it has no room left (a full disk, a used-up quota). */
+export const DISK_FULL_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+
+/** The disk holding the lock directory is full: nothing was left half-written. */
+export class DiskFullError extends Error {
+  override readonly name = 'DiskFullError';
+  readonly code = 'EDISKFULL';
+  readonly dir: string;
+
+  /** `what`: what could not be done, as the end of "the disk holding <dir> is full: ...". */
+  constructor(dir: string, what: string) {
+    super(
+      `The disk holding ${dir} is full: ${what}.\nNext step: free some space on that disk (df ${dir}), then try again.`,
+    );
+    this.dir = dir;
   }
 }

@@ -14,7 +14,7 @@ export interface LockTarget {
   port?: number;
   /**
    * A named lock for anything that is not a port: letters, digits, `.`, `_` and `-`, at most 64
-   * characters. Exactly one of `port` and `key` must be given.
+   * characters, not starting with `.` (a hidden file no listing would show). Exactly one of `port` and `key` must be given.
    */
   key?: string;
   /**
@@ -49,13 +49,14 @@ export interface AcquireOptions extends LockTarget {
   interlock?: 'auto' | 'off';
   /**
    * Called once if the lock is lost while held: its record was removed or replaced by someone
-   * else. Only where the record alone decides (no interlock): a kernel interlock cannot be lost.
+   * else (only where the record alone decides: a kernel interlock cannot be lost), or, for a key
+   * lock, its lock directory was removed, moved away or replaced.
    * Stop serving when it is called; another process may hold the lock now.
    */
   onLost?: (error: LockLostError) => void;
   /**
-   * How often, in milliseconds, a holder without an interlock re-reads its record to notice a
-   * lost lock (only with `onLost`).
+   * How often, in milliseconds, a holder re-reads its record (without an interlock) or looks at
+   * its key lock's directory to notice a lost lock (only with `onLost`).
    * @default 1000
    */
   recheckInterval?: number;
@@ -110,6 +111,14 @@ export interface LockRecord {
   netns?: string;
   /** The pid namespace the holder runs in (Linux, `/proc/self/ns/pid`); its pid means nothing outside it. */
   pidns?: string;
+  /** The holder's thread within its process (`worker_threads.threadId`, 0 for the main thread). */
+  thread?: number;
+  /**
+   * Linux, a holder without the interlock: the id of an abstract socket name it keeps bound while
+   * it holds the lock (`portlock/holder-<id>`). The kernel frees it when the holder's thread or
+   * process ends, so a free one means the holder is gone, in whatever pid namespace it ran.
+   */
+  presence?: string;
   /** True when the holder also holds the kernel interlock; then a free interlock means it is gone. */
   interlock?: true;
   /**

@@ -104,7 +104,8 @@ function resolveDir(values: Record<string, string | boolean | undefined>, name: 
 
 /** The library's errors name its options (`dir`); here the reader types flags (`--dir`). */
 function inCliWords(error: unknown): string | undefined {
-  if (error instanceof LockDirectoryError) return lockDirectoryMessage(error.dir, error.problem, error.detail, 'cli');
+  if (error instanceof LockDirectoryError)
+    return lockDirectoryMessage(error.dir, error.problem, error.detail, 'cli', error.parent);
   if (error instanceof LockPathError) return lockPathMessage(error.lockPath, error.problem, 'cli');
   return undefined;
 }

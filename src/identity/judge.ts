@@ -69,11 +69,99 @@ function elsewhere(record: LockRecord, probe: ProcessProbe): string | undefined 
   return undefined;
 }
 
-/** Judges whether the process a record names is still the one that took the lock. */
-export function judgeHolder(record: LockRecord, context: JudgeContext): Verdict {
-  const { probe, ownsToken, interlockFree } = context;
+/**
+ * The record's pid namespace when it is known to differ from this process's: its pid then names
+ * nothing here (a container's pid 7 is some unrelated host process), and is never probed.
+ */
+function otherPidNamespace(record: LockRecord, probe: ProcessProbe): string | undefined {
+  const pidns = probe.pidns?.();
+  return record.pidns !== undefined && pidns !== undefined && record.pidns !== pidns ? record.pidns : undefined;
+}
+
+/**
+ * Whether the record was written on this kernel, this boot, in this network namespace: then its
+ * holder's kernel names (interlock, presence) are the ones this process sees, whatever hostname a
+ * UTS namespace gave it.
+ */
+function sameKernelAndNetwork(record: LockRecord, probe: ProcessProbe): boolean {
+  const bootId = probe.bootId();
+  const netns = probe.netns?.();
+  return bootId !== undefined && record.bootId === bootId && netns !== undefined && record.netns === netns;
+}
+
+// A record whose startedAt is later than now by more than this was not written at that time.
+const FUTURE_TOLERANCE_MS = 60_000;
+
+/** Why the record's `startedAt` cannot be true, or undefined when it can. */
+function impossibleTime(startedAt: string, now: number): string | undefined {
+  const at = Date.parse(startedAt);
+  if (!Number.isFinite(at)) return `its startedAt (${JSON.stringify(startedAt.slice(0, 40))}) is not a time`;
+  if (at > now + FUTURE_TOLERANCE_MS) return `its startedAt (${startedAt}) lies in the future`;
+  return undefined;
+}
+
+/** A record naming this process's pid, judged by this process's own knowledge. */
+function judgeOwnPid(record: LockRecord, context: JudgeContext): Verdict {
+  const { probe, ownsToken } = context;
   const { pid } = record;
+  if (record.token !== undefined && ownsToken(record.token)) return held('certain', 'this process holds it');
+  const ownStart = probe.ownStartTime();
+  const earlier = record.processStart !== undefined && ownStart !== undefined && record.processStart !== ownStart;
+  if (!earlier && record.thread !== undefined && record.thread !== probe.threadId && record.presence === undefined) {
+    // Another thread's record, with no presence name to tell whether that thread still runs
+    // (no abstract names on this OS): it may, so it holds the lock until this process exits.
+    return held(
+      'likely',
+      `thread ${record.thread} of this process (pid ${pid}) took it; this OS cannot tell whether that thread has ended`,
+    );
+  }
+  return stale('certain', `it names this process (pid ${pid}), which does not hold it`);
+}
+
+/**
+ * A record with a presence name, of this kernel and network namespace: the kernel says whether
+ * its holder (thread) is alive. Undefined when that does not decide.
+ */
+function judgePresence(record: LockRecord, context: JudgeContext, pidns: string | undefined): Verdict | undefined {
+  const { probe, ownsToken } = context;
+  const { pid, presence } = record;
+  if (presence === undefined || !sameKernelAndNetwork(record, probe)) return undefined;
+  const bound = probe.presenceBound?.(presence);
+  if (bound === undefined) return undefined;
+  const where = pidns === undefined ? '' : ` in another pid namespace (${pidns})`;
+  if (!bound) {
+    return stale('certain', `process ${pid}${where} is gone: the kernel has freed the name it holds while alive`);
+  }
+  if (pidns !== undefined) {
+    // Alive, but its pid means nothing here: it is stopped where it runs, never signalled from here.
+    return {
+      state: 'unknown',
+      certainty: 'certain',
+      reason: `process ${pid} runs in another pid namespace (${pidns}) and is alive there (it still holds its kernel name); stop it inside that namespace`,
+    };
+  }
+  if (pid === probe.pid && !(record.token !== undefined && ownsToken(record.token))) {
+    const thread = record.thread === undefined ? 'another thread' : `thread ${record.thread}`;
+    return held('certain', `${thread} of this process (pid ${pid}) holds it`);
+  }
+  return undefined;
+}
+
+/** Judges whether the process a record names is still the one that took the lock. */
+export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs?: number): Verdict {
+  const { probe, interlockFree } = context;
+  const { pid } = record;
+  const pidns = otherPidNamespace(record, probe);
   if (interlockFree !== undefined) {
+    // The kernel frees the interlock when its holder dies: on this kernel and network namespace, a
+    // free interlock is proof, whatever hostname (UTS namespace) or pid namespace the holder had.
+    if (record.interlock === true && sameKernelAndNetwork(record, probe)) {
+      const where = pidns === undefined ? '' : ` (in another pid namespace, ${pidns})`;
+      return stale(
+        'certain',
+        `process ${pid}${where} no longer holds the lock's interlock, which the kernel frees when it exits`,
+      );
+    }
     const where = elsewhere(record, probe);
     if (where !== undefined && interlockFree.hostLocal) {
       return stale(
@@ -88,6 +176,8 @@ export function judgeHolder(record: LockRecord, context: JudgeContext): Verdict 
       );
     }
   }
+  const byPresence = judgePresence(record, context, pidns);
+  if (byPresence !== undefined) return byPresence;
   if (record.hostname !== undefined && record.hostname !== probe.hostname()) {
     return {
       state: 'unknown',
@@ -95,13 +185,32 @@ export function judgeHolder(record: LockRecord, context: JudgeContext): Verdict 
       reason: `it was taken on host ${record.hostname}, whose processes cannot be checked from ${probe.hostname()}`,
     };
   }
-  if (pid === probe.pid) {
-    return record.token !== undefined && ownsToken(record.token)
-      ? held('certain', 'this process holds it')
-      : stale('certain', `it names this process (pid ${pid}), which does not hold it`);
-  }
   const bootId = probe.bootId();
-  if (record.bootId !== undefined && bootId !== undefined && record.bootId !== bootId) {
+  const earlierBoot = record.bootId !== undefined && bootId !== undefined && record.bootId !== bootId;
+  if (pidns !== undefined) {
+    if (earlierBoot) return stale('certain', `it was taken before the machine last booted, in another pid namespace`);
+    const there = probe.inPidNamespace?.(pidns, pid);
+    const inside = `process ${pid} of another pid namespace (${pidns})`;
+    if (there === 'gone') return stale('certain', `${inside} is gone`);
+    if (there !== undefined && record.processStart !== undefined) {
+      if (there.state === 'Z' || there.state === 'X' || there.startTime !== record.processStart) {
+        return stale('certain', `${inside} has exited (its pid now names another process, or a zombie)`);
+      }
+      // Alive; but its pid means nothing here: it is stopped where it runs, never signalled from here.
+      return {
+        state: 'unknown',
+        certainty: 'certain',
+        reason: `process ${pid} runs in another pid namespace (${pidns}) and is alive there; stop it inside that namespace`,
+      };
+    }
+    return {
+      state: 'unknown',
+      certainty: 'likely',
+      reason: `process ${pid} runs in another pid namespace (${pidns}), whose processes cannot be checked from here`,
+    };
+  }
+  if (pid === probe.pid) return judgeOwnPid(record, context);
+  if (earlierBoot) {
     return stale('certain', `it was taken before the machine last booted (pid ${pid} is from an earlier boot)`);
   }
   const existence = probe.exists(pid);
@@ -133,12 +242,25 @@ export function judgeHolder(record: LockRecord, context: JudgeContext): Verdict 
       : stale('certain', `pid ${pid} was reused: it now belongs to a process that started at another time`);
   }
   const bootMs = probe.bootTimeMs();
-  const startedAt = Date.parse(record.startedAt);
-  if (bootMs !== undefined && Number.isFinite(startedAt)) {
-    const processStartMs = bootMs + (Number(info.startTime) * 1000) / probe.ticksPerSecond;
-    if (processStartMs > startedAt + START_SLACK_MS) {
-      return stale('likely', `pid ${pid} was reused: that process started after the lock was taken`);
+  const processStartMs =
+    bootMs === undefined ? undefined : bootMs + (Number(info.startTime) * 1000) / probe.ticksPerSecond;
+  const impossible = impossibleTime(record.startedAt, probe.now());
+  if (impossible !== undefined) {
+    // A time that cannot be true vouches for nothing. The file's own mtime is the kernel's word for
+    // when the record was last written: a process that started after that did not write it.
+    if (processStartMs !== undefined && writtenMs !== undefined && processStartMs > writtenMs + START_SLACK_MS) {
+      return stale('likely', `pid ${pid} was reused: that process started after the lock file was last written`);
     }
+    // Unknown rather than held: nothing vouches for this process, so nothing may signal it.
+    return {
+      state: 'unknown',
+      certainty: 'likely',
+      reason: `process ${pid} is alive${otherUser}, but ${impossible}, so nothing confirms it is the process that took the lock (if it is not, remove the lock file)`,
+    };
+  }
+  const startedAt = Date.parse(record.startedAt);
+  if (processStartMs !== undefined && processStartMs > startedAt + START_SLACK_MS) {
+    return stale('likely', `pid ${pid} was reused: that process started after the lock was taken`);
   }
   return held(
     'likely',
@@ -148,5 +270,5 @@ export function judgeHolder(record: LockRecord, context: JudgeContext): Verdict 
 
 /** Judges a lock file as found on disk. */
 export function judgeRecordFile(file: RecordFile, context: JudgeContext): Verdict {
-  return file.record === undefined ? judgeUnreadable(file, context) : judgeHolder(file.record, context);
+  return file.record === undefined ? judgeUnreadable(file, context) : judgeHolder(file.record, context, file.mtimeMs);
 }

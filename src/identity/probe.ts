@@ -1,5 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
+import { threadId } from 'node:worker_threads';
+import { presenceBound } from '../interlock/presence.ts';
 
 /** What the process table says about a pid. */
 export type Existence = 'alive' | 'gone' | 'other-user';
@@ -32,6 +34,20 @@ export interface ProcessProbe {
   netns?(): string | undefined;
   /** Identifies this process's pid namespace; a pid means something only inside its own. */
   pidns?(): string | undefined;
+  /** This thread's id within its process (`worker_threads.threadId`: 0 for the main thread). */
+  readonly threadId?: number;
+  /**
+   * Whether a holder's presence name (see `interlock/presence.ts`) is bound in this network
+   * namespace; undefined where the OS cannot tell.
+   */
+  presenceBound?(id: string): boolean | undefined;
+  /**
+   * Linux: the process that is `pid` inside the pid namespace `pidns` (as `/proc/self/ns/pid`
+   * names it), as the kernel shows it to this process: what it tells of it, `gone` when that
+   * namespace has no such pid (or no longer exists), undefined where this process cannot see it
+   * (a namespace that is not below its own, or other users' processes it may not inspect).
+   */
+  inPidNamespace?(pidns: string, pid: number): ProcessInfo | 'gone' | undefined;
   /** Identifies the current boot; undefined where the OS has no such notion. */
   bootId(): string | undefined;
   /** When the current boot began, epoch milliseconds; undefined where unknown. */
@@ -119,9 +135,62 @@ function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
   return info;
 }
 
+/** A process's pid in each pid namespace from this /proc's down to its own (`NSpid`). */
+function nsPids(pid: string): string[] | undefined {
+  return /^NSpid:\s*([\d\s]+)$/m
+    .exec(readText(`/proc/${pid}/status`) ?? '')?.[1]
+    ?.trim()
+    .split(/\s+/);
+}
+
+/**
+ * Finds the process that is `pid` in pid namespace `pidns` among those this process can see:
+ * `/proc/<p>/ns/pid` names its namespace, and the last `NSpid` of `/proc/<p>/status` is its pid
+ * there. A namespace nested below this one shows all its processes here; one that is not (a
+ * sibling container, the host seen from a container) shows none, which proves nothing.
+ */
+function linuxInPidNamespace(pidns: string, pid: number): ProcessInfo | 'gone' | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
+  let unseen = false;
+  let members = 0;
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let ns: string;
+    try {
+      ns = readlinkSync(`/proc/${entry}/ns/pid`);
+    } catch (error) {
+      // Not inspectable (another user's, or not dumpable): it may be in that namespace only if
+      // its NSpid shows it nested in one below this /proc's own.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' && nsPids(entry)?.length !== 1) unseen = true;
+      continue;
+    }
+    if (ns !== pidns) continue;
+    members++;
+    if (nsPids(entry)?.at(-1) !== String(pid)) continue;
+    const info = linuxInfo(Number(entry));
+    // Its tgid is a host pid; in its own namespace it is the process itself.
+    return info === 'gone' || info === undefined ? info : { ...info, tgid: pid };
+  }
+  // Not found: gone, provided every process could be looked at, and that namespace is one this
+  // process sees into. Every pid namespace is nested in the initial one, so seen from there, a
+  // namespace without a process has ended (a namespace ends with its last process).
+  if (unseen) return undefined;
+  return members > 0 || systemProbe.pidns?.() === INITIAL_PID_NAMESPACE ? 'gone' : undefined;
+}
+
+// The kernel's fixed inode number of the initial pid namespace (PROC_PID_INIT_INO).
+const INITIAL_PID_NAMESPACE = 'pid:[4026531836]';
+
 /** The probe of the machine this process runs on. */
 export const systemProbe: ProcessProbe = {
   pid: process.pid,
+  threadId,
+  presenceBound,
   hostname: once(() => hostname()),
   user: once(() => {
     try {
@@ -151,6 +220,7 @@ export const systemProbe: ProcessProbe = {
     return match?.[1] === undefined ? undefined : Number(match[1]) * 1000;
   }),
   exists: processExists,
+  inPidNamespace: (pidns, pid) => (isLinux ? linuxInPidNamespace(pidns, pid) : undefined),
   info: (pid) => (isLinux ? linuxInfo(pid) : undefined),
   ownStartTime: once(() => {
     const stat = isLinux ? readText('/proc/self/stat') : undefined;

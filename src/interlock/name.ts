@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { crypto } from '../lazy-crypto.ts';
 import type { LockScope } from '../options/validate.ts';
 
@@ -23,10 +23,42 @@ export function interlockName(scope: LockScope, dir: string, platform: NodeJS.Pl
     } catch {
       // Not created yet: its spelling is the best name there is.
     }
-    scoped = `key-${crypto().createHash('sha256').update(where).digest('hex').slice(0, 16)}-${scope.key}`;
+    scoped = `key-${digest(where)}-${scope.key}`;
   }
+  return platformName(scoped, platform);
+}
+
+const digest = (text: string): string => crypto().createHash('sha256').update(text).digest('hex').slice(0, 16);
+
+function platformName(scoped: string, platform: NodeJS.Platform): string | undefined {
   // Linux abstract Unix sockets: no file, scoped to the network namespace exactly as ports are.
   if (platform === 'linux') return `\0portlock/${scoped}`;
   if (platform === 'win32') return `\\\\.\\pipe\\portlock-${scoped}`;
   return undefined;
+}
+
+/**
+ * A key lock's second kernel name, from its directory's real path, held beside the first (from the
+ * directory's identity): a directory moved away, or deleted and created anew at the same path,
+ * has a new identity but the same path, so a lock taken in the new one still meets the holder of
+ * the old one. Undefined where the directory cannot be resolved, or the OS has no such names.
+ */
+export function keyPathName(key: string, dir: string, platform: NodeJS.Platform = process.platform) {
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    return undefined;
+  }
+  return platformName(`keypath-${digest(real)}-${key}`, platform);
+}
+
+/** The identity (device and inode) of a directory now, or undefined when it is gone. */
+export function directoryIdentity(dir: string): string | undefined {
+  try {
+    const { dev, ino } = statSync(dir, { bigint: true });
+    return `${dev}:${ino}`;
+  } catch {
+    return undefined;
+  }
 }

@@ -4,7 +4,8 @@ import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict }
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, waitForRelease } from '../interlock/client.ts';
 import { socketHolders } from '../interlock/holders.ts';
-import { interlockName } from '../interlock/name.ts';
+import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
+import { bindPresence } from '../interlock/presence.ts';
 import { Interlock } from '../interlock/server.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
@@ -26,6 +27,8 @@ const POLL_MAX_MS = 25;
 
 type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   viaInterlock?: boolean;
+  /** The kernel name found taken (a key lock holds two): the one to ask, and to wait on. */
+  takenName?: string;
   unidentified?: boolean;
   /** Who holds the interlock, when its holder does not answer and is not the one recorded. */
   holders?: InterlockHolder[];
@@ -89,6 +92,42 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   };
 }
 
+/**
+ * Binds a lock's kernel name and, for a key, the second name from its directory's real path (see
+ * `keyPathName`): held only while holding both. Returns the name found taken, if one is.
+ */
+async function bindBoth(
+  name: string,
+  scope: LockScope,
+  dir: string,
+): Promise<{ first: Interlock; second?: Interlock } | string | undefined> {
+  const first = await Interlock.bind(name);
+  if (first === 'taken') return name;
+  if (first === 'unavailable') return undefined;
+  const pathName = scope.kind === 'key' ? keyPathName(scope.key, dir) : undefined;
+  if (pathName === undefined || pathName === name) return { first };
+  const second = await Interlock.bind(pathName);
+  if (second === 'taken') {
+    first.close();
+    return pathName;
+  }
+  return second === 'unavailable' ? { first } : { first, second };
+}
+
+/** Whether a key lock's directory is still the one it was taken in (not moved away, removed or replaced). */
+function dirWatch(dir: string): () => boolean {
+  const identity = directoryIdentity(dir);
+  return () => directoryIdentity(dir) === identity;
+}
+
+/** Binds a presence name for this try's record (Linux, where the probe can check one). */
+async function presenceOf(probe: ProcessProbe): Promise<{ id: string; bound: Interlock } | undefined> {
+  if (probe.presenceBound === undefined) return undefined;
+  const id = newToken().slice(0, 16);
+  const bound = await bindPresence(id);
+  return bound && { id, bound };
+}
+
 /** One try: bind the interlock where there is one, then publish or reclaim the record. */
 async function tryOnce(
   options: ResolvedAcquire,
@@ -102,46 +141,60 @@ async function tryOnce(
   // Named only now that the directory exists: a key's name uses its real path.
   const name = interlockNameOf();
   let interlock: Interlock | undefined;
+  const companions: Interlock[] = [];
   if (name !== undefined) {
-    const bound = await Interlock.bind(name);
-    if (bound === 'taken') {
+    const bound = await bindBoth(name, scope, dir);
+    if (typeof bound === 'string') {
       // A waiter only needs to know when the holder leaves; asking who it is can wait for the refusal.
-      return identifyHolder ? heldByInterlock(name, options, probe) : { ...UNIDENTIFIED, viaInterlock: true };
+      const refusal = identifyHolder
+        ? await heldByInterlock(bound, options, probe)
+        : { ...UNIDENTIFIED, viaInterlock: true };
+      return { ...refusal, takenName: bound };
     }
-    if (bound !== 'unavailable') interlock = bound;
+    interlock = bound?.first;
+    if (bound?.second !== undefined) companions.push(bound.second);
   }
   let lock: Lock | undefined;
   let record: LockRecord;
   let token: string;
   const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port' });
   let attempt: Attempt;
+  // Without the interlock, a kernel name of this holder's own tells other threads and namespaces it is alive.
+  const presence = interlock === undefined ? await presenceOf(probe) : undefined;
+  if (presence !== undefined) companions.push(presence.bound);
+  const closeAll = () => {
+    interlock?.close();
+    for (const companion of companions) companion.close();
+  };
   try {
     // Made only once the interlock is ours: a refusal needs neither a record nor a token.
     token = tokenOf();
-    record = createRecord(scope, options.name, token, probe, interlock !== undefined);
-    interlock?.answerWith({ record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest });
+    record = createRecord(scope, options.name, token, probe, interlock !== undefined, presence?.id);
+    const answers = { record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest };
+    interlock?.answerWith(answers);
+    if (interlock !== undefined) for (const companion of companions) companion.answerWith(answers);
     attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
   } catch (error) {
-    interlock?.close();
+    closeAll();
     throw error;
   }
   if (attempt.kind !== 'acquired') {
-    interlock?.close();
+    closeAll();
     return attempt;
   }
-  if (attempt.reclaimed) {
-    try {
-      sweepLeftovers(path, probe, judge);
-    } catch {
-      // Tidying up after others is a courtesy; the lock is ours either way.
-    }
+  try {
+    // What dead processes left next to this lock (a full disk, a crash mid-publish) goes now.
+    sweepLeftovers(path, probe, judge);
+  } catch {
+    // Tidying up after others is a courtesy; the lock is ours either way.
   }
   const lostWatch = options.onLost && {
     target: describeScope(scope),
     intervalMs: options.recheckInterval,
     onLost: options.onLost,
+    ...(interlock !== undefined && scope.kind === 'key' && { dirStillThere: dirWatch(dir) }),
   };
-  lock = new Lock(path, record, token, interlock, lostWatch);
+  lock = new Lock(path, record, token, interlock, lostWatch, companions);
   return { ...attempt, lock };
 }
 
@@ -173,9 +226,10 @@ export async function acquireLockWith(
   const resolved = resolveAcquire(options);
   const { dir, scope, wait, signal } = resolved;
   signal?.throwIfAborted();
-  let name: string | undefined | null = resolved.interlock === 'auto' ? null : undefined;
+  // Derived anew on every try: the directory may have been replaced since the last one.
+  let name: string | undefined;
   const interlockNameOf = () => {
-    if (name === null) name = interlockName(scope, dir);
+    name = resolved.interlock === 'auto' ? interlockName(scope, dir) : undefined;
     return name;
   };
   // Drawn when first needed, and kept across tries: judges must know it for ours from then on.
@@ -200,15 +254,16 @@ export async function acquireLockWith(
         signal?.throwIfAborted();
         continue;
       }
+      const taken = tried.takenName ?? name;
       if (elapsed >= wait) {
-        if (!tried.unidentified || !name || !identify) throw heldError(resolved, tried, probe.now());
-        const identified = await heldByInterlock(name, resolved, probe);
+        if (!tried.unidentified || !taken || !identify) throw heldError(resolved, tried, probe.now());
+        const identified = await heldByInterlock(taken, resolved, probe);
         if (identified.kind === 'held') throw heldError(resolved, identified, probe.now());
         // The holder left while we were asking: one last try.
         continue;
       }
       // The holder's interlock tells a waiter the moment it is released; otherwise poll.
-      if (tried.viaInterlock && name && (await waitForRelease(name, wait - elapsed, signal)) !== 'poll') {
+      if (tried.viaInterlock && taken && (await waitForRelease(taken, wait - elapsed, signal)) !== 'poll') {
         signal?.throwIfAborted();
         continue;
       }

@@ -1,4 +1,5 @@
-import { LockDirectoryError } from '../errors.ts';
+import { basename } from 'node:path';
+import { DISK_FULL_CODES, DiskFullError, LockDirectoryError } from '../errors.ts';
 import type { Verdict } from '../identity/judge.ts';
 import { publishExclusive } from '../record/publish.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
@@ -44,6 +45,18 @@ export function attemptAcquire(
   bytes: Buffer,
   judge: (file: RecordFile) => Verdict,
 ): Attempt {
+  try {
+    return attemptOnce(dir, path, bytes, judge);
+  } catch (error) {
+    // A full disk, in one line: the record (or a reclaim's claim) could not be written, and was not left half-written.
+    if (DISK_FULL_CODES.has((error as NodeJS.ErrnoException).code ?? '')) {
+      throw new DiskFullError(dir, `there is no room to write the lock record ${basename(path)}`);
+    }
+    throw error;
+  }
+}
+
+function attemptOnce(dir: string, path: string, bytes: Buffer, judge: (file: RecordFile) => Verdict): Attempt {
   if (publish(dir, path, bytes)) return { kind: 'acquired', reclaimed: false };
   const file = readRecordFile(path);
   if (file === undefined) {

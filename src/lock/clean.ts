@@ -1,14 +1,16 @@
 import { unlinkSync } from 'node:fs';
 import { basename } from 'node:path';
+import { DISK_FULL_CODES, DiskFullError } from '../errors.ts';
 import { systemProbe } from '../identity/probe.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { createRecord, newToken, serializeRecord } from '../record/record.ts';
-import type { CleanOptions, CleanResult, LockTarget, RemoveStaleResult } from '../types.ts';
+import type { CleanOptions, CleanResult, LockInspection, LockTarget, RemoveStaleResult } from '../types.ts';
 import { judgeWith } from './acquire.ts';
 import { actOnStale } from './claim-chain.ts';
 import { judgeLock, listLocks, toInspection } from './inspect.ts';
+import { sweepDirectoryLeftovers } from './leftovers.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /**
@@ -75,6 +77,9 @@ export async function cleanLocks(options: CleanOptions = {}): Promise<CleanResul
   const dryRun = options.dryRun === true;
   const found = await listLocks({ dir });
   const result: CleanResult = { removed: [], kept: [] };
+  const full: LockInspection[] = [];
+  // Leftovers of dead processes go first: removing them needs no room, and frees some.
+  if (!dryRun) sweepDirectoryLeftovers(dir, systemProbe, judgeWith(systemProbe));
   for (const lock of found) {
     const scope = scopeOfFileName(basename(lock.path));
     if (lock.state !== 'stale' || scope === undefined) {
@@ -85,8 +90,40 @@ export async function cleanLocks(options: CleanOptions = {}): Promise<CleanResul
       result.removed.push(lock);
       continue;
     }
-    const { removed, ...now } = await removeIfStale(lock.path, scope, dir, name);
+    const removal = await removeUnlessDiskFull(lock.path, scope, dir, name);
+    if (removal === 'disk-full') {
+      full.push(lock);
+      continue;
+    }
+    const { removed, ...now } = removal;
     (removed ? result.removed : result.kept).push(now);
   }
+  if (full.length > 0) throw diskFull(dir, full, result);
   return result;
+}
+
+/** Removes a stale lock, or says the disk is too full to write the claim that removal needs. */
+async function removeUnlessDiskFull(
+  path: string,
+  scope: LockScope,
+  dir: string,
+  name: string,
+): Promise<RemoveStaleResult | 'disk-full'> {
+  try {
+    return await removeIfStale(path, scope, dir, name);
+  } catch (error) {
+    if (DISK_FULL_CODES.has((error as NodeJS.ErrnoException).code ?? '')) return 'disk-full';
+    throw error;
+  }
+}
+
+function diskFull(dir: string, full: LockInspection[], { removed }: CleanResult): DiskFullError {
+  const files = full.map((lock) => basename(lock.path)).join(', ');
+  const count = `${full.length} stale lock file${full.length === 1 ? '' : 's'}`;
+  return new DiskFullError(
+    dir,
+    `could not remove ${count} (${files}), since a safe removal first writes a small claim file${
+      removed.length > 0 ? `; removed ${removed.length}` : ''
+    }`,
+  );
 }

@@ -25,6 +25,11 @@ export interface LostWatch {
   target: string;
   intervalMs: number;
   onLost: (error: LockLostError) => void;
+  /**
+   * For a lock held through the interlock, which cannot be lost with its record: whether its
+   * directory is still the one it was taken in (a key lock's directory may be moved or replaced).
+   */
+  dirStillThere?: () => boolean;
 }
 
 export class Lock implements LockHandle {
@@ -33,15 +38,25 @@ export class Lock implements LockHandle {
   onStopRequest: StopRequestHandler | undefined = undefined;
   readonly #token: string;
   readonly #interlock: Interlock | undefined;
+  /** Kernel names held beside the interlock (a key's second name, a holder's presence). */
+  readonly #companions: Interlock[];
   #recheck: NodeJS.Timeout | undefined;
   #released = false;
 
-  constructor(path: string, record: LockRecord, token: string, interlock?: Interlock, lostWatch?: LostWatch) {
+  constructor(
+    path: string,
+    record: LockRecord,
+    token: string,
+    interlock?: Interlock,
+    lostWatch?: LostWatch,
+    companions: Interlock[] = [],
+  ) {
     this.path = path;
+    this.#companions = companions;
     this.record = Object.freeze({ ...record });
     this.#token = token;
     this.#interlock = interlock;
-    if (lostWatch !== undefined && interlock === undefined) this.#watch(lostWatch);
+    if (lostWatch !== undefined && (interlock === undefined || lostWatch.dirStillThere)) this.#watch(lostWatch);
   }
 
   get interlocked(): boolean {
@@ -53,9 +68,9 @@ export class Lock implements LockHandle {
   }
 
   /** Looks at the record now and then; a record gone or replaced means the lock was lost. */
-  #watch({ target, intervalMs, onLost }: LostWatch): void {
+  #watch({ target, intervalMs, onLost, dirStillThere }: LostWatch): void {
     this.#recheck = setInterval(() => {
-      if (isOurs(this.path, this.#token)) return;
+      if (dirStillThere ? dirStillThere() : isOurs(this.path, this.#token)) return;
       clearInterval(this.#recheck);
       this.#recheck = undefined;
       const now = readRecordFileQuietly(this.path)?.record;
@@ -74,6 +89,7 @@ export class Lock implements LockHandle {
       removeIfOwned(this.path, this.#token);
     } finally {
       this.#interlock?.close();
+      for (const companion of this.#companions) companion.close();
       ownTokens.delete(this.#token);
     }
   }

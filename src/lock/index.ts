@@ -1,6 +1,7 @@
 // The lock alone, as `portlock/lock`: everything but the agent, so that a tool that only needs the
 // lock loads neither the agent nor node:http. The package's main entry adds the agent to this.
 export {
+  DiskFullError,
   LockDirectoryError,
   LockHeldError,
   LockLostError,

@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Verdict } from '../identity/judge.ts';
 import type { ProcessProbe } from '../identity/probe.ts';
@@ -6,6 +6,18 @@ import { TEMP_SUFFIX } from '../record/publish.ts';
 import { type RecordFile, readRecordFileQuietly } from '../record/read-record.ts';
 import { unlinkQuietly } from '../record/unlink-quietly.ts';
 import { CLAIM_INFIX, followClaims } from './claim-chain.ts';
+
+// A temp file lives for microseconds. One this old is left over, even where its pid cannot be
+// checked (a writer in another pid namespace has a pid that means nothing here).
+const TEMP_MAX_AGE_MS = 5000;
+
+function isOld(path: string, probe: ProcessProbe): boolean {
+  try {
+    return probe.now() - statSync(path).mtimeMs >= TEMP_MAX_AGE_MS;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Removes what processes killed in the middle of taking a lock left next to it: temp files of
@@ -34,7 +46,7 @@ export function sweepLeftovers(lockPath: string, probe: ProcessProbe, judge: (fi
     const path = join(dir, name);
     const temp = TEMP_SUFFIX.exec(name);
     if (temp?.[1] !== undefined) {
-      if (probe.exists(Number(temp[1])) === 'gone') removed.push(path);
+      if (probe.exists(Number(temp[1])) === 'gone' && isOld(path, probe)) removed.push(path);
       continue;
     }
     const at = name.indexOf(CLAIM_INFIX);
@@ -47,4 +59,32 @@ export function sweepLeftovers(lockPath: string, probe: ProcessProbe, judge: (fi
   }
   for (const path of removed) unlinkQuietly(path);
   return removed;
+}
+
+/**
+ * Sweeps the leftovers of every lock in a directory, also of locks that have no record any more
+ * (a publish cut short by a crash or a full disk). Returns the paths removed.
+ */
+export function sweepDirectoryLeftovers(
+  dir: string,
+  probe: ProcessProbe,
+  judge: (file: RecordFile) => Verdict,
+): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const locks = new Set<string>();
+  for (const name of names) {
+    // `<lock>.<pid>.<salt>.tmp`, `<lock>.claim-<id>` and `<lock>.claim-<id>.<pid>.<salt>.tmp`.
+    const temp = TEMP_SUFFIX.exec(name);
+    let lock = temp === null ? name : name.slice(0, temp.index);
+    const claim = lock.lastIndexOf(CLAIM_INFIX);
+    if (claim > 0) lock = lock.slice(0, claim);
+    else if (temp === null) continue;
+    if (lock.endsWith('.lock')) locks.add(lock);
+  }
+  return [...locks].flatMap((lock) => sweepLeftovers(join(dir, lock), probe, judge));
 }

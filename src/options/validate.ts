@@ -30,9 +30,10 @@ export function validateKey(key: unknown): string {
   if (typeof key !== 'string') {
     throw new TypeError(`key must be a string, got ${describe(key)}`);
   }
-  if (!SAFE_NAME.test(key) || key.includes('..') || /^\.+$/.test(key)) {
+  // A key starting with '.' would name a hidden file, which `list` and `clean` never show.
+  if (!SAFE_NAME.test(key) || key.includes('..') || key.startsWith('.')) {
     throw new RangeError(
-      `key must be 1 to 64 letters, digits, '.', '_' or '-' (no '/' and no '..'), got ${describe(key)}`,
+      `key must be 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' (no '/' and no '..'), got ${describe(key)}`,
     );
   }
   if (PORT_FILE_STEM.test(key)) {

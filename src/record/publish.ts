@@ -20,14 +20,29 @@ export function tempPathFor(path: string, pid = process.pid): string {
 
 export const TEMP_SUFFIX = /\.(\d+)\.[0-9a-f]{12}\.tmp$/;
 
-/** Creates `path` with `bytes`, failing with EEXIST when it exists. Never follows a symlink. */
+/**
+ * Creates `path` with `bytes`, failing with EEXIST when it exists. Never follows a symlink. A write
+ * that fails (a full disk) removes the file it created: nothing is left half-written.
+ */
 function writeNew(path: string, bytes: Buffer): void {
   const fd = openSync(path, CREATE_FLAGS, 0o600);
   try {
     let written = 0;
     while (written < bytes.length) written += writeSync(fd, bytes, written);
-  } finally {
+  } catch (error) {
+    try {
+      closeSync(fd);
+    } finally {
+      unlinkQuietly(path);
+    }
+    throw error;
+  }
+  try {
+    // Some file systems report a full disk only when the file is closed.
     closeSync(fd);
+  } catch (error) {
+    unlinkQuietly(path);
+    throw error;
   }
 }
 

@@ -18,6 +18,7 @@ export function createRecord(
   token: string,
   probe: ProcessProbe,
   interlocked = false,
+  presence?: string,
 ): LockRecord {
   const user = probe.user();
   const processStart = probe.ownStartTime();
@@ -36,6 +37,8 @@ export function createRecord(
     ...(bootId === undefined ? {} : { bootId }),
     ...(netns === undefined ? {} : { netns }),
     ...(pidns === undefined ? {} : { pidns }),
+    ...(probe.threadId === undefined ? {} : { thread: probe.threadId }),
+    ...(presence === undefined ? {} : { presence }),
     ...(interlocked ? { interlock: true as const } : {}),
     token,
   };
@@ -65,6 +68,8 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   bootId: optional(isString),
   netns: optional(isString),
   pidns: optional(isString),
+  thread: optional((value): value is number => Number.isSafeInteger(value) && (value as number) >= 0),
+  presence: optional((value): value is string => isString(value) && /^[0-9a-f]{16,64}$/.test(value)),
   interlock: (value) => value === undefined || value === true,
   token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
 };

@@ -126,7 +126,6 @@ describe('judgeHolder', () => {
     const late = alive({ startTime: ticksAfterBoot(3_700_000) });
     const noBoot = fakeProbe({ [HOLDER]: late }, { bootTimeMs: () => undefined });
     expectVerdict(judge(oldFormat(TAKEN_AT), noBoot), 'held', 'likely', /no start time/);
-    expectVerdict(judge(oldFormat('yesterday'), fakeProbe({ [HOLDER]: late })), 'held', 'likely', /no start time/);
   });
 
   it('calls a live pid held, likely, on an OS without /proc', () => {
@@ -222,5 +221,98 @@ describe('judgeHolder with the interlock known to be free', () => {
     const probe = fakeProbe({ [HOLDER]: alive() }, { netns: () => 'net:[1]' });
     const verdict = judgeFree(record({ netns: 'net:[2]', interlock: true }), probe, true);
     expectVerdict(verdict, 'stale', 'certain', /another network namespace \(net:\[2\]\)/);
+  });
+});
+
+describe('judgeHolder across namespaces, threads and impossible times', () => {
+  const NS = { netns: () => 'net:[1]', pidns: () => 'pid:[1]' };
+  const judgeFree = (rec: LockRecord, probe: ProcessProbe, hostLocal = false) =>
+    judgeHolder(rec, { probe, ownsToken: () => false, interlockFree: { hostLocal } });
+
+  it('never probes a pid of another pid namespace: unknown, saying so, even when that pid is alive here', () => {
+    const probe = fakeProbe({ [HOLDER]: alive() }, NS);
+    const verdict = judge(record({ netns: 'net:[1]', pidns: 'pid:[2]' }), probe);
+    expectVerdict(verdict, 'unknown', 'likely', /process 4242 runs in another pid namespace \(pid:\[2\]\)/);
+  });
+
+  it("finds a holder of another pid namespace through the kernel's view of that namespace, never by its pid here", () => {
+    const inside = record({ netns: 'net:[1]', pidns: 'pid:[2]' });
+    const seeing = (there: ReturnType<NonNullable<ProcessProbe['inPidNamespace']>>) =>
+      fakeProbe({}, { ...NS, inPidNamespace: (ns, pid) => (ns === 'pid:[2]' && pid === HOLDER ? there : 'gone') });
+    expectVerdict(judge(inside, seeing('gone')), 'stale', 'certain', /of another pid namespace \(pid:\[2\]\) is gone/);
+    const running = { state: 'S', startTime: HOLDER_START, tgid: HOLDER };
+    expectVerdict(judge(inside, seeing(running)), 'unknown', 'certain', /alive there; stop it inside that namespace/);
+    const reused = { ...running, startTime: ticksAfterBoot(9_000_000) };
+    expectVerdict(judge(inside, seeing(reused)), 'stale', 'certain', /has exited/);
+    expectVerdict(judge(inside, seeing(undefined)), 'unknown', 'likely', /cannot be checked from here/);
+  });
+
+  it('does not take a record of another pid namespace naming this pid for its own', () => {
+    const probe = fakeProbe({}, { ...NS, pid: HOLDER });
+    const verdict = judge(record({ netns: 'net:[1]', pidns: 'pid:[2]' }), probe, [TOKEN]);
+    expectVerdict(verdict, 'unknown', 'likely', /another pid namespace/);
+  });
+
+  it('calls an interlocked record of another pid namespace stale when the interlock is free', () => {
+    const verdict = judgeFree(record({ netns: 'net:[1]', pidns: 'pid:[2]', interlock: true }), fakeProbe({}, NS));
+    expectVerdict(verdict, 'stale', 'certain', /another pid namespace.*no longer holds the lock's interlock/);
+  });
+
+  it('calls an interlocked key record of another hostname (UTS namespace) stale when this kernel frees the interlock', () => {
+    const rec = record({ hostname: 'box-in-container', netns: 'net:[1]', interlock: true });
+    expectVerdict(judgeFree(rec, fakeProbe({}, NS)), 'stale', 'certain', /no longer holds the lock's interlock/);
+    // Another boot or another network namespace: that interlock is not the one seen here.
+    const otherNet = record({ hostname: 'box-in-container', netns: 'net:[9]', interlock: true });
+    expectVerdict(judgeFree(otherNet, fakeProbe({}, NS)), 'unknown', 'likely', /box-in-container/);
+    const otherBoot = record({ hostname: 'box-in-container', netns: 'net:[1]', bootId: 'x', interlock: true });
+    expectVerdict(judgeFree(otherBoot, fakeProbe({}, NS)), 'unknown', 'likely', /box-in-container/);
+  });
+
+  it('judges a record with a presence name by whether the kernel still has that name bound', () => {
+    const bound = new Set(['1234567890abcdef']);
+    const probe = fakeProbe({ [HOLDER]: alive() }, { ...NS, presenceBound: (id) => bound.has(id) });
+    const inside = { netns: 'net:[1]', pidns: 'pid:[2]' };
+    expectVerdict(
+      judge(record({ ...inside, presence: '1234567890abcdef' }), probe),
+      'unknown',
+      'certain',
+      /runs in another pid namespace \(pid:\[2\]\) and is alive there/,
+    );
+    expectVerdict(
+      judge(record({ ...inside, presence: 'fedcba0987654321' }), probe),
+      'stale',
+      'certain',
+      /process 4242 in another pid namespace \(pid:\[2\]\) is gone/,
+    );
+  });
+
+  it("calls a record of another thread of this process held while that thread's presence name is bound", () => {
+    const bound = new Set<string>(['1234567890abcdef']);
+    const probe = fakeProbe({}, { ...NS, pid: HOLDER, threadId: 0, presenceBound: (id) => bound.has(id) });
+    const rec = record({ netns: 'net:[1]', pidns: 'pid:[1]', thread: 3, presence: '1234567890abcdef' });
+    expectVerdict(judge(rec, probe), 'held', 'certain', /thread 3 of this process \(pid 4242\) holds it/);
+    bound.clear();
+    expectVerdict(judge(rec, probe), 'stale', 'certain', /is gone/);
+  });
+
+  it('keeps a record of another thread held, likely, where no presence name can tell', () => {
+    const probe = fakeProbe({}, { pid: HOLDER, threadId: 0, ownStartTime: () => HOLDER_START });
+    expectVerdict(judge(record({ thread: 2 }), probe), 'held', 'likely', /thread 2 of this process/);
+    // Written by an earlier process that had this pid: stale.
+    const earlier = fakeProbe({}, { pid: HOLDER, threadId: 0, ownStartTime: () => ticksAfterBoot(9_000_000) });
+    expectVerdict(judge(record({ thread: 2 }), earlier), 'stale', 'certain', /does not hold it/);
+  });
+
+  it('takes an impossible startedAt for no evidence: unknown (never signalled), until the pid started after the file was written', () => {
+    const future = new Date(FAKE_NOW + 3_600_000).toISOString();
+    const probe = fakeProbe({ [HOLDER]: alive() });
+    const writtenBefore = FAKE_BOOT_MS + 3_700_000; // after the holder started
+    for (const startedAt of [future, 'yesterday']) {
+      const verdict = judgeHolder(oldFormat(startedAt), { probe, ownsToken: () => false }, writtenBefore);
+      expectVerdict(verdict, 'unknown', 'likely', /(lies in the future|is not a time).*remove the lock file/);
+      // The file was last written before that pid's process started: not its writer.
+      const reused = judgeHolder(oldFormat(startedAt), { probe, ownsToken: () => false }, FAKE_BOOT_MS + 1000);
+      expectVerdict(reused, 'stale', 'likely', /started after the lock file was last written/);
+    }
   });
 });

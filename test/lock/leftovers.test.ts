@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { systemProbe } from '../../src/identity/probe.ts';
-import { acquireLock } from '../../src/index.ts';
+import { acquireLock, cleanLocks } from '../../src/index.ts';
 import { judgeWith } from '../../src/lock/acquire.ts';
 import { claimPathFor } from '../../src/lock/claim-chain.ts';
 import { sweepLeftovers } from '../../src/lock/leftovers.ts';
@@ -42,8 +42,9 @@ describe('sweepLeftovers', () => {
       `${lock}.old.claim-${token(4)}`,
       'notes.txt',
     ];
-    writeRecord(join(dir, removable[0] ?? ''), 'half a record');
-    writeRecord(join(dir, removable[1] ?? ''), 'half a claim');
+    // A temp file of a dead pid is a leftover once it is older than a publish could take.
+    writeRecord(join(dir, removable[0] ?? ''), 'half a record', 60_000);
+    writeRecord(join(dir, removable[1] ?? ''), 'half a claim', 60_000);
     writeRecord(join(dir, removable[2] ?? ''), await deadRecord({ port, token: token(9) }));
     // An old unreadable claim is garbage; a fresh one may still be being written.
     writeRecord(join(dir, removable[3] ?? ''), '{', 60_000);
@@ -84,6 +85,27 @@ describe('sweepLeftovers', () => {
     assert.deepEqual(readdirSync(dir), ['cache.lock.claim-x.lock']);
   });
 
+  it('keeps a fresh temp file even of a pid that is gone here: its writer may run in another pid namespace', async () => {
+    const { dir, port, path } = await portLockTarget();
+    const name = `agent-${port}.lock.${await deadPid()}.0123456789ab.tmp`;
+    writeRecord(join(dir, name), 'being written');
+    assert.deepEqual(sweepLeftovers(path, systemProbe, judge), []);
+    assert.deepEqual(readdirSync(dir), [name]);
+  });
+
+  it('runs after every acquire, and clean sweeps the leftovers of locks without a record', async () => {
+    const { dir, port } = await portLockTarget();
+    const dead = await deadPid();
+    const other = `build.lock.${dead}.0123456789ab.tmp`;
+    writeRecord(join(dir, `agent-${port}.lock.${dead}.0123456789ab.tmp`), 'cut short', 60_000);
+    writeRecord(join(dir, other), 'cut short', 60_000);
+    const lock = await acquireLock({ port, dir });
+    assert.deepEqual(readdirSync(dir).sort(), [`agent-${port}.lock`, other]);
+    await lock.release();
+    await cleanLocks({ dir });
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
   it('returns [] when the directory is gone', () => {
     assert.deepEqual(sweepLeftovers(join(tempDir(), 'missing', 'a.lock'), systemProbe, judge), []);
   });
@@ -92,7 +114,7 @@ describe('sweepLeftovers', () => {
     const { dir, port, path } = await portLockTarget();
     const dead = await deadPid();
     writeRecord(path, await deadRecord({ port, token: token(1) }));
-    writeRecord(join(dir, `agent-${port}.lock.${dead}.0123456789ab.tmp`), 'half a record');
+    writeRecord(join(dir, `agent-${port}.lock.${dead}.0123456789ab.tmp`), 'half a record', 60_000);
     writeRecord(claimPathFor(path, token(4)), await deadRecord({ port, token: token(5) }));
     const lock = await acquireLock({ port, dir });
     assert.equal(JSON.parse(readFileSync(path, 'utf8')).token, lock.record.token);

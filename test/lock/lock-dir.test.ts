@@ -129,4 +129,53 @@ describe('the lock directory', () => {
     assert.ok(outcome.error.message.includes(dir));
     assert.equal(existsSync(dir), false);
   });
+
+  describe('every directory above it, up to /, checked as OpenSSH checks the path to authorized_keys', () => {
+    /** Asserts that acquire is refused for `dir`, naming `parent` and the fix, and writes nothing. */
+    async function assertUnsafeParent(dir: string, parent: string, watched: string) {
+      const before = snapshot(watched);
+      await assert.rejects(acquireLock({ port: await freePort(), dir }), (error) => {
+        assert.ok(error instanceof LockDirectoryError, String(error));
+        assert.equal(error.problem, 'unsafe-parent');
+        assert.equal(error.parent, parent);
+        assert.ok(error.message.includes(`${parent} is `), error.message);
+        assert.ok(error.message.includes(`chmod go-w ${parent}`), error.message);
+        return true;
+      });
+      assert.deepEqual(snapshot(watched), before, 'nothing was written, no directory made');
+    }
+
+    it('refuses a lock directory below one that others can write (mode 0777, no sticky bit)', {
+      skip: !posix,
+    }, async () => {
+      const shared = join(tempDir(), 'shared');
+      mkdirSync(shared);
+      chmodSync(shared, 0o777);
+      const dir = join(shared, 'me', 'locks');
+      await assertUnsafeParent(dir, shared, shared);
+      // The same directory made sticky, as /tmp is: others cannot move this user's entries.
+      chmodSync(shared, 0o1777);
+      const lock = await acquireLock({ port: await freePort(), dir });
+      await lock.release();
+      // Now that it exists, a parent made writable again is still refused.
+      chmodSync(shared, 0o777);
+      await assertUnsafeParent(dir, shared, dir);
+    });
+
+    it('refuses one below a directory another user owns', { skip: !posix }, async () => {
+      const theirs = join(tempDir(), 'theirs');
+      mkdirSync(theirs, { mode: 0o755 });
+      chownSync(theirs, NOBODY_UID, NOBODY_GID);
+      await assertUnsafeParent(join(theirs, 'locks'), theirs, theirs);
+    });
+
+    it('checks where a symbolic link leads too', { skip: !posix }, async () => {
+      const shared = join(tempDir(), 'shared');
+      mkdirSync(join(shared, 'real'), { recursive: true });
+      chmodSync(shared, 0o777);
+      const link = join(tempDir(), 'link');
+      symlinkSync(join(shared, 'real'), link);
+      await assertUnsafeParent(join(link, 'locks'), shared, shared);
+    });
+  });
 });

@@ -30,6 +30,7 @@ const badCases: BadCase[] = [
   ['key climbing out', { key: '../etc' }, RangeError, "'../etc'"],
   ['key with .. inside', { key: 'a..b' }, RangeError, "'a..b'"],
   ['key of dots', { key: '.' }, RangeError, "'.'"],
+  ['key starting with a dot (a hidden file list and clean never show)', { key: '.cache' }, RangeError, "'.cache'"],
   ['key with a space', { key: 'my cache' }, RangeError, "'my cache'"],
   ['empty key', { key: '' }, RangeError, "''"],
   ['key of 65 characters', { key: longKey }, RangeError, longKey],

@@ -146,6 +146,13 @@ export interface LockInspection {
   reason: string;
   /** How sure the verdict is. */
   certainty: Certainty;
+  /** The processes the kernel says hold the lock's interlock (Linux), each as the kernel describes it. */
+  holders?: InterlockHolder[];
+  /**
+   * What the process on the lock's interlock claimed to be, when the kernel contradicts it (a
+   * squatter of the name): never to be taken for the holder's record.
+   */
+  claim?: PublicLockRecord;
 }
 
 /** Called when another process asks the holder to stop (for example `portlock stop`). */
@@ -188,6 +195,16 @@ export interface InterlockHolder {
   pid: number;
   /** Its command line, where the OS tells it. */
   command: string | undefined;
+  /** Its effective user id, as the kernel tells it. */
+  uid?: number;
+  /** The name of that user, or `uid N` where it has none. */
+  user?: string;
+  /** Its start time in clock ticks since boot, as `LockRecord.processStart`. */
+  startTime?: string;
+  /** Its pid namespace, as `LockRecord.pidns`. */
+  pidns?: string;
+  /** Whether it may bind a port below 1024 (root, or CAP_NET_BIND_SERVICE). */
+  canBindPrivileged?: boolean;
 }
 
 /** Options of {@link stopLock}. */

@@ -3,7 +3,7 @@ import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, waitForRelease } from '../interlock/client.ts';
-import { socketHolders } from '../interlock/holders.ts';
+import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { Interlock } from '../interlock/server.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
@@ -65,7 +65,8 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   const answer = await ask(name, { op: 'who' }, undefined, options.signal);
   // Given up while asking: the caller's reason, not a refusal.
   options.signal?.throwIfAborted();
-  const held = heldByAnswer(answer, probe);
+  const kernel = kernelHolders(name);
+  const held = heldByAnswer(answer, probe, kernel, options.scope);
   if (held === undefined) {
     // Released between our bind and our question: try again at once.
     return {
@@ -77,9 +78,10 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   }
   if (held.record !== undefined)
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
-  const record = readRecordFileQuietly(options.path)?.record;
-  // It does not answer: name whoever holds its interlock, if not the process the record names.
-  const holders = socketHolders(name).filter((holder) => holder.pid !== record?.pid);
+  const record = held.claim === undefined && !held.impostor ? readRecordFileQuietly(options.path)?.record : undefined;
+  // It does not answer, or the kernel contradicts its answer: name whoever holds its interlock,
+  // if not the process the record names.
+  const holders = held.holders.filter((holder) => holder.pid !== record?.pid);
   return {
     kind: 'held',
     viaInterlock: true,
@@ -104,6 +106,14 @@ async function tryOnce(
   let interlock: Interlock | undefined;
   if (name !== undefined) {
     const bound = await Interlock.bind(name);
+    // Holding the lock's own name is not enough: a holder of its legacy form (an older portlock
+    // under Node 22 or later) holds the lock too. It cannot be waited on through the interlock
+    // under every Node version, so a waiter polls.
+    if (bound !== 'taken' && bound !== 'unavailable' && legacyFormBound(name)) {
+      bound.close();
+      const refusal = identifyHolder ? await heldByInterlock(name, options, probe) : UNIDENTIFIED;
+      return { ...refusal, viaInterlock: false };
+    }
     if (bound === 'taken') {
       // A waiter only needs to know when the holder leaves; asking who it is can wait for the refusal.
       return identifyHolder ? heldByInterlock(name, options, probe) : { ...UNIDENTIFIED, viaInterlock: true };

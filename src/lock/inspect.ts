@@ -3,13 +3,13 @@ import { join } from 'node:path';
 import { LockPathError } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
-import { boundAbstractNames } from '../interlock/holders.ts';
+import { boundAbstractNames, isBound, kernelHolders } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import { publicRecord } from '../record/record.ts';
-import type { InspectOptions, ListOptions, LockInspection, PublicLockRecord } from '../types.ts';
+import type { InspectOptions, InterlockHolder, ListOptions, LockInspection, PublicLockRecord } from '../types.ts';
 import { judgeWith } from './acquire.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 
@@ -21,8 +21,12 @@ export interface Judgement {
   /** The lock file, when there is one and it could be read. */
   file: RecordFile | undefined;
   verdict: Pick<LockInspection, 'state' | 'certainty' | 'reason'>;
-  /** The record to show: the holder's own answer where it gave one, else the file's. */
+  /** The record to show: the holder's own answer where the kernel confirms it, else the file's. */
   record: PublicLockRecord | undefined;
+  /** The processes the kernel says hold the lock's interlock, where it was asked. */
+  holders?: InterlockHolder[];
+  /** An answer on the interlock that the kernel contradicts. */
+  claim?: PublicLockRecord;
 }
 
 const FREE: Asked = { kind: 'free' };
@@ -59,11 +63,18 @@ export async function judgeLock(
   const shown = file?.record && publicRecord(file.record);
   const name = interlock === 'auto' ? interlockName(scope, dir) : undefined;
   // A name missing from the kernel's table of bound names is free: no need to knock.
-  const asked =
-    name === undefined ? undefined : bound?.has(name) === false ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
-  // Someone holds the kernel name: held, whatever the file says.
-  const held = asked && heldByAnswer(asked, probe);
-  if (held !== undefined) return { file, verdict: held.verdict, record: held.record ?? shown };
+  const unbound = name !== undefined && bound !== undefined && !isBound(bound, name);
+  const asked = name === undefined ? undefined : unbound ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
+  // Someone holds the kernel name: held, whatever the file says. Who, the kernel says.
+  const kernel = name === undefined || unbound ? undefined : kernelHolders(name);
+  const held = asked && kernel && heldByAnswer(asked, probe, kernel, scope);
+  if (held !== undefined) {
+    // An answer the kernel does not confirm is not shown; the record is, where the kernel
+    // cannot tell who holds the name (at most `likely`), or where it names the record's process.
+    const recordHolds = shown !== undefined && held.holders.some((holder) => holder.pid === shown.pid);
+    const record = held.record ?? (held.claim === undefined || recordHolds ? shown : undefined);
+    return { file, verdict: held.verdict, record, holders: held.holders, ...(held.claim && { claim: held.claim }) };
+  }
   if (unreadable !== undefined) {
     return { file, verdict: { state: 'unknown', certainty: 'certain', reason: unreadable }, record: undefined };
   }
@@ -72,13 +83,18 @@ export async function judgeLock(
 }
 
 /** A judgement as `inspectLock` reports it. */
-export function toInspection(path: string, { verdict, record }: Pick<Judgement, 'verdict' | 'record'>): LockInspection {
+export function toInspection(
+  path: string,
+  { verdict, record, holders, claim }: Pick<Judgement, 'verdict' | 'record' | 'holders' | 'claim'>,
+): LockInspection {
   return {
     state: verdict.state,
     path,
     ...(record && { record }),
     reason: verdict.reason,
     certainty: verdict.certainty,
+    ...(holders !== undefined && holders.length > 0 && { holders }),
+    ...(claim && { claim }),
   };
 }
 

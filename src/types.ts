@@ -240,8 +240,24 @@ export interface StopLockResult {
   before: LockInspection;
   /** The processes that were sent a signal. */
   signalled: number[];
+  /** Each process that was sent a signal: which signals, and what became of it. */
+  processes: SignalledProcess[];
   /** Why, in one sentence a person can act on. */
   reason: string;
+  /** Set when root stopped a lock in another user's directory: that user's uid, whose processes alone were trusted. */
+  dirOwner?: number;
+}
+
+/** A process {@link stopLock} signalled, and what became of it. */
+export interface SignalledProcess {
+  pid: number;
+  /** The signals sent to it, in order. */
+  signals: ('SIGTERM' | 'SIGKILL')[];
+  /**
+   * `exited`: it is gone; `let go`: it runs on but no longer holds the lock; `still holding`: it
+   * still holds the lock.
+   */
+  outcome: 'exited' | 'let go' | 'still holding';
 }
 
 /** Options of {@link cleanLocks}. */

@@ -137,6 +137,8 @@ export interface KernelHolders {
    */
   state: 'free' | 'held' | 'unseen';
   holders: InterlockHolder[];
+  /** The pids among `holders` that hold the lock's own name (not its legacy form): who a question reaches. */
+  onOwnName?: number[];
   /** Set when the name is held only in its legacy form: an older portlock, or a Node without padding. */
   legacy?: true;
 }
@@ -155,14 +157,19 @@ export function kernelHolders(name: string): KernelHolders {
   const [own, legacy] = kernelForms(name).map((form) => listening.get(shownAs(form)) ?? []);
   const inodes = [...(own ?? []), ...(legacy ?? [])];
   if (inodes.length === 0) return { state: 'free', holders: [] };
-  const links = new Set(inodes.map((inode) => `socket:[${inode}]`));
+  const links = (list: string[] | undefined) => new Set((list ?? []).map((inode) => `socket:[${inode}]`));
+  const ownLinks = links(own);
+  const allLinks = links(inodes);
   const holders: InterlockHolder[] = [];
+  const onOwnName: number[] = [];
   for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || !holdsSocket(entry, links)) continue;
+    if (!/^\d+$/.test(entry) || !holdsSocket(entry, allLinks)) continue;
     const holder = describeProcess(Number(entry));
-    if (holder !== undefined) holders.push(holder);
+    if (holder === undefined) continue;
+    holders.push(holder);
+    if (ownLinks.size > 0 && holdsSocket(entry, ownLinks)) onOwnName.push(holder.pid);
   }
-  return { state: 'held', holders, ...(own?.length === 0 && { legacy: true as const }) };
+  return { state: 'held', holders, onOwnName, ...(own?.length === 0 && { legacy: true as const }) };
 }
 
 /** The processes that hold the listening socket of an abstract name (Linux), as the kernel tells. */

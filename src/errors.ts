@@ -1,3 +1,4 @@
+import { printable } from './printable.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
@@ -29,14 +30,19 @@ function age(since: string, now: number): string {
   return ` (${Math.round(s / 86400)} days ago)`;
 }
 
+/** The message of a refusal: every line made safe to print, for records and answers are anyone's to write. */
 function heldMessage(d: HeldDetails): string {
+  return heldLines(d).map(printable).join('\n');
+}
+
+function heldLines(d: HeldDetails): string[] {
   const app = d.meta?.name ?? d.name;
   const lines: string[] = [];
   if (d.meta === undefined) {
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
     lines.push(`Lock file: ${d.lockPath}`);
     lines.push(`Next step: retry in a moment; if the file stays unreadable, remove ${d.lockPath}.`);
-    return lines.join('\n');
+    return lines;
   }
   const who = `pid ${d.meta.pid}${d.meta.user ? ` (user ${d.meta.user})` : ''}${
     d.meta.hostname ? ` on ${d.meta.hostname}` : ''
@@ -61,7 +67,7 @@ function heldMessage(d: HeldDetails): string {
       `Next step: stop that process first (for example: kill ${d.meta.pid}); if pid ${d.meta.pid} is not ${app}, remove ${d.lockPath}.`,
     );
   }
-  return lines.join('\n');
+  return lines;
 }
 
 /** The lock is held by a live process, or by one portlock cannot check. */

@@ -113,6 +113,11 @@ export interface LockRecord {
   /** True when the holder also holds the kernel interlock; then a free interlock means it is gone. */
   interlock?: true;
   /**
+   * Set when the holder asked for the kernel interlock and could not bind it for a reason other
+   * than its being taken: why. The lock is then held by the record alone.
+   */
+  interlockUnavailable?: string;
+  /**
    * A random value that only this holder's record carries. It proves ownership: release and
    * reclaim act only on a record that still carries the token they expect. Never shown to others.
    */

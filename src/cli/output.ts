@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import type { PublicLockRecord } from '../types.ts';
+import { printable } from '../printable.ts';
+import type { LockInspection, PublicLockRecord } from '../types.ts';
 
 export interface Stream {
   write(text: string): unknown;
@@ -103,7 +104,8 @@ export function describeRecord(record: PublicLockRecord, options: { age?: 'up' |
   if (record.hostname && record.hostname !== hostname()) parts.push(`on host ${record.hostname}`);
   const age = since(record.startedAt);
   if (age !== undefined) parts.push(options.age === 'since' ? `taken ${age} ago` : `up ${age}`);
-  return parts.join(', ');
+  // A record is anyone's to write: nothing in it reaches the terminal as a control character.
+  return printable(parts.join(', '));
 }
 
 /** Aligns columns; colour is applied after padding so escape codes do not count as width. */
@@ -127,4 +129,13 @@ export function alignedTable(
       .join('  ')
       .trimEnd();
   return [render(header, -1), ...rows.map(render)];
+}
+
+/**
+ * `record only (the kernel interlock was unavailable: …)`: said of a held lock whose holder asked
+ * for the kernel interlock and fell back to the record alone; undefined otherwise.
+ */
+export function interlockNote(lock: Pick<LockInspection, 'state' | 'record'>): string | undefined {
+  const why = lock.state === 'held' ? lock.record?.interlockUnavailable : undefined;
+  return why === undefined ? undefined : printable(`record only (the kernel interlock was unavailable: ${why})`);
 }

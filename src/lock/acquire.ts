@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
@@ -91,6 +92,21 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   };
 }
 
+/**
+ * Why the kernel refused to bind an interlock's name, for the record of a lock that falls back to
+ * the record alone: the error of one more try (undefined if that one succeeds, and is let go).
+ */
+function whyUnbindable(name: string): Promise<string> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    server.listen({ path: name, exclusive: true }, () => {
+      server.close();
+      resolve('binding its name failed once');
+    });
+  });
+}
+
 /** One try: bind the interlock where there is one, then publish or reclaim the record. */
 async function tryOnce(
   options: ResolvedAcquire,
@@ -104,6 +120,7 @@ async function tryOnce(
   // Named only now that the directory exists: a key's name uses its real path.
   const name = interlockNameOf();
   let interlock: Interlock | undefined;
+  let unavailable: string | undefined;
   if (name !== undefined) {
     const bound = await Interlock.bind(name);
     // Holding the lock's own name is not enough: a holder of its legacy form (an older portlock
@@ -119,6 +136,7 @@ async function tryOnce(
       return identifyHolder ? heldByInterlock(name, options, probe) : { ...UNIDENTIFIED, viaInterlock: true };
     }
     if (bound !== 'unavailable') interlock = bound;
+    else unavailable = await whyUnbindable(name);
   }
   let lock: Lock | undefined;
   let record: LockRecord;
@@ -128,7 +146,7 @@ async function tryOnce(
   try {
     // Made only once the interlock is ours: a refusal needs neither a record nor a token.
     token = tokenOf();
-    record = createRecord(scope, options.name, token, probe, interlock !== undefined);
+    record = createRecord(scope, options.name, token, probe, interlock !== undefined, unavailable);
     interlock?.answerWith({ record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest });
     attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
   } catch (error) {

@@ -7,6 +7,7 @@ import { boundAbstractNames, isBound, kernelHolders } from '../interlock/holders
 import { interlockName } from '../interlock/name.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
+import { printable } from '../printable.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import { publicRecord } from '../record/record.ts';
 import type { InspectOptions, InterlockHolder, ListOptions, LockInspection, PublicLockRecord } from '../types.ts';
@@ -91,7 +92,8 @@ export function toInspection(
     state: verdict.state,
     path,
     ...(record && { record }),
-    reason: verdict.reason,
+    // A reason may quote a record (its host, its name): nothing in it reaches a terminal raw.
+    reason: printable(verdict.reason),
     certainty: verdict.certainty,
     ...(holders !== undefined && holders.length > 0 && { holders }),
     ...(claim && { claim }),

@@ -18,6 +18,7 @@ export function createRecord(
   token: string,
   probe: ProcessProbe,
   interlocked = false,
+  interlockUnavailable?: string,
 ): LockRecord {
   const user = probe.user();
   const processStart = probe.ownStartTime();
@@ -37,6 +38,7 @@ export function createRecord(
     ...(netns === undefined ? {} : { netns }),
     ...(pidns === undefined ? {} : { pidns }),
     ...(interlocked ? { interlock: true as const } : {}),
+    ...(interlockUnavailable === undefined ? {} : { interlockUnavailable }),
     token,
   };
 }
@@ -66,6 +68,7 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   netns: optional(isString),
   pidns: optional(isString),
   interlock: (value) => value === undefined || value === true,
+  interlockUnavailable: optional(isString),
   token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
 };
 

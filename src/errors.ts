@@ -38,6 +38,16 @@ function heldMessage(d: HeldDetails): string {
 function heldLines(d: HeldDetails): string[] {
   const app = d.meta?.name ?? d.name;
   const lines: string[] = [];
+  const [squatter] = d.holders ?? [];
+  if (d.meta === undefined && squatter !== undefined) {
+    // The kernel names who holds the name, and no record vouches for it: say who it is.
+    lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
+    lines.push(`Lock file: ${d.lockPath}`);
+    lines.push(
+      `Next step: stop pid ${squatter.pid}${squatter.user ? ` (user ${squatter.user})` : ''}, or ask whoever runs it to; portlock will not stop it for you.`,
+    );
+    return lines;
+  }
   if (d.meta === undefined) {
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
     lines.push(`Lock file: ${d.lockPath}`);

@@ -275,8 +275,13 @@ export interface CleanOptions extends ListOptions {
 export interface CleanResult {
   /** Stale records removed (with `dryRun`, the ones that would be). */
   removed: LockInspection[];
-  /** Every other lock, left alone: held, unknown, or changed while being cleaned. */
+  /**
+   * Every other lock, left alone: held, unknown, changed while being cleaned, or a file with a
+   * lock's name that is not a lock record (`unknown`, "not a lock record, left alone").
+   */
   kept: LockInspection[];
+  /** Portlock's own leftovers removed: temp files and claims of processes that died taking a lock. */
+  leftovers?: string[];
 }
 
 /** What {@link removeStaleLock} did. */

@@ -1,4 +1,6 @@
 import { hostname } from 'node:os';
+import { userName } from '../interlock/holders.ts';
+import { checkLockDir } from '../lock/lock-dir.ts';
 import { printable } from '../printable.ts';
 import type { LockInspection, PublicLockRecord } from '../types.ts';
 
@@ -138,4 +140,19 @@ export function alignedTable(
 export function interlockNote(lock: Pick<LockInspection, 'state' | 'record'>): string | undefined {
   const why = lock.state === 'held' ? lock.record?.interlockUnavailable : undefined;
   return why === undefined ? undefined : printable(`record only (the kernel interlock was unavailable: ${why})`);
+}
+
+/**
+ * Checks the lock directory as `acquireLock` does, and says whose it is when root looks into
+ * another user's: its records vouch only for that user's processes. Throws `LockDirectoryError`.
+ */
+export function checkDirFor(out: Output, dir: string): void {
+  const where = checkLockDir(dir);
+  if (where?.foreign && where.uid !== undefined && !out.json) {
+    out.err(
+      printable(
+        `Lock directory ${dir} belongs to ${userName(where.uid)} (uid ${where.uid}): only that user's processes are trusted here.`,
+      ),
+    );
+  }
 }

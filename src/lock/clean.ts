@@ -1,14 +1,15 @@
-import { unlinkSync } from 'node:fs';
-import { basename } from 'node:path';
+import { readdirSync, unlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { systemProbe } from '../identity/probe.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { createRecord, newToken, serializeRecord } from '../record/record.ts';
-import type { CleanOptions, CleanResult, LockTarget, RemoveStaleResult } from '../types.ts';
+import type { CleanOptions, CleanResult, LockInspection, LockTarget, RemoveStaleResult } from '../types.ts';
 import { judgeWith } from './acquire.ts';
 import { actOnStale } from './claim-chain.ts';
 import { judgeLock, listLocks, toInspection } from './inspect.ts';
+import { sweepLeftovers } from './leftovers.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /**
@@ -38,6 +39,8 @@ async function removeIfStale(path: string, scope: LockScope, dir: string, name: 
   const judged = await judgeLock(path, scope, dir, 'auto', systemProbe);
   const { file, verdict } = judged;
   if (file === undefined || verdict.state !== 'stale') return { ...toInspection(path, judged), removed: false };
+  // Only a lock record is portlock's to remove: a file it cannot read as one may be anyone's.
+  if (file.record === undefined) return { ...notARecord(path, verdict.reason), removed: false };
   let outcome: ReturnType<typeof removeClaimed>;
   try {
     outcome = removeClaimed(path, file, scope, name);
@@ -56,8 +59,47 @@ async function removeIfStale(path: string, scope: LockScope, dir: string, name: 
   };
 }
 
+/** A file with a lock's name that is not a lock record: listed, and left alone. */
+function notARecord(path: string, why: string): LockInspection {
+  return toInspection(path, {
+    record: undefined,
+    verdict: { state: 'unknown', certainty: 'certain', reason: `not a lock record, left alone (${why})` },
+  });
+}
+
 /**
- * Removes a lock's record if, and only if, it is stale: never a live or unknown one. Safe against a
+ * Portlock's own leftovers next to the lock files: temp files and claims of processes that died
+ * while taking a lock, swept as an acquire sweeps them. Returns the paths removed.
+ */
+function sweepDir(dir: string, locks: string[]): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  // Every lock a leftover belongs to, whether or not its record is still there.
+  const owners = new Set(locks);
+  for (const name of names) {
+    const at = name.indexOf('.lock.');
+    if (at > 0 && scopeOfFileName(name.slice(0, at + '.lock'.length)) !== undefined) {
+      owners.add(join(dir, name.slice(0, at + '.lock'.length)));
+    }
+  }
+  const removed: string[] = [];
+  for (const path of owners) {
+    try {
+      removed.push(...sweepLeftovers(path, systemProbe, judgeWith(systemProbe)));
+    } catch {
+      // A leftover that cannot be swept now is swept by the next acquire.
+    }
+  }
+  return removed;
+}
+
+/**
+ * Removes a lock's record if, and only if, it is stale: never a live or unknown one, nor a file
+ * that is not a lock record. Safe against a
  * concurrent acquire of the same lock, which either waits for the removal or finds the record
  * changed; `removed` says whether this call removed it.
  */
@@ -81,12 +123,24 @@ export async function cleanLocks(options: CleanOptions = {}): Promise<CleanResul
       result.kept.push(lock);
       continue;
     }
+    // Stale without a record: a file that is not a lock record (an old empty or garbage file).
+    if (lock.record === undefined) {
+      result.kept.push(notARecord(lock.path, lock.reason));
+      continue;
+    }
     if (dryRun) {
       result.removed.push(lock);
       continue;
     }
     const { removed, ...now } = await removeIfStale(lock.path, scope, dir, name);
     (removed ? result.removed : result.kept).push(now);
+  }
+  if (!dryRun) {
+    const leftovers = sweepDir(
+      dir,
+      found.map((lock) => lock.path),
+    );
+    if (leftovers.length > 0) result.leftovers = leftovers;
   }
   return result;
 }

@@ -13,6 +13,7 @@ import { publicRecord } from '../record/record.ts';
 import type { InspectOptions, InterlockHolder, ListOptions, LockInspection, PublicLockRecord } from '../types.ts';
 import { judgeWith } from './acquire.ts';
 import { heldByAnswer } from './interlock-answer.ts';
+import { checkLockDir } from './lock-dir.ts';
 
 /** Interlocks asked at once by `listLocks`. */
 const CONCURRENCY = 32;
@@ -112,8 +113,14 @@ async function inspectPath(
 }
 
 /** `inspectLock` with the probe as a parameter, and a look that may be cut short. */
-export function inspectLockWith(options: InspectOptions, probe: ProcessProbe, look?: Look): Promise<LockInspection> {
+export async function inspectLockWith(
+  options: InspectOptions,
+  probe: ProcessProbe,
+  look?: Look,
+): Promise<LockInspection> {
   const { path, scope, dir } = resolveTarget(options, 'inspectLock');
+  // Checked as acquireLock checks it: no symlink followed, nobody else's writable directory.
+  checkLockDir(dir);
   return inspectPath(path, scope, dir, validateInterlock(options.interlock), probe, look);
 }
 
@@ -135,6 +142,7 @@ async function mapLimited<T, R>(items: T[], limit: number, map: (item: T) => Pro
 export async function listLocksWith(options: ListOptions, probe: ProcessProbe): Promise<LockInspection[]> {
   const { dir } = resolveListDir(options);
   const interlock = validateInterlock(options.interlock);
+  if (checkLockDir(dir) === undefined) return [];
   let names: string[];
   try {
     names = readdirSync(dir);

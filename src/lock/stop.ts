@@ -6,6 +6,7 @@ import { boundAbstractNames, describeProcess, kernelHolders } from '../interlock
 import { interlockName } from '../interlock/name.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe } from '../options/validate.ts';
+import { printable } from '../printable.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import type { LockInspection, LockRecord, SignalledProcess, StopLockOptions, StopLockResult } from '../types.ts';
 import { inspectLockWith } from './inspect.ts';
@@ -186,7 +187,12 @@ async function untilLetGo(initial: Verified[], place: Place, deadline: number): 
 
 /** Waits, until the deadline, for processes to exit after they let go of the lock. */
 async function untilExited(holders: Verified[], deadline: number): Promise<Verified[]> {
-  const alive = () => holders.filter((holder) => describeProcess(holder.pid)?.startTime === holder.startTime);
+  // Until reaped: a zombie is still there for its parent to see.
+  const alive = () =>
+    holders.filter((holder) => {
+      const info = systemProbe.info(holder.pid);
+      return info !== 'gone' && info?.startTime === holder.startTime;
+    });
   let left = alive();
   while (left.length > 0 && performance.now() < deadline) {
     await sleep(POLL_MS);
@@ -245,7 +251,8 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
       before: before as LockInspection,
       signalled: processes.map((entry) => entry.pid),
       processes: processes.map(({ startTime: _startTime, ...entry }) => entry),
-      reason,
+      // A reason may quote a record or a process's command line: nothing in it reaches a terminal raw.
+      reason: printable(reason),
       ...(where?.foreign && { dirOwner: where.uid }),
     };
   };

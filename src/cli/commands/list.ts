@@ -6,7 +6,7 @@ import type { LockInspection } from '../../types.ts';
 import { UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
-import { alignedTable, interlockNote, type Style, since } from '../output.ts';
+import { alignedTable, checkDirFor, interlockNote, type Style, since } from '../output.ts';
 
 const WORDS = { held: 'running', stale: 'STALE', free: 'free', unknown: 'unknown' } as const;
 const COLOURS: Record<LockInspection['state'], Style> = {
@@ -43,6 +43,7 @@ export const list: Command = {
   ],
   async run({ positionals, out, dir }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    checkDirFor(out, dir);
     const locks = await listLocks({ dir });
     if (out.json) {
       out.document({ dir, locks: locks.map((lock) => ({ lock: lockLabel(lock.path), ...lock })) });

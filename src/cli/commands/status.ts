@@ -5,7 +5,7 @@ import type { LockInspection } from '../../types.ts';
 import { parsePort, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
-import { describeRecord, interlockNote, type Output } from '../output.ts';
+import { checkDirFor, describeRecord, interlockNote, type Output } from '../output.ts';
 
 const CODES = { held: EXIT.ok, stale: EXIT.stale, free: EXIT.notRunning, unknown: EXIT.unknown } as const;
 const WORDS = { held: 'running', stale: 'stale', free: 'not running', unknown: 'unknown' } as const;
@@ -65,6 +65,7 @@ export const status: Command = {
   async run({ positionals, out, dir, name }) {
     if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
     const port = parsePort(positionals[0], '<port>');
+    checkDirFor(out, dir);
     const lock = await inspectLock({ port, dir, name });
     if (out.json) out.document({ port, ...lock, holders: lock.holders ?? [] });
     else out.out(statusLine(port, lock, out));

@@ -47,8 +47,9 @@ export const status: Command = {
   summary: "tell whether a port's lock is held, in one line",
   description:
     'Reports the holder (application, pid, user, age) and whether it is alive, stale or unknown, and why.\n' +
-    'A holder that answers through the kernel interlock is certain; when the process that took the lock is\n' +
-    'gone but a command it started still holds the interlock, that process is named.',
+    'A holder that answers through the kernel interlock is certain where the kernel confirms its answer; a\n' +
+    "process on the lock's kernel name that the kernel contradicts is named as what it is. When the process\n" +
+    'that took the lock is gone but a command it started still holds the interlock, that process is named.',
   arguments: [['<port>', 'the port whose lock to report (1-65535)']],
   options: {},
   exitCodes: [

@@ -79,7 +79,7 @@ function ownerOf(path: string): number | undefined {
  * name, or when a record of the lock directory's owner names it (pid, start time, pid namespace,
  * boot, host all its own). Either way it must run as the lock directory's owner: a user vouches
  * only for their own processes, and a squatter of a name (which has no permissions) is no holder.
- * This process is never among them.
+ * This process may be among them (it may be asked, and waited for), but is never signalled.
  */
 function verify(place: Place): Verification {
   const file = readRecordFileQuietly(place.path);
@@ -89,12 +89,12 @@ function verify(place: Place): Verification {
   const holders: Verified[] = [];
   const doubts: string[] = [];
   for (const holder of kernel?.holders ?? []) {
-    if (holder.pid === process.pid || holder.startTime === undefined) continue;
+    if (holder.startTime === undefined) continue;
     if (ours(holder.uid)) holders.push({ pid: holder.pid, startTime: holder.startTime, via: 'kernel' });
     else doubts.push(`${describeHolder(holder)} holds its kernel name but is not the lock directory's user`);
   }
   let tokenFor: number | undefined;
-  if (record !== undefined && record.pid !== process.pid) {
+  if (record !== undefined) {
     const proc = describeProcess(record.pid);
     const why = (() => {
       if (!ours(ownerOf(place.path))) return "its record is not the lock directory owner's";
@@ -281,7 +281,7 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   }
   const why = refused ?? `the holder did not release the lock within ${timeout} ms of agreeing to stop`;
   if (!force) return result('still-running', why);
-  if (holders.length === 0) {
+  if (holders.every((holder) => holder.pid === process.pid)) {
     const doubt = verified.doubt === undefined ? '' : ` (${verified.doubt})`;
     return result('still-running', `${why}; no process was signalled: none could be verified as its holder${doubt}`);
   }

@@ -25,6 +25,11 @@ export function describeHolder(holder: InterlockHolder): string {
   return printable(`pid ${holder.pid}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`);
 }
 
+/** `"percy" pid 1`: what an answer claims to be. */
+function claimOf(answer: PublicLockRecord): string {
+  return `${answer.name === undefined ? 'a portlock holder' : JSON.stringify(answer.name)} pid ${answer.pid}`;
+}
+
 /** The lowest port a process without privileges may bind (1024 unless the host lowered it). */
 function unprivilegedPortStart(): number {
   const text = readText('/proc/sys/net/ipv4/ip_unprivileged_port_start')?.trim();
@@ -76,8 +81,13 @@ export function heldByAnswer(
     const why =
       kernel.state === 'unseen'
         ? 'this OS does not tell which process holds it'
-        : '/proc does not show which process holds it';
-    return held('likely', `a process holds the lock's kernel interlock; ${why}`);
+        : "/proc does not show which process holds it (another user's, or hidden)";
+    if (answer === undefined) return held('likely', `a process holds the lock's kernel interlock; ${why}`);
+    return held(
+      'likely',
+      `a process holds the lock's kernel interlock; ${why}; it claims to be ${claimOf(answer)}, which cannot be checked from here`,
+      { claim: answer },
+    );
   }
   const legacy = kernel.legacy ? ' (in the unpadded form of an older portlock or Node)' : '';
   if (answer !== undefined && holders.some((holder) => holder.pid === answer.pid)) {
@@ -88,10 +98,13 @@ export function heldByAnswer(
     return held('certain', reason, { record: answer });
   }
   if (answer !== undefined) {
-    const claimed = `${answer.name === undefined ? 'a portlock holder' : JSON.stringify(answer.name)} pid ${answer.pid}`;
-    return held('certain', `held by ${seen}, which claims to be ${claimed}: it is not a portlock holder of yours`, {
-      claim: answer,
-    });
+    return held(
+      'certain',
+      `held by ${seen}, which claims to be ${claimOf(answer)}: it is not a portlock holder of yours`,
+      {
+        claim: answer,
+      },
+    );
   }
   const why =
     asked.kind === 'silent'

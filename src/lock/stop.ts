@@ -154,6 +154,13 @@ async function request(place: Place, verified: Verification, deadline: number): 
     return `${place.path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
   }
   if (verified.tokenFor === undefined) {
+    const onName = verified.holders.filter((holder) => holder.via === 'kernel');
+    if (onName.length > 0) {
+      // A command the holder handed the lock to holds it on after the holder is gone.
+      const who = onName.map((holder) => describeProcess(holder.pid) ?? { pid: holder.pid, command: undefined });
+      const named = who.map((holder) => describeHolder(holder).replace(/^pid /, 'process ')).join(', ');
+      return `${named} holds its kernel interlock and does not answer stop requests (it is not the process the record names, so the record's token is not sent to it)`;
+    }
     const doubt = verified.doubt === undefined ? '' : ` (${verified.doubt})`;
     return `its token was not sent: the process on the lock's kernel name is not the record's holder run by the lock directory's user${doubt}`;
   }
@@ -190,6 +197,8 @@ async function untilExited(holders: Verified[], deadline: number): Promise<Verif
   // Until reaped: a zombie is still there for its parent to see.
   const alive = () =>
     holders.filter((holder) => {
+      // This process lets go of a lock it holds without exiting.
+      if (holder.pid === process.pid) return false;
       const info = systemProbe.info(holder.pid);
       return info !== 'gone' && info?.startTime === holder.startTime;
     });

@@ -143,13 +143,42 @@ export interface KernelHolders {
   legacy?: true;
 }
 
+/** Socket links (`socket:[inode]`) to the pids that hold them open: one scan of /proc for many names. */
+export type SocketOwners = Map<string, number[]>;
+
+/** Scans every process's descriptors once (Linux), for {@link kernelHolders} of many names. */
+export function socketOwners(): SocketOwners {
+  const owners: SocketOwners = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${entry}/fd`);
+    } catch {
+      continue;
+    }
+    const seen = new Set<string>();
+    for (const fd of fds) {
+      try {
+        const link = readlinkSync(`/proc/${entry}/fd/${fd}`);
+        if (!link.startsWith('socket:') || seen.has(link)) continue;
+        seen.add(link);
+        owners.set(link, [...(owners.get(link) ?? []), Number(entry)]);
+      } catch {
+        // Closed while we looked.
+      }
+    }
+  }
+  return owners;
+}
+
 /**
  * The one place that answers "which processes hold this exact kernel name": the inodes of the
  * sockets listening on exactly that name (and on its legacy form, which holds the lock too), and
  * the processes that have one of them open, each with its uid, user, start time, pid namespace
  * and command line. Linux only: `unseen` elsewhere.
  */
-export function kernelHolders(name: string): KernelHolders {
+export function kernelHolders(name: string, owners?: () => SocketOwners): KernelHolders {
   if (process.platform !== 'linux' || !name.startsWith('\0')) return { state: 'unseen', holders: [] };
   const table = readText('/proc/net/unix', 'utf8');
   if (table === undefined) return { state: 'unseen', holders: [] };
@@ -162,12 +191,23 @@ export function kernelHolders(name: string): KernelHolders {
   const allLinks = links(inodes);
   const holders: InterlockHolder[] = [];
   const onOwnName: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || !holdsSocket(entry, allLinks)) continue;
-    const holder = describeProcess(Number(entry));
-    if (holder === undefined) continue;
+  const add = (pid: number, own: boolean) => {
+    const holder = describeProcess(pid);
+    if (holder === undefined) return;
     holders.push(holder);
-    if (ownLinks.size > 0 && holdsSocket(entry, ownLinks)) onOwnName.push(holder.pid);
+    if (own) onOwnName.push(holder.pid);
+  };
+  if (owners !== undefined) {
+    // Many names at once: the scan of /proc is shared.
+    const index = owners();
+    const pids = new Set([...allLinks].flatMap((link) => index.get(link) ?? []));
+    const own = new Set([...ownLinks].flatMap((link) => index.get(link) ?? []));
+    for (const pid of pids) add(pid, own.has(pid));
+  } else {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry) || !holdsSocket(entry, allLinks)) continue;
+      add(Number(entry), ownLinks.size > 0 && holdsSocket(entry, ownLinks));
+    }
   }
   return { state: 'held', holders, onOwnName, ...(own?.length === 0 && { legacy: true as const }) };
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { LockPathError } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
-import { boundAbstractNames, isBound, kernelHolders } from '../interlock/holders.ts';
+import { boundAbstractNames, isBound, kernelHolders, type SocketOwners, socketOwners } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
@@ -41,6 +41,8 @@ export interface Look {
   bound?: Set<string> | undefined;
   /** How long the interlock's holder may take to answer. */
   askTimeoutMs?: number;
+  /** One scan of the processes' descriptors shared by many looks. */
+  owners?: () => SocketOwners;
 }
 
 /** Reads the lock file, asks the interlock, and judges the lock. Changes nothing. */
@@ -50,7 +52,7 @@ export async function judgeLock(
   dir: string,
   interlock: 'auto' | 'off',
   probe: ProcessProbe,
-  { bound, askTimeoutMs = ASK_TIMEOUT_MS }: Look = {},
+  { bound, askTimeoutMs = ASK_TIMEOUT_MS, owners }: Look = {},
 ): Promise<Judgement> {
   let file: RecordFile | undefined;
   let unreadable: string | undefined;
@@ -68,7 +70,7 @@ export async function judgeLock(
   const unbound = name !== undefined && bound !== undefined && !isBound(bound, name);
   const asked = name === undefined ? undefined : unbound ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
   // Someone holds the kernel name: held, whatever the file says. Who, the kernel says.
-  const kernel = name === undefined || unbound ? undefined : kernelHolders(name);
+  const kernel = name === undefined || unbound ? undefined : kernelHolders(name, owners);
   const held = asked && kernel && heldByAnswer(asked, probe, kernel, scope);
   if (held !== undefined) {
     // An answer the kernel does not confirm is not shown; the record is, where the kernel
@@ -161,8 +163,13 @@ export async function listLocksWith(options: ListOptions, probe: ProcessProbe): 
     return a.name < b.name ? -1 : 1;
   });
   const bound = interlock === 'auto' ? boundAbstractNames() : undefined;
+  let scanned: SocketOwners | undefined;
+  const owners = () => {
+    scanned ??= socketOwners();
+    return scanned;
+  };
   return mapLimited(locks, CONCURRENCY, (lock) =>
-    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe, { bound }),
+    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe, { bound, owners }),
   );
 }
 

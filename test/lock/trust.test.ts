@@ -329,3 +329,22 @@ describe("root on another user's lock directory", asNobody, () => {
     assert.ok(alive(rootProcess.pid, rootStart), "root's process was not signalled");
   });
 });
+
+describe('a holder that fell back to the record alone', () => {
+  it("says so in its record, and status and list show 'record only' with the reason", async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const holder = await liveProcess();
+    const unavailable = 'EACCES\u001b[2J';
+    writeRecord(
+      join(dir, `agent-${port}.lock`),
+      recordFor(holder.pid, { port, name: 'percy', interlockUnavailable: unavailable }),
+    );
+    assert.equal((await inspectLock({ port, dir })).record?.interlockUnavailable, unavailable);
+    const status = await cli(['status', String(port), '--dir', dir]);
+    assert.equal(status.code, 0, status.stdout);
+    assert.match(status.stdout, /record only \(the kernel interlock was unavailable: EACCES\\u\{1b\}\[2J\)/);
+    const list = await cli(['list', '--dir', dir]);
+    assert.match(list.stdout, /record only \(the kernel interlock was unavailable: EACCES\\u\{1b\}\[2J\)/);
+  });
+});

@@ -296,24 +296,29 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   }
 
   // Verify, signal SIGTERM, wait: the holder passes it on to a child it handed the lock to.
-  const termTargets = stillHolding(holders, place);
-  const recorded = termTargets.filter((holder) => holder.pid === verified.record?.pid);
-  if (termTargets.length === 0) return gone('request', performance.now() + timeout);
-  signal(recorded.length > 0 ? recorded : termTargets, 'SIGTERM');
+  const recordPid = verified.record?.pid;
+  const recordHolds = stillHolding(holders, place).some((holder) => holder.pid === recordPid);
+  if (signalVerified('SIGTERM', (holder) => !recordHolds || holder.pid === recordPid) === 0) {
+    return gone('request', performance.now() + timeout);
+  }
   const termDeadline = performance.now() + timeout;
   if (await untilLetGo(holders, place, termDeadline)) return gone('SIGTERM', termDeadline);
 
   // Verify, signal SIGKILL to every verified process still holding it, wait.
-  const killTargets = stillHolding(holders, place);
-  if (killTargets.length === 0) return gone('SIGTERM', performance.now() + timeout);
-  signal(killTargets, 'SIGKILL');
+  if (signalVerified('SIGKILL') === 0) return gone('SIGTERM', performance.now() + timeout);
   const killDeadline = performance.now() + timeout;
   if (await untilLetGo(holders, place, killDeadline)) return gone('SIGKILL', killDeadline);
   return result('still-running', `${why}; it was sent SIGTERM and SIGKILL and still holds the lock`);
 
-  function signal(targets: Verified[], sig: 'SIGTERM' | 'SIGKILL'): void {
+  /**
+   * The one way a signal leaves this function: to those of the holders verified at the start that
+   * the kernel or their own record says still hold the lock, checked again now (same start time,
+   * still holding). A successor is never among them. Returns how many were still holding.
+   */
+  function signalVerified(sig: 'SIGTERM' | 'SIGKILL', only: (holder: Verified) => boolean = () => true): number {
+    const targets = stillHolding(holders, place).filter(only);
     for (const pid of send(targets, sig)) {
-      const holder = targets.find((t) => t.pid === pid) as Verified;
+      const holder = targets.find((target) => target.pid === pid) as Verified;
       const entry = signalled.get(pid) ?? {
         pid,
         startTime: holder.startTime,
@@ -323,6 +328,7 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
       entry.signals.push(sig);
       signalled.set(pid, entry);
     }
+    return targets.length;
   }
 
   /** The verified holders let go: wait for them to exit, and say how it ended. */

@@ -20,7 +20,9 @@ export const clean: Command = {
   description:
     'Removes every lock file whose holder is gone, and says what it removed. A lock held by a live process,\n' +
     'or one that cannot be checked from here (another host, an odd file), is left alone. A removal is safe\n' +
-    'against a process taking the same lock at that moment: it goes through the same claim as a reclaim.',
+    'against a process taking the same lock at that moment: it goes through the same claim as a reclaim.\n' +
+    "A file with a lock's name that is not a lock record is listed as 'not a lock record, left alone', never\n" +
+    "removed; portlock's own leftovers (temp and claim files of processes that died) are removed.",
   options: {
     'dry-run': { type: 'boolean', short: 'n', description: 'say what would be removed, and remove nothing' },
   },

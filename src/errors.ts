@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { printable } from './printable.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
@@ -30,14 +31,29 @@ function age(since: string, now: number): string {
   return ` (${Math.round(s / 86400)} days ago)`;
 }
 
+/** The message of a refusal: every line made safe to print, for records and answers are anyone's to write. */
 function heldMessage(d: HeldDetails): string {
+  return heldLines(d).map(printable).join('\n');
+}
+
+function heldLines(d: HeldDetails): string[] {
   const app = d.meta?.name ?? d.name;
   const lines: string[] = [];
+  const [squatter] = d.holders ?? [];
+  if (d.meta === undefined && squatter !== undefined) {
+    // The kernel names who holds the name, and no record vouches for it: say who it is.
+    lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
+    lines.push(`Lock file: ${d.lockPath}`);
+    lines.push(
+      `Next step: stop pid ${squatter.pid}${squatter.user ? ` (user ${squatter.user})` : ''}, or ask whoever runs it to; portlock will not stop it for you.`,
+    );
+    return lines;
+  }
   if (d.meta === undefined) {
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
     lines.push(`Lock file: ${d.lockPath}`);
     lines.push(`Next step: retry in a moment; if the file stays unreadable, remove ${d.lockPath}.`);
-    return lines.join('\n');
+    return lines;
   }
   const who = `pid ${d.meta.pid}${d.meta.user ? ` (user ${d.meta.user})` : ''}${
     d.meta.hostname ? ` on ${d.meta.hostname}` : ''
@@ -62,7 +78,7 @@ function heldMessage(d: HeldDetails): string {
       `Next step: stop that process first (for example: kill ${d.meta.pid}); if pid ${d.meta.pid} is not ${app}, remove ${d.lockPath}.`,
     );
   }
-  return lines.join('\n');
+  return lines;
 }
 
 /** The lock is held by a live process, or by one portlock cannot check. */

@@ -122,6 +122,11 @@ export interface LockRecord {
   /** True when the holder also holds the kernel interlock; then a free interlock means it is gone. */
   interlock?: true;
   /**
+   * Set when the holder asked for the kernel interlock and could not bind it for a reason other
+   * than its being taken: why. The lock is then held by the record alone.
+   */
+  interlockUnavailable?: string;
+  /**
    * A random value that only this holder's record carries. It proves ownership: release and
    * reclaim act only on a record that still carries the token they expect. Never shown to others.
    */
@@ -155,6 +160,13 @@ export interface LockInspection {
   reason: string;
   /** How sure the verdict is. */
   certainty: Certainty;
+  /** The processes the kernel says hold the lock's interlock (Linux), each as the kernel describes it. */
+  holders?: InterlockHolder[];
+  /**
+   * What the process on the lock's interlock claimed to be, when the kernel contradicts it (a
+   * squatter of the name): never to be taken for the holder's record.
+   */
+  claim?: PublicLockRecord;
 }
 
 /** Called when another process asks the holder to stop (for example `portlock stop`). */
@@ -197,6 +209,16 @@ export interface InterlockHolder {
   pid: number;
   /** Its command line, where the OS tells it. */
   command: string | undefined;
+  /** Its effective user id, as the kernel tells it. */
+  uid?: number;
+  /** The name of that user, or `uid N` where it has none. */
+  user?: string;
+  /** Its start time in clock ticks since boot, as `LockRecord.processStart`. */
+  startTime?: string;
+  /** Its pid namespace, as `LockRecord.pidns`. */
+  pidns?: string;
+  /** Whether it may bind a port below 1024 (root, or CAP_NET_BIND_SERVICE). */
+  canBindPrivileged?: boolean;
 }
 
 /** Options of {@link stopLock}. */
@@ -232,8 +254,24 @@ export interface StopLockResult {
   before: LockInspection;
   /** The processes that were sent a signal. */
   signalled: number[];
+  /** Each process that was sent a signal: which signals, and what became of it. */
+  processes: SignalledProcess[];
   /** Why, in one sentence a person can act on. */
   reason: string;
+  /** Set when root stopped a lock in another user's directory: that user's uid, whose processes alone were trusted. */
+  dirOwner?: number;
+}
+
+/** A process {@link stopLock} signalled, and what became of it. */
+export interface SignalledProcess {
+  pid: number;
+  /** The signals sent to it, in order. */
+  signals: ('SIGTERM' | 'SIGKILL')[];
+  /**
+   * `exited`: it is gone; `let go`: it runs on but no longer holds the lock; `still holding`: it
+   * still holds the lock.
+   */
+  outcome: 'exited' | 'let go' | 'still holding';
 }
 
 /** Options of {@link cleanLocks}. */
@@ -246,8 +284,13 @@ export interface CleanOptions extends ListOptions {
 export interface CleanResult {
   /** Stale records removed (with `dryRun`, the ones that would be). */
   removed: LockInspection[];
-  /** Every other lock, left alone: held, unknown, or changed while being cleaned. */
+  /**
+   * Every other lock, left alone: held, unknown, changed while being cleaned, or a file with a
+   * lock's name that is not a lock record (`unknown`, "not a lock record, left alone").
+   */
   kept: LockInspection[];
+  /** Portlock's own leftovers removed: temp files and claims of processes that died taking a lock. */
+  leftovers?: string[];
 }
 
 /** What {@link removeStaleLock} did. */

@@ -1,5 +1,8 @@
 import { hostname } from 'node:os';
-import type { PublicLockRecord } from '../types.ts';
+import { userName } from '../interlock/holders.ts';
+import { checkLockDir } from '../lock/lock-dir.ts';
+import { printable } from '../printable.ts';
+import type { LockInspection, PublicLockRecord } from '../types.ts';
 
 export interface Stream {
   write(text: string): unknown;
@@ -103,7 +106,8 @@ export function describeRecord(record: PublicLockRecord, options: { age?: 'up' |
   if (record.hostname && record.hostname !== hostname()) parts.push(`on host ${record.hostname}`);
   const age = since(record.startedAt);
   if (age !== undefined) parts.push(options.age === 'since' ? `taken ${age} ago` : `up ${age}`);
-  return parts.join(', ');
+  // A record is anyone's to write: nothing in it reaches the terminal as a control character.
+  return printable(parts.join(', '));
 }
 
 /** Aligns columns; colour is applied after padding so escape codes do not count as width. */
@@ -127,4 +131,28 @@ export function alignedTable(
       .join('  ')
       .trimEnd();
   return [render(header, -1), ...rows.map(render)];
+}
+
+/**
+ * `record only (the kernel interlock was unavailable: …)`: said of a held lock whose holder asked
+ * for the kernel interlock and fell back to the record alone; undefined otherwise.
+ */
+export function interlockNote(lock: Pick<LockInspection, 'state' | 'record'>): string | undefined {
+  const why = lock.state === 'held' ? lock.record?.interlockUnavailable : undefined;
+  return why === undefined ? undefined : printable(`record only (the kernel interlock was unavailable: ${why})`);
+}
+
+/**
+ * Checks the lock directory as `acquireLock` does, and says whose it is when root looks into
+ * another user's: its records vouch only for that user's processes. Throws `LockDirectoryError`.
+ */
+export function checkDirFor(out: Output, dir: string): void {
+  const where = checkLockDir(dir);
+  if (where?.foreign && where.uid !== undefined && !out.json) {
+    out.err(
+      printable(
+        `Lock directory ${dir} belongs to ${userName(where.uid)} (uid ${where.uid}): only that user's processes are trusted here.`,
+      ),
+    );
+  }
 }

@@ -2,6 +2,9 @@ import { realpathSync, statSync } from 'node:fs';
 import { crypto } from '../lazy-crypto.ts';
 import type { LockScope } from '../options/validate.ts';
 
+/** The size of `sun_path` on Linux: an abstract name is this many bytes once padded. */
+export const SUN_PATH_BYTES = 108;
+
 /**
  * The kernel name that stands for a lock, or undefined where the OS has none that it frees the
  * moment its holder dies.
@@ -9,6 +12,10 @@ import type { LockScope } from '../options/validate.ts';
  * A port's name is host-wide, the same for every user, application and lock directory: two tools
  * cannot both listen on one port, so they cannot both hold its lock. A key's name is scoped to
  * its lock directory.
+ *
+ * On Linux the name is padded with NULs to the full `sun_path`: Node 20 pads every abstract name
+ * so, Node 22 and later bind exactly the bytes given. Padded explicitly, the name is the same
+ * kernel name under every Node version (see {@link legacyForm} for the other one).
  */
 export function interlockName(scope: LockScope, dir: string, platform: NodeJS.Platform = process.platform) {
   let scoped: string;
@@ -32,7 +39,7 @@ const digest = (text: string): string => crypto().createHash('sha256').update(te
 
 function platformName(scoped: string, platform: NodeJS.Platform): string | undefined {
   // Linux abstract Unix sockets: no file, scoped to the network namespace exactly as ports are.
-  if (platform === 'linux') return `\0portlock/${scoped}`;
+  if (platform === 'linux') return `\0portlock/${scoped}`.padEnd(SUN_PATH_BYTES, '\0');
   if (platform === 'win32') return `\\\\.\\pipe\\portlock-${scoped}`;
   return undefined;
 }
@@ -61,4 +68,21 @@ export function directoryIdentity(dir: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The other legitimate kernel name of a Linux lock: the unpadded one that a portlock of before the
+ * padding binds under Node 22 or later. A process holding it holds the lock too. Undefined for a
+ * name without padding (Windows).
+ */
+export function legacyForm(name: string): string | undefined {
+  if (!name.startsWith('\0') || name.length !== SUN_PATH_BYTES) return undefined;
+  const trimmed = name.replace(/\0+$/, '');
+  return trimmed === name ? undefined : trimmed;
+}
+
+/** The names under which a lock may be held: its own, and its legacy form where it has one. */
+export function kernelForms(name: string): string[] {
+  const legacy = legacyForm(name);
+  return legacy === undefined ? [name] : [name, legacy];
 }

@@ -1,9 +1,10 @@
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, waitForRelease } from '../interlock/client.ts';
-import { socketHolders } from '../interlock/holders.ts';
+import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
 import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
 import { Interlock } from '../interlock/server.ts';
@@ -68,7 +69,8 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   const answer = await ask(name, { op: 'who' }, undefined, options.signal);
   // Given up while asking: the caller's reason, not a refusal.
   options.signal?.throwIfAborted();
-  const held = heldByAnswer(answer, probe);
+  const kernel = kernelHolders(name);
+  const held = heldByAnswer(answer, probe, kernel, options.scope);
   if (held === undefined) {
     // Released between our bind and our question: try again at once.
     return {
@@ -80,9 +82,10 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   }
   if (held.record !== undefined)
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
-  const record = readRecordFileQuietly(options.path)?.record;
-  // It does not answer: name whoever holds its interlock, if not the process the record names.
-  const holders = socketHolders(name).filter((holder) => holder.pid !== record?.pid);
+  const record = held.claim === undefined && !held.impostor ? readRecordFileQuietly(options.path)?.record : undefined;
+  // It does not answer, or the kernel contradicts its answer: name whoever holds its interlock,
+  // if not the process the record names.
+  const holders = held.holders.filter((holder) => holder.pid !== record?.pid);
   return {
     kind: 'held',
     viaInterlock: true,
@@ -128,6 +131,21 @@ async function presenceOf(probe: ProcessProbe): Promise<{ id: string; bound: Int
   return bound && { id, bound };
 }
 
+/**
+ * Why the kernel refused to bind an interlock's name, for the record of a lock that falls back to
+ * the record alone: the error of one more try (undefined if that one succeeds, and is let go).
+ */
+function whyUnbindable(name: string): Promise<string> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    server.listen({ path: name, exclusive: true }, () => {
+      server.close();
+      resolve('binding its name failed once');
+    });
+  });
+}
+
 /** One try: bind the interlock where there is one, then publish or reclaim the record. */
 async function tryOnce(
   options: ResolvedAcquire,
@@ -142,8 +160,18 @@ async function tryOnce(
   const name = interlockNameOf();
   let interlock: Interlock | undefined;
   const companions: Interlock[] = [];
+  let unavailable: string | undefined;
   if (name !== undefined) {
     const bound = await bindBoth(name, scope, dir);
+    // Holding the lock's own name is not enough: a holder of its legacy form (an older portlock
+    // under Node 22 or later) holds the lock too. It cannot be waited on through the interlock
+    // under every Node version, so a waiter polls.
+    if (typeof bound === 'object' && legacyFormBound(name)) {
+      bound.first.close();
+      bound.second?.close();
+      const refusal = identifyHolder ? await heldByInterlock(name, options, probe) : UNIDENTIFIED;
+      return { ...refusal, viaInterlock: false };
+    }
     if (typeof bound === 'string') {
       // A waiter only needs to know when the holder leaves; asking who it is can wait for the refusal.
       const refusal = identifyHolder
@@ -153,6 +181,7 @@ async function tryOnce(
     }
     interlock = bound?.first;
     if (bound?.second !== undefined) companions.push(bound.second);
+    if (bound === undefined) unavailable = await whyUnbindable(name);
   }
   let lock: Lock | undefined;
   let record: LockRecord;
@@ -169,7 +198,10 @@ async function tryOnce(
   try {
     // Made only once the interlock is ours: a refusal needs neither a record nor a token.
     token = tokenOf();
-    record = createRecord(scope, options.name, token, probe, interlock !== undefined, presence?.id);
+    record = createRecord(scope, options.name, token, probe, interlock !== undefined, {
+      presence: presence?.id,
+      interlockUnavailable: unavailable,
+    });
     const answers = { record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest };
     interlock?.answerWith(answers);
     if (interlock !== undefined) for (const companion of companions) companion.answerWith(answers);

@@ -40,6 +40,8 @@ async function removeIfStale(path: string, scope: LockScope, dir: string, name: 
   const judged = await judgeLock(path, scope, dir, 'auto', systemProbe);
   const { file, verdict } = judged;
   if (file === undefined || verdict.state !== 'stale') return { ...toInspection(path, judged), removed: false };
+  // Only a lock record is portlock's to remove: a file it cannot read as one may be anyone's.
+  if (file.record === undefined) return { ...notARecord(path, verdict.reason), removed: false };
   let outcome: ReturnType<typeof removeClaimed>;
   try {
     outcome = removeClaimed(path, file, scope, name);
@@ -58,8 +60,17 @@ async function removeIfStale(path: string, scope: LockScope, dir: string, name: 
   };
 }
 
+/** A file with a lock's name that is not a lock record: listed, and left alone. */
+function notARecord(path: string, why: string): LockInspection {
+  return toInspection(path, {
+    record: undefined,
+    verdict: { state: 'unknown', certainty: 'certain', reason: `not a lock record, left alone (${why})` },
+  });
+}
+
 /**
- * Removes a lock's record if, and only if, it is stale: never a live or unknown one. Safe against a
+ * Removes a lock's record if, and only if, it is stale: never a live or unknown one, nor a file
+ * that is not a lock record. Safe against a
  * concurrent acquire of the same lock, which either waits for the removal or finds the record
  * changed; `removed` says whether this call removed it.
  */
@@ -79,11 +90,19 @@ export async function cleanLocks(options: CleanOptions = {}): Promise<CleanResul
   const result: CleanResult = { removed: [], kept: [] };
   const full: LockInspection[] = [];
   // Leftovers of dead processes go first: removing them needs no room, and frees some.
-  if (!dryRun) sweepDirectoryLeftovers(dir, systemProbe, judgeWith(systemProbe));
+  if (!dryRun) {
+    const leftovers = sweepDirectoryLeftovers(dir, systemProbe, judgeWith(systemProbe));
+    if (leftovers.length > 0) result.leftovers = leftovers;
+  }
   for (const lock of found) {
     const scope = scopeOfFileName(basename(lock.path));
     if (lock.state !== 'stale' || scope === undefined) {
       result.kept.push(lock);
+      continue;
+    }
+    // Stale without a record: a file that is not a lock record (an old empty or garbage file).
+    if (lock.record === undefined) {
+      result.kept.push(notARecord(lock.path, lock.reason));
       continue;
     }
     if (dryRun) {

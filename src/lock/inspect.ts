@@ -3,15 +3,17 @@ import { join } from 'node:path';
 import { LockPathError } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
-import { boundAbstractNames } from '../interlock/holders.ts';
+import { boundAbstractNames, isBound, kernelHolders, type SocketOwners, socketOwners } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
+import { printable } from '../printable.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import { publicRecord } from '../record/record.ts';
-import type { InspectOptions, ListOptions, LockInspection, PublicLockRecord } from '../types.ts';
+import type { InspectOptions, InterlockHolder, ListOptions, LockInspection, PublicLockRecord } from '../types.ts';
 import { judgeWith } from './acquire.ts';
 import { heldByAnswer } from './interlock-answer.ts';
+import { checkLockDir } from './lock-dir.ts';
 
 /** Interlocks asked at once by `listLocks`. */
 const CONCURRENCY = 32;
@@ -21,8 +23,12 @@ export interface Judgement {
   /** The lock file, when there is one and it could be read. */
   file: RecordFile | undefined;
   verdict: Pick<LockInspection, 'state' | 'certainty' | 'reason'>;
-  /** The record to show: the holder's own answer where it gave one, else the file's. */
+  /** The record to show: the holder's own answer where the kernel confirms it, else the file's. */
   record: PublicLockRecord | undefined;
+  /** The processes the kernel says hold the lock's interlock, where it was asked. */
+  holders?: InterlockHolder[];
+  /** An answer on the interlock that the kernel contradicts. */
+  claim?: PublicLockRecord;
 }
 
 const FREE: Asked = { kind: 'free' };
@@ -35,6 +41,8 @@ export interface Look {
   bound?: Set<string> | undefined;
   /** How long the interlock's holder may take to answer. */
   askTimeoutMs?: number;
+  /** One scan of the processes' descriptors shared by many looks. */
+  owners?: () => SocketOwners;
 }
 
 /** Reads the lock file, asks the interlock, and judges the lock. Changes nothing. */
@@ -44,7 +52,7 @@ export async function judgeLock(
   dir: string,
   interlock: 'auto' | 'off',
   probe: ProcessProbe,
-  { bound, askTimeoutMs = ASK_TIMEOUT_MS }: Look = {},
+  { bound, askTimeoutMs = ASK_TIMEOUT_MS, owners }: Look = {},
 ): Promise<Judgement> {
   let file: RecordFile | undefined;
   let unreadable: string | undefined;
@@ -59,11 +67,18 @@ export async function judgeLock(
   const shown = file?.record && publicRecord(file.record);
   const name = interlock === 'auto' ? interlockName(scope, dir) : undefined;
   // A name missing from the kernel's table of bound names is free: no need to knock.
-  const asked =
-    name === undefined ? undefined : bound?.has(name) === false ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
-  // Someone holds the kernel name: held, whatever the file says.
-  const held = asked && heldByAnswer(asked, probe);
-  if (held !== undefined) return { file, verdict: held.verdict, record: held.record ?? shown };
+  const unbound = name !== undefined && bound !== undefined && !isBound(bound, name);
+  const asked = name === undefined ? undefined : unbound ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
+  // Someone holds the kernel name: held, whatever the file says. Who, the kernel says.
+  const kernel = name === undefined || unbound ? undefined : kernelHolders(name, owners);
+  const held = asked && kernel && heldByAnswer(asked, probe, kernel, scope);
+  if (held !== undefined) {
+    // An answer the kernel does not confirm is not shown; the record is, where the kernel
+    // cannot tell who holds the name (at most `likely`), or where it names the record's process.
+    const recordHolds = shown !== undefined && held.holders.some((holder) => holder.pid === shown.pid);
+    const record = held.record ?? (held.claim === undefined || recordHolds ? shown : undefined);
+    return { file, verdict: held.verdict, record, holders: held.holders, ...(held.claim && { claim: held.claim }) };
+  }
   if (unreadable !== undefined) {
     return { file, verdict: { state: 'unknown', certainty: 'certain', reason: unreadable }, record: undefined };
   }
@@ -72,13 +87,19 @@ export async function judgeLock(
 }
 
 /** A judgement as `inspectLock` reports it. */
-export function toInspection(path: string, { verdict, record }: Pick<Judgement, 'verdict' | 'record'>): LockInspection {
+export function toInspection(
+  path: string,
+  { verdict, record, holders, claim }: Pick<Judgement, 'verdict' | 'record' | 'holders' | 'claim'>,
+): LockInspection {
   return {
     state: verdict.state,
     path,
     ...(record && { record }),
-    reason: verdict.reason,
+    // A reason may quote a record (its host, its name): nothing in it reaches a terminal raw.
+    reason: printable(verdict.reason),
     certainty: verdict.certainty,
+    ...(holders !== undefined && holders.length > 0 && { holders }),
+    ...(claim && { claim }),
   };
 }
 
@@ -94,8 +115,14 @@ async function inspectPath(
 }
 
 /** `inspectLock` with the probe as a parameter, and a look that may be cut short. */
-export function inspectLockWith(options: InspectOptions, probe: ProcessProbe, look?: Look): Promise<LockInspection> {
+export async function inspectLockWith(
+  options: InspectOptions,
+  probe: ProcessProbe,
+  look?: Look,
+): Promise<LockInspection> {
   const { path, scope, dir } = resolveTarget(options, 'inspectLock');
+  // Checked as acquireLock checks it: no symlink followed, nobody else's writable directory.
+  checkLockDir(dir);
   return inspectPath(path, scope, dir, validateInterlock(options.interlock), probe, look);
 }
 
@@ -117,6 +144,7 @@ async function mapLimited<T, R>(items: T[], limit: number, map: (item: T) => Pro
 export async function listLocksWith(options: ListOptions, probe: ProcessProbe): Promise<LockInspection[]> {
   const { dir } = resolveListDir(options);
   const interlock = validateInterlock(options.interlock);
+  if (checkLockDir(dir) === undefined) return [];
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -135,8 +163,13 @@ export async function listLocksWith(options: ListOptions, probe: ProcessProbe): 
     return a.name < b.name ? -1 : 1;
   });
   const bound = interlock === 'auto' ? boundAbstractNames() : undefined;
+  let scanned: SocketOwners | undefined;
+  const owners = () => {
+    scanned ??= socketOwners();
+    return scanned;
+  };
   return mapLimited(locks, CONCURRENCY, (lock) =>
-    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe, { bound }),
+    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe, { bound, owners }),
   );
 }
 

@@ -1,28 +1,128 @@
 import type { Verdict } from '../identity/judge.ts';
-import type { ProcessProbe } from '../identity/probe.ts';
+import { readText } from '../identity/probe.ts';
 import type { Asked } from '../interlock/client.ts';
-import type { PublicLockRecord } from '../types.ts';
+import type { KernelHolders } from '../interlock/holders.ts';
+import type { LockScope } from '../options/validate.ts';
+import { printable } from '../printable.ts';
+import type { InterlockHolder, PublicLockRecord } from '../types.ts';
 
-/** What an answer on a lock's interlock says about the lock: undefined when nobody holds it. */
+/** What the interlock says about a lock, once the kernel has been heard: undefined when nobody holds it. */
+export interface HeldByInterlock {
+  /** `unknown` (certain): held, by a process of another pid namespace, whose pid means nothing here. */
+  verdict: Verdict & { state: 'held' | 'unknown' };
+  /** The holder's own answer, only where the kernel agrees with it. */
+  record?: PublicLockRecord;
+  /** The processes the kernel says hold the name. */
+  holders: InterlockHolder[];
+  /** An answer the kernel contradicts: what the process on the name claims to be. */
+  claim?: PublicLockRecord;
+  /** Set when a holder of a privileged port's name could not have bound that port. */
+  impostor?: true;
+}
+
+/** `pid 4711 (python3 squat.py, user nobody)`: a process as the kernel describes it, safe to print. */
+export function describeHolder(holder: InterlockHolder): string {
+  const parts = [holder.command, holder.user && `user ${holder.user}`].filter(Boolean) as string[];
+  return printable(`pid ${holder.pid}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`);
+}
+
+/** `"percy" pid 1`: what an answer claims to be. */
+function claimOf(answer: PublicLockRecord): string {
+  return `${answer.name === undefined ? 'a portlock holder' : JSON.stringify(answer.name)} pid ${answer.pid}`;
+}
+
+/** The lowest port a process without privileges may bind (1024 unless the host lowered it). */
+function unprivilegedPortStart(): number {
+  const text = readText('/proc/sys/net/ipv4/ip_unprivileged_port_start')?.trim();
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) : 1024;
+}
+
+/** Holders of a privileged port's name that could not have bound the port itself. */
+function impostorsOf(scope: LockScope | undefined, holders: InterlockHolder[]): InterlockHolder[] {
+  if (scope?.kind !== 'port' || scope.port >= unprivilegedPortStart()) return [];
+  return holders.filter((holder) => holder.canBindPrivileged === false);
+}
+
+/**
+ * What an answer on a lock's interlock says about the lock, judged against the kernel: the answer
+ * is a claim, the kernel's table of names and processes is the proof. An answer is believed only
+ * where the kernel lists its pid as holding the name; one it contradicts is reported as what it
+ * is; where the kernel cannot tell, no answer is believed (the caller falls back to the record,
+ * at most `likely`).
+ */
 export function heldByAnswer(
   asked: Asked,
-  probe: ProcessProbe,
-): { verdict: Verdict & { state: 'held' | 'unknown' }; record?: PublicLockRecord } | undefined {
-  if (asked.kind === 'free') return undefined;
-  if (asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply) {
-    const { record } = asked.reply;
-    const pidns = probe.pidns?.();
-    if (record.pidns !== undefined && pidns !== undefined && record.pidns !== pidns) {
-      // Held for sure, but by a pid that names some other process here: out of reach, never signalled.
-      const reason = `process ${record.pid} runs in another pid namespace (${record.pidns}) and holds the lock's kernel interlock; stop it inside that namespace`;
-      return { record, verdict: { state: 'unknown', certainty: 'certain', reason } };
-    }
-    const reason =
-      record.pid === probe.pid ? 'this process holds it' : `process ${record.pid} holds the lock's kernel interlock`;
-    return { record, verdict: { state: 'held', certainty: 'certain', reason } };
+  probe: { pid: number; pidns?(): string | undefined },
+  kernel: KernelHolders,
+  scope?: LockScope,
+): HeldByInterlock | undefined {
+  const { holders } = kernel;
+  // Free to the question and to the kernel: nobody holds it. (A holder of the legacy form alone
+  // may not be reachable by a question under every Node version; the kernel still sees it.)
+  if (kernel.state === 'free' || (asked.kind === 'free' && kernel.state !== 'held')) return undefined;
+  const held = (certainty: Verdict['certainty'], reason: string, extra: Partial<HeldByInterlock> = {}) => ({
+    verdict: { state: 'held' as const, certainty, reason: printable(reason) },
+    holders,
+    ...extra,
+  });
+  const seen = holders.map(describeHolder).join(', ');
+  const impostors = impostorsOf(scope, holders);
+  if (scope?.kind === 'port' && impostors.length > 0) {
+    return held(
+      'certain',
+      `its kernel name is held by ${impostors.map(describeHolder).join(', ')}, which cannot bind port ${scope.port}: an impostor, not a server on that port`,
+      { impostor: true },
+    );
   }
-  const why = asked.kind === 'silent' ? asked.reason : 'it refused to say who it is';
-  return {
-    verdict: { state: 'held', certainty: 'likely', reason: `a process holds the lock's kernel interlock, but ${why}` },
-  };
+  const answer =
+    asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
+  if (kernel.state === 'unseen' || holders.length === 0) {
+    // The kernel says the name is held (or cannot say at all), but not by whom: an answer
+    // cannot be checked, so it is not believed.
+    const why =
+      kernel.state === 'unseen'
+        ? 'this OS does not tell which process holds it'
+        : "/proc does not show which process holds it (another user's, or hidden)";
+    if (answer === undefined) return held('likely', `a process holds the lock's kernel interlock; ${why}`);
+    return held(
+      'likely',
+      `a process holds the lock's kernel interlock; ${why}; it claims to be ${claimOf(answer)}, which cannot be checked from here`,
+      { claim: answer },
+    );
+  }
+  const legacy = kernel.legacy ? ' (in the unpadded form of an older portlock or Node)' : '';
+  const pidns = probe.pidns?.();
+  if (
+    answer?.pidns !== undefined &&
+    pidns !== undefined &&
+    answer.pidns !== pidns &&
+    holders.some((holder) => holder.pidns === undefined || holder.pidns === answer.pidns)
+  ) {
+    // Held for sure, but by a pid that names some other process here: out of reach, never signalled.
+    const reason = `process ${answer.pid} runs in another pid namespace (${answer.pidns}) and holds the lock's kernel interlock; stop it inside that namespace`;
+    return { verdict: { state: 'unknown', certainty: 'certain', reason: printable(reason) }, holders, record: answer };
+  }
+  if (answer !== undefined && holders.some((holder) => holder.pid === answer.pid)) {
+    const reason =
+      answer.pid === probe.pid
+        ? 'this process holds it'
+        : `process ${answer.pid} holds the lock's kernel interlock${legacy}`;
+    return held('certain', reason, { record: answer });
+  }
+  if (answer !== undefined) {
+    return held(
+      'certain',
+      `held by ${seen}, which claims to be ${claimOf(answer)}: it is not a portlock holder of yours`,
+      {
+        claim: answer,
+      },
+    );
+  }
+  const why =
+    asked.kind === 'silent'
+      ? `, and does not answer (${asked.reason})`
+      : asked.kind === 'free'
+        ? legacy
+        : ', and refused to say who it is';
+  return held('certain', `${seen} holds the lock's kernel interlock${why}`);
 }

@@ -94,3 +94,32 @@ export function ensureLockDir(dir: string): void {
     throw new LockDirectoryError(dir, 'shared-writable', `mode 0${(stat.mode & 0o777).toString(8)}`);
   }
 }
+
+/** A lock directory as found by a command that only looks (or cleans): whose it is. */
+export interface LockDirOwner {
+  /** The directory owner's uid; undefined where the OS has none (Windows). */
+  uid: number | undefined;
+  /** Set when the caller is root looking into another user's directory. */
+  foreign?: true;
+}
+
+/**
+ * Checks an existing lock directory as {@link ensureLockDir} does, for `list`, `status`, `clean`
+ * and `stop`, without creating it: undefined when it does not exist. Root may look into another
+ * user's directory, and is told whose it is: every record in it vouches only for that user's
+ * processes.
+ */
+export function checkLockDir(dir: string): LockDirOwner | undefined {
+  const stat = lstatOrUndefined(dir);
+  if (stat === undefined) return undefined;
+  if (stat.isSymbolicLink()) throw new LockDirectoryError(dir, 'symlink');
+  if (!stat.isDirectory()) throw new LockDirectoryError(dir, 'not-directory');
+  if (isWindows) return { uid: undefined };
+  if ((stat.mode & 0o022) !== 0) {
+    throw new LockDirectoryError(dir, 'shared-writable', `mode 0${(stat.mode & 0o777).toString(8)}`);
+  }
+  const uid = process.getuid?.();
+  if (uid === undefined || stat.uid === uid) return { uid: stat.uid };
+  if (uid === 0) return { uid: stat.uid, foreign: true };
+  throw new LockDirectoryError(dir, 'foreign-owner', `owner uid ${stat.uid}, this process runs as uid ${uid}`);
+}

@@ -18,7 +18,7 @@ export function createRecord(
   token: string,
   probe: ProcessProbe,
   interlocked = false,
-  presence?: string,
+  extra: { presence?: string | undefined; interlockUnavailable?: string | undefined } = {},
 ): LockRecord {
   const user = probe.user();
   const processStart = probe.ownStartTime();
@@ -38,8 +38,9 @@ export function createRecord(
     ...(netns === undefined ? {} : { netns }),
     ...(pidns === undefined ? {} : { pidns }),
     ...(probe.threadId === undefined ? {} : { thread: probe.threadId }),
-    ...(presence === undefined ? {} : { presence }),
+    ...(extra.presence === undefined ? {} : { presence: extra.presence }),
     ...(interlocked ? { interlock: true as const } : {}),
+    ...(extra.interlockUnavailable === undefined ? {} : { interlockUnavailable: extra.interlockUnavailable }),
     token,
   };
 }
@@ -71,6 +72,7 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   thread: optional((value): value is number => Number.isSafeInteger(value) && (value as number) >= 0),
   presence: optional((value): value is string => isString(value) && /^[0-9a-f]{16,64}$/.test(value)),
   interlock: (value) => value === undefined || value === true,
+  interlockUnavailable: optional(isString),
   token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
 };
 

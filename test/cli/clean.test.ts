@@ -3,11 +3,39 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock, cleanLocks, removeStaleLock } from '../../src/index.ts';
-import { liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
+import { deadPid, liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, spawnTs } from '../helpers/spawn.ts';
 import { cli, foreignRecord, place, staleRecord } from './_support.ts';
 
 describe('portlock clean', () => {
+  it("removes portlock's own leftovers of dead processes, and never a file that is not a lock record", async () => {
+    const { dir, port } = await place();
+    const dead = await deadPid();
+    const temp = join(dir, `agent-${port}.lock.${dead}.0123456789ab.tmp`);
+    // Older than any publish takes: a temp file's pid alone may be of another pid namespace.
+    writeRecord(temp, '', 60_000);
+    const garbage = join(dir, 'xtables.lock');
+    writeRecord(garbage, 'not json', 60_000);
+    const other = join(dir, `agent-${port}.lock.bak`);
+    writeRecord(other, 'a backup of someone else');
+    const result = await cli(['clean', '--dir', dir]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      new RegExp(`^removed leftover agent-${port}\\.lock\\.${dead}\\.0123456789ab\\.tmp$`, 'm'),
+    );
+    assert.match(
+      result.stderr,
+      /^kept xtables\.lock: not a lock record, left alone \(the lock file is not a readable record/m,
+    );
+    assert.equal(existsSync(temp), false);
+    assert.equal(existsSync(garbage), true);
+    assert.equal(existsSync(other), true);
+    const removed = await removeStaleLock({ key: 'xtables', dir });
+    assert.equal(removed.removed, false);
+    assert.equal(existsSync(garbage), true);
+  });
+
   it('removes stale records only, says what it removed, and leaves live and unknown ones', async () => {
     const { dir, port } = await place();
     const lock = await acquireLock({ port, dir });

@@ -37,10 +37,15 @@ describe('LockHandle.interlockFd and interlockHolders', linuxOnly, () => {
       [process.pid, child.pid].sort(),
     );
     await lock.release();
-    assert.deepEqual(interlockHolders({ port, dir }), [{ pid: child.pid, command: 'sleep 60' }]);
+    assert.deepEqual(
+      interlockHolders({ port, dir }).map(({ pid, command, uid, user }) => ({ pid, command, uid, user })),
+      [{ pid: child.pid, command: 'sleep 60', uid: process.getuid?.(), user: 'root' }],
+    );
     const refused = await acquireLock({ port, dir }).catch((error: unknown) => error);
     assert.ok(refused instanceof LockHeldError);
-    assert.equal(refused.certainty, 'likely');
+    // The kernel names the holder: certain, though it does not answer.
+    assert.equal(refused.certainty, 'certain');
+    assert.match(refused.message, new RegExp(`pid ${child.pid} \\(sleep 60, user root\\)`));
     child.kill('SIGKILL');
     await once(child, 'exit');
     assert.deepEqual(interlockHolders({ port, dir }), []);
@@ -64,16 +69,21 @@ describe('LockHandle.interlockFd and interlockHolders', linuxOnly, () => {
     }
   });
 
-  it('finds the listening socket of an abstract name in /proc/net/unix, NUL padding and all', () => {
+  it('finds the listening socket of exactly an abstract name in /proc/net/unix, never a look-alike', () => {
+    const padded = (name: string) => name.padEnd(108, '@');
     const table = [
       'Num       RefCount Protocol Flags    Type St Inode Path',
-      '0000000000000000: 00000003 00000000 00000000 0001 03 111 @portlock/port-5338@@@@',
-      '0000000000000000: 00000002 00000000 00010000 0001 01 222 @portlock/port-5338@@@@@@@@',
-      '0000000000000000: 00000002 00000000 00010000 0001 01 333 @portlock/port-53380@@@@',
+      `0000000000000000: 00000003 00000000 00000000 0001 03 111 ${padded('@portlock/port-5338')}`,
+      `0000000000000000: 00000002 00000000 00010000 0001 01 222 ${padded('@portlock/port-5338')}`,
+      '0000000000000000: 00000002 00000000 00010000 0001 01 555 @portlock/port-5338@',
+      '0000000000000000: 00000002 00000000 00010000 0001 01 666 @portlock/port-5338',
+      `0000000000000000: 00000002 00000000 00010000 0001 01 333 ${padded('@portlock/port-53380')}`,
       '0000000000000000: 00000002 00000000 00010000 0001 01 444 /run/some.sock',
     ].join('\n');
-    assert.equal(listeningInode('\0portlock/port-5338', table), '222');
-    assert.equal(listeningInode('\0portlock/port-533', table), undefined);
+    assert.equal(listeningInode('\0portlock/port-5338'.padEnd(108, '\0'), table), '222');
+    assert.equal(listeningInode('\0portlock/port-5338\0', table), '555');
+    assert.equal(listeningInode('\0portlock/port-5338', table), '666');
+    assert.equal(listeningInode('\0portlock/port-533'.padEnd(108, '\0'), table), undefined);
     assert.equal(listeningInode('\0portlock/port-1', ''), undefined);
   });
 });

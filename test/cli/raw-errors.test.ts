@@ -54,8 +54,8 @@ describe('no raw errors', { skip: nobodyUnavailable() }, () => {
     assert.equal(result.code, 1);
     assert.equal(
       result.stderr,
-      `portlock: cannot read the directory ${dir}: permission denied (it belongs to another user, or its mode keeps this user out).\n` +
-        'Next step: use a lock directory of your own (--dir or PORTLOCK_DIR), or run this as the user who owns it.\n',
+      `portlock: Lock directory ${dir} cannot be used: it is owned by another user, who could replace any lock in it (owner uid 0, this process runs as uid 65534).\n` +
+        'Next step: pass --dir (or set PORTLOCK_DIR) to a private directory of your own (mode 0700).\n',
     );
   });
 

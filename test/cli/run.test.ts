@@ -260,7 +260,7 @@ describe('portlock run, as a real process', () => {
     assert.match(
       status.stdout,
       new RegExp(
-        `^port ${port}: running: held by pid ${child} \\(.*cli-child\\.mjs plain\\) through the kernel interlock; taken for it by percy, pid ${run.pid}, .*which no longer holds it`,
+        `^port ${port}: running: held by pid ${child} \\(.*cli-child\\.mjs plain, user \\S+\\) through the kernel interlock; taken for it by percy, pid ${run.pid}, .*which no longer holds it`,
       ),
     );
 

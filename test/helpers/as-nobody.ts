@@ -46,3 +46,11 @@ export function runTsAsNobody(script: string, args: string[], env: NodeJS.Proces
   });
   return finished(child);
 }
+
+/** Starts a TypeScript fixture as nobody, for as long as the test needs it (stdin piped, stdout read). */
+export function spawnTsAsNobody(script: string, args: string[], node = process.execPath, timeoutMs = 60_000) {
+  return spawnTracked('setpriv', [...setprivArgs(), node, '--import', 'tsx', script, ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    timeoutMs,
+  });
+}

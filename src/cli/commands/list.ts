@@ -1,11 +1,12 @@
 import { basename } from 'node:path';
 import { listLocks } from '../../lock/inspect.ts';
 import { scopeOfFileName } from '../../options/resolve.ts';
+import { printable } from '../../printable.ts';
 import type { LockInspection } from '../../types.ts';
 import { UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
-import { alignedTable, type Style, since } from '../output.ts';
+import { alignedTable, checkDirFor, interlockNote, type Style, since } from '../output.ts';
 
 const WORDS = { held: 'running', stale: 'STALE', free: 'free', unknown: 'unknown' } as const;
 const COLOURS: Record<LockInspection['state'], Style> = {
@@ -42,6 +43,7 @@ export const list: Command = {
   ],
   async run({ positionals, out, dir }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    checkDirFor(out, dir);
     const locks = await listLocks({ dir });
     if (out.json) {
       out.document({ dir, locks: locks.map((lock) => ({ lock: lockLabel(lock.path), ...lock })) });
@@ -54,15 +56,19 @@ export const list: Command = {
     const now = Date.now();
     const rows = locks.map((lock) => {
       const record = lock.record;
-      const note = lock.state === 'held' && lock.certainty === 'certain' ? '' : lock.reason;
+      const note =
+        interlockNote(lock) ??
+        (lock.state === 'held' && lock.certainty === 'certain' && lock.claim === undefined ? '' : lock.reason);
+      // A squatter the kernel names, with no record to vouch for it: show it as the kernel does.
+      const holder = record === undefined ? lock.holders?.[0] : undefined;
       return [
         lockLabel(lock.path),
         WORDS[lock.state],
-        record?.name ?? '-',
-        record === undefined ? '-' : String(record.pid),
-        record?.user ?? '-',
+        printable(record?.name ?? (holder?.command === undefined ? '-' : (holder.command.split(' ')[0] ?? '-'))),
+        record === undefined ? (holder === undefined ? '-' : String(holder.pid)) : String(record.pid),
+        printable(record?.user ?? holder?.user ?? '-'),
         record === undefined ? '-' : (since(record.startedAt, now) ?? '-'),
-        note,
+        printable(note),
       ];
     });
     const states = locks.map((lock) => lock.state);

@@ -1,39 +1,46 @@
-import { interlockHolders } from '../../interlock/holders.ts';
 import { portInUseLine } from '../../listeners/describe.ts';
 import { portHolders } from '../../listeners/port-holders.ts';
 import { inspectLock } from '../../lock/inspect.ts';
-import type { InterlockHolder, LockInspection } from '../../types.ts';
+import { describeHolder } from '../../lock/interlock-answer.ts';
+import { printable } from '../../printable.ts';
+import type { LockInspection } from '../../types.ts';
 import { parsePort, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
-import { describeRecord, type Output } from '../output.ts';
+import { checkDirFor, describeRecord, interlockNote, type Output } from '../output.ts';
 
 const CODES = { held: EXIT.ok, stale: EXIT.stale, free: EXIT.notRunning, unknown: EXIT.unknown } as const;
 const WORDS = { held: 'running', stale: 'stale', free: 'not running', unknown: 'unknown' } as const;
 
 /** One line: the state, who, and why. */
-export function statusLine(port: number, lock: LockInspection, holders: InterlockHolder[], out: Output): string {
+export function statusLine(port: number, lock: LockInspection, out: Output): string {
   const word = out.paint(
     lock.state === 'held' ? 'green' : lock.state === 'stale' ? 'yellow' : lock.state === 'unknown' ? 'magenta' : 'dim',
     WORDS[lock.state],
   );
-  const why = `${lock.certainty === 'likely' ? 'likely: ' : ''}${lock.reason}`;
+  const why = printable(`${lock.certainty === 'likely' ? 'likely: ' : ''}${lock.reason}`);
   if (lock.state === 'free') return `port ${port}: ${word} (${why})`;
   const record = lock.record;
+  const holders = lock.holders ?? [];
   const who: string[] = [];
   const named = holders.find((holder) => holder.pid === record?.pid);
+  if (record === undefined && holders.length > 0) {
+    // The kernel names who holds it, and no record of this directory vouches for it (a squatter,
+    // an impostor): the reason says what it is.
+    return `port ${port}: ${word}: ${why}`;
+  }
   if (holders.length > 0 && named === undefined) {
     // The record's writer is gone, and a process it handed the lock to holds it.
-    const list = holders.map((holder) => `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ''}`);
-    who.push(`held by ${list.join(', ')} through the kernel interlock`);
+    who.push(`held by ${holders.map(describeHolder).join(', ')} through the kernel interlock`);
     if (record !== undefined) {
       who.push(`taken for it by ${describeRecord(record, { age: 'since' })}, which no longer holds it`);
     }
   } else if (record !== undefined) {
     who.push(describeRecord(record, { age: lock.state === 'held' ? 'up' : 'since' }));
   }
+  const fallback = interlockNote(lock);
   const next = lock.state === 'stale' ? "; the next start replaces it, or 'portlock clean' removes it" : '';
-  return `port ${port}: ${word}${who.length > 0 ? `: ${who.join('; ')}` : ''} (${why})${next}`;
+  return `port ${port}: ${word}${who.length > 0 ? `: ${who.join('; ')}` : ''}${fallback ? `, ${fallback}` : ''} (${why})${next}`;
 }
 
 /** No lock, yet a program listens on the port: name it, for it is why a start would fail. */
@@ -51,8 +58,9 @@ export const status: Command = {
   summary: "tell whether a port's lock is held, in one line",
   description:
     'Reports the holder (application, pid, user, age) and whether it is alive, stale or unknown, and why.\n' +
-    'A holder that answers through the kernel interlock is certain; when the process that took the lock is\n' +
-    'gone but a command it started still holds the interlock, that process is named.',
+    'A holder that answers through the kernel interlock is certain where the kernel confirms its answer; a\n' +
+    "process on the lock's kernel name that the kernel contradicts is named as what it is. When the process\n" +
+    'that took the lock is gone but a command it started still holds the interlock, that process is named.',
   arguments: [['<port>', 'the port whose lock to report (1-65535)']],
   options: {},
   exitCodes: [
@@ -70,15 +78,14 @@ export const status: Command = {
   async run({ positionals, out, dir, name }) {
     if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
     const port = parsePort(positionals[0], '<port>');
+    checkDirFor(out, dir);
     const lock = await inspectLock({ port, dir, name });
     if (lock.state === 'free') {
       const inUse = await inUseWithoutPortlock(port, lock, out);
       if (inUse !== undefined) return inUse;
     }
-    // A holder that does not answer is found through the descriptors that hold its interlock.
-    const holders = lock.state === 'held' && lock.certainty !== 'certain' ? interlockHolders({ port, dir }) : [];
-    if (out.json) out.document({ port, ...lock, holders });
-    else out.out(statusLine(port, lock, holders, out));
+    if (out.json) out.document({ port, ...lock, holders: lock.holders ?? [] });
+    else out.out(statusLine(port, lock, out));
     return CODES[lock.state];
   },
 };

@@ -2,7 +2,7 @@ import { stopLock } from '../../lock/stop.ts';
 import { parsePort, parseSeconds, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
-import { describeRecord } from '../output.ts';
+import { checkDirFor, describeRecord } from '../output.ts';
 
 export const stop: Command = {
   name: 'stop',
@@ -43,11 +43,16 @@ export const stop: Command = {
   async run({ positionals, values, out, dir, name }) {
     if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
     const port = parsePort(positionals[0], '<port>');
+    checkDirFor(out, dir);
     const timeout = parseSeconds(stringValue(values, 'timeout') ?? '10', '--timeout');
     const force = values.force === true;
     const result = await stopLock({ port, dir, name, timeout, force });
     const record = result.before.record;
     const who = record === undefined ? '' : ` ${describeRecord(record)}`;
+    if (!out.json) {
+      for (const { pid, signals, outcome } of result.processes)
+        out.err(`pid ${pid}: sent ${signals.join(', then ')}; ${outcome}.`);
+    }
     if (result.outcome === 'stopped' || result.outcome === 'not-running') {
       if (out.json) out.document({ port, ...result });
       else if (result.outcome === 'stopped') out.out(`port ${port}: stopped${who}: ${result.reason}`);

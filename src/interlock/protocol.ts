@@ -6,8 +6,11 @@ import type { PublicLockRecord } from '../types.ts';
  * - `{"v":1,"op":"who"}`: the holder's public record (never its token);
  * - `{"v":1,"op":"stop","token":"…"}`: asks the holder to stop; the token proves the asker can
  *   read the holder's 0600 record;
- * - `{"v":1,"op":"wait"}`: keeps the connection open until the lock is released, so a waiter
- *   learns at once (the kernel closes it too when the holder dies).
+ * - `{"v":1,"op":"wait","since":…}`: keeps the connection open until the lock is released, so a
+ *   waiter learns at once (the kernel closes it too when the holder dies). `since` (ms since the
+ *   epoch) is when the waiter started waiting: the holder keeps its waiters in that order, and
+ *   tells each, with `{"v":1,"ok":true,"waiting":true,"first":…}` lines, whether it is at the head.
+ *   On the release only the head takes the lock; the others queue again with its successor.
  */
 export const PROTOCOL_VERSION = 1;
 
@@ -17,14 +20,14 @@ export const MAX_REQUEST_BYTES = 4096;
 /** A client that has not sent a whole request by then is disconnected. */
 export const REQUEST_TIMEOUT_MS = 1000;
 
-export type Request = { op: 'who' } | { op: 'stop'; token: string } | { op: 'wait' };
+export type Request = { op: 'who' } | { op: 'stop'; token: string } | { op: 'wait'; since?: number };
 
 export type ErrorCode = 'EBADREQUEST' | 'ETOOLARGE' | 'EVERSION' | 'EDENIED' | 'ENOTSUP' | 'EBUSY';
 
 export type Reply =
   | { v: 1; ok: true; record: PublicLockRecord }
   | { v: 1; ok: true; stopping: true }
-  | { v: 1; ok: true; waiting: true }
+  | { v: 1; ok: true; waiting: true; first?: boolean }
   | { v: 1; ok: false; error: { code: ErrorCode; message: string } };
 
 export function errorReply(code: ErrorCode, message: string): Reply {
@@ -46,9 +49,10 @@ export function parseRequest(line: string): Request | Reply {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return errorReply('EBADREQUEST', 'the request is not a JSON object');
   }
-  const { v, op, token } = value as Record<string, unknown>;
+  const { v, op, token, since } = value as Record<string, unknown>;
   if (v !== PROTOCOL_VERSION) return errorReply('EVERSION', `protocol version ${PROTOCOL_VERSION} is spoken here`);
-  if (op === 'who' || op === 'wait') return { op };
+  if (op === 'who') return { op };
+  if (op === 'wait') return typeof since === 'number' && Number.isFinite(since) ? { op, since } : { op };
   if (op === 'stop') {
     return typeof token === 'string' && token.length <= 256
       ? { op, token }
@@ -76,5 +80,10 @@ export function parseReply(line: string): Reply | undefined {
     const record = parseRecord(Buffer.from(JSON.stringify(value.record ?? null)));
     return record === undefined ? undefined : { v: PROTOCOL_VERSION, ok: true, record: publicRecord(record) };
   }
-  return value.stopping === true || value.waiting === true ? (value as Reply) : undefined;
+  if (value.waiting === true) {
+    return typeof value.first === 'boolean'
+      ? { v: PROTOCOL_VERSION, ok: true, waiting: true, first: value.first }
+      : { v: PROTOCOL_VERSION, ok: true, waiting: true };
+  }
+  return value.stopping === true ? { v: PROTOCOL_VERSION, ok: true, stopping: true } : undefined;
 }

@@ -39,6 +39,14 @@ const UNIDENTIFIED: Refusal = {
 };
 type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
 
+/**
+ * Resolves with `value` after the event loop has turned once: an acquire may otherwise complete in
+ * microtasks alone, and a loop of them would starve timers and never free closed sockets.
+ */
+export function afterMacrotask<T>(value: T): Promise<T> {
+  return new Promise((resolve) => setImmediate(resolve, value));
+}
+
 /** Sleeps, or rejects with the signal's own reason when it aborts (not a generic AbortError). */
 async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   try {
@@ -188,7 +196,7 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
     for (;;) {
       const last = performance.now() - started >= wait;
       const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last);
-      if (tried.kind === 'acquired') return tried.lock;
+      if (tried.kind === 'acquired') return await afterMacrotask(tried.lock);
       const elapsed = performance.now() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
         if (tried.afterMs > 0) await pause(tried.afterMs, signal);
@@ -203,7 +211,9 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
         continue;
       }
       // The holder's interlock tells a waiter the moment it is released; otherwise poll.
-      if (tried.viaInterlock && name && (await waitForRelease(name, wait - elapsed, signal)) !== 'poll') {
+      // Waiters are served in the order they started waiting (`since`, by the wall clock all share).
+      const since = performance.timeOrigin + started;
+      if (tried.viaInterlock && name && (await waitForRelease(name, wait - elapsed, signal, since)) !== 'poll') {
         signal?.throwIfAborted();
         continue;
       }

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import type { Server as HttpServer } from 'node:http';
-import { createServer, type Server } from 'node:net';
+import { createServer, Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isLoopbackHost } from './request-guard.ts';
 
@@ -75,8 +75,14 @@ function listenOnce(server: Server, port: number, host: string): Promise<void> {
 
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
-    // ERR_SERVER_NOT_RUNNING only says it was closed already, which is what is wanted.
-    server.close(() => resolve());
+    // ERR_SERVER_NOT_RUNNING only says it was closed already, which is what is wanted. Only the
+    // listener is closed here: an HTTP server's own close() also destroys the connections it
+    // thinks idle, and with them a request its client has just sent; the drain closes those.
+    Server.prototype.close.call(server, () => {
+      // Now that no connection is left, the HTTP server's close() only stops its timers.
+      if (server.close !== Server.prototype.close) server.close(() => {});
+      resolve();
+    });
   });
 }
 

@@ -6,7 +6,7 @@ import { encode, PROTOCOL_VERSION, parseReply, type Reply, type Request } from '
 export const ASK_TIMEOUT_MS = 1000;
 
 export type Asked =
-  /** Nobody holds the name. */
+  /** Nobody holds the name, or its holder left before answering. */
   | { kind: 'free' }
   /** Someone holds it and answered. */
   | { kind: 'answered'; reply: Reply }
@@ -83,23 +83,28 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 const BUSY_RETRY_MIN_MS = 20;
 /** ...up to this: a full queue costs a waiter a connection a second, not a busy loop. */
 export const BUSY_RETRY_MAX_MS = 1000;
-/** A waiter behind the head gives the head this long to wake and bind before it looks again... */
-const BEHIND_FIRST_LOOK_MS = 4;
-/** ...and this long in all before it takes a name still free for a sign that the head is gone. */
-export const HANDOVER_GRACE_MS = 250;
+/**
+ * After a release, a waiter with `n` ahead of it first looks for the successor `n` times this
+ * late, so that the looks come in queue order and mostly find the successor bound.
+ */
+const LOOK_STEP_MS = 2;
+/**
+ * A waiter finding the name free takes it once the waiter that was just ahead of it has had its
+ * turn (it held the lock, or its process is gone), and in any case `n` times this long after the
+ * release: the one ahead may have given up, or live on in a process that no longer waits.
+ */
+export const TURN_STEP_MS = 250;
 
 type Heard =
-  /** Nobody holds the name. */
-  | 'free'
-  /** The holder released or died while this waiter was at the head of its queue. */
-  | 'first'
-  /** The holder released or died while others were ahead in its queue. */
-  | 'behind'
+  /** Nobody holds the name, or its holder left before answering. */
+  | { kind: 'free' }
+  /** The holder released or died; what it last said of this waiter's place. */
+  | { kind: 'released'; ahead: number; after: number | undefined; holder: number | undefined }
   /** The holder's queue is full, or its backlog is. */
-  | 'busy'
+  | { kind: 'busy' }
   /** The holder does not queue waiters (or is not a portlock holder): look by other means. */
-  | 'poll'
-  | 'timeout';
+  | { kind: 'poll' }
+  | { kind: 'timeout' };
 
 /**
  * One `wait` on the holder of `name`: resolves when the connection ends, saying what the waiter
@@ -107,7 +112,8 @@ type Heard =
  */
 function waitOnce(name: string, since: number, signal: AbortSignal): Promise<Heard> {
   return new Promise((resolve) => {
-    let heard: Heard = 'poll';
+    // A holder that closes before answering has just released: as good as a free name.
+    let heard: Heard = { kind: 'free' };
     let connected = false;
     let buffered = '';
     const socket = connect({ path: name });
@@ -117,13 +123,13 @@ function waitOnce(name: string, since: number, signal: AbortSignal): Promise<Hea
       resolve(heard);
     };
     const onAbort = () => {
-      heard = 'timeout';
+      heard = { kind: 'timeout' };
       finish();
     };
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('connect', () => {
       connected = true;
-      socket.write(encode({ v: PROTOCOL_VERSION, op: 'wait', since }));
+      socket.write(encode({ v: PROTOCOL_VERSION, op: 'wait', since, pid: process.pid }));
     });
     socket.on('data', (chunk) => {
       buffered += chunk.toString('utf8');
@@ -131,20 +137,23 @@ function waitOnce(name: string, since: number, signal: AbortSignal): Promise<Hea
         const reply = parseReply(buffered.slice(0, end));
         buffered = buffered.slice(end + 1);
         if (reply?.ok && 'waiting' in reply) {
-          // A holder that does not keep a queue says nothing of it: its waiters all go at once.
-          heard = reply.first === false ? 'behind' : 'first';
+          // A holder that keeps no queue says nothing of places: its waiters all go at once.
+          heard = { kind: 'released', ahead: reply.ahead ?? 0, after: reply.after, holder: reply.holder };
         } else {
-          heard = !reply?.ok && reply?.error.code === 'EBUSY' ? 'busy' : 'poll';
+          heard = !reply?.ok && reply?.error.code === 'EBUSY' ? { kind: 'busy' } : { kind: 'poll' };
           finish();
           return;
         }
       }
-      if (buffered.length > 65536) finish();
+      if (buffered.length > 65536) {
+        heard = { kind: 'poll' };
+        finish();
+      }
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (!connected && (error.code === 'ECONNREFUSED' || error.code === 'ENOENT')) heard = 'free';
       // The holder's backlog is full: as good as a full queue.
-      else if (!connected && error.code === 'EAGAIN') heard = 'busy';
+      if (!connected && error.code === 'EAGAIN') heard = { kind: 'busy' };
+      // Refused: nobody holds the name; anything else, it is gone too (the default).
       finish();
     });
     socket.on('close', finish);
@@ -154,21 +163,33 @@ function waitOnce(name: string, since: number, signal: AbortSignal): Promise<Hea
 /** Sleeps; false when `signal` aborted first. */
 async function pauseUnless(ms: number, signal: AbortSignal): Promise<boolean> {
   try {
-    await sleep(ms, undefined, { signal });
+    await sleep(Math.max(0, ms), undefined, { signal });
     return true;
   } catch {
     return false;
   }
 }
 
+/** Whether a process of this pid exists (one of another user's counts). */
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
- * Resolves when the holder of `name` releases it or dies and this waiter is next: `released`, or
- * also when nobody holds the name any more. Waiters are served in the order of `since` (when each
- * started waiting, in ms since the epoch): one woken behind others queues again with the next
- * holder, and takes a free name only after giving the head `HANDOVER_GRACE_MS` to take it. One
- * turned away from a full queue tries again with an exponential back-off up to a second. Resolves
- * `poll` when waiting this way is not possible (the holder does not support it), so the caller
- * looks again after a pause; and `timeout` when `timeoutMs` passes or `signal` aborts.
+ * Resolves when the holder of `name` releases it or dies and it is this waiter's turn: `released`,
+ * or also when nobody holds the name any more. Waiters are served in the order of `since` (when
+ * each started waiting, in ms since the epoch): the holder keeps them in that order and tells each
+ * its place; on the release the head goes at once, and each other waiter looks a few ms later by
+ * its place, queueing again with the successor, and takes a name it finds free only once the
+ * waiter that was ahead of it has had its turn (see `TURN_STEP_MS`). One turned away from a full
+ * queue tries again with an exponential back-off up to a second. Resolves `poll` when waiting this
+ * way is not possible (the holder does not support it), so the caller looks again after a pause;
+ * and `timeout` when `timeoutMs` passes or `signal` aborts.
  */
 export async function waitForRelease(
   name: string,
@@ -179,34 +200,47 @@ export async function waitForRelease(
   if (signal?.aborted) return 'timeout';
   const deadline = AbortSignal.timeout(Math.max(0, Math.ceil(Math.min(timeoutMs, MAX_TIMER_MS))));
   const until = signal === undefined ? deadline : AbortSignal.any([signal, deadline]);
-  let behindSince: number | undefined;
-  let behindPause = BEHIND_FIRST_LOOK_MS;
+  // The waiter that was just ahead of this one at the last release, until it has had its turn;
+  // and when this one goes regardless.
+  let before: number | undefined;
+  let turnAt = 0;
+  let lookPause = LOOK_STEP_MS;
   let busyPause = BUSY_RETRY_MIN_MS;
   for (;;) {
     const heard = await waitOnce(name, since, until);
-    switch (heard) {
-      case 'first':
-        return 'released';
-      case 'free':
-        if (behindSince === undefined || performance.now() - behindSince >= HANDOVER_GRACE_MS) return 'released';
-        // Free just after a release that was the head's to take: give the head its moment.
-        if (!(await pauseUnless(behindPause, until))) return 'timeout';
-        behindPause = Math.min(behindPause * 2, 32);
-        continue;
-      case 'behind':
-        behindSince = performance.now();
-        behindPause = BEHIND_FIRST_LOOK_MS;
+    switch (heard.kind) {
+      case 'released': {
+        const now = performance.now();
+        // The one this waiter let go first has had its turn: it was the holder that released.
+        if (before !== undefined && heard.holder === before) before = undefined;
+        if (heard.ahead > 0) {
+          before = heard.after;
+          turnAt = now + heard.ahead * TURN_STEP_MS;
+        }
+        // Told it is first by a holder that has not seen everyone: the one it was behind at an
+        // earlier release, if still waiting to come, still goes first.
+        if (before === undefined || now >= turnAt) return 'released';
+        lookPause = LOOK_STEP_MS;
         busyPause = BUSY_RETRY_MIN_MS;
-        if (!(await pauseUnless(behindPause, until))) return 'timeout';
+        if (!(await pauseUnless(Math.max(1, heard.ahead) * LOOK_STEP_MS, until))) return 'timeout';
         continue;
+      }
+      case 'free': {
+        const wait = turnAt - performance.now();
+        if (before === undefined || wait <= 0 || !exists(before)) return 'released';
+        // Free, but the one ahead has not had its turn: look again, a little later each time.
+        if (!(await pauseUnless(Math.min(lookPause, wait), until))) return 'timeout';
+        lookPause = Math.min(lookPause * 2, 16);
+        continue;
+      }
       case 'busy':
-        behindSince = undefined;
+        before = undefined;
         if (!(await pauseUnless(busyPause, until))) return 'timeout';
         busyPause = Math.min(busyPause * 2, BUSY_RETRY_MAX_MS);
         continue;
       case 'poll':
       case 'timeout':
-        return heard;
+        return heard.kind;
     }
   }
 }

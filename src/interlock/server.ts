@@ -35,14 +35,16 @@ interface Waiter {
   socket: Socket;
   /** When it started waiting (ms since the epoch, by its own clock): the queue's order. */
   since: number;
-  /** What it was last told: whether it is at the head of the queue. */
-  toldFirst: boolean;
+  /** Its pid, as it says. */
+  pid: number | undefined;
+  /** What it was last told of its place. */
+  told: string;
 }
 
 /**
  * The holder's end of the interlock: a kernel name bound for as long as the lock is held, which
  * answers who holds it, forwards authorised stop requests, and keeps a queue of waiters in the
- * order they started waiting, telling the head that it is next.
+ * order they started waiting, telling each its place.
  */
 export class Interlock {
   readonly #server: Server;
@@ -158,7 +160,7 @@ export class Interlock {
         this.#reply(socket, { v: PROTOCOL_VERSION, ok: true, record: answers.record });
         return;
       case 'wait':
-        this.#enqueue(socket, request.since ?? Date.now());
+        this.#enqueue(socket, request.since ?? Date.now(), request.pid);
         return;
       case 'stop': {
         if (!sameToken(request.token, answers.token)) {
@@ -190,37 +192,49 @@ export class Interlock {
    * dies), in the order waiters started waiting. When the queue is full, the one that started last
    * is turned away, so that a waiter never waits behind one that came after it.
    */
-  #enqueue(socket: Socket, since: number): void {
+  #enqueue(socket: Socket, since: number, pid: number | undefined): void {
     let at = this.#queue.length;
     while (at > 0 && (this.#queue[at - 1]?.since ?? 0) > since) at--;
     if (at >= MAX_WAITERS) {
       this.#reply(socket, errorReply('EBUSY', 'too many waiters; try again later'));
       return;
     }
-    const waiter: Waiter = { socket, since, toldFirst: at === 0 };
+    const waiter: Waiter = { socket, since, pid, told: '' };
     this.#queue.splice(at, 0, waiter);
-    socket.write(encode({ v: PROTOCOL_VERSION, ok: true, waiting: true, first: waiter.toldFirst }));
     socket.on('close', () => {
       const index = this.#queue.indexOf(waiter);
       if (index < 0) return;
       this.#queue.splice(index, 1);
-      this.#tellHead();
+      this.#tellPlaces();
     });
     if (this.#queue.length > MAX_WAITERS) {
       const last = this.#queue.pop();
       if (last !== undefined) this.#reply(last.socket, errorReply('EBUSY', 'too many waiters; try again later'));
     }
-    this.#tellHead();
+    this.#tellPlaces();
   }
 
-  /** Tells whoever is told wrong whether it is at the head: only the head acts on a release. */
-  #tellHead(): void {
+  /**
+   * Tells each waiter whose place changed how many are ahead of it and who is just ahead, so that
+   * every waiter knows its place when the holder releases or dies: the head takes the lock, each
+   * other lets the one ahead of it go first. A waiter joining at the end, the usual case, moves no
+   * one.
+   */
+  #tellPlaces(): void {
     if (this.#closed) return;
-    this.#queue.forEach((waiter, index) => {
-      const first = index === 0;
-      if (waiter.toldFirst === first) return;
-      waiter.toldFirst = first;
-      waiter.socket.write(encode({ v: PROTOCOL_VERSION, ok: true, waiting: true, first }));
+    this.#queue.forEach((waiter, ahead) => {
+      const after = this.#queue[ahead - 1]?.pid;
+      const place = encode({
+        v: PROTOCOL_VERSION,
+        ok: true,
+        waiting: true,
+        ahead,
+        ...(after !== undefined && { after }),
+        holder: process.pid,
+      });
+      if (waiter.told === place) return;
+      waiter.told = place;
+      waiter.socket.write(place);
     });
   }
 

@@ -1,6 +1,7 @@
 // `npm run bench`: every scenario in one run, then bench/results.json and BENCHMARKS.md.
 // `--quick` shrinks every loop for a smoke run and writes its files to the temp directory instead;
-// `--only=crash,refusal` runs just those scenarios (uncontended, crash, contention, refusal, list).
+// `--only=crash,refusal` runs just those scenarios (uncontended, crash, contention, refusal, list,
+// waiting).
 // Lock files go under TMPDIR: point it elsewhere when the host's /tmp is busy with other work.
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg, release, tmpdir, type } from 'node:os';
@@ -13,6 +14,7 @@ import { runListLocks } from './list-locks.ts';
 import { runRefusal } from './refusal.ts';
 import { evaluateGoals, type Outcome, type Results, writeJson, writeMarkdown } from './report.ts';
 import { runUncontended } from './uncontended.ts';
+import { runWaiting } from './waiting.ts';
 
 // The bench must end within ten minutes; stop short of that rather than leave children behind.
 const DEADLINE_MS = 9.5 * 60_000;
@@ -64,6 +66,7 @@ const crash = await scenario('2. crash to re-acquire', 'crash', runCrash);
 const contention = await scenario('3. contention', 'contention', runContention);
 const refusal = await scenario('4. refusal latency', 'refusal', runRefusal);
 const listLocks = await scenario('5. listLocks', 'list', runListLocks);
+const waiting = await scenario('6. waiting in line', 'waiting', runWaiting);
 
 const results: Results = {
   environment: {
@@ -83,6 +86,7 @@ const results: Results = {
   contention,
   refusal,
   listLocks,
+  waiting,
 };
 
 const scratch = quick || only !== undefined;

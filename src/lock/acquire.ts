@@ -213,6 +213,9 @@ export async function acquireLockWith(options: AcquireOptions, probe: ProcessPro
       // The holder's interlock tells a waiter the moment it is released; otherwise poll.
       // Waiters are served in the order they started waiting (`since`, by the wall clock all share).
       const since = performance.timeOrigin + started;
+      // What taking the lock needs (a token, this process's identity) is made while waiting, not
+      // in the hand-over.
+      createRecord(scope, resolved.name, tokenOf(), probe);
       if (tried.viaInterlock && name && (await waitForRelease(name, wait - elapsed, signal, since)) !== 'poll') {
         signal?.throwIfAborted();
         continue;

@@ -16,6 +16,8 @@ export interface WaitingResult {
   switchesPerHandOver: number;
   /** From a holder's release to the next waiter holding the lock. */
   handOverGap: Summary;
+  /** Every hand-over gap, in the order of service. */
+  gapsMs: number[];
   /** Moments when a waiter got the lock before the previous holder released it. */
   overlaps: number;
   /** From the bench seeing a SIGKILLed holder exit to the first waiter holding the lock, per trial. */
@@ -110,6 +112,7 @@ async function orderAndCost(scale: Scale, result: WaitingResult): Promise<void> 
     previousRelease = entry.released;
   }
   result.handOverGap = summarize(gaps);
+  result.gapsMs = gaps;
   scale.log(
     `  ${count} waiters: tau ${result.kendallTau.toFixed(3)}, CPU ${result.waitersCpuPercentOfCore.toFixed(2)} % of a core, median gap ${result.handOverGap.median.toFixed(2)} ms`,
   );
@@ -155,6 +158,7 @@ export async function runWaiting(scale: Scale): Promise<WaitingResult> {
     waitingWallMs: Number.NaN,
     switchesPerHandOver: Number.NaN,
     handOverGap: summarize([]),
+    gapsMs: [],
     overlaps: 0,
     killHandOver: summarize([]),
     killToAcquired: summarize([]),

@@ -59,11 +59,14 @@ async function handle(command: Command): Promise<void> {
       }
       return;
     }
-    case 'release':
+    case 'release': {
+      // Taken just before the release, as for a waiter: the gap to the next holder starts here.
+      const releasing = nowMs();
       await held?.release();
       held = undefined;
-      reply({ type: 'released', t: nowMs() });
+      reply({ type: 'released', t: releasing });
       return;
+    }
   }
 }
 

@@ -43,7 +43,7 @@ type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
  * Resolves with `value` after the event loop has turned once: an acquire may otherwise complete in
  * microtasks alone, and a loop of them would starve timers and never free closed sockets.
  */
-export function afterMacrotask<T>(value: T): Promise<T> {
+function afterMacrotask<T>(value: T): Promise<T> {
   return new Promise((resolve) => setImmediate(resolve, value));
 }
 

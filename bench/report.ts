@@ -7,6 +7,7 @@ import { CONTENTION_IDS, CONTENTION_NS, type ContentionResult } from './contenti
 import { CRASH_IDS, type CrashResult } from './crash-reacquire.ts';
 import { LIST_MODES, LIST_SIZES, type ListLocksResult, listKey } from './list-locks.ts';
 import type { RefusalResult } from './refusal.ts';
+import type { TightLoopResult } from './tight-loop.ts';
 import { UNCONTENDED_IDS, type UncontendedId, type UncontendedResult } from './uncontended.ts';
 import type { WaitingResult } from './waiting.ts';
 
@@ -37,6 +38,8 @@ export interface Results {
   listLocks: Outcome<ListLocksResult>;
   /** Absent from results written before the waiting scenario existed. */
   waiting?: Outcome<WaitingResult>;
+  /** Absent from results written before the tight-loop scenario existed. */
+  tightLoop?: Outcome<TightLoopResult>;
 }
 
 export interface GoalRow {
@@ -157,6 +160,15 @@ export function evaluateGoals(results: Results): GoalRow[] {
     });
   }
   rows.push(...waitingGoals(ok(results.waiting)));
+  const loop = ok(results.tightLoop);
+  rows.push({
+    goal: `A tight loop of acquire + release: heap flat within 1 MB over ${loop?.cycles.toLocaleString('en') ?? '200,000'} cycles, and timers run`,
+    measured:
+      loop === undefined
+        ? 'failed'
+        : `${(loop.heapGrowthBytes / 1024).toFixed(0)} KiB after GC (peak ${(loop.heapPeakGrowthBytes / 1024 / 1024).toFixed(1)} MiB); a 10 ms timer fired ${loop.timerTicks} of ${loop.timerTicksDue} times`,
+    met: met(loop === undefined ? undefined : loop.heapGrowthBytes <= 1024 * 1024 && loop.timerTicks > 0),
+  });
   return rows;
 }
 
@@ -191,6 +203,25 @@ function waitingGoals(waiting: WaitingResult | undefined): GoalRow[] {
       (w) => w.killHandOver.n > 0 && w.killHandOver.median <= 2 && w.killOutOfOrder === 0,
     ),
   ];
+}
+
+function tightLoopSection(outcome: Outcome<TightLoopResult> | undefined): string {
+  if (outcome === undefined) return 'Not run.';
+  if ('error' in outcome) return failed(outcome);
+  const loop = outcome;
+  return [
+    `One process runs \`const lock = await acquireLock({ key, dir }); await lock.release()\` ${loop.cycles.toLocaleString('en')} times in a row (interlock auto, after 1,000 cycles of warm-up), with a 10 ms interval timer set. The heap is measured after a full GC before and after the loop.`,
+    '',
+    table(
+      ['Measure', 'Value'],
+      [
+        ['per acquire + release', us(loop.perCycleUs)],
+        ['10 ms timer firings during the loop (of those due)', `${loop.timerTicks} of ${loop.timerTicksDue}`],
+        ['heap growth after GC', `${(loop.heapGrowthBytes / 1024).toFixed(0)} KiB`],
+        ['heap peak during the loop, above the start', `${(loop.heapPeakGrowthBytes / 1024 / 1024).toFixed(1)} MiB`],
+      ],
+    ),
+  ].join('\n');
 }
 
 function waitingSection(outcome: Outcome<WaitingResult> | undefined): string {
@@ -413,6 +444,10 @@ export function renderMarkdown(results: Results): string {
     '## 6. Waiting in line',
     '',
     waitingSection(results.waiting),
+    '',
+    '## 7. A tight loop of acquire and release',
+    '',
+    tightLoopSection(results.tightLoop),
     END,
   ].join('\n');
 }

@@ -1,7 +1,7 @@
 // `npm run bench`: every scenario in one run, then bench/results.json and BENCHMARKS.md.
 // `--quick` shrinks every loop for a smoke run and writes its files to the temp directory instead;
 // `--only=crash,refusal` runs just those scenarios (uncontended, crash, contention, refusal, list,
-// waiting).
+// waiting, loop).
 // Lock files go under TMPDIR: point it elsewhere when the host's /tmp is busy with other work.
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg, release, tmpdir, type } from 'node:os';
@@ -13,6 +13,7 @@ import { runCrash } from './crash-reacquire.ts';
 import { runListLocks } from './list-locks.ts';
 import { runRefusal } from './refusal.ts';
 import { evaluateGoals, type Outcome, type Results, writeJson, writeMarkdown } from './report.ts';
+import { runTightLoop } from './tight-loop.ts';
 import { runUncontended } from './uncontended.ts';
 import { runWaiting } from './waiting.ts';
 
@@ -67,6 +68,7 @@ const contention = await scenario('3. contention', 'contention', runContention);
 const refusal = await scenario('4. refusal latency', 'refusal', runRefusal);
 const listLocks = await scenario('5. listLocks', 'list', runListLocks);
 const waiting = await scenario('6. waiting in line', 'waiting', runWaiting);
+const tightLoop = await scenario('7. a tight loop of acquire and release', 'loop', runTightLoop);
 
 const results: Results = {
   environment: {
@@ -87,6 +89,7 @@ const results: Results = {
   refusal,
   listLocks,
   waiting,
+  tightLoop,
 };
 
 const scratch = quick || only !== undefined;

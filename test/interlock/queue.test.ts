@@ -58,7 +58,7 @@ describe('waiters at the interlock', linuxOnly, () => {
       writeFileSync(orderFile, '');
       const holder = await startHolder({ port, dir });
       const name = interlockName({ kind: 'port', port }, dir) ?? '';
-      const count = 6;
+      const count = 5;
       const waiters = [];
       // One after another: each starts waiting only once the one before it has.
       for (let index = 0; index < count; index++) {

@@ -9,7 +9,9 @@ import { type FreePortResult, PORT_NS } from './free-port.ts';
 import { LIST_MODES, LIST_SIZES, type ListLocksResult, listKey } from './list-locks.ts';
 import { FINDER_IDS, finders } from './port-finders.ts';
 import type { RefusalResult } from './refusal.ts';
+import type { TightLoopResult } from './tight-loop.ts';
 import { UNCONTENDED_IDS, type UncontendedId, type UncontendedResult } from './uncontended.ts';
+import type { WaitingResult } from './waiting.ts';
 
 export interface Environment {
   date: string;
@@ -38,6 +40,10 @@ export interface Results {
   listLocks: Outcome<ListLocksResult>;
   /** Absent from results written before this scenario existed. */
   freePort?: Outcome<FreePortResult>;
+  /** Absent from results written before the waiting scenario existed. */
+  waiting?: Outcome<WaitingResult>;
+  /** Absent from results written before the tight-loop scenario existed. */
+  tightLoop?: Outcome<TightLoopResult>;
 }
 
 export interface GoalRow {
@@ -144,6 +150,16 @@ export function evaluateGoals(results: Results): GoalRow[] {
     });
   }
   rows.push(...freePortGoals(results.freePort));
+  rows.push(...waitingGoals(ok(results.waiting)));
+  const loop = ok(results.tightLoop);
+  rows.push({
+    goal: `A tight loop of acquire + release: heap flat within 1 MB over ${loop?.cycles.toLocaleString('en') ?? '200,000'} cycles, and timers run`,
+    measured:
+      loop === undefined
+        ? 'failed'
+        : `${(loop.heapGrowthBytes / 1024).toFixed(0)} KiB after GC (peak ${(loop.heapPeakGrowthBytes / 1024 / 1024).toFixed(1)} MiB); a 10 ms timer fired ${loop.timerTicks} of ${loop.timerTicksDue} times`,
+    met: met(loop === undefined ? undefined : loop.heapGrowthBytes <= 1024 * 1024 && loop.timerTicks > 0),
+  });
   return rows;
 }
 
@@ -194,6 +210,90 @@ function freePortGoals(outcome: Outcome<FreePortResult> | undefined): GoalRow[] 
     });
   }
   return rows;
+}
+
+function waitingGoals(waiting: WaitingResult | undefined): GoalRow[] {
+  const n = waiting?.waiters ?? 50;
+  const row = (goal: string, measured: (w: WaitingResult) => string, pass: (w: WaitingResult) => boolean) => ({
+    goal,
+    measured: waiting === undefined ? 'failed' : measured(waiting),
+    met: met(waiting === undefined ? undefined : pass(waiting)),
+  });
+  return [
+    row(
+      `Waiting in line (${n} waiters): Kendall tau between arrival and service order >= 0.9`,
+      (w) => `${w.kendallTau.toFixed(3)} (${w.servedAheadOfEarlier} served before an earlier arrival)`,
+      (w) => w.kendallTau >= 0.9,
+    ),
+    row(
+      `Waiting in line (${n} waiters): waiters' CPU while waiting < 5 % of a core in all`,
+      (w) => `${w.waitersCpuPercentOfCore.toFixed(2)} % (${ms(w.waitersCpuMs)} over ${ms(w.waitingWallMs)})`,
+      (w) => w.waitersCpuPercentOfCore < 5,
+    ),
+    row(
+      'Waiting in line: median hand-over gap <= 2 ms, interlock auto',
+      (w) =>
+        `${ms(w.handOverGap.median)} (range ${ms(w.handOverGap.min)} – ${ms(w.handOverGap.max)}; ${w.overlaps} overlaps)`,
+      (w) => w.handOverGap.median <= 2 && w.overlaps === 0,
+    ),
+    row(
+      "Waiting in line: after a SIGKILL, the first waiter holds the lock within 2 ms of the holder's exit (median)",
+      (w) =>
+        `${ms(w.killHandOver.median)} (range ${ms(w.killHandOver.min)} – ${ms(w.killHandOver.max)}, ${w.killHandOver.n} trials; ${w.killOutOfOrder} served out of order)`,
+      (w) => w.killHandOver.n > 0 && w.killHandOver.median <= 2 && w.killOutOfOrder === 0,
+    ),
+  ];
+}
+
+function tightLoopSection(outcome: Outcome<TightLoopResult> | undefined): string {
+  if (outcome === undefined) return 'Not run.';
+  if ('error' in outcome) return failed(outcome);
+  const loop = outcome;
+  return [
+    `One process runs \`const lock = await acquireLock({ key, dir }); await lock.release()\` ${loop.cycles.toLocaleString('en')} times in a row (interlock auto, after 1,000 cycles of warm-up), with a 10 ms interval timer set. The heap is measured after a full GC before and after the loop.`,
+    '',
+    table(
+      ['Measure', 'Value'],
+      [
+        ['per acquire + release', us(loop.perCycleUs)],
+        ['10 ms timer firings during the loop (of those due)', `${loop.timerTicks} of ${loop.timerTicksDue}`],
+        ['heap growth after GC', `${(loop.heapGrowthBytes / 1024).toFixed(0)} KiB`],
+        ['heap peak during the loop, above the start', `${(loop.heapPeakGrowthBytes / 1024 / 1024).toFixed(1)} MiB`],
+      ],
+    ),
+  ].join('\n');
+}
+
+function waitingSection(outcome: Outcome<WaitingResult> | undefined): string {
+  if (outcome === undefined) return 'Not run.';
+  if ('error' in outcome) return failed(outcome);
+  const w = outcome;
+  return [
+    `One process holds a port's lock (interlock auto); ${w.waiters} already running processes call \`acquireLock({ port, wait })\` one after another, each a few ms after the one before it has started waiting; then the holder releases, and each waiter keeps the lock ${w.holdMs} ms once it has it and releases it. Times are CLOCK_MONOTONIC, read by each process. The SIGKILL rows: a holder with 3 waiters queued is killed; the time runs from the bench seeing the holder exit (and, in brackets, from the kill) to the first waiter holding the lock.`,
+    '',
+    table(
+      ['Measure', 'Value'],
+      [
+        ['Kendall tau, arrival order vs service order', w.kendallTau.toFixed(3)],
+        ['waiters served before one that arrived earlier', String(w.servedAheadOfEarlier)],
+        [
+          "waiters' CPU while waiting, all together",
+          `${ms(w.waitersCpuMs)} over ${ms(w.waitingWallMs)}: ${w.waitersCpuPercentOfCore.toFixed(2)} % of a core`,
+        ],
+        ['context switches of the waiting processes per hand-over', w.switchesPerHandOver.toFixed(1)],
+        ['hand-over gap (release to next holder), median', ms(w.handOverGap.median)],
+        ['hand-over gap, range', `${ms(w.handOverGap.min)} – ${ms(w.handOverGap.max)}`],
+        ['moments with two holders', String(w.overlaps)],
+        [
+          'SIGKILL: holder gone to first waiter holding, median',
+          `${ms(w.killHandOver.median)} (from the kill: ${ms(w.killToAcquired.median)})`,
+        ],
+        ['SIGKILL: range', `${ms(w.killHandOver.min)} – ${ms(w.killHandOver.max)} over ${w.killHandOver.n} trials`],
+        ['SIGKILL: first served not the first to wait', String(w.killOutOfOrder)],
+        ['errors', w.errors.length === 0 ? '–' : w.errors.join('; ')],
+      ],
+    ),
+  ].join('\n');
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -404,6 +504,14 @@ export function renderMarkdown(results: Results): string {
     '## 6. A free port for each process',
     '',
     freePortSection(results.freePort),
+    '',
+    '## 7. Waiting in line',
+    '',
+    waitingSection(results.waiting),
+    '',
+    '## 8. A tight loop of acquire and release',
+    '',
+    tightLoopSection(results.tightLoop),
     END,
   ].join('\n');
 }

@@ -1,6 +1,7 @@
 // `npm run bench`: every scenario in one run, then bench/results.json and BENCHMARKS.md.
 // `--quick` shrinks every loop for a smoke run and writes its files to the temp directory instead;
-// `--only=crash,refusal` runs just those scenarios (uncontended, crash, contention, refusal, list, ports).
+// `--only=crash,refusal` runs just those scenarios (uncontended, crash, contention, refusal, list,
+// ports, waiting, loop).
 // Lock files go under TMPDIR: point it elsewhere when the host's /tmp is busy with other work.
 // `--node=PATH[,PATH]` (or PORTLOCK_BENCH_NODE) adds Node binaries on which the refusal scenario also
 // measures loading and refusal; the bench itself runs on the `node` that npm finds (to run it all on
@@ -18,7 +19,9 @@ import { runListLocks } from './list-locks.ts';
 import { loadingGoals, writeLoadingMarkdown } from './loading-report.ts';
 import { runRefusal, selectedNodes } from './refusal.ts';
 import { evaluateGoals, type Outcome, type Results, writeJson, writeMarkdown } from './report.ts';
+import { runTightLoop } from './tight-loop.ts';
 import { runUncontended } from './uncontended.ts';
+import { runWaiting } from './waiting.ts';
 
 // The bench must end within ten minutes; stop short of that rather than leave children behind.
 const DEADLINE_MS = 9.5 * 60_000;
@@ -72,6 +75,8 @@ const contention = await scenario('3. contention', 'contention', runContention);
 const refusal = await scenario('4. refusal latency and loading', 'refusal', (s) => runRefusal(s, nodes));
 const listLocks = await scenario('5. listLocks', 'list', runListLocks);
 const freePort = await scenario('6. a free port for each process', 'ports', runFreePort);
+const waiting = await scenario('7. waiting in line', 'waiting', runWaiting);
+const tightLoop = await scenario('8. a tight loop of acquire and release', 'loop', runTightLoop);
 
 const results: Results = {
   environment: {
@@ -92,6 +97,8 @@ const results: Results = {
   refusal,
   listLocks,
   freePort,
+  waiting,
+  tightLoop,
 };
 
 const scratch = quick || only !== undefined;

@@ -309,15 +309,13 @@ class PortAgent implements Agent {
       : (server.listeners('request') as RequestListener[]);
     const control = this.#controlRoutes(run);
     const dispatch = (req: IncomingMessage, res: ServerResponse) => {
-      connections.begin(req, res);
-      if (connections.draining) return this.#unavailable(res, 'stopping');
+      if (!connections.begin(req, res)) return;
+      // While stopping, a request on a connection already open is served (with `Connection:
+      // close`): it may have been sent before the stop began.
       if (control?.(req, res)) return;
+      if (this.#state === 'stopping') return this.#serveAll(server, appListeners, req, res);
       if (this.#state !== 'ready') return this.#unavailable(res, 'starting');
-      if (appListeners.length === 0) {
-        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found\n');
-        return;
-      }
-      for (const listener of appListeners) this.#serve(server, listener, req, res);
+      this.#serveAll(server, appListeners, req, res);
     };
     if (!own) server.removeAllListeners('request');
     server.on('request', dispatch);
@@ -327,6 +325,14 @@ class PortAgent implements Agent {
       server.off('connection', connections.add);
       if (!own) for (const listener of appListeners) server.on('request', listener);
     };
+  }
+
+  #serveAll(server: Server, listeners: RequestListener[], req: IncomingMessage, res: ServerResponse): void {
+    if (listeners.length === 0) {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found\n');
+      return;
+    }
+    for (const listener of listeners) this.#serve(server, listener, req, res);
   }
 
   #serve(server: Server, listener: RequestListener, req: IncomingMessage, res: ServerResponse): void {

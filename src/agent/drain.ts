@@ -14,14 +14,29 @@ export interface DrainOutcome {
 }
 
 /**
- * The connections of one server and the requests in flight on each, so that a stop can close idle
- * connections at once, let busy ones finish their requests, and cut whatever is left at a deadline.
- * `server.close()` alone waits forever for a keep-alive or upgraded connection.
+ * How long a keep-alive connection that is idle when a stop begins may still bring a request, which
+ * is then answered (with `Connection: close`). A request already on the wire when the stop began
+ * reaches the server within the event loop's latency; this covers a loaded machine.
+ */
+export const IDLE_GRACE_MS = 250;
+
+/**
+ * The connections of one server and the requests in flight on each, so that a stop loses no
+ * request: each keep-alive connection has its request in flight, or the next one arriving within
+ * `IDLE_GRACE_MS`, answered with `Connection: close`, and is closed only once it has been idle for
+ * that long; whatever is left is cut at a deadline. `server.close()` alone waits forever for a
+ * keep-alive or upgraded connection, and an idle connection closed at once would drop (with a
+ * reset) a request its client had just sent.
  */
 export class Connections {
   readonly #sockets = new Set<Socket>();
   readonly #busy = new Map<Socket, number>();
   readonly #responses = new Set<ServerResponse>();
+  /** Idle connections' grace timers, while draining. */
+  readonly #graces = new Map<Socket, NodeJS.Timeout>();
+  /** Connections closed for good after their grace: a request arriving there is not answered. */
+  readonly #closing = new WeakSet<Socket>();
+  #grace = IDLE_GRACE_MS;
   #draining = false;
   #forced = false;
   #changed: (() => void) | undefined;
@@ -47,13 +62,26 @@ export class Connections {
     socket.once('close', () => {
       this.#sockets.delete(socket);
       this.#busy.delete(socket);
+      clearTimeout(this.#graces.get(socket));
+      this.#graces.delete(socket);
       this.#changed?.();
     });
+    // Accepted before the listener closed, but after the drain began: it may bring one request.
+    if (this.#draining) this.#closeWhenIdle(socket);
   };
 
-  /** Counts a request until its response closes. */
-  begin(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * Counts a request until its response closes. False when the request came on a connection the
+   * drain has already closed: it cannot be answered, so it must not be handled either.
+   */
+  begin(req: IncomingMessage, res: ServerResponse): boolean {
     const socket = req.socket;
+    if (this.#closing.has(socket)) {
+      socket.destroy();
+      return false;
+    }
+    clearTimeout(this.#graces.get(socket));
+    this.#graces.delete(socket);
     this.#responses.add(res);
     this.#busy.set(socket, (this.#busy.get(socket) ?? 0) + 1);
     if (this.#draining && !res.headersSent) res.setHeader('connection', 'close');
@@ -62,20 +90,38 @@ export class Connections {
       const left = (this.#busy.get(socket) ?? 1) - 1;
       if (left > 0) this.#busy.set(socket, left);
       else this.#busy.delete(socket);
-      // A keep-alive connection would otherwise stay open, idle, until the deadline.
-      if (this.#draining && left <= 0) socket.end();
+      // Answered with `Connection: close`: Node ends the connection once the response is out.
+      if (this.#draining && left <= 0) this.#closeWhenIdle(socket);
       this.#changed?.();
     });
+    return true;
+  }
+
+  /** Closes a connection once it has been idle for the grace, unless a request comes first. */
+  #closeWhenIdle(socket: Socket): void {
+    if (this.#graces.has(socket) || this.#closing.has(socket)) return;
+    const timer = setTimeout(() => {
+      this.#graces.delete(socket);
+      if (this.#busy.has(socket)) return;
+      this.#closing.add(socket);
+      // A FIN, not a reset: a client's request crossing it is refused by the client's own stack
+      // or never handled here, and either way it is plain that it was not served.
+      socket.end();
+      // Some clients never close their end; the drain's deadline still cuts those.
+    }, this.#grace);
+    this.#graces.set(socket, timer);
   }
 
   /**
-   * Closes idle connections now and each busy one once its requests are done; after `timeoutMs`
-   * (or `force()`), cuts the rest. Resolves when every connection has closed.
+   * Lets each connection finish its request in flight, or bring one more within the grace, and
+   * closes it once it is idle; after `timeoutMs` (or `force()`), cuts the rest. Resolves when every
+   * connection has closed.
    */
   drain(timeoutMs: number): Promise<DrainOutcome> {
     this.#draining = true;
+    this.#grace = Math.min(IDLE_GRACE_MS, timeoutMs);
     for (const res of this.#responses) if (!res.headersSent) res.setHeader('connection', 'close');
-    for (const socket of this.#sockets) if (!this.#busy.has(socket)) socket.destroy();
+    for (const socket of this.#sockets) if (!this.#busy.has(socket)) this.#closeWhenIdle(socket);
     return new Promise((resolve) => {
       const outcome: DrainOutcome = { forced: false, requests: 0, connections: 0 };
       const timer = setTimeout(() => this.#cutAll('timeout'), timeoutMs);
@@ -104,6 +150,8 @@ export class Connections {
 
   #cutAll(cause: 'timeout' | 'force'): void {
     this.#forced = true;
+    for (const timer of this.#graces.values()) clearTimeout(timer);
+    this.#graces.clear();
     if (this.#sockets.size === 0) return;
     this.#cut?.(cause);
     for (const socket of this.#sockets) socket.destroy();

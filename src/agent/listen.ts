@@ -75,8 +75,16 @@ function listenOnce(server: Server, port: number, host: string): Promise<void> {
 
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
-    // ERR_SERVER_NOT_RUNNING only says it was closed already, which is what is wanted.
-    server.close(() => resolve());
+    // ERR_SERVER_NOT_RUNNING only says it was closed already, which is what is wanted. Only the
+    // listener is closed here: an HTTP server's own close() also destroys the connections it
+    // thinks idle, and with them a request its client has just sent; the drain closes those.
+    // Looked up here, not imported: the bundle loads node:net's functions on first use, not its classes.
+    const listenerClose = process.getBuiltinModule('node:net').Server.prototype.close;
+    listenerClose.call(server, () => {
+      // Now that no connection is left, the HTTP server's close() only stops its timers.
+      if (server.close !== listenerClose) server.close(() => {});
+      resolve();
+    });
   });
 }
 

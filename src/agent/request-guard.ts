@@ -20,6 +20,15 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
+/**
+ * Whether a URL's host is an IPv4 address written as IPv6 (`[::ffff:127.0.0.1]`). The agent's own
+ * URLs never use that form, and a browser sends neither `Origin` nor `Sec-Fetch-Site` on a plain
+ * GET to it, so a page could read a control route through it if the Host check let it pass.
+ */
+function isMappedIPv4(url: URL): boolean {
+  return url.hostname.toLowerCase().startsWith('[::ffff:');
+}
+
 function portOf(url: URL): number {
   if (url.port !== '') return Number(url.port);
   return url.protocol === 'https:' ? 443 : 80;
@@ -44,8 +53,8 @@ export function controlRequestRefusal(headers: IncomingHttpHeaders, port: number
   const host = headers.host;
   if (host !== undefined) {
     const url = parseHost(host);
-    if (url === undefined || !isLoopbackHost(url.hostname)) {
-      return `the Host header must name localhost or a loopback address, got ${JSON.stringify(host)}`;
+    if (url === undefined || !isLoopbackHost(url.hostname) || isMappedIPv4(url)) {
+      return `the Host header must name localhost, 127.0.0.1 or [::1], got ${JSON.stringify(host)}`;
     }
     if (portOf(url) !== port) return `the Host header must name port ${port}, got ${JSON.stringify(host)}`;
   }
@@ -57,7 +66,7 @@ export function controlRequestRefusal(headers: IncomingHttpHeaders, port: number
     } catch {
       url = undefined;
     }
-    if (url?.protocol !== 'http:' || !isLoopbackHost(url.hostname) || portOf(url) !== port) {
+    if (url?.protocol !== 'http:' || !isLoopbackHost(url.hostname) || isMappedIPv4(url) || portOf(url) !== port) {
       return `cross-origin requests are refused (Origin ${JSON.stringify(origin)})`;
     }
   }

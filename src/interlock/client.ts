@@ -1,11 +1,12 @@
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { encode, PROTOCOL_VERSION, parseReply, type Reply, type Request } from './protocol.ts';
 
 /** How long an asker waits for a holder's answer before reporting it unresponsive. */
 export const ASK_TIMEOUT_MS = 1000;
 
 export type Asked =
-  /** Nobody holds the name. */
+  /** Nobody holds the name, or its holder left before answering. */
   | { kind: 'free' }
   /** Someone holds it and answered. */
   | { kind: 'answered'; reply: Reply }
@@ -18,89 +19,228 @@ export type Asked =
  */
 export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, signal?: AbortSignal): Promise<Asked> {
   return new Promise((resolve) => {
-    let connected = false;
-    let buffered = '';
-    const socket = connect({ path: name });
+    let socket: Socket | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    let backlogPause = 1;
+    let done = false;
     const onAbort = () => finish({ kind: 'silent', reason: 'the question was abandoned' });
     const finish = (result: Asked) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
+      clearTimeout(retry);
       signal?.removeEventListener('abort', onAbort);
-      socket.destroy();
+      socket?.destroy();
       resolve(result);
+    };
+    const attempt = () => {
+      let connected = false;
+      let buffered = '';
+      const current = connect({ path: name });
+      socket = current;
+      current.on('connect', () => {
+        connected = true;
+        current.write(encode({ v: PROTOCOL_VERSION, ...request }));
+      });
+      current.on('data', (chunk) => {
+        buffered += chunk.toString('utf8');
+        const end = buffered.indexOf('\n');
+        if (end < 0 && buffered.length < 65536) return;
+        const reply = parseReply(buffered.slice(0, end < 0 ? undefined : end));
+        finish(
+          reply === undefined
+            ? { kind: 'silent', reason: 'its answer was not understood' }
+            : { kind: 'answered', reply },
+        );
+      });
+      current.on('error', (error: NodeJS.ErrnoException) => {
+        if (!connected && (error.code === 'ECONNREFUSED' || error.code === 'ENOENT')) finish({ kind: 'free' });
+        else if (!connected && error.code === 'EAGAIN' && !done) {
+          // The holder's backlog is full for a moment (a crowd of askers): knock again shortly.
+          current.removeAllListeners('close');
+          retry = setTimeout(attempt, backlogPause);
+          backlogPause = Math.min(backlogPause * 2, 50);
+        } else finish({ kind: 'silent', reason: `the connection failed (${error.code ?? error.message})` });
+      });
+      current.on('close', () => finish({ kind: 'silent', reason: 'it closed the connection without an answer' }));
     };
     const timer = setTimeout(
       () => finish({ kind: 'silent', reason: `it did not answer within ${timeoutMs} ms` }),
       timeoutMs,
     );
     if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('connect', () => {
-      connected = true;
-      socket.write(encode({ v: PROTOCOL_VERSION, ...request }));
-    });
-    socket.on('data', (chunk) => {
-      buffered += chunk.toString('utf8');
-      const end = buffered.indexOf('\n');
-      if (end < 0 && buffered.length < 65536) return;
-      const reply = parseReply(buffered.slice(0, end < 0 ? undefined : end));
-      finish(
-        reply === undefined ? { kind: 'silent', reason: 'its answer was not understood' } : { kind: 'answered', reply },
-      );
-    });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (!connected && (error.code === 'ECONNREFUSED' || error.code === 'ENOENT')) finish({ kind: 'free' });
-      else finish({ kind: 'silent', reason: `the connection failed (${error.code ?? error.message})` });
-    });
-    socket.on('close', () => finish({ kind: 'silent', reason: 'it closed the connection without an answer' }));
+    else {
+      signal?.addEventListener('abort', onAbort, { once: true });
+      attempt();
+    }
   });
 }
 
 /** Node fires a timer set beyond this at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** A waiter the holder turned away (its queue is full) tries again after this, doubling... */
+const BUSY_RETRY_MIN_MS = 20;
+/** ...up to this: a full queue costs a waiter a connection a second, not a busy loop. */
+export const BUSY_RETRY_MAX_MS = 1000;
 /**
- * Resolves when the holder of `name` releases it or dies: `released`, or also when nobody holds
- * the name any more. Resolves `poll` when waiting this way is not possible (the holder does not
- * support it, or does not accept connections), so the caller looks again after a pause; and
- * `timeout` when `timeoutMs` passes or `signal` aborts.
+ * After a release, a waiter with `n` ahead of it first looks for the successor `n` times this
+ * late, so that the looks come in queue order and mostly find the successor bound.
  */
-export function waitForRelease(
-  name: string,
-  timeoutMs: number,
-  signal?: AbortSignal,
-): Promise<'released' | 'poll' | 'timeout'> {
-  if (signal?.aborted) return Promise.resolve('timeout');
+const LOOK_STEP_MS = 2;
+/**
+ * A waiter finding the name free takes it once the waiter that was just ahead of it has had its
+ * turn (it held the lock, or its process is gone), and in any case `n` times this long after the
+ * release: the one ahead may have given up, or live on in a process that no longer waits.
+ */
+export const TURN_STEP_MS = 250;
+
+type Heard =
+  /** Nobody holds the name, or its holder left before answering. */
+  | { kind: 'free' }
+  /** The holder released or died; what it last said of this waiter's place. */
+  | { kind: 'released'; ahead: number; after: number | undefined; holder: number | undefined }
+  /** The holder's queue is full, or its backlog is. */
+  | { kind: 'busy' }
+  /** The holder does not queue waiters (or is not a portlock holder): look by other means. */
+  | { kind: 'poll' }
+  | { kind: 'timeout' };
+
+/**
+ * One `wait` on the holder of `name`: resolves when the connection ends, saying what the waiter
+ * was last told. `signal` aborts it (`timeout`).
+ */
+function waitOnce(name: string, since: number, signal: AbortSignal): Promise<Heard> {
   return new Promise((resolve) => {
-    let outcome: 'released' | 'poll' | 'timeout' = 'poll';
+    // A holder that closes before answering has just released: as good as a free name.
+    let heard: Heard = { kind: 'free' };
+    let connected = false;
     let buffered = '';
     const socket = connect({ path: name });
     const finish = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      signal.removeEventListener('abort', onAbort);
       socket.destroy();
-      resolve(outcome);
+      resolve(heard);
     };
     const onAbort = () => {
-      outcome = 'timeout';
+      heard = { kind: 'timeout' };
       finish();
     };
-    const timer = setTimeout(onAbort, Math.min(timeoutMs, MAX_TIMER_MS));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('connect', () => socket.write(encode({ v: PROTOCOL_VERSION, op: 'wait' })));
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('connect', () => {
+      connected = true;
+      socket.write(encode({ v: PROTOCOL_VERSION, op: 'wait', since, pid: process.pid }));
+    });
     socket.on('data', (chunk) => {
       buffered += chunk.toString('utf8');
-      const end = buffered.indexOf('\n');
-      if (end < 0) return;
-      const reply = parseReply(buffered.slice(0, end));
-      // Admitted: from now on, the connection's end is the release.
-      if (reply?.ok && 'waiting' in reply) outcome = 'released';
-      else finish();
+      for (let end = buffered.indexOf('\n'); end >= 0; end = buffered.indexOf('\n')) {
+        const reply = parseReply(buffered.slice(0, end));
+        buffered = buffered.slice(end + 1);
+        if (reply?.ok && 'waiting' in reply) {
+          // A holder that keeps no queue says nothing of places: its waiters all go at once.
+          heard = { kind: 'released', ahead: reply.ahead ?? 0, after: reply.after, holder: reply.holder };
+        } else {
+          heard = !reply?.ok && reply?.error.code === 'EBUSY' ? { kind: 'busy' } : { kind: 'poll' };
+          finish();
+          return;
+        }
+      }
+      if (buffered.length > 65536) {
+        heard = { kind: 'poll' };
+        finish();
+      }
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
-      // Refused: nobody holds the name now. Anything else (a full queue, say): look again later.
-      if (outcome === 'poll' && (error.code === 'ECONNREFUSED' || error.code === 'ENOENT')) outcome = 'released';
+      // The holder's backlog is full: as good as a full queue.
+      if (!connected && error.code === 'EAGAIN') heard = { kind: 'busy' };
+      // Refused: nobody holds the name; anything else, it is gone too (the default).
       finish();
     });
     socket.on('close', finish);
   });
+}
+
+/** Sleeps; false when `signal` aborted first. */
+async function pauseUnless(ms: number, signal: AbortSignal): Promise<boolean> {
+  try {
+    await sleep(Math.max(0, ms), undefined, { signal });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a process of this pid exists (one of another user's counts). */
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Resolves when the holder of `name` releases it or dies and it is this waiter's turn: `released`,
+ * or also when nobody holds the name any more. Waiters are served in the order of `since` (when
+ * each started waiting, in ms since the epoch): the holder keeps them in that order and tells each
+ * its place; on the release the head goes at once, and each other waiter looks a few ms later by
+ * its place, queueing again with the successor, and takes a name it finds free only once the
+ * waiter that was ahead of it has had its turn (see `TURN_STEP_MS`). One turned away from a full
+ * queue tries again with an exponential back-off up to a second. Resolves `poll` when waiting this
+ * way is not possible (the holder does not support it), so the caller looks again after a pause;
+ * and `timeout` when `timeoutMs` passes or `signal` aborts.
+ */
+export async function waitForRelease(
+  name: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+  since: number = Date.now(),
+): Promise<'released' | 'poll' | 'timeout'> {
+  if (signal?.aborted) return 'timeout';
+  const deadline = AbortSignal.timeout(Math.max(0, Math.ceil(Math.min(timeoutMs, MAX_TIMER_MS))));
+  const until = signal === undefined ? deadline : AbortSignal.any([signal, deadline]);
+  // The waiter that was just ahead of this one at the last release, until it has had its turn;
+  // and when this one goes regardless.
+  let before: number | undefined;
+  let turnAt = 0;
+  let lookPause = LOOK_STEP_MS;
+  let busyPause = BUSY_RETRY_MIN_MS;
+  for (;;) {
+    const heard = await waitOnce(name, since, until);
+    switch (heard.kind) {
+      case 'released': {
+        const now = performance.now();
+        // The one this waiter let go first has had its turn: it was the holder that released.
+        if (before !== undefined && heard.holder === before) before = undefined;
+        if (heard.ahead > 0) {
+          before = heard.after;
+          turnAt = now + heard.ahead * TURN_STEP_MS;
+        }
+        // Told it is first by a holder that has not seen everyone: the one it was behind at an
+        // earlier release, if still waiting to come, still goes first.
+        if (before === undefined || now >= turnAt) return 'released';
+        lookPause = LOOK_STEP_MS;
+        busyPause = BUSY_RETRY_MIN_MS;
+        if (!(await pauseUnless(Math.max(1, heard.ahead) * LOOK_STEP_MS, until))) return 'timeout';
+        continue;
+      }
+      case 'free': {
+        const wait = turnAt - performance.now();
+        if (before === undefined || wait <= 0 || !exists(before)) return 'released';
+        // Free, but the one ahead has not had its turn: look again, a little later each time.
+        if (!(await pauseUnless(Math.min(lookPause, wait), until))) return 'timeout';
+        lookPause = Math.min(lookPause * 2, 16);
+        continue;
+      }
+      case 'busy':
+        before = undefined;
+        if (!(await pauseUnless(busyPause, until))) return 'timeout';
+        busyPause = Math.min(busyPause * 2, BUSY_RETRY_MAX_MS);
+        continue;
+      case 'poll':
+      case 'timeout':
+        return heard.kind;
+    }
+  }
 }

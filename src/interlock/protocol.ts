@@ -6,8 +6,14 @@ import type { PublicLockRecord } from '../types.ts';
  * - `{"v":1,"op":"who"}`: the holder's public record (never its token);
  * - `{"v":1,"op":"stop","token":"…"}`: asks the holder to stop; the token proves the asker can
  *   read the holder's 0600 record;
- * - `{"v":1,"op":"wait"}`: keeps the connection open until the lock is released, so a waiter
- *   learns at once (the kernel closes it too when the holder dies).
+ * - `{"v":1,"op":"wait","since":…,"pid":…}`: keeps the connection open until the lock is released,
+ *   so a waiter learns at once (the kernel closes it too when the holder dies). `since` (ms since
+ *   the epoch) is when the waiter started waiting, `pid` its process: the holder keeps its waiters
+ *   in the order of `since` and tells each its place with
+ *   `{"v":1,"ok":true,"waiting":true,"ahead":n,"after":pid,"holder":pid}` lines: how many are
+ *   ahead of it, the pid of the one just ahead, and the holder's own pid. On the release the head
+ *   takes the lock; each other waiter lets the one ahead of it go first and queues again with
+ *   the successor. These are claims of the waiters about themselves, for ordering only.
  */
 export const PROTOCOL_VERSION = 1;
 
@@ -17,15 +23,19 @@ export const MAX_REQUEST_BYTES = 4096;
 /** A client that has not sent a whole request by then is disconnected. */
 export const REQUEST_TIMEOUT_MS = 1000;
 
-export type Request = { op: 'who' } | { op: 'stop'; token: string } | { op: 'wait' };
+export type Request = { op: 'who' } | { op: 'stop'; token: string } | { op: 'wait'; since?: number; pid?: number };
 
 export type ErrorCode = 'EBADREQUEST' | 'ETOOLARGE' | 'EVERSION' | 'EDENIED' | 'ENOTSUP' | 'EBUSY';
 
 export type Reply =
   | { v: 1; ok: true; record: PublicLockRecord }
   | { v: 1; ok: true; stopping: true }
-  | { v: 1; ok: true; waiting: true }
+  | { v: 1; ok: true; waiting: true; ahead?: number; after?: number; holder?: number }
   | { v: 1; ok: false; error: { code: ErrorCode; message: string } };
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
 
 export function errorReply(code: ErrorCode, message: string): Reply {
   return { v: PROTOCOL_VERSION, ok: false, error: { code, message } };
@@ -46,9 +56,16 @@ export function parseRequest(line: string): Request | Reply {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return errorReply('EBADREQUEST', 'the request is not a JSON object');
   }
-  const { v, op, token } = value as Record<string, unknown>;
+  const { v, op, token, since, pid } = value as Record<string, unknown>;
   if (v !== PROTOCOL_VERSION) return errorReply('EVERSION', `protocol version ${PROTOCOL_VERSION} is spoken here`);
-  if (op === 'who' || op === 'wait') return { op };
+  if (op === 'who') return { op };
+  if (op === 'wait') {
+    return {
+      op,
+      ...(typeof since === 'number' && Number.isFinite(since) && { since }),
+      ...(isCount(pid) && pid > 0 && { pid }),
+    };
+  }
   if (op === 'stop') {
     return typeof token === 'string' && token.length <= 256
       ? { op, token }
@@ -76,5 +93,16 @@ export function parseReply(line: string): Reply | undefined {
     const record = parseRecord(Buffer.from(JSON.stringify(value.record ?? null)));
     return record === undefined ? undefined : { v: PROTOCOL_VERSION, ok: true, record: publicRecord(record) };
   }
-  return value.stopping === true || value.waiting === true ? (value as Reply) : undefined;
+  if (value.waiting === true) {
+    const { ahead, after, holder } = value;
+    return {
+      v: PROTOCOL_VERSION,
+      ok: true,
+      waiting: true,
+      ...(isCount(ahead) && { ahead }),
+      ...(isCount(after) && { after }),
+      ...(isCount(holder) && { holder }),
+    };
+  }
+  return value.stopping === true ? { v: PROTOCOL_VERSION, ok: true, stopping: true } : undefined;
 }

@@ -11,10 +11,17 @@ import {
   type Reply,
 } from './protocol.ts';
 
-/** Connections served at once; Node closes any beyond this at once. */
-const MAX_CONNECTIONS = 64;
-/** Waiters held open at once, so that `who` and `stop` always find room. */
-const MAX_WAITERS = 32;
+/**
+ * Connections that have not yet sent their request, at most. No user can be told apart on an
+ * abstract socket (Node cannot read SO_PEERCRED), so there is no per-user share: when the table is
+ * full, the oldest of them is cut to make room. An asker sends its request the moment it connects,
+ * so to push it out a flood would have to open this many connections in that moment.
+ */
+export const MAX_PENDING = 1024;
+/** Waiters held open at once: the earliest ones, in the order they started waiting. */
+export const MAX_WAITERS = 128;
+/** Connections the kernel queues until the holder accepts them (Linux caps it at somaxconn). */
+const BACKLOG = 4096;
 
 export interface HolderAnswers {
   /** The record to show askers (no token). */
@@ -24,15 +31,30 @@ export interface HolderAnswers {
   stopHandler(): StopRequestHandler | undefined;
 }
 
+interface Waiter {
+  socket: Socket;
+  /** When it started waiting (ms since the epoch, by its own clock): the queue's order. */
+  since: number;
+  /** Its pid, as it says. */
+  pid: number | undefined;
+  /** What it was last told of its place. */
+  told: string;
+}
+
 /**
  * The holder's end of the interlock: a kernel name bound for as long as the lock is held, which
- * answers who holds it, forwards authorised stop requests, and tells waiters when it is released.
+ * answers who holds it, forwards authorised stop requests, and keeps a queue of waiters in the
+ * order they started waiting, telling each its place.
  */
 export class Interlock {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  /** Connections yet to send a request, oldest first, with the time each arrived. */
+  readonly #pending = new Map<Socket, number>();
+  #sweep: NodeJS.Timeout | undefined;
+  /** Sorted by `since`; an arrival ties after those already there. */
+  #queue: Waiter[] = [];
   #answers: HolderAnswers | undefined;
-  #waiters = 0;
   #closed = false;
 
   private constructor(server: Server) {
@@ -50,12 +72,11 @@ export class Interlock {
    */
   static bind(name: string): Promise<Interlock | 'taken' | 'unavailable'> {
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: false });
-    server.maxConnections = MAX_CONNECTIONS;
     return new Promise((resolve) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
         resolve(error.code === 'EADDRINUSE' ? 'taken' : 'unavailable');
       });
-      server.listen({ path: name, exclusive: true }, () => {
+      server.listen({ path: name, exclusive: true, backlog: BACKLOG }, () => {
         server.removeAllListeners('error');
         // A failing client socket must never take the holder down.
         server.on('error', () => {});
@@ -73,19 +94,26 @@ export class Interlock {
 
   #serve(socket: Socket, answers: HolderAnswers): void {
     this.#sockets.add(socket);
-    socket.on('close', () => this.#sockets.delete(socket));
+    socket.on('close', () => {
+      this.#sockets.delete(socket);
+      this.#pending.delete(socket);
+    });
     socket.on('error', () => socket.destroy());
     socket.unref();
-    // An absolute deadline, not an idle timeout: a client trickling bytes is cut off all the same.
-    const deadline = setTimeout(() => socket.destroy(), REQUEST_TIMEOUT_MS).unref();
-    socket.on('close', () => clearTimeout(deadline));
+    if (this.#pending.size >= MAX_PENDING) {
+      // The oldest has had the longest to speak; the newest may be the owner's stop request.
+      const oldest = this.#pending.keys().next().value;
+      oldest?.destroy();
+    }
+    this.#pending.set(socket, performance.now());
+    this.#armSweep();
     let buffered = '';
     const onData = (chunk: Buffer) => {
       buffered += chunk.toString('utf8');
       const end = buffered.indexOf('\n');
       if (end < 0 && buffered.length <= MAX_REQUEST_BYTES) return;
       socket.off('data', onData);
-      clearTimeout(deadline);
+      this.#pending.delete(socket);
       if (end < 0 || end > MAX_REQUEST_BYTES) {
         this.#reply(socket, errorReply('ETOOLARGE', `a request is at most ${MAX_REQUEST_BYTES} bytes`));
         return;
@@ -100,6 +128,27 @@ export class Interlock {
     socket.on('data', onData);
   }
 
+  /**
+   * An absolute deadline per connection, not an idle timeout: a client trickling bytes is cut off
+   * all the same. One timer for all of them, set for the oldest, keeps a flood cheap.
+   */
+  #armSweep(): void {
+    if (this.#sweep !== undefined || this.#closed) return;
+    const oldest = this.#pending.values().next().value;
+    if (oldest === undefined) return;
+    const delay = Math.max(0, oldest + REQUEST_TIMEOUT_MS - performance.now());
+    this.#sweep = setTimeout(() => {
+      this.#sweep = undefined;
+      const cutoff = performance.now() - REQUEST_TIMEOUT_MS;
+      for (const [socket, arrived] of this.#pending) {
+        if (arrived > cutoff) break;
+        this.#pending.delete(socket);
+        socket.destroy();
+      }
+      this.#armSweep();
+    }, delay).unref();
+  }
+
   #answer(socket: Socket, line: string, answers: HolderAnswers): void {
     const request = parseRequest(line);
     if ('v' in request) {
@@ -111,14 +160,7 @@ export class Interlock {
         this.#reply(socket, { v: PROTOCOL_VERSION, ok: true, record: answers.record });
         return;
       case 'wait':
-        if (this.#waiters >= MAX_WAITERS) {
-          this.#reply(socket, errorReply('EBUSY', 'too many waiters; poll instead'));
-          return;
-        }
-        // Held open until release; the kernel closes it if the holder dies.
-        this.#waiters++;
-        socket.on('close', () => this.#waiters--);
-        socket.write(encode({ v: PROTOCOL_VERSION, ok: true, waiting: true }));
+        this.#enqueue(socket, request.since ?? Date.now(), request.pid);
         return;
       case 'stop': {
         if (!sameToken(request.token, answers.token)) {
@@ -141,8 +183,59 @@ export class Interlock {
   }
 
   #reply(socket: Socket, reply: Reply): void {
-    // Closed as soon as the reply is flushed, so the slot is free without waiting on the client.
+    // Closed as soon as the reply is flushed, so the connection costs nothing once answered.
     socket.end(encode(reply), () => socket.destroy());
+  }
+
+  /**
+   * Keeps a waiter's connection open until the release (the kernel closes it too when the holder
+   * dies), in the order waiters started waiting. When the queue is full, the one that started last
+   * is turned away, so that a waiter never waits behind one that came after it.
+   */
+  #enqueue(socket: Socket, since: number, pid: number | undefined): void {
+    let at = this.#queue.length;
+    while (at > 0 && (this.#queue[at - 1]?.since ?? 0) > since) at--;
+    if (at >= MAX_WAITERS) {
+      this.#reply(socket, errorReply('EBUSY', 'too many waiters; try again later'));
+      return;
+    }
+    const waiter: Waiter = { socket, since, pid, told: '' };
+    this.#queue.splice(at, 0, waiter);
+    socket.on('close', () => {
+      const index = this.#queue.indexOf(waiter);
+      if (index < 0) return;
+      this.#queue.splice(index, 1);
+      this.#tellPlaces();
+    });
+    if (this.#queue.length > MAX_WAITERS) {
+      const last = this.#queue.pop();
+      if (last !== undefined) this.#reply(last.socket, errorReply('EBUSY', 'too many waiters; try again later'));
+    }
+    this.#tellPlaces();
+  }
+
+  /**
+   * Tells each waiter whose place changed how many are ahead of it and who is just ahead, so that
+   * every waiter knows its place when the holder releases or dies: the head takes the lock, each
+   * other lets the one ahead of it go first. A waiter joining at the end, the usual case, moves no
+   * one.
+   */
+  #tellPlaces(): void {
+    if (this.#closed) return;
+    this.#queue.forEach((waiter, ahead) => {
+      const after = this.#queue[ahead - 1]?.pid;
+      const place = encode({
+        v: PROTOCOL_VERSION,
+        ok: true,
+        waiting: true,
+        ahead,
+        ...(after !== undefined && { after }),
+        holder: process.pid,
+      });
+      if (waiter.told === place) return;
+      waiter.told = place;
+      waiter.socket.write(place);
+    });
   }
 
   /**
@@ -159,8 +252,11 @@ export class Interlock {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#sweep);
     this.#server.close();
     for (const socket of this.#sockets) socket.destroy();
     this.#sockets.clear();
+    this.#pending.clear();
+    this.#queue = [];
   }
 }

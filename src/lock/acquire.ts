@@ -43,6 +43,14 @@ const UNIDENTIFIED: Refusal = {
 };
 type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
 
+/**
+ * Resolves with `value` after the event loop has turned once: an acquire may otherwise complete in
+ * microtasks alone, and a loop of them would starve timers and never free closed sockets.
+ */
+function afterMacrotask<T>(value: T): Promise<T> {
+  return new Promise((resolve) => setImmediate(resolve, value));
+}
+
 /** Sleeps, or rejects with the signal's own reason when it aborts (not a generic AbortError). */
 async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   try {
@@ -279,7 +287,7 @@ export async function acquireLockWith(
     for (;;) {
       const last = performance.now() - started >= wait;
       const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last && identify);
-      if (tried.kind === 'acquired') return tried.lock;
+      if (tried.kind === 'acquired') return await afterMacrotask(tried.lock);
       const elapsed = performance.now() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
         if (tried.afterMs > 0) await pause(tried.afterMs, signal);
@@ -295,7 +303,12 @@ export async function acquireLockWith(
         continue;
       }
       // The holder's interlock tells a waiter the moment it is released; otherwise poll.
-      if (tried.viaInterlock && taken && (await waitForRelease(taken, wait - elapsed, signal)) !== 'poll') {
+      // Waiters are served in the order they started waiting (`since`, by the wall clock all share).
+      const since = performance.timeOrigin + started;
+      // What taking the lock needs (a token, this process's identity) is made while waiting, not
+      // in the hand-over.
+      createRecord(scope, resolved.name, tokenOf(), probe);
+      if (tried.viaInterlock && taken && (await waitForRelease(taken, wait - elapsed, signal, since)) !== 'poll') {
         signal?.throwIfAborted();
         continue;
       }

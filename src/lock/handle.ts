@@ -96,6 +96,8 @@ export class Lock implements LockHandle {
 
   async release(): Promise<void> {
     this.#release();
+    // Lets the event loop turn, so that a loop of acquire and release lets timers run.
+    await new Promise((resolve) => setImmediate(resolve));
   }
 
   releaseSync(): void {

@@ -57,6 +57,13 @@ describe('controlRequestRefusal', () => {
     refused({ host: 'localhost:5339' }, /must name port 5338/);
   });
 
+  it('refuses the IPv4-mapped loopback form, through which a page gets no Origin or Sec-Fetch-Site', () => {
+    refused({ host: '[::ffff:127.0.0.1]:5338' }, /Host header must name localhost/);
+    refused({ host: '[::FFFF:7f00:1]:5338' }, /Host header must name localhost/);
+    refused({ host: '[0:0:0:0:0:ffff:127.0.0.1]:5338' }, /Host header must name localhost/);
+    refused({ host: 'localhost:5338', origin: 'http://[::ffff:127.0.0.1]:5338' }, /cross-origin/);
+  });
+
   it('refuses foreign origins and cross-site fetches', () => {
     refused({ origin: 'https://evil.example' }, /cross-origin/);
     refused({ origin: 'https://localhost:5338' }, /cross-origin/);

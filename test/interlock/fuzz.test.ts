@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { ask } from '../../src/interlock/client.ts';
 import { interlockName } from '../../src/interlock/name.ts';
 import { MAX_REQUEST_BYTES } from '../../src/interlock/protocol.ts';
+import { MAX_WAITERS } from '../../src/interlock/server.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -104,14 +105,14 @@ describe('the interlock holder under bad input', { skip: process.platform !== 'l
     await stillAnswers('300 idle connections at once');
 
     // Every waiter is either admitted (and held open) or turned away before who is asked.
-    const waiters = Array.from({ length: 100 }, () => openWaiter(name));
+    const waiters = Array.from({ length: MAX_WAITERS + 20 }, () => openWaiter(name));
     const firstReplies = await Promise.all(waiters.map((waiter) => waiter.first));
-    assert.equal(firstReplies.filter((reply) => reply.includes('"waiting":true')).length, 32);
+    assert.equal(firstReplies.filter((reply) => reply.includes('"waiting":true')).length, MAX_WAITERS);
     assert.ok(
       firstReplies.some((reply) => reply.includes('EBUSY')),
       'waiters beyond the cap are turned away',
     );
-    await stillAnswers('100 waiters');
+    await stillAnswers('a full queue of waiters');
     assert.equal(holder.child.exitCode, null, 'the holder is still running');
     holder.child.stdin?.end();
     await once(holder.child, 'exit');

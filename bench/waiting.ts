@@ -1,0 +1,181 @@
+import { Worker } from './children.ts';
+import { freePort, nowMs, type Scale, type Summary, sleep, summarize, tempDir } from './common.ts';
+
+export interface WaitingResult {
+  waiters: number;
+  holdMs: number;
+  /** Kendall tau between the order waiters started waiting and the order they got the lock. */
+  kendallTau: number;
+  /** Waiters served before one that started waiting earlier than they did. */
+  servedAheadOfEarlier: number;
+  /** CPU time of all waiters while waiting, over the wall time from the first wait to the last grant. */
+  waitersCpuPercentOfCore: number;
+  waitersCpuMs: number;
+  waitingWallMs: number;
+  /** Context switches of all waiting processes, per hand-over. */
+  switchesPerHandOver: number;
+  /** From a holder's release to the next waiter holding the lock. */
+  handOverGap: Summary;
+  /** Every hand-over gap, in the order of service. */
+  gapsMs: number[];
+  /** Moments when a waiter got the lock before the previous holder released it. */
+  overlaps: number;
+  /** From the bench seeing a SIGKILLed holder exit to the first waiter holding the lock, per trial. */
+  killHandOver: Summary;
+  /** From the SIGKILL to the first waiter holding the lock. */
+  killToAcquired: Summary;
+  /** Trials where the first waiter served after the kill was not the first to start waiting. */
+  killOutOfOrder: number;
+  errors: string[];
+}
+
+const WORKER_LIFETIME_MS = 300_000;
+
+/** Kendall's tau-a of a permutation against the identity. */
+export function kendallTau(order: readonly number[]): number {
+  const n = order.length;
+  if (n < 2) return Number.NaN;
+  let score = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) score += Math.sign((order[j] ?? 0) - (order[i] ?? 0));
+  }
+  return score / ((n * (n - 1)) / 2);
+}
+
+async function startWorkers(count: number): Promise<Worker[]> {
+  const workers: Worker[] = [];
+  // A few at a time: fifty tsx start-ups at once would only queue on two cores.
+  while (workers.length < count) {
+    const batch = Math.min(4, count - workers.length);
+    workers.push(
+      ...(await Promise.all(Array.from({ length: batch }, () => Worker.start('waiter.ts', [], WORKER_LIFETIME_MS)))),
+    );
+  }
+  return workers;
+}
+
+/**
+ * Waiters join one after another (each once the one before it has started waiting, a few ms
+ * apart), so that the order of arrival is plain; then the holder releases.
+ */
+async function queueUp(waiters: Worker[], port: number, dir: string, holdMs: number): Promise<number[]> {
+  const arrivals: number[] = [];
+  for (const waiter of waiters) {
+    waiter.send({ op: 'wait', port, dir, holdMs });
+    arrivals.push(Number((await waiter.expect('waiting', 10_000)).t));
+    await sleep(5);
+  }
+  // Time for the last ones to be placed in the holder's queue.
+  await sleep(500);
+  return arrivals;
+}
+
+async function orderAndCost(scale: Scale, result: WaitingResult): Promise<void> {
+  const { waiters: count, holdMs } = result;
+  const port = await freePort();
+  const dir = tempDir('waiting');
+  const [holder, ...waiters] = await startWorkers(count + 1);
+  if (holder === undefined) throw new Error('no holder');
+  holder.send({ op: 'hold', port, dir });
+  await holder.expect('held', 10_000);
+  const arrivals = await queueUp(waiters, port, dir, holdMs);
+  holder.send({ op: 'release', port, dir });
+  const released = Number((await holder.expect('released', 10_000)).t);
+  const served = await Promise.all(
+    waiters.map(async (waiter, index) => {
+      const acquired = await waiter.expect('acquired', count * (holdMs + 1000) + 30_000);
+      const done = await waiter.expect('released', holdMs + 30_000);
+      return {
+        index,
+        acquired: Number(acquired.t),
+        cpuMs: Number(acquired.cpuMs),
+        switches: Number(acquired.switches),
+        released: Number(done.t),
+      };
+    }),
+  );
+  await Promise.all([holder, ...waiters].map((worker) => worker.stop()));
+  served.sort((a, b) => a.acquired - b.acquired);
+  const order = served.map((entry) => entry.index);
+  result.kendallTau = kendallTau(order);
+  result.servedAheadOfEarlier = order.filter((index, at) => order.slice(at + 1).some((later) => later < index)).length;
+  result.waitersCpuMs = served.reduce((sum, entry) => sum + entry.cpuMs, 0);
+  result.waitingWallMs = (served.at(-1)?.acquired ?? Number.NaN) - (arrivals[0] ?? Number.NaN);
+  result.waitersCpuPercentOfCore = (100 * result.waitersCpuMs) / result.waitingWallMs;
+  result.switchesPerHandOver = served.reduce((sum, entry) => sum + entry.switches, 0) / count;
+  const gaps: number[] = [];
+  let previousRelease = released;
+  for (const entry of served) {
+    const gap = entry.acquired - previousRelease;
+    if (gap < 0) result.overlaps++;
+    gaps.push(gap);
+    previousRelease = entry.released;
+  }
+  result.handOverGap = summarize(gaps);
+  result.gapsMs = gaps;
+  scale.log(
+    `  ${count} waiters: tau ${result.kendallTau.toFixed(3)}, CPU ${result.waitersCpuPercentOfCore.toFixed(2)} % of a core, median gap ${result.handOverGap.median.toFixed(2)} ms`,
+  );
+}
+
+async function killTrial(result: WaitingResult): Promise<void> {
+  const port = await freePort();
+  const dir = tempDir('waiting-kill');
+  const [holder, ...waiters] = await startWorkers(4);
+  if (holder === undefined) throw new Error('no holder');
+  try {
+    holder.send({ op: 'hold', port, dir });
+    await holder.expect('held', 10_000);
+    await queueUp(waiters, port, dir, 0);
+    const killedAt = nowMs();
+    holder.kill('SIGKILL');
+    const served = await Promise.all(
+      waiters.map(async (waiter, index) => ({ index, t: Number((await waiter.expect('acquired', 30_000)).t) })),
+    );
+    await holder.exited();
+    served.sort((a, b) => a.t - b.t);
+    const first = served[0];
+    if (first === undefined) throw new Error('no waiter was served');
+    if (first.index !== 0) result.killOutOfOrder++;
+    kills.push(first.t - (holder.exitedAt ?? Number.NaN));
+    killsFromSignal.push(first.t - killedAt);
+  } finally {
+    for (const worker of [holder, ...waiters]) worker.kill();
+  }
+}
+
+const kills: number[] = [];
+const killsFromSignal: number[] = [];
+
+export async function runWaiting(scale: Scale): Promise<WaitingResult> {
+  const result: WaitingResult = {
+    waiters: scale.quick ? 8 : 50,
+    holdMs: 200,
+    kendallTau: Number.NaN,
+    servedAheadOfEarlier: 0,
+    waitersCpuPercentOfCore: Number.NaN,
+    waitersCpuMs: Number.NaN,
+    waitingWallMs: Number.NaN,
+    switchesPerHandOver: Number.NaN,
+    handOverGap: summarize([]),
+    gapsMs: [],
+    overlaps: 0,
+    killHandOver: summarize([]),
+    killToAcquired: summarize([]),
+    killOutOfOrder: 0,
+    errors: [],
+  };
+  await orderAndCost(scale, result);
+  const trials = scale.quick ? 2 : 9;
+  for (let trial = 0; trial < trials; trial++) {
+    try {
+      await killTrial(result);
+      scale.log(`  SIGKILL trial ${trial + 1}/${trials}: ${kills.at(-1)?.toFixed(2)} ms after the holder's exit`);
+    } catch (error) {
+      result.errors.push(String(error));
+    }
+  }
+  result.killHandOver = summarize(kills);
+  result.killToAcquired = summarize(killsFromSignal);
+  return result;
+}

@@ -1,0 +1,81 @@
+// A waiter the bench drives over stdin, for the waiting scenario: `hold` takes the lock at once and
+// keeps it until `release`; `wait` waits for it (reporting the CPU time and context switches it
+// spent waiting), keeps it `holdMs`, and releases it. Times are CLOCK_MONOTONIC ms.
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { acquireLock, type LockHandle } from '../../src/index.ts';
+import { errorText, nowMs, sleep } from '../common.ts';
+
+interface Command {
+  op: 'hold' | 'wait' | 'release';
+  port: number;
+  dir: string;
+  holdMs?: number;
+}
+
+function reply(message: object): void {
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+/** Voluntary and involuntary context switches of this process so far. */
+function contextSwitches(): number {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  let total = 0;
+  for (const match of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) total += Number(match[1]);
+  return total;
+}
+
+let held: LockHandle | undefined;
+
+async function handle(command: Command): Promise<void> {
+  const { port, dir } = command;
+  switch (command.op) {
+    case 'hold':
+      held = await acquireLock({ port, dir });
+      reply({ type: 'held', t: nowMs(), pid: process.pid });
+      return;
+    case 'wait': {
+      const switches = contextSwitches();
+      const cpu = process.cpuUsage();
+      const t = nowMs();
+      reply({ type: 'waiting', t });
+      try {
+        const lock = await acquireLock({ port, dir, wait: 300_000 });
+        const acquired = nowMs();
+        const used = process.cpuUsage(cpu);
+        reply({
+          type: 'acquired',
+          t: acquired,
+          cpuMs: (used.user + used.system) / 1000,
+          switches: contextSwitches() - switches,
+        });
+        await sleep(command.holdMs ?? 0);
+        // Taken just before the release: the gap to the next holder starts here.
+        const releasing = nowMs();
+        await lock.release();
+        reply({ type: 'released', t: releasing });
+      } catch (error) {
+        reply({ type: 'failed', t: nowMs(), error: errorText(error) });
+      }
+      return;
+    }
+    case 'release': {
+      // Taken just before the release, as for a waiter: the gap to the next holder starts here.
+      const releasing = nowMs();
+      await held?.release();
+      held = undefined;
+      reply({ type: 'released', t: releasing });
+      return;
+    }
+  }
+}
+
+reply({ type: 'ready', pid: process.pid });
+for await (const line of createInterface({ input: process.stdin })) {
+  try {
+    await handle(JSON.parse(line) as Command);
+  } catch (error) {
+    reply({ type: 'error', error: errorText(error) });
+  }
+}
+process.exit(0);

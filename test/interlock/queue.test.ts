@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ask } from '../../src/interlock/client.ts';
+import { interlockName } from '../../src/interlock/name.ts';
+import { freePort } from '../helpers/free-port.ts';
+import { startHolder } from '../helpers/holder.ts';
+import { fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const linuxOnly = { skip: process.platform !== 'linux' && 'the interlock is tested on Linux' };
+
+/**
+ * The holder's end of each connection to the abstract socket `name`, with the bytes it has not
+ * read yet, from `ss` (Node binds the whole sun_path: the name is shown padded with '@').
+ */
+function acceptedConnections(name: string): { unread: number }[] {
+  const shown = `@${name.slice(1)}`;
+  const listed = spawnSync('ss', ['-xnH', 'state', 'established'], {
+    encoding: 'utf8',
+    timeout: 20_000,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (listed.status !== 0) throw new Error(`ss failed: ${listed.error?.message ?? listed.stderr}`);
+  return listed.stdout
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[3]?.replace(/@+$/, '') === shown)
+    .map((fields) => ({ unread: Number(fields[1]) }));
+}
+
+/**
+ * Until `count` waiters are placed in the holder's queue: each connected, each request read by the
+ * holder, and then a question answered, which the holder takes up only after what it read before.
+ * The kernel's table has no event to await, so it is looked at.
+ */
+async function untilQueued(name: string, count: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const connections = acceptedConnections(name);
+    if (connections.length >= count && connections.every((connection) => connection.unread === 0)) break;
+    if (performance.now() > deadline) throw new Error(`${count} waiters did not queue within ${timeoutMs} ms`);
+    await sleep(10);
+  }
+  assert.equal((await ask(name, { op: 'who' })).kind, 'answered');
+}
+
+describe('waiters at the interlock', linuxOnly, () => {
+  for (const release of ['release', 'SIGKILL'] as const) {
+    it(`are served in the order they started waiting (holder ends by ${release})`, async () => {
+      const dir = tempDir();
+      const port = await freePort();
+      const orderFile = join(dir, 'order');
+      writeFileSync(orderFile, '');
+      const holder = await startHolder({ port, dir });
+      const name = interlockName({ kind: 'port', port }, dir) ?? '';
+      const count = 5;
+      const waiters = [];
+      // One after another: each starts waiting only once the one before it has.
+      for (let index = 0; index < count; index++) {
+        const waiter = spawnTs(fixture('queued-waiter.ts'), [JSON.stringify({ port, dir, index, orderFile })], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        await lineMatching(waiter, /"waiting":true/);
+        waiters.push(waiter);
+      }
+      await untilQueued(name, count);
+      const exits = waiters.map((waiter) => once(waiter, 'exit'));
+      if (release === 'SIGKILL') holder.child.kill('SIGKILL');
+      else holder.child.stdin?.end();
+      const codes = (await Promise.all(exits)).map(([code]) => code);
+      assert.deepEqual(codes, Array(count).fill(0));
+      assert.deepEqual(
+        readFileSync(orderFile, 'utf8').trim().split('\n').map(Number),
+        Array.from({ length: count }, (_, index) => index),
+      );
+    });
+  }
+});

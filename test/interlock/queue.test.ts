@@ -16,10 +16,10 @@ const linuxOnly = { skip: process.platform !== 'linux' && 'the interlock is test
 
 /**
  * The holder's end of each connection to the abstract socket `name`, with the bytes it has not
- * read yet, from `ss` (Node binds the whole sun_path: the name is shown padded with '@').
+ * read yet, from `ss`, which shows the NULs of the name padded to the whole sun_path as '@'.
  */
 function acceptedConnections(name: string): { unread: number }[] {
-  const shown = `@${name.slice(1)}`;
+  const shown = `@${name.slice(1).replace(/\0+$/, '')}`;
   const listed = spawnSync('ss', ['-xnH', 'state', 'established'], {
     encoding: 'utf8',
     timeout: 20_000,

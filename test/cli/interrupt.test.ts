@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { inspectLock, interlockHolders } from '../../src/index.ts';
 import { http, Watched } from '../agent/_support.ts';
-import { giveToNobody, NOBODY_GID, NOBODY_UID, nobodyUnavailable } from '../helpers/as-nobody.ts';
+import { giveToNobody, nobodyUnavailable, spawnAsNobody } from '../helpers/as-nobody.ts';
 import { startHolder } from '../helpers/holder.ts';
-import { fixture, lineMatching, spawnTracked, spawnTs } from '../helpers/spawn.ts';
+import { fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { BIN, exited, jsonLine, place, spawnCli } from './_support.ts';
 
@@ -76,24 +76,9 @@ describe('portlock agent, interrupted', () => {
     const { dir, port } = await place();
     // Run as nobody, so that taking write permission on the directory away makes the release fail.
     giveToNobody(dir);
-    const child = spawnTracked(
-      'setpriv',
-      [
-        `--reuid=${NOBODY_UID}`,
-        `--regid=${NOBODY_GID}`,
-        '--clear-groups',
-        '--',
-        node,
-        '--import',
-        'tsx',
-        BIN,
-        'agent',
-        '--port',
-        String(port),
-        '--dir',
-        dir,
-        '--json',
-      ],
+    const child = spawnAsNobody(
+      node,
+      ['--import', 'tsx', BIN, 'agent', '--port', String(port), '--dir', dir, '--json'],
       { stdio: ['ignore', 'pipe', 'pipe'], timeoutMs: 60_000 },
     );
     const agent = new Watched(child);

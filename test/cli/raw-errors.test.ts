@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { giveToNobody, NOBODY_GID, NOBODY_UID, nobodyUnavailable } from '../helpers/as-nobody.ts';
+import { giveToNobody, nobodyUnavailable, setprivArgs } from '../helpers/as-nobody.ts';
 import { finished, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { BIN } from './_support.ts';
@@ -9,7 +9,7 @@ import { BIN } from './_support.ts';
 // Errors from Node itself ("EACCES: permission denied, scandir ...") that a user can cause, each
 // turned into a sentence and a next step. Run as nobody: root is never refused.
 
-const AS_NOBODY = [`--reuid=${NOBODY_UID}`, `--regid=${NOBODY_GID}`, '--clear-groups', '--'];
+const AS_NOBODY = setprivArgs();
 const PORTLOCK = [process.execPath, '--import', 'tsx', BIN];
 
 function collect(command: string, args: string[]) {

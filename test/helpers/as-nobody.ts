@@ -29,8 +29,14 @@ export function nobodyUnavailable(): string | undefined {
   return cached;
 }
 
-function setprivArgs(): string[] {
+/** What runs a command as nobody: `setpriv` with these arguments, then the command. */
+export function setprivArgs(): string[] {
   return [`--reuid=${NOBODY_UID}`, `--regid=${NOBODY_GID}`, '--clear-groups', '--'];
+}
+
+/** Starts any command as nobody, tracked and timed out as every test child is. */
+export function spawnAsNobody(command: string, args: string[], options: Parameters<typeof spawnTracked>[2] = {}) {
+  return spawnTracked('setpriv', [...setprivArgs(), command, ...args], options);
 }
 
 /** Hands a directory to nobody, so that nobody may keep locks in it. */

@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 import { inspectLock, stopLock } from '../../src/index.ts';
 import { ask } from '../../src/interlock/client.ts';
 import { interlockName } from '../../src/interlock/name.ts';
-import { NOBODY_GID, NOBODY_UID, nobodyUnavailable } from '../helpers/as-nobody.ts';
+import { nobodyUnavailable, spawnAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
-import { fixture, lineMatching, spawnTracked } from '../helpers/spawn.ts';
+import { fixture, lineMatching } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const linuxOnly = { skip: process.platform !== 'linux' && 'the interlock is tested on Linux' };
@@ -19,19 +19,9 @@ describe('a crowd at the interlock', linuxOnly, () => {
     const port = await freePort();
     const holder = await startHolder({ port, dir, stoppable: true });
     const name = interlockName({ kind: 'port', port }, dir) ?? '';
-    const flood = spawnTracked(
-      'setpriv',
-      [
-        `--reuid=${NOBODY_UID}`,
-        `--regid=${NOBODY_GID}`,
-        '--clear-groups',
-        '--',
-        process.execPath,
-        '--import',
-        'tsx',
-        fixture('idle-flood.ts'),
-        JSON.stringify({ name, count: 200 }),
-      ],
+    const flood = spawnAsNobody(
+      process.execPath,
+      ['--import', 'tsx', fixture('idle-flood.ts'), JSON.stringify({ name, count: 200 })],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
     await lineMatching(flood, /"ready":true/);

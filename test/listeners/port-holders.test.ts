@@ -4,9 +4,9 @@ import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { portHolders } from '../../src/index.ts';
 import { type ListenerSystem, linuxListenerSystem, mayBeInUse } from '../../src/listeners/port-holders.ts';
-import { NOBODY_GID, NOBODY_UID, nobodyUnavailable, runTsAsNobody } from '../helpers/as-nobody.ts';
+import { nobodyUnavailable, runTsAsNobody, spawnAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { fixture, lineMatching, spawnTracked } from '../helpers/spawn.ts';
+import { fixture, lineMatching } from '../helpers/spawn.ts';
 
 const linux = process.platform === 'linux' ? undefined : 'reads Linux /proc tables';
 
@@ -60,14 +60,9 @@ describe('portHolders', { skip: linux }, () => {
   });
 
   it("names another user's listener, and says what that user cannot see", { skip: nobodyUnavailable() }, async () => {
-    const child = spawnTracked(
-      'setpriv',
+    const child = spawnAsNobody(
+      process.execPath,
       [
-        `--reuid=${NOBODY_UID}`,
-        `--regid=${NOBODY_GID}`,
-        '--clear-groups',
-        '--',
-        process.execPath,
         '-e',
         "const s = require('net').createServer().listen(0, '127.0.0.1', () => console.log(s.address().port)); setTimeout(() => {}, 60000)",
       ],

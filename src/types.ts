@@ -211,6 +211,12 @@ export interface InterlockHolder {
   command: string | undefined;
   /** Its effective user id, as the kernel tells it. */
   uid?: number;
+  /**
+   * Set when its real or saved user id is not its effective one (a daemon that serves a user with
+   * that user's effective uid while keeping its own): the user `uid` names cannot signal it, so it
+   * is not that user's to vouch for.
+   */
+  mixedUids?: true;
   /** The name of that user, or `uid N` where it has none. */
   user?: string;
   /** Its start time in clock ticks since boot, as `LockRecord.processStart`. */

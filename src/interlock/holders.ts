@@ -96,17 +96,27 @@ function holdsSocket(pid: string, links: Set<string>): boolean {
   return false;
 }
 
+/**
+ * Whether a process is wholly a user's: its real, effective and saved uids all that user's. Only
+ * then may that user signal it, and so only then do that user's records vouch for it.
+ */
+export function runsWhollyAs(process: Pick<InterlockHolder, 'uid' | 'mixedUids'>, uid: number): boolean {
+  return process.uid === uid && process.mixedUids !== true;
+}
+
 /** What the kernel tells of a live process, for deciding whether to believe or signal it. */
 export function describeProcess(pid: number): InterlockHolder | undefined {
   const stat = readText(`/proc/${pid}/stat`);
   const status = readText(`/proc/${pid}/status`);
   const parsed = stat === undefined ? undefined : parseProcStat(stat);
-  // Effective uid: the one the kernel checks for binding a port and for the files it opens.
-  const uidMatch = status === undefined ? null : /^Uid:\s+\d+\s+(\d+)/m.exec(status);
-  if (parsed === undefined || uidMatch?.[1] === undefined || parsed.state === 'Z' || parsed.state === 'X') {
+  // Real, effective, saved and file-system uids. The effective one is what the kernel checks for
+  // binding a port and opening files; the real and saved ones, for who may signal the process.
+  const uidMatch = status === undefined ? null : /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+  if (parsed === undefined || uidMatch?.[2] === undefined || parsed.state === 'Z' || parsed.state === 'X') {
     return undefined;
   }
-  const uid = Number(uidMatch[1]);
+  const uid = Number(uidMatch[2]);
+  const mixedUids = uidMatch[1] !== uidMatch[2] || uidMatch[3] !== uidMatch[2];
   const capEff = status === undefined ? null : /^CapEff:\s+([0-9a-f]+)$/m.exec(status);
   let pidns: string | undefined;
   try {
@@ -119,6 +129,7 @@ export function describeProcess(pid: number): InterlockHolder | undefined {
     pid,
     command: command || undefined,
     uid,
+    ...(mixedUids && { mixedUids: true as const }),
     user: userName(uid),
     startTime: parsed.startTime,
     ...(pidns !== undefined && { pidns }),

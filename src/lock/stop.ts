@@ -2,13 +2,20 @@ import { lstatSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
-import { boundAbstractNames, describeProcess, kernelHolders } from '../interlock/holders.ts';
+import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
-import type { LockInspection, LockRecord, SignalledProcess, StopLockOptions, StopLockResult } from '../types.ts';
+import type {
+  InterlockHolder,
+  LockInspection,
+  LockRecord,
+  SignalledProcess,
+  StopLockOptions,
+  StopLockResult,
+} from '../types.ts';
 import { inspectLockWith } from './inspect.ts';
 import { describeHolder } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
@@ -85,19 +92,20 @@ function verify(place: Place): Verification {
   const file = readRecordFileQuietly(place.path);
   const record = file?.record;
   const kernel = place.name === undefined ? undefined : kernelHolders(place.name);
-  const ours = (uid: number | undefined) => place.owner === undefined || uid === place.owner;
+  const ours = (holder: Pick<InterlockHolder, 'uid' | 'mixedUids'>) =>
+    place.owner === undefined || runsWhollyAs(holder, place.owner);
   const holders: Verified[] = [];
   const doubts: string[] = [];
   for (const holder of kernel?.holders ?? []) {
     if (holder.startTime === undefined) continue;
-    if (ours(holder.uid)) holders.push({ pid: holder.pid, startTime: holder.startTime, via: 'kernel' });
+    if (ours(holder)) holders.push({ pid: holder.pid, startTime: holder.startTime, via: 'kernel' });
     else doubts.push(`${describeHolder(holder)} holds its kernel name but is not the lock directory's user`);
   }
   let tokenFor: number | undefined;
   if (record !== undefined) {
     const proc = describeProcess(record.pid);
     const why = (() => {
-      if (!ours(ownerOf(place.path))) return "its record is not the lock directory owner's";
+      if (!ours({ uid: ownerOf(place.path) })) return "its record is not the lock directory owner's";
       if (record.hostname !== undefined && record.hostname !== systemProbe.hostname())
         return `it runs on host ${record.hostname}`;
       const bootId = systemProbe.bootId();
@@ -111,7 +119,8 @@ function verify(place: Place): Verification {
       if (record.processStart === undefined)
         return `its record has no start time to confirm that pid ${record.pid} is still the holder`;
       if (record.processStart !== proc.startTime) return `pid ${record.pid} now belongs to another process`;
-      if (!ours(proc.uid)) return `pid ${record.pid} runs as ${proc.user}, not as the lock directory's user`;
+      if (!ours(proc))
+        return `pid ${record.pid} does not run wholly as the lock directory's user (it runs as ${proc.user})`;
       if (record.pidns !== undefined && proc.pidns !== undefined && record.pidns !== proc.pidns) {
         return `pid ${record.pid} runs in another pid namespace than its record says`;
       }
@@ -122,7 +131,7 @@ function verify(place: Place): Verification {
       const onName = kernel?.onOwnName ?? [];
       const nameHolders = (kernel?.holders ?? []).filter((holder) => onName.includes(holder.pid));
       // The token goes to the record's own process, listening on the name with nobody else's.
-      if (onName.includes(record.pid) && nameHolders.every((holder) => ours(holder.uid))) tokenFor = record.pid;
+      if (onName.includes(record.pid) && nameHolders.every((holder) => ours(holder))) tokenFor = record.pid;
       const verified: Verified = { pid: record.pid, startTime: record.processStart as string, via: 'record' };
       if (!holders.some((holder) => samePlace(holder, verified))) holders.push(verified);
     }

@@ -325,6 +325,28 @@ describe("root on another user's lock directory", asNobody, () => {
     assert.ok(existsSync(planted), 'the planted record is kept (its pid is alive)');
     assert.ok(alive(rootProcess.pid, rootStart), "root's process was not signalled");
   });
+
+  it("signals no root process that only takes that user's effective uid (a daemon serving them)", async () => {
+    const dir = tempDir();
+    giveToNobody(dir);
+    const port = await freePort();
+    // Real and saved uid root, effective uid nobody: nobody cannot signal it, so cannot vouch for it.
+    const daemon = spawnTracked(
+      process.execPath,
+      ['-e', `process.seteuid(${NOBODY_UID}); console.log('ready'); setTimeout(() => {}, 60_000)`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await lineMatching(daemon, /^ready$/);
+    const pid = daemon.pid ?? 0;
+    const start = processStartOf(pid);
+    const planted = join(dir, `agent-${port}.lock`);
+    writeRecord(planted, recordFor(pid, { port, user: 'nobody' }));
+    chownSync(planted, NOBODY_UID, NOBODY_UID);
+    const stop = await cli(['stop', String(port), '--dir', dir, '--force', '--timeout', '0.2']);
+    assert.equal(stop.code, 1, stop.stderr);
+    assert.match(stop.stderr, /does not run wholly as the lock directory's user/);
+    assert.ok(alive(pid, start), 'the daemon was not signalled');
+  });
 });
 
 describe('a holder that fell back to the record alone', () => {

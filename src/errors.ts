@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import { printable } from './printable.ts';
+import { since } from './record/started-at.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
@@ -21,14 +22,9 @@ interface HeldDetails extends HeldVerdict {
   holders?: InterlockHolder[];
 }
 
-function age(since: string, now: number): string {
-  const ms = now - Date.parse(since);
-  if (!Number.isFinite(ms) || ms < 0) return '';
-  const s = Math.round(ms / 1000);
-  if (s < 60) return ` (${s} s ago)`;
-  if (s < 3600) return ` (${Math.round(s / 60)} min ago)`;
-  if (s < 172800) return ` (${Math.round(s / 3600)} h ago)`;
-  return ` (${Math.round(s / 86400)} days ago)`;
+function age(startedAt: string, now: number): string {
+  const ago = since(startedAt, now);
+  return ago === undefined ? '' : ` (${ago} ago)`;
 }
 
 /** The message of a refusal: every line made safe to print, for records and answers are anyone's to write. */

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { userName } from '../interlock/holders.ts';
 import { checkLockDir } from '../lock/lock-dir.ts';
 import { printable } from '../printable.ts';
+import { since } from '../record/started-at.ts';
 import type { LockInspection, PublicLockRecord } from '../types.ts';
 
 export interface Stream {
@@ -83,20 +84,6 @@ export class Output {
     this.err(`${this.paint('red', 'portlock:', 'err')} ${message}`);
     if (hint !== undefined) this.err(hint);
   }
-}
-
-/** How long ago, in the largest unit that fits: `12 s`, `5 min`, `3 h`, `2 days`. */
-export function duration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.round(s / 60)} min`;
-  if (s < 172800) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86400)} days`;
-}
-
-export function since(startedAt: string, now = Date.now()): string | undefined {
-  const at = Date.parse(startedAt);
-  return Number.isFinite(at) ? duration(now - at) : undefined;
 }
 
 /** `percy, pid 4242, user alice, on host devbox, up 5 min`: who a record says holds a lock. */

@@ -1,6 +1,7 @@
 import { inspectLock } from '../lock/inspect.ts';
+import { duration } from '../record/started-at.ts';
 import type { LockTarget, PublicLockRecord } from '../types.ts';
-import { describeRecord, duration, type Output } from './output.ts';
+import { describeRecord, type Output } from './output.ts';
 
 const CLEAR = '\r\x1b[2K';
 const TICK_MS = 1000;

@@ -1,5 +1,6 @@
 import type { RecordFile } from '../record/read-record.ts';
 import { MAX_RECORD_BYTES } from '../record/record.ts';
+import { impossibleTime } from '../record/started-at.ts';
 import type { Certainty, LockRecord } from '../types.ts';
 import type { ProcessProbe } from './probe.ts';
 
@@ -87,17 +88,6 @@ function sameKernelAndNetwork(record: LockRecord, probe: ProcessProbe): boolean 
   const bootId = probe.bootId();
   const netns = probe.netns?.();
   return bootId !== undefined && record.bootId === bootId && netns !== undefined && record.netns === netns;
-}
-
-// A record whose startedAt is later than now by more than this was not written at that time.
-const FUTURE_TOLERANCE_MS = 60_000;
-
-/** Why the record's `startedAt` cannot be true, or undefined when it can. */
-function impossibleTime(startedAt: string, now: number): string | undefined {
-  const at = Date.parse(startedAt);
-  if (!Number.isFinite(at)) return `its startedAt (${JSON.stringify(startedAt.slice(0, 40))}) is not a time`;
-  if (at > now + FUTURE_TOLERANCE_MS) return `its startedAt (${startedAt}) lies in the future`;
-  return undefined;
 }
 
 /** A record naming this process's pid, judged by this process's own knowledge. */

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { printable } from '../printable.ts';
 import { listenersInTable, type TcpListener, userNames } from './tcp-table.ts';
 
 /** A program listening on a port, whether or not it uses portlock. */
@@ -60,15 +61,11 @@ function* processes(): Iterable<{ pid: number; links: () => string[] }> {
 export const linuxListenerSystem: ListenerSystem = { read, processes };
 
 /**
- * A command line from NUL-separated /proc text, without control characters (a terminal would obey
- * them), and short enough for one line.
+ * A command line from NUL-separated /proc text, its control characters shown as escapes (a
+ * terminal would obey them), and short enough for one line.
  */
 export function displayCommand(cmdline: string): string | undefined {
-  const text = cmdline
-    .split('\0')
-    .filter(Boolean)
-    .join(' ')
-    .replace(/\p{Cc}/gu, '');
+  const text = printable(cmdline.split('\0').filter(Boolean).join(' '));
   if (text === '') return undefined;
   return text.length > COMMAND_LENGTH ? `${text.slice(0, COMMAND_LENGTH - 1)}…` : text;
 }

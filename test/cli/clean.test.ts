@@ -36,6 +36,18 @@ describe('portlock clean', () => {
     assert.equal(existsSync(garbage), true);
   });
 
+  it('prints the name of a leftover another user planted with escape sequences escaped', async () => {
+    const { dir } = await place();
+    const dead = await deadPid();
+    const planted = `x\u001b]0;PWNED\u0007\u001b[2J.lock.${dead}.abcdefabcdef.tmp`;
+    writeRecord(join(dir, planted), '', 60_000);
+    const result = await cli(['clean', '--dir', dir]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^removed leftover x\\u\{1b\}\]0;PWNED\\u\{7\}\\u\{1b\}\[2J\.lock\./m);
+    assert.doesNotMatch(result.stdout + result.stderr, /[\u0000-\u0008\u000b-\u001f\u007f]/);
+    assert.equal(existsSync(join(dir, planted)), false);
+  });
+
   it('removes stale records only, says what it removed, and leaves live and unknown ones', async () => {
     const { dir, port } = await place();
     const lock = await acquireLock({ port, dir });

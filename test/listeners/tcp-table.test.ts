@@ -57,7 +57,9 @@ describe('the kernel socket tables', () => {
 
   it('shows a command line printable and short', () => {
     assert.equal(displayCommand('python3\0-m\0http.server\x008123\0'), 'python3 -m http.server 8123');
-    assert.equal(displayCommand('evil\x1b[2J\0x'), 'evil[2J x');
+    assert.equal(displayCommand('evil\x1b[2J\0x'), 'evil\\u{1b}[2J x');
+    // Bidirectional and line-separator controls are not C0/C1, and would reorder or break the line.
+    assert.equal(displayCommand('a\u202eb\u2028c'), 'a\\u{202e}b\\u{2028}c');
     assert.equal(displayCommand(''), undefined);
     assert.equal(displayCommand('a'.repeat(500))?.length, 120);
   });

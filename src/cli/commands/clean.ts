@@ -49,7 +49,7 @@ export const clean: Command = {
     for (const lock of removed) out.out(`${verb} ${line(lock)}`);
     const unknown = kept.filter((lock) => lock.state === 'unknown');
     for (const lock of unknown) out.err(`${out.paint('magenta', 'kept', 'err')} ${line(lock)}`);
-    for (const path of leftovers ?? []) out.out(`removed leftover ${basename(path)}`);
+    for (const path of leftovers ?? []) out.out(`removed leftover ${printable(basename(path))}`);
     const running = kept.filter((lock) => lock.state === 'held').length;
     out.err(
       `${removed.length === 0 ? `Nothing to ${dryRun ? 'remove' : 'clean'} in ${dir}` : `${dryRun ? 'Would remove' : 'Removed'} ${removed.length} stale lock file${removed.length === 1 ? '' : 's'} in ${dir}`}; kept ${running} running and ${unknown.length} unknown.`,

@@ -2,11 +2,12 @@ import { basename } from 'node:path';
 import { listLocks } from '../../lock/inspect.ts';
 import { scopeOfFileName } from '../../options/resolve.ts';
 import { printable } from '../../printable.ts';
+import { since } from '../../record/started-at.ts';
 import type { LockInspection } from '../../types.ts';
 import { UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
-import { alignedTable, checkDirFor, interlockNote, type Style, since } from '../output.ts';
+import { alignedTable, checkDirFor, interlockNote, type Style } from '../output.ts';
 
 const WORDS = { held: 'running', stale: 'STALE', free: 'free', unknown: 'unknown' } as const;
 const COLOURS: Record<LockInspection['state'], Style> = {

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
 import { printable } from './printable.ts';
 import { since } from './record/started-at.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
@@ -117,6 +117,18 @@ const DIRECTORY_PROBLEMS: Record<LockDirectoryProblem, string> = {
     'a directory above it can be changed by another user, who could move it away or replace it with one of their own',
 };
 
+const UNSAFE_LINK =
+  'a symbolic link on the way to it belongs to another user, who could point it at another directory at any moment';
+
+/** Whether `path` is a symbolic link, looked up for a message only. */
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 /** Who reads a next step: a program using the library (the `dir` option) or a person at the command line (`--dir`). */
 export type Wording = 'library' | 'cli';
 
@@ -155,14 +167,19 @@ export function lockDirectoryMessage(
       `Next step: ${USE_PRIVATE[wording]}${example}; a shared directory stays shared.`
     );
   }
+  // Another user's symbolic link in the path: no mode makes it safe, only a path without it.
+  const link = problem === 'unsafe-parent' && parent !== undefined && isSymlink(parent);
   const fix =
     problem === 'shared-writable'
       ? `, or run: chmod 700 ${dir}`
       : parent === undefined
         ? ''
-        : `, or make ${parent} writable by its owner alone (chmod go-w ${parent}, or chmod +t ${parent} for a shared directory such as /tmp)`;
+        : link
+          ? `, or reach it by a path without ${parent} (remove that link if you did not make it)`
+          : `, or make ${parent} writable by its owner alone (chmod go-w ${parent}, or chmod +t ${parent} for a shared directory such as /tmp)`;
+  const what = link ? UNSAFE_LINK : DIRECTORY_PROBLEMS[problem];
   return (
-    `Lock directory ${dir} cannot be used: ${DIRECTORY_PROBLEMS[problem]}${detail ? ` (${detail})` : ''}.\n` +
+    `Lock directory ${dir} cannot be used: ${what}${detail ? ` (${detail})` : ''}.\n` +
     `Next step: ${USE_PRIVATE[wording]}${fix}.`
   );
 }

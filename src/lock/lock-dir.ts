@@ -1,5 +1,4 @@
-import { lstatSync, mkdirSync, realpathSync, type Stats } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { lstatSync, mkdirSync, readlinkSync, type Stats } from 'node:fs';
 import { LockDirectoryError } from '../errors.ts';
 
 const isWindows = process.platform === 'win32';
@@ -19,18 +18,14 @@ function lstatOrUndefined(dir: string): Stats | undefined {
 /** Errors that mean "this process may not write here", as opposed to a fault. */
 export const UNWRITABLE_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
 
-/** Why another user could change the directory at `path`, or undefined when none can. */
-function unsafeBecause(path: string, uid: number): string | undefined {
-  let stat: Stats;
-  try {
-    stat = lstatSync(path);
-  } catch {
-    // Not there (yet): nothing to check; it will be created by this user, mode 0700.
-    return undefined;
+/** Why another user could change the entry at `path` (a directory, or a link being followed), or undefined when none can. */
+function unsafeBecause(path: string, stat: Stats, owners: ReadonlySet<number>): string | undefined {
+  // A link's own mode means nothing, but its owner can point it elsewhere at any moment, as
+  // OpenSSH's safe_path requires of every component on the way to authorized_keys.
+  if (!owners.has(stat.uid)) {
+    return `${path} is ${stat.isSymbolicLink() ? 'a symbolic link ' : ''}owned by uid ${stat.uid}`;
   }
-  // A symbolic link's own mode means nothing: its directory is checked, and so is where it leads.
   if (stat.isSymbolicLink()) return undefined;
-  if (stat.uid !== 0 && stat.uid !== uid) return `${path} is owned by uid ${stat.uid}`;
   // The sticky bit (as on /tmp) lets others add entries but not move or remove this user's.
   if ((stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0) {
     return `${path} is writable by group or others (mode 0${(stat.mode & 0o7777).toString(8)})`;
@@ -38,29 +33,58 @@ function unsafeBecause(path: string, uid: number): string | undefined {
   return undefined;
 }
 
+/** How many symbolic links one path may pass through, as Linux allows (beyond it: ELOOP). */
+const MAX_LINKS = 40;
+
+const components = (path: string): string[] => path.split('/').filter((part) => part !== '' && part !== '.');
+
 /**
- * Every directory above the lock directory, up to `/`, must be owned by root or this user and not
+ * Every directory above the lock directory, up to `/`, must be owned by root or `owner` and not
  * writable by group or others unless sticky, as OpenSSH demands of the path to `authorized_keys`:
  * otherwise another user could move the lock directory away or replace it with one of their own
- * while a lock in it is held, and take the lock too. Checked along the path as given and along
- * the real path it leads to (through any symbolic links).
+ * while a lock in it is held, and take the lock too. The path is walked as the kernel resolves
+ * it, one component at a time, so every directory it passes through is checked, and so is every
+ * symbolic link it follows: another user's link could be pointed at another directory between
+ * two acquires, and both would hold the lock. The lock directory itself is judged by the caller.
  */
-function checkParents(dir: string): void {
-  const uid = process.getuid?.();
-  if (uid === undefined) return;
-  const given = resolve(dir);
-  const chains = [given];
-  try {
-    chains.push(realpathSync(dirname(given)));
-  } catch {
-    // Some of it does not exist yet: the path as given is all there is to check.
-  }
-  for (const start of chains) {
-    for (let path = start === given ? dirname(given) : start; ; path = dirname(path)) {
-      const why = unsafeBecause(path, uid);
-      if (why !== undefined) throw new LockDirectoryError(dir, 'unsafe-parent', why, path);
-      if (dirname(path) === path) break;
+function checkParents(dir: string, owner: number): void {
+  const owners = new Set([0, owner]);
+  const absolute = dir.startsWith('/') ? dir : `${process.cwd()}/${dir}`;
+  const at = (parts: readonly string[]) => `/${parts.join('/')}`;
+  const refuse = (why: string, path: string) => new LockDirectoryError(dir, 'unsafe-parent', why, path);
+  const root = unsafeBecause('/', lstatSync('/'), owners);
+  if (root !== undefined) throw refuse(root, '/');
+  const resolved: string[] = [];
+  const todo = components(absolute);
+  let links = 0;
+  for (let name = todo.shift(); name !== undefined; name = todo.shift()) {
+    if (name === '..') {
+      // The kernel's `..`: the parent of where the path has led so far, already checked.
+      resolved.pop();
+      continue;
     }
+    if (todo.length === 0) return;
+    const path = at([...resolved, name]);
+    let stat: Stats;
+    try {
+      stat = lstatSync(path);
+    } catch {
+      // Not there (the rest is created by this user, mode 0700), or not reachable by this user:
+      // creating or reading the lock directory reports that.
+      return;
+    }
+    const why = unsafeBecause(path, stat, owners);
+    if (why !== undefined) throw refuse(why, path);
+    if (stat.isSymbolicLink()) {
+      if (++links > MAX_LINKS) return;
+      const target = readlinkSync(path);
+      if (target.startsWith('/')) resolved.length = 0;
+      todo.unshift(...components(target));
+      continue;
+    }
+    // A file where a directory should be: creating or reading the lock directory reports it.
+    if (!stat.isDirectory()) return;
+    resolved.push(name);
   }
 }
 
@@ -70,7 +94,8 @@ function checkParents(dir: string): void {
  * or others, below directories that only root or this user can change (or sticky ones).
  */
 export function ensureLockDir(dir: string): void {
-  if (!isWindows) checkParents(dir);
+  const caller = process.getuid?.();
+  if (!isWindows && caller !== undefined) checkParents(dir, caller);
   let stat = lstatOrUndefined(dir);
   if (stat === undefined) {
     try {
@@ -86,9 +111,8 @@ export function ensureLockDir(dir: string): void {
   if (stat.isSymbolicLink()) throw new LockDirectoryError(dir, 'symlink');
   if (!stat.isDirectory()) throw new LockDirectoryError(dir, 'not-directory');
   if (isWindows) return;
-  const uid = process.getuid?.();
-  if (uid !== undefined && stat.uid !== uid) {
-    throw new LockDirectoryError(dir, 'foreign-owner', `owner uid ${stat.uid}, this process runs as uid ${uid}`);
+  if (caller !== undefined && stat.uid !== caller) {
+    throw new LockDirectoryError(dir, 'foreign-owner', `owner uid ${stat.uid}, this process runs as uid ${caller}`);
   }
   if ((stat.mode & 0o022) !== 0) {
     throw new LockDirectoryError(dir, 'shared-writable', `mode 0${(stat.mode & 0o777).toString(8)}`);
@@ -110,7 +134,11 @@ export interface LockDirOwner {
  * processes.
  */
 export function checkLockDir(dir: string): LockDirOwner | undefined {
+  const caller = process.getuid?.();
   const stat = lstatOrUndefined(dir);
+  // Root looking into another user's directory trusts the directories above it if that user or
+  // root owns them (as sshd reads a user's authorized_keys); anyone else, as acquireLock would.
+  if (!isWindows && caller !== undefined) checkParents(dir, caller === 0 && stat?.isDirectory() ? stat.uid : caller);
   if (stat === undefined) return undefined;
   if (stat.isSymbolicLink()) throw new LockDirectoryError(dir, 'symlink');
   if (!stat.isDirectory()) throw new LockDirectoryError(dir, 'not-directory');
@@ -118,8 +146,7 @@ export function checkLockDir(dir: string): LockDirOwner | undefined {
   if ((stat.mode & 0o022) !== 0) {
     throw new LockDirectoryError(dir, 'shared-writable', `mode 0${(stat.mode & 0o777).toString(8)}`);
   }
-  const uid = process.getuid?.();
-  if (uid === undefined || stat.uid === uid) return { uid: stat.uid };
-  if (uid === 0) return { uid: stat.uid, foreign: true };
-  throw new LockDirectoryError(dir, 'foreign-owner', `owner uid ${stat.uid}, this process runs as uid ${uid}`);
+  if (caller === undefined || stat.uid === caller) return { uid: stat.uid };
+  if (caller === 0) return { uid: stat.uid, foreign: true };
+  throw new LockDirectoryError(dir, 'foreign-owner', `owner uid ${stat.uid}, this process runs as uid ${caller}`);
 }

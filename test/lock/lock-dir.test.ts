@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lchownSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { LockDirectoryProblem } from '../../src/errors.ts';
-import { acquireLock, LockDirectoryError } from '../../src/index.ts';
-import { giveToNobody, NOBODY_GID, NOBODY_UID, nobodyUnavailable, runTsAsNobody } from '../helpers/as-nobody.ts';
+import { acquireLock, inspectLock, LockDirectoryError, type LockHandle, listLocks } from '../../src/index.ts';
+import {
+  giveToNobody,
+  NOBODY_GID,
+  NOBODY_UID,
+  nobodyUnavailable,
+  runTsAsNobody,
+  spawnAsNobody,
+} from '../helpers/as-nobody.ts';
 import { snapshot } from '../helpers/disk.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { fixture } from '../helpers/spawn.ts';
+import { finished, fixture } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const posix = process.platform !== 'win32';
@@ -176,6 +183,117 @@ describe('the lock directory', () => {
       const link = join(tempDir(), 'link');
       symlinkSync(join(shared, 'real'), link);
       await assertUnsafeParent(join(link, 'locks'), shared, shared);
+    });
+
+    /** A world-writable sticky directory owned by root, as /tmp is, that nobody can reach. */
+    function stickyShared(): { base: string; shared: string } {
+      const base = tempDir();
+      chmodSync(base, 0o755);
+      const shared = join(base, 'shared');
+      mkdirSync(shared);
+      chmodSync(shared, 0o1777);
+      return { base, shared };
+    }
+
+    /** Asserts `outcome` is the refusal of `dir` for `link`, another user's symbolic link on the way to it. */
+    function assertRefusedForLink(outcome: unknown, dir: string, link: string) {
+      assert.ok(outcome instanceof LockDirectoryError, `expected a refusal, got ${String(outcome)}`);
+      assert.equal(outcome.problem, 'unsafe-parent');
+      assert.equal(outcome.dir, dir);
+      assert.equal(outcome.parent, link);
+      assert.ok(outcome.message.includes(`${link} is a symbolic link owned by uid ${NOBODY_UID}`), outcome.message);
+      assert.ok(outcome.message.includes(`a path without ${link}`), outcome.message);
+    }
+
+    it("refuses a path through another user's symbolic link, which could be repointed between two acquires", {
+      skip: nobodyUnavailable(),
+    }, async () => {
+      // nobody links a name in a sticky shared directory to one place, root locks a key through it,
+      // nobody repoints the link, root locks the same key again: both would hold it.
+      const { base, shared } = stickyShared();
+      for (const place of ['a', 'b']) mkdirSync(join(base, place), { mode: 0o755 });
+      const link = join(shared, 'link');
+      const dir = join(link, 'locks');
+      const pointAs = async (target: string) => {
+        const { code, stderr } = await finished(spawnAsNobody('ln', ['-sfn', target, link], { timeoutMs: 10_000 }));
+        assert.equal(code, 0, stderr);
+      };
+      const attempts: unknown[] = [];
+      for (const place of ['a', 'b']) {
+        await pointAs(join(base, place));
+        attempts.push(await acquireLock({ key: 'kk', dir }).catch((error: unknown) => error));
+      }
+      const held = attempts.filter((attempt): attempt is LockHandle => !(attempt instanceof Error));
+      for (const handle of held) await handle.release();
+      assert.equal(held.length, 0, 'root took a key lock through a link another user controls');
+      for (const attempt of attempts) assertRefusedForLink(attempt, dir, link);
+      assert.equal(existsSync(join(base, 'a', 'locks')), false, 'nothing was made where the link led');
+    });
+
+    it("refuses another user's link reached through a link of its own, and follows links of root or this user", {
+      skip: !posix,
+    }, async () => {
+      const { base, shared } = stickyShared();
+      mkdirSync(join(base, 'real'), { mode: 0o755 });
+      const theirs = join(shared, 'theirs');
+      symlinkSync(join(base, 'real'), theirs);
+      lchownSync(theirs, NOBODY_UID, NOBODY_GID);
+      // A relative link of this user's, whose target is another user's link.
+      const mine = join(base, 'mine');
+      symlinkSync('shared/theirs', mine);
+      const dir = join(mine, 'locks');
+      assertRefusedForLink(await acquireLock({ key: 'kk', dir }).catch((error: unknown) => error), dir, theirs);
+      // The same chain with every link root's: accepted.
+      lchownSync(theirs, 0, 0);
+      const lock = await acquireLock({ key: 'kk', dir });
+      await lock.release();
+      assert.ok(existsSync(join(base, 'real', 'locks')));
+    });
+  });
+
+  describe('list and status check the directories above it as acquire does', () => {
+    it("refuse an existing lock directory below one that others can write, or through another user's link", {
+      skip: !posix,
+    }, async () => {
+      const shared = join(tempDir(), 'shared');
+      const dir = join(shared, 'locks');
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      chmodSync(shared, 0o777);
+      const refusal = (parent: string) => (error: unknown) => {
+        assert.ok(error instanceof LockDirectoryError, String(error));
+        assert.equal(error.problem, 'unsafe-parent');
+        assert.equal(error.parent, parent);
+        return true;
+      };
+      await assert.rejects(listLocks({ dir }), refusal(shared));
+      await assert.rejects(inspectLock({ key: 'kk', dir }), refusal(shared));
+      chmodSync(shared, 0o755);
+      assert.deepEqual(await listLocks({ dir }), []);
+      const link = join(tempDir(), 'link');
+      symlinkSync(shared, link);
+      lchownSync(link, NOBODY_UID, NOBODY_GID);
+      await assert.rejects(listLocks({ dir: join(link, 'locks') }), refusal(link));
+    });
+
+    it("let root look into another user's directory below that user's own, and no other user's", {
+      skip: !posix,
+    }, async () => {
+      const home = join(tempDir(), 'home');
+      const dir = join(home, 'locks');
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      chownSync(home, NOBODY_UID, NOBODY_GID);
+      chownSync(dir, NOBODY_UID, NOBODY_GID);
+      assert.deepEqual(await listLocks({ dir }), []);
+      // A third user, who owns the directory above, could swap the lock directory under root's feet.
+      const third = 4242;
+      chownSync(home, third, third);
+      await assert.rejects(listLocks({ dir }), (error) => {
+        assert.ok(error instanceof LockDirectoryError, String(error));
+        assert.equal(error.problem, 'unsafe-parent');
+        assert.equal(error.parent, home);
+        assert.match(error.message, new RegExp(`owned by uid ${third}`));
+        return true;
+      });
     });
   });
 });

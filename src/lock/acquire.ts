@@ -13,6 +13,7 @@ import { createRecord, newToken, publicRecord, serializeRecord } from '../record
 import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord } from '../types.ts';
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { Lock } from './handle.ts';
+import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { ensureLockDir } from './lock-dir.ts';
@@ -118,7 +119,7 @@ async function tryOnce(
   try {
     // Made only once the interlock is ours: a refusal needs neither a record nor a token.
     token = tokenOf();
-    record = createRecord(scope, options.name, token, probe, interlock !== undefined);
+    record = createRecord(scope, options.name, token, probe, interlock !== undefined, options.holder);
     interlock?.answerWith({ record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest });
     attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
   } catch (error) {
@@ -187,6 +188,11 @@ export async function acquireLockWith(
     }
     return token;
   };
+  // A lock handed over by `portlock run` to this process, for this port, is taken over, not fought.
+  if (process.env[HANDOFF_ENV] !== undefined) {
+    const adopted = await adoptHandoff(resolved, probe);
+    if (adopted !== undefined) return adopted;
+  }
   const started = performance.now();
   let poll = POLL_MIN_MS;
   try {

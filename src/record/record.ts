@@ -1,7 +1,7 @@
 import type { ProcessProbe } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
 import type { LockScope } from '../options/validate.ts';
-import type { LockRecord, PublicLockRecord } from '../types.ts';
+import type { HolderInfo, HolderUpdate, LockRecord, PublicLockRecord } from '../types.ts';
 
 /** Records larger than this are garbage by definition and are never read whole. */
 export const MAX_RECORD_BYTES = 64 * 1024;
@@ -18,6 +18,7 @@ export function createRecord(
   token: string,
   probe: ProcessProbe,
   interlocked = false,
+  holder: HolderInfo = {},
 ): LockRecord {
   const user = probe.user();
   const processStart = probe.ownStartTime();
@@ -37,9 +38,21 @@ export function createRecord(
     ...(netns === undefined ? {} : { netns }),
     ...(pidns === undefined ? {} : { pidns }),
     ...(interlocked ? { interlock: true as const } : {}),
+    ...holderFields(holder),
     token,
   };
 }
+
+/** The holder's own description, with the fields it left out left out (not `undefined`). */
+export function holderFields(holder: HolderUpdate): HolderUpdate {
+  const fields: HolderUpdate = {};
+  for (const key of HOLDER_KEYS) {
+    if (holder[key] !== undefined) Object.assign(fields, { [key]: holder[key] });
+  }
+  return fields;
+}
+
+const HOLDER_KEYS = ['command', 'cwd', 'url', 'log', 'state', 'commandPid'] as const;
 
 export function serializeRecord(record: LockRecord): Buffer {
   return Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
@@ -66,6 +79,15 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   netns: optional(isString),
   pidns: optional(isString),
   interlock: (value) => value === undefined || value === true,
+  command: optional(
+    (value): value is string[] => Array.isArray(value) && value.length <= 4096 && value.every(isString),
+  ),
+  cwd: optional(isString),
+  url: optional(isString),
+  log: optional(isString),
+  state: optional((value): value is string => value === 'starting' || value === 'ready' || value === 'stopping'),
+  commandPid: optional(isPid),
+  supervisorPid: optional(isPid),
   token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
 };
 

@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { holderText, printable } from './record/holder-text.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
@@ -42,9 +43,13 @@ function heldMessage(d: HeldDetails): string {
   const who = `pid ${d.meta.pid}${d.meta.user ? ` (user ${d.meta.user})` : ''}${
     d.meta.hostname ? ` on ${d.meta.hostname}` : ''
   }`;
-  lines.push(
-    `${app} is already running on ${d.target}: held by ${who} since ${d.meta.startedAt}${age(d.meta.startedAt, d.now)}.`,
-  );
+  const command = holderText(d.meta);
+  const since = `since ${d.meta.startedAt}${age(d.meta.startedAt, d.now)}`;
+  // A holder that names its command is named by it: that is what the reader started.
+  if (command !== undefined) {
+    const where = d.meta.cwd === undefined ? '' : ` in ${printable(d.meta.cwd)}`;
+    lines.push(`${d.target} is held by ${command}${where} ${since}.`);
+  } else lines.push(`${app} is already running on ${d.target}: held by ${who} ${since}.`);
   lines.push(`Verdict: ${d.state === 'held' ? `alive, ${d.certainty}` : 'cannot be checked from here'}: ${d.reason}.`);
   lines.push(`Lock file: ${d.lockPath}`);
   const [heir] = d.holders ?? [];

@@ -1,0 +1,35 @@
+import type { PublicLockRecord } from '../types.ts';
+
+/** A command line is shortened to this many characters for a message; the record keeps it whole. */
+const COMMAND_WIDTH = 80;
+
+/** A record is anyone's to write: what it says is shown without control characters. */
+export function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point.
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
+/** `node server.js`: argv as typed, quoted where a word has spaces, shortened for display. */
+export function commandText(argv: readonly string[]): string {
+  const text = printable(
+    argv.map((word) => (/[\s'"]/.test(word) || word === '' ? JSON.stringify(word) : word)).join(' '),
+  );
+  return text.length <= COMMAND_WIDTH ? text : `${text.slice(0, COMMAND_WIDTH - 1)}…`;
+}
+
+/**
+ * `node server.js (pid 4242, under portlock run pid 4240, user alice)`: the command a record says
+ * its holder serves, and the process that runs it; undefined for a record without a command.
+ */
+export function holderText(record: PublicLockRecord): string | undefined {
+  if (record.command === undefined || record.command.length === 0) return undefined;
+  // Under `portlock run`, the command is a child of the holder, or has adopted the lock from it.
+  const runPid = record.supervisorPid ?? (record.commandPid !== undefined ? record.pid : undefined);
+  const pid = record.supervisorPid !== undefined ? record.pid : (record.commandPid ?? record.pid);
+  const details = [
+    `pid ${pid}`,
+    ...(runPid !== undefined && runPid !== pid ? [`under portlock run pid ${runPid}`] : []),
+    ...(record.user === undefined ? [] : [`user ${printable(record.user)}`]),
+  ];
+  return `${commandText(record.command)} (${details.join(', ')})`;
+}

@@ -84,7 +84,7 @@ function exhausted(out: Output, error: PortRangeExhaustedError, exitCode: number
 }
 
 /** A program that takes no lock listens on the port: the command would only fail to bind it. */
-async function refuseInUse(
+export async function refuseInUse(
   out: Output,
   port: number,
   command: string[],
@@ -110,7 +110,7 @@ async function refuseInUse(
   return exitCode;
 }
 
-function refuse(out: Output, error: LockHeldError, exitCode: number): number {
+export function refuse(out: Output, error: LockHeldError, exitCode: number): number {
   out.error(error.code, error.message, {
     state: error.state,
     certainty: error.certainty,

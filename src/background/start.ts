@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, closeSync, constants, openSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Lock } from '../lock/handle.ts';
 import { HANDOFF_ENV, handoffValue } from '../lock/handoff.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
@@ -34,7 +35,7 @@ export function startSupervisor(lock: LockHandle, port: number, options: Supervi
     chmodSync(options.log, 0o600);
     const handoff =
       fd !== undefined && token !== undefined && lock instanceof Lock
-        ? handoffValue({ port, fd: 3, token, leaving: true })
+        ? handoffValue({ port, fd: 3, token, leaving: true, dir: dirname(lock.path) })
         : undefined;
     if (handoff !== undefined) (lock as Lock).handOff('leaving');
     const { [HANDOFF_ENV]: _, ...env } = options.env;

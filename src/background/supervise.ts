@@ -66,6 +66,7 @@ export class Supervisor {
   readonly #log: BoundedLog | undefined;
   readonly #check: ReadyCheck | undefined;
   readonly #abort = new AbortController();
+  #closed: Promise<void> | undefined;
 
   constructor(values: Values, command: string[], out: Output) {
     const logPath = stringValue(values, 'log');
@@ -96,6 +97,8 @@ export class Supervisor {
   started(lock: LockHandle, child: ChildProcess, port: number): void {
     const log = this.#log;
     if (log !== undefined) {
+      // Listened for now: by the time the exit is handled, the pipes may have closed already.
+      this.#closed = once(child, 'close').then(() => {});
       child.stdout?.on('data', (chunk: Buffer) => log.write(chunk));
       child.stderr?.on('data', (chunk: Buffer) => log.write(chunk));
     }
@@ -130,11 +133,12 @@ export class Supervisor {
   }
 
   /** The command has exited: its last output is taken from the pipes (unless they stay open). */
-  async ended(child: ChildProcess): Promise<void> {
+  async ended(): Promise<void> {
     this.#abort.abort();
-    if (this.#log === undefined || child.stdout === null) return;
-    const timer = AbortSignal.timeout(LAST_OUTPUT_MS);
-    await once(child, 'close', { signal: timer }).catch(() => {});
+    if (this.#log === undefined || this.#closed === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#closed, new Promise((resolve) => (timer = setTimeout(resolve, LAST_OUTPUT_MS)))]);
+    clearTimeout(timer);
   }
 
   close(): void {

@@ -1,10 +1,11 @@
 import { fstatSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ProcessProbe } from '../identity/probe.ts';
 import { readText } from '../identity/probe.ts';
 import { listeningInode } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { Interlock } from '../interlock/server.ts';
-import type { ResolvedAcquire } from '../options/resolve.ts';
+import { lockFileName, type ResolvedAcquire } from '../options/resolve.ts';
 import { replaceAtomically } from '../record/publish.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import { createRecord, holderFields, publicRecord, serializeRecord } from '../record/record.ts';
@@ -13,10 +14,11 @@ import { Lock } from './handle.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /**
- * A lock handed to a child process through its environment: `<port>:<fd>:<token>`, with
- * `:leaving` when the process that hands it over goes away once the child has it (`portlock up`
- * handing the lock to its `portlock run`). Without it, the giver stays and supervises the child
- * (`portlock run` handing it to its command), and the record says so.
+ * A lock handed to a child process through its environment: `<port>:<fd>:<token>:<how>:<dir>`.
+ * `<how>` is `leaving` when the process that hands it over goes away once the child has it
+ * (`portlock up` handing the lock to its `portlock run`), `staying` when the giver stays and
+ * supervises the child (`portlock run` handing it to its command), which the record then says.
+ * `<dir>` is the lock directory of the record, which the child uses whatever its own would be.
  */
 export const HANDOFF_ENV = 'PORTLOCK_HANDOFF';
 
@@ -25,16 +27,24 @@ export interface Handoff {
   fd: number;
   token: string;
   leaving: boolean;
+  dir: string;
 }
 
 export function handoffValue(handoff: Handoff): string {
-  return `${handoff.port}:${handoff.fd}:${handoff.token}${handoff.leaving ? ':leaving' : ''}`;
+  const how = handoff.leaving ? 'leaving' : 'staying';
+  return `${handoff.port}:${handoff.fd}:${handoff.token}:${how}:${handoff.dir}`;
 }
 
 export function parseHandoff(text: string | undefined): Handoff | undefined {
-  const match = /^(\d{1,5}):(\d{1,4}):([0-9a-f]{16,128})(:leaving)?$/.exec(text ?? '');
+  const match = /^(\d{1,5}):(\d{1,4}):([0-9a-f]{16,128}):(leaving|staying):(\/.*)$/s.exec(text ?? '');
   if (match === null) return undefined;
-  return { port: Number(match[1]), fd: Number(match[2]), token: match[3] ?? '', leaving: match[4] !== undefined };
+  return {
+    port: Number(match[1]),
+    fd: Number(match[2]),
+    token: match[3] ?? '',
+    leaving: match[4] === 'leaving',
+    dir: match[5] ?? '',
+  };
 }
 
 /** Whether descriptor `fd` is the listening socket bound to the kernel name `name` (Linux). */
@@ -58,14 +68,16 @@ function isKernelName(fd: number, name: string): boolean {
  */
 export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe): Promise<Lock | undefined> {
   const handoff = parseHandoff(process.env[HANDOFF_ENV]);
-  const { scope, path } = options;
+  const { scope } = options;
   if (handoff === undefined || scope.kind !== 'port' || scope.port !== handoff.port || options.interlock === 'off') {
     return undefined;
   }
   // Taken once: a later acquire in this process, or a process it starts, must not take it again.
   delete process.env[HANDOFF_ENV];
-  const name = interlockName(scope, options.dir);
+  const name = interlockName(scope, handoff.dir);
   if (name === undefined || !isKernelName(handoff.fd, name)) return undefined;
+  // The record is where the giver keeps it; the token proves it is the one handed over.
+  const path = join(handoff.dir, lockFileName(scope));
   const given = readRecordFileQuietly(path)?.record;
   if (given?.token !== handoff.token) return undefined;
   const interlock = await Interlock.adopt(handoff.fd);

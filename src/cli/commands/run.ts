@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { superviseOptions, supervisor } from '../../background/supervise.ts';
 import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
@@ -136,7 +137,7 @@ function start(
   const token = lock.record.token;
   const handoff =
     fd !== undefined && token !== undefined && lock instanceof Lock
-      ? { [HANDOFF_ENV]: handoffValue({ port, fd: 3, token, leaving: false }) }
+      ? { [HANDOFF_ENV]: handoffValue({ port, fd: 3, token, leaving: false, dir: dirname(lock.path) }) }
       : {};
   if (handoff[HANDOFF_ENV] !== undefined) (lock as Lock).handOff('staying');
   const output = logged ? 'pipe' : 'inherit';
@@ -308,7 +309,7 @@ export const run: Command = {
         }, killAfterMs);
       };
       const result = await ended(running);
-      await background.ended(running);
+      await background.ended();
       if ('error' in result) {
         const { explainSpawnError } = await import('../system-errors.ts');
         out.error(result.error.code ?? 'ESPAWN', explainSpawnError(result.error, rest[0] ?? '', port));

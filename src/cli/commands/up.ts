@@ -43,6 +43,19 @@ interface Settings {
   out: Output;
 }
 
+/** A supervisor whose server was killed releases the lock within this long. */
+const RELEASE_WAIT_MS = 2000;
+
+/** Whether a process exists (another user's included). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 const remaining = (deadline: number) => Math.max(0, deadline - performance.now());
 
 function urlOf(record: PublicLockRecord, port: number): string {
@@ -122,19 +135,30 @@ async function lockOrFind(
   const { identity, dir, out, conflict } = settings;
   const choice = portChoice({ ...values, port: stringValue(values, 'port') ?? 'auto' });
   if (choice.kind === 'fixed') {
-    try {
-      return { lock: await acquireLock({ port: choice.port, dir, name }) };
-    } catch (error) {
-      if (!(error instanceof LockHeldError)) throw error;
-      if (error.state === 'held' && isSameServer(error.meta, identity) && error.meta !== undefined) {
+    let wait = 0;
+    for (;;) {
+      try {
+        return { lock: await acquireLock({ port: choice.port, dir, name, wait }) };
+      } catch (error) {
+        if (!(error instanceof LockHeldError)) throw error;
+        const mine = error.state === 'held' && error.meta !== undefined && isSameServer(error.meta, identity);
+        if (!mine || error.meta === undefined) return { code: refuse(out, error, conflict) };
+        // Its server was just killed, and its supervisor is letting go of the lock: wait for that.
+        if (wait === 0 && !isAlive(servingPid(error.meta))) {
+          wait = RELEASE_WAIT_MS;
+          continue;
+        }
         return { found: error.meta, port: choice.port, path: error.lockPath };
       }
-      return { code: refuse(out, error, conflict) };
     }
   }
   // With --port auto the server may be on any port: the one this identity started is found by its record.
   const mine = (await listLocks({ dir, name })).find(
-    (lock) => lock.state === 'held' && isSameServer(lock.record, identity) && lock.record?.port !== undefined,
+    (lock) =>
+      lock.state === 'held' &&
+      isSameServer(lock.record, identity) &&
+      lock.record?.port !== undefined &&
+      isAlive(servingPid(lock.record)),
   );
   if (mine?.record?.port !== undefined) return { found: mine.record, port: mine.record.port, path: mine.path };
   try {

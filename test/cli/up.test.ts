@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { freePort } from '../helpers/free-port.ts';
@@ -151,12 +151,30 @@ describe('portlock up', { concurrency: true }, () => {
   test('the log stays within its bound, mode 0600; logs prints it and -f ends when the server stops', async () => {
     const where = await place();
     const bound = 4000;
-    const up = await run(['up', '-p', String(where.port), '--log-size', String(bound), '--', 'node', SERVER], where, {
-      extraEnv: { UP_LINES: '200' },
-    });
+    const up = await run(
+      [
+        'up',
+        '-p',
+        String(where.port),
+        '--log-size',
+        String(bound),
+        // Ready once the log has it all: the output reaches the log a moment after the port opens.
+        '--ready',
+        'log:listening on',
+        '--',
+        'node',
+        SERVER,
+      ],
+      where,
+      {
+        extraEnv: { UP_LINES: '200' },
+      },
+    );
     assert.equal(up.code, 0, up.stderr);
     const log = join(where.dir, `agent-${where.port}.log`);
-    for (const file of [log, `${log}.1`]) {
+    // The output comes in chunks of any size: rotated or cut, the log keeps its end, within the bound.
+    assert.doesNotMatch(readFileSync(log, 'utf8'), /^line 0 /m);
+    for (const file of [log, `${log}.1`].filter((path) => existsSync(path))) {
       const stat = statSync(file);
       assert.ok(stat.size <= bound, `${file} has ${stat.size} bytes`);
       assert.equal(stat.mode & 0o777, 0o600);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { acquireLock } from '../../src/index.ts';
 import { projectRoot } from '../helpers/spawn.ts';
 import { BIN, CHILD, cli, exited, place, spawnCli } from './_support.ts';
 
@@ -53,4 +54,33 @@ test('portlock run -p P -- portlock agent: the agent adopts the lock and serves 
   const stop = await cli(['stop', String(port), '--dir', dir]);
   assert.equal(stop.code, 0, stop.stderr);
   await exited(run);
+});
+
+test('status and list show what a holder serves: its state, command, directory and URL (--json too)', async () => {
+  const { dir, port } = await place();
+  const holder = { command: ['node', 'server.js'], cwd: '/srv/app', state: 'starting' as const };
+  const lock = await acquireLock({ port, dir, holder });
+  const starting = await cli(['status', String(port), '--dir', dir]);
+  assert.match(
+    starting.stdout,
+    new RegExp(`^port ${port}: running \\(starting\\): node server\\.js \\(pid ${process.pid}, `),
+  );
+  lock.update({ state: 'ready', url: `http://localhost:${port}` });
+  const ready = await cli(['status', String(port), '--dir', dir]);
+  assert.match(ready.stdout, new RegExp(`running: node server\\.js .*; at http://localhost:${port}; in /srv/app \\(`));
+  const listed = await cli(['list', '--dir', dir]);
+  assert.match(listed.stdout, /^LOCK +STATE +NAME +PID +USER +AGE +COMMAND +CWD +URL +NOTE$/m);
+  assert.match(
+    listed.stdout,
+    new RegExp(
+      `^${port} +running +portlock +${process.pid} .* node server\\.js +/srv/app +http://localhost:${port}$`,
+      'm',
+    ),
+  );
+  const json = JSON.parse((await cli(['status', String(port), '--dir', dir, '--json'])).stdout);
+  assert.deepEqual(
+    [json.record.command, json.record.cwd, json.record.state, json.record.url],
+    [['node', 'server.js'], '/srv/app', 'ready', `http://localhost:${port}`],
+  );
+  await lock.release();
 });

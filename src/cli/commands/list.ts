@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { listLocks } from '../../lock/inspect.ts';
 import { scopeOfFileName } from '../../options/resolve.ts';
+import { commandText, printable } from '../../record/holder-text.ts';
 import type { LockInspection } from '../../types.ts';
 import { UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
@@ -28,7 +29,8 @@ export const list: Command = {
   usage: 'portlock list [options]',
   summary: 'show every lock in the lock directory, stale ones marked',
   description:
-    'One row per lock file: the port (or key), its state, the application, pid, user and age. Stale locks\n' +
+    'One row per lock file: the port (or key), its state, the application, pid, user and age, and what the\n' +
+    'holder says it serves: its command, directory and URL. Stale locks\n' +
     "are marked STALE, with the reason; 'portlock clean' removes them.",
   options: {},
   exitCodes: [
@@ -52,22 +54,41 @@ export const list: Command = {
       return EXIT.ok;
     }
     const now = Date.now();
+    // What the holders serve, in columns of their own once any of them says (portlock up, run, agent).
+    const described = locks.some(({ record }) => record?.command ?? record?.cwd ?? record?.url);
+    const header = [
+      ...['LOCK', 'STATE', 'NAME', 'PID', 'USER', 'AGE'],
+      ...(described ? ['COMMAND', 'CWD', 'URL'] : []),
+      'NOTE',
+    ];
     const rows = locks.map((lock) => {
       const record = lock.record;
       const note = lock.state === 'held' && lock.certainty === 'certain' ? '' : lock.reason;
+      const state = lock.state === 'held' && record?.state !== undefined && record.state !== 'ready';
       return [
         lockLabel(lock.path),
-        WORDS[lock.state],
+        state ? `${WORDS[lock.state]} (${record?.state})` : WORDS[lock.state],
         record?.name ?? '-',
         record === undefined ? '-' : String(record.pid),
         record?.user ?? '-',
         record === undefined ? '-' : (since(record.startedAt, now) ?? '-'),
+        ...(described
+          ? [
+              record?.command === undefined ? '-' : commandText(record.command),
+              record?.cwd === undefined ? '-' : printable(record.cwd),
+              record?.url === undefined ? '-' : printable(record.url),
+            ]
+          : []),
         note,
       ];
     });
     const states = locks.map((lock) => lock.state);
-    const lines = alignedTable(['LOCK', 'STATE', 'NAME', 'PID', 'USER', 'AGE', 'NOTE'], rows, (row, column, text) =>
-      column === 1 ? out.paint(COLOURS[states[row] ?? 'free'], text) : column === 6 ? out.paint('dim', text) : text,
+    const lines = alignedTable(header, rows, (row, column, text) =>
+      column === 1
+        ? out.paint(COLOURS[states[row] ?? 'free'], text)
+        : column === header.length - 1
+          ? out.paint('dim', text)
+          : text,
     );
     out.io.stdout.write(`${lines.join('\n')}\n`);
     return EXIT.ok;

@@ -1,6 +1,7 @@
 import { interlockHolders } from '../../interlock/holders.ts';
 import { inspectLock } from '../../lock/inspect.ts';
-import type { InterlockHolder, LockInspection } from '../../types.ts';
+import { printable } from '../../record/holder-text.ts';
+import type { InterlockHolder, LockInspection, PublicLockRecord } from '../../types.ts';
 import { parsePort, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -9,6 +10,14 @@ import { describeRecord, type Output } from '../output.ts';
 const CODES = { held: EXIT.ok, stale: EXIT.stale, free: EXIT.notRunning, unknown: EXIT.unknown } as const;
 const WORDS = { held: 'running', stale: 'stale', free: 'not running', unknown: 'unknown' } as const;
 
+/** Where a holder serves and from which directory, as far as its record says. */
+function servingDetails(record: PublicLockRecord): string[] {
+  return [
+    ...(record.url === undefined ? [] : [`at ${printable(record.url)}`]),
+    ...(record.cwd === undefined ? [] : [`in ${printable(record.cwd)}`]),
+  ];
+}
+
 /** One line: the state, who, and why. */
 export function statusLine(port: number, lock: LockInspection, holders: InterlockHolder[], out: Output): string {
   const word = out.paint(
@@ -16,6 +25,9 @@ export function statusLine(port: number, lock: LockInspection, holders: Interloc
     WORDS[lock.state],
   );
   const why = `${lock.certainty === 'likely' ? 'likely: ' : ''}${lock.reason}`;
+  // A holder that says where it is in its life: `running (starting)`, `running (stopping)`.
+  const state = lock.state === 'held' && lock.record?.state !== undefined && lock.record.state !== 'ready';
+  const shown = state ? `${word} (${lock.record?.state})` : word;
   if (lock.state === 'free') return `port ${port}: ${word} (${why})`;
   const record = lock.record;
   const who: string[] = [];
@@ -30,8 +42,9 @@ export function statusLine(port: number, lock: LockInspection, holders: Interloc
   } else if (record !== undefined) {
     who.push(describeRecord(record, { age: lock.state === 'held' ? 'up' : 'since' }));
   }
+  if (record !== undefined && lock.state === 'held') who.push(...servingDetails(record));
   const next = lock.state === 'stale' ? "; the next start replaces it, or 'portlock clean' removes it" : '';
-  return `port ${port}: ${word}${who.length > 0 ? `: ${who.join('; ')}` : ''} (${why})${next}`;
+  return `port ${port}: ${shown}${who.length > 0 ? `: ${who.join('; ')}` : ''} (${why})${next}`;
 }
 
 /** No lock, yet a program listens on the port: name it, for it is why a start would fail. */

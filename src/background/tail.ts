@@ -30,3 +30,24 @@ export function lastLines(path: string, count: number): string[] {
   if (lines.at(-1) === '') lines.pop();
   return lines.slice(-count);
 }
+
+/** The size of a file now, 0 when there is none: where the output of a new start begins. */
+export function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The last `count` lines written to a log since it had `offset` bytes: the output of one start,
+ * not of the server before it. A log rotated since then gives its last lines.
+ */
+export function linesSince(path: string, offset: number, count: number): string[] {
+  const size = sizeOf(path);
+  if (size < offset) return lastLines(path, count);
+  const lines = readEnd(path, size - offset).split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines.slice(-count);
+}

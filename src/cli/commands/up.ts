@@ -6,7 +6,7 @@ import { identityText, isSameServer, type ServerIdentity, servingPid, startingKe
 import { waitUntilReady } from '../../background/readiness.ts';
 import { removeRecordOf, signalGroup, startSupervisor } from '../../background/start.ts';
 import { parseLogSize, readyCheckOf, superviseOptions } from '../../background/supervise.ts';
-import { lastLines } from '../../background/tail.ts';
+import { lastLines, linesSince, sizeOf } from '../../background/tail.ts';
 import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import { listLocks } from '../../lock/inspect.ts';
@@ -85,11 +85,15 @@ function report(out: Output, record: PublicLockRecord, port: number, already: bo
   return EXIT.ok;
 }
 
-function printTail(out: Output, log: string | undefined, why: string): void {
+function printTail(out: Output, log: string | undefined, why: string, offset?: number): void {
   out.error('ENOTREADY', why);
   if (out.json || log === undefined) return;
-  const lines = lastLines(log, TAIL_LINES);
-  out.err(lines.length === 0 ? `(its log, ${log}, is empty)` : `The last ${lines.length} lines of ${log}:`);
+  const lines = offset === undefined ? lastLines(log, TAIL_LINES) : linesSince(log, offset, TAIL_LINES);
+  const heading =
+    lines.length === 0
+      ? `(it wrote nothing to its log, ${log})`
+      : `The last ${lines.length === 1 ? 'line' : `${lines.length} lines`} it wrote to ${log}:`;
+  out.err(heading);
   for (const line of lines) out.err(`  ${line}`);
 }
 
@@ -219,6 +223,8 @@ async function startServer(settings: Settings, lock: LockHandle, name: string): 
     return inUse;
   }
   const log = resolve(settings.logOption ?? join(dir, `agent-${port}.log`));
+  // What this start writes, not what the server before it wrote, is the tail shown if it fails.
+  const offset = sizeOf(log);
   const child = startSupervisor(lock, port, {
     command: [...identity.command],
     cwd: identity.cwd,
@@ -242,10 +248,10 @@ async function startServer(settings: Settings, lock: LockHandle, name: string): 
   await lock.release();
   const command = commandText(identity.command);
   if (outcome.kind === 'exited') {
-    printTail(out, log, `${command} exited (code ${outcome.code}) before it was ready on port ${port}`);
+    printTail(out, log, `${command} exited (code ${outcome.code}) before it was ready on port ${port}`, offset);
     return outcome.code === 0 ? EXIT.failure : outcome.code;
   }
-  printTail(out, log, `${command} was not ready on port ${port} within --ready-timeout; it was stopped`);
+  printTail(out, log, `${command} was not ready on port ${port} within --ready-timeout; it was stopped`, offset);
   return EXIT.failure;
 }
 

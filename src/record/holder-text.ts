@@ -18,11 +18,13 @@ export function commandText(argv: readonly string[]): string {
 }
 
 /**
- * `node server.js (pid 4242, under portlock run pid 4240, user alice)`: the command a record says
- * its holder serves, and the process that runs it; undefined for a record without a command.
+ * `node server.js (pid 4242, under portlock run pid 4240, user alice)`: the command a holder under
+ * `portlock run` serves, and the process that runs it, which is what its user started. Undefined
+ * for any other holder, which its application's name and pid describe as before.
  */
 export function holderText(record: PublicLockRecord): string | undefined {
   if (record.command === undefined || record.command.length === 0) return undefined;
+  if (record.commandPid === undefined && record.supervisorPid === undefined) return undefined;
   // Under `portlock run`, the command is a child of the holder, or has adopted the lock from it.
   const runPid = record.supervisorPid ?? (record.commandPid !== undefined ? record.pid : undefined);
   const pid = record.supervisorPid !== undefined ? record.pid : (record.commandPid ?? record.pid);

@@ -63,11 +63,14 @@ test('status and list show what a holder serves: its state, command, directory a
   const starting = await cli(['status', String(port), '--dir', dir]);
   assert.match(
     starting.stdout,
-    new RegExp(`^port ${port}: running \\(starting\\): node server\\.js \\(pid ${process.pid}, `),
+    new RegExp(`^port ${port}: running \\(starting\\): portlock, pid ${process.pid}, .*; in /srv/app \\(`),
   );
   lock.update({ state: 'ready', url: `http://localhost:${port}` });
   const ready = await cli(['status', String(port), '--dir', dir]);
-  assert.match(ready.stdout, new RegExp(`running: node server\\.js .*; at http://localhost:${port}; in /srv/app \\(`));
+  assert.match(
+    ready.stdout,
+    new RegExp(`running: portlock, pid ${process.pid}, .*; at http://localhost:${port}; in /srv/app \\(`),
+  );
   const listed = await cli(['list', '--dir', dir]);
   assert.match(listed.stdout, /^LOCK +STATE +NAME +PID +USER +AGE +COMMAND +CWD +URL +NOTE$/m);
   assert.match(

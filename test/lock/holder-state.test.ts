@@ -82,7 +82,7 @@ describe('a lock handed to a child process', () => {
     for (const extra of [{ fd: 'pipe' as const }, { token: 'cd'.repeat(16) }]) {
       const { lock, answer } = await handOut(extra);
       assert.equal(answer.error?.code, 'ELOCKED', JSON.stringify(answer));
-      assert.match(answer.error?.message ?? '', new RegExp(`portlock agent \\(pid ${process.pid}, user`));
+      assert.match(answer.error?.message ?? '', new RegExp(`on port \\d+: held by pid ${process.pid} `));
       await lock.release();
     }
   });

@@ -303,7 +303,12 @@ export const up: Command = {
       description: "the file for the command's output (mode 0600, rotated once at --log-size)",
       defaultText: '<dir>/agent-<port>.log',
     },
-    'log-size': superviseOptions['log-size'] ?? { type: 'string', description: '' },
+    'log-size': {
+      type: 'string',
+      value: '<bytes>',
+      description: 'the size at which the log is moved to <file>.1 (replacing the one before) and a new one begun',
+      default: superviseOptions['log-size']?.default ?? '',
+    },
     'conflict-exit-code': run.options['conflict-exit-code'] ?? { type: 'string', description: '' },
   },
   env: [['PORT', 'set for the command to its port']],

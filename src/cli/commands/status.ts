@@ -37,7 +37,9 @@ export function statusLine(port: number, lock: LockInspection, holders: Interloc
     const list = holders.map((holder) => `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ''}`);
     who.push(`held by ${list.join(', ')} through the kernel interlock`);
     if (record !== undefined) {
-      who.push(`taken for it by ${describeRecord(record, { age: 'since' })}, which no longer holds it`);
+      // The process that took it, by its own name: the command it ran is the holder named before.
+      const { commandPid: _command, supervisorPid: _supervisor, ...taker } = record;
+      who.push(`taken for it by ${describeRecord(taker, { age: 'since' })}, which no longer holds it`);
     }
   } else if (record !== undefined) {
     who.push(describeRecord(record, { age: lock.state === 'held' ? 'up' : 'since' }));

@@ -86,9 +86,11 @@ function report(out: Output, record: PublicLockRecord, port: number, already: bo
 }
 
 function printTail(out: Output, log: string | undefined, why: string, offset?: number): void {
-  out.error('ENOTREADY', why);
+  const lines =
+    log === undefined ? [] : offset === undefined ? lastLines(log, TAIL_LINES) : linesSince(log, offset, TAIL_LINES);
+  // With --json, the tail is part of the one document.
+  out.error('ENOTREADY', why, out.json ? { log, tail: lines } : {});
   if (out.json || log === undefined) return;
-  const lines = offset === undefined ? lastLines(log, TAIL_LINES) : linesSince(log, offset, TAIL_LINES);
   const heading =
     lines.length === 0
       ? `(it wrote nothing to its log, ${log})`

@@ -26,20 +26,27 @@ export interface Supervised {
  * port is never free between this process's check and the server's start. Its own output, before
  * it has opened the log, goes to the log too.
  */
-export function startSupervisor(lock: LockHandle, port: number, options: Supervised): ChildProcess {
+export function startSupervisor(
+  lock: LockHandle,
+  port: number,
+  options: Supervised,
+): { child: ChildProcess; handedOver: boolean } {
   const fd = lock.interlockFd();
   const token = lock.record.token;
   const { file, args } = portlockCommand();
   const logFd = openSync(options.log, APPEND, 0o600);
   try {
     chmodSync(options.log, 0o600);
+    // Adopting checks the descriptor against the kernel's socket table, which Linux alone shows.
     const handoff =
-      fd !== undefined && token !== undefined && lock instanceof Lock
+      fd !== undefined && token !== undefined && lock instanceof Lock && process.platform === 'linux'
         ? handoffValue({ port, fd: 3, token, leaving: true, dir: dirname(lock.path) })
         : undefined;
     if (handoff !== undefined) (lock as Lock).handOff('leaving');
+    // Elsewhere the supervisor takes the lock itself; concurrent `up`s still wait for this one.
+    else lock.releaseSync();
     const { [HANDOFF_ENV]: _, ...env } = options.env;
-    return spawn(
+    const child = spawn(
       file,
       [
         ...args,
@@ -62,10 +69,11 @@ export function startSupervisor(lock: LockHandle, port: number, options: Supervi
       {
         cwd: options.cwd,
         detached: true,
-        stdio: ['ignore', logFd, logFd, ...(fd === undefined ? [] : [fd])],
+        stdio: ['ignore', logFd, logFd, ...(fd === undefined || handoff === undefined ? [] : [fd])],
         env: { ...env, ...(handoff !== undefined && { [HANDOFF_ENV]: handoff }) },
       },
     );
+    return { child, handedOver: handoff !== undefined };
   } finally {
     closeSync(logFd);
   }

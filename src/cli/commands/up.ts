@@ -185,7 +185,12 @@ async function lockOrFind(
 type Outcome = { kind: 'ready'; record: PublicLockRecord } | { kind: 'exited'; code: number } | { kind: 'timeout' };
 
 /** Waits until the record, adopted by the supervisor (or by its command), says ready. */
-async function untilReady(child: ChildProcess, lock: LockHandle, deadline: number): Promise<Outcome> {
+async function untilReady(
+  child: ChildProcess,
+  lock: LockHandle,
+  handedOver: boolean,
+  deadline: number,
+): Promise<Outcome> {
   const exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal }));
   let exited: { code: number | null } | undefined;
   void exit.then((value) => {
@@ -194,7 +199,11 @@ async function untilReady(child: ChildProcess, lock: LockHandle, deadline: numbe
   const token = lock.record.token;
   for (;;) {
     const record = readRecordFileQuietly(lock.path)?.record;
-    if (record !== undefined && record.token === token && record.pid !== process.pid && record.state === 'ready') {
+    // The supervisor's record: the one handed to it (same token), or the one it took itself.
+    const theirs = handedOver
+      ? record?.token === token && record?.pid !== process.pid
+      : record?.pid === child.pid || record?.supervisorPid === child.pid;
+    if (record !== undefined && theirs && record.state === 'ready') {
       const { token: _, ...shown } = record;
       return { kind: 'ready', record: shown };
     }
@@ -227,7 +236,7 @@ async function startServer(settings: Settings, lock: LockHandle, name: string): 
   const log = resolve(settings.logOption ?? join(dir, `agent-${port}.log`));
   // What this start writes, not what the server before it wrote, is the tail shown if it fails.
   const offset = sizeOf(log);
-  const child = startSupervisor(lock, port, {
+  const { child, handedOver } = startSupervisor(lock, port, {
     command: [...identity.command],
     cwd: identity.cwd,
     dir,
@@ -238,7 +247,7 @@ async function startServer(settings: Settings, lock: LockHandle, name: string): 
     env: settings.env,
   });
   const token = lock.record.token;
-  const outcome = await untilReady(child, lock, deadline);
+  const outcome = await untilReady(child, lock, handedOver, deadline);
   if (outcome.kind === 'ready') {
     // The server's session lives on without this process.
     child.unref();

@@ -23,9 +23,9 @@ export function parseReadyCheck(text: string): ReadyCheck | undefined {
   return undefined;
 }
 
-/** Where a server on `port` is reached, as printed: the check's URL, else http://localhost:<port>. */
+/** Where a server on `port` is reached, as printed: the origin of the check's URL, else http://localhost:<port>. */
 export function urlFor(check: ReadyCheck, port: number): string {
-  return check.kind === 'http' ? check.url : `http://localhost:${port}`;
+  return check.kind === 'http' ? new URL(check.url).origin : `http://localhost:${port}`;
 }
 
 function accepts(port: number, host: string): Promise<boolean> {

@@ -132,9 +132,11 @@ describe('portlock up', { concurrency: true }, () => {
     assert.equal(await (await fetch(`http://localhost:${where.port}`)).text(), 'ok\n');
 
     process.kill(Number(first), 'SIGKILL');
-    const again = await run(['up', '-p', String(where.port), '--', 'node', SERVER], where);
+    // Ready this time when it answers over HTTP.
+    const health = `http://localhost:${where.port}/health`;
+    const again = await run(['up', '-p', String(where.port), '--ready', health, '--', 'node', SERVER], where);
     assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stdout, /^up: /);
+    assert.match(again.stdout, new RegExp(`^up: http://localhost:${where.port} \\(pid \\d+, `));
     const starts = startsOf(where);
     assert.equal(starts.length, 2);
     assert.notEqual(starts[1], first);

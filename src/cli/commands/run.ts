@@ -1,7 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { superviseOptions, supervisor } from '../../background/supervise.ts';
 import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import { Lock } from '../../lock/handle.ts';
@@ -14,6 +13,7 @@ import { EXIT, signalExitCode } from '../exit-codes.ts';
 import { inForegroundGroup } from '../foreground.ts';
 import { describeRecord, type Output } from '../output.ts';
 import { type PortChoice, portChoice } from '../port-choice.ts';
+import { superviseOptions, supervisor } from '../supervise.ts';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 // As the agent does before it calls a port in use: a few looks, 20 ms apart.

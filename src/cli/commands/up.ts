@@ -5,7 +5,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { identityText, isSameServer, type ServerIdentity, servingPid, startingKey } from '../../background/identity.ts';
 import { waitUntilReady } from '../../background/readiness.ts';
 import { removeRecordOf, signalGroup, startSupervisor } from '../../background/start.ts';
-import { parseLogSize, readyCheckOf, superviseOptions } from '../../background/supervise.ts';
 import { lastLines, linesSince, sizeOf } from '../../background/tail.ts';
 import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
 import { acquireLock } from '../../lock/acquire.ts';
@@ -19,6 +18,7 @@ import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
 import { type Output, since } from '../output.ts';
 import { portChoice } from '../port-choice.ts';
+import { parseLogSize, readyCheckOf, superviseOptions } from '../supervise.ts';
 import { refuse, refuseInUse, run } from './run.ts';
 
 /** Lines of the log shown when a server does not become ready. */

@@ -2,12 +2,12 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type OptionSpecs, stringValue, UsageError, type Values } from '../cli/args.ts';
-import { Output } from '../cli/output.ts';
+import { BoundedLog, DEFAULT_LOG_BYTES } from '../background/log-file.ts';
+import { isReady, parseReadyCheck, type ReadyCheck, urlFor } from '../background/readiness.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import type { HolderInfo, LockHandle } from '../types.ts';
-import { BoundedLog, DEFAULT_LOG_BYTES } from './log-file.ts';
-import { isReady, parseReadyCheck, type ReadyCheck, urlFor } from './readiness.ts';
+import { type OptionSpecs, stringValue, UsageError, type Values } from './args.ts';
+import { Output } from './output.ts';
 
 /** How long the log waits for the last output in the pipes after the command has exited. */
 const LAST_OUTPUT_MS = 200;

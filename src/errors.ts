@@ -1,5 +1,6 @@
 import { lstatSync, statSync } from 'node:fs';
 import { printable } from './printable.ts';
+import { holderText } from './record/holder-text.ts';
 import { since } from './record/started-at.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
@@ -54,9 +55,13 @@ function heldLines(d: HeldDetails): string[] {
   const who = `pid ${d.meta.pid}${d.meta.user ? ` (user ${d.meta.user})` : ''}${
     d.meta.hostname ? ` on ${d.meta.hostname}` : ''
   }`;
-  lines.push(
-    `${app} is already running on ${d.target}: held by ${who} since ${d.meta.startedAt}${age(d.meta.startedAt, d.now)}.`,
-  );
+  const command = holderText(d.meta);
+  const since = `since ${d.meta.startedAt}${age(d.meta.startedAt, d.now)}`;
+  // A holder that names its command is named by it: that is what the reader started.
+  if (command !== undefined) {
+    const where = d.meta.cwd === undefined ? '' : ` in ${printable(d.meta.cwd)}`;
+    lines.push(`${d.target} is held by ${command}${where} ${since}.`);
+  } else lines.push(`${app} is already running on ${d.target}: held by ${who} ${since}.`);
   lines.push(`Verdict: ${d.state === 'held' ? `alive, ${d.certainty}` : 'cannot be checked from here'}: ${d.reason}.`);
   lines.push(`Lock file: ${d.lockPath}`);
   const [heir] = d.holders ?? [];

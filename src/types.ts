@@ -55,6 +55,12 @@ export interface AcquireOptions extends LockTarget {
    */
   onLost?: (error: LockLostError) => void;
   /**
+   * What the holder is, for the record and the `who` answer: its command, working directory,
+   * state and URL. A lock adopted from `portlock run` keeps the command and directory it was
+   * handed (see {@link HolderInfo}).
+   */
+  holder?: HolderInfo;
+  /**
    * How often, in milliseconds, a holder re-reads its record (without an interlock) or looks at
    * its key lock's directory to notice a lost lock (only with `onLost`).
    * @default 1000
@@ -121,6 +127,20 @@ export interface LockRecord {
   presence?: string;
   /** True when the holder also holds the kernel interlock; then a free interlock means it is gone. */
   interlock?: true;
+  /** The command line it serves (see {@link HolderInfo}). */
+  command?: string[];
+  /** The working directory its command was started from. */
+  cwd?: string;
+  /** Where it serves, once known. */
+  url?: string;
+  /** The file its output goes to, where there is one. */
+  log?: string;
+  /** `starting`, `ready` or `stopping`; absent when the holder does not say. */
+  state?: HolderState;
+  /** Under `portlock run`: the pid of the command it runs, which is what serves the port. */
+  commandPid?: number;
+  /** For a lock handed over by `portlock run` to the command it started: the pid of that `portlock run`. */
+  supervisorPid?: number;
   /**
    * Set when the holder asked for the kernel interlock and could not bind it for a reason other
    * than its being taken: why. The lock is then held by the record alone.
@@ -131,6 +151,26 @@ export interface LockRecord {
    * reclaim act only on a record that still carries the token they expect. Never shown to others.
    */
   token?: string;
+}
+
+/** Where a holder is in its life: starting, serving, or draining before it exits. */
+export type HolderState = 'starting' | 'ready' | 'stopping';
+
+/**
+ * What a holder says about itself, besides who it is: the fields of the record and the `who`
+ * answer that turn "something holds my port" into "is that my server?".
+ */
+export interface HolderInfo {
+  /** The command line it serves, as argv (`['node', 'server.js']`). */
+  command?: string[];
+  /** The working directory the command was started from. */
+  cwd?: string;
+  /** Where it serves, once known (`http://localhost:3000`). */
+  url?: string;
+  /** The file its output goes to, where there is one (`portlock up`). */
+  log?: string;
+  /** `starting` while it starts, `ready` once it serves, `stopping` while it drains. */
+  state?: HolderState;
 }
 
 /** A record as shown to anyone but its holder: the token is left out. */
@@ -202,6 +242,19 @@ export interface LockHandle {
    * the OS cannot pass it on (Windows), and after release.
    */
   interlockFd(): number | undefined;
+  /**
+   * Changes what the record and the `who` answer say about the holder (its state and URL, for
+   * example `{ state: 'ready', url: 'http://localhost:3000' }`): the record is replaced in one
+   * step, never half-written, and only while it still carries this holder's token; the `who`
+   * answer changes at once. Throws {@link LockLostError} when the record is no longer this holder's.
+   */
+  update(changes: HolderUpdate): void;
+}
+
+/** What {@link LockHandle.update} may change. */
+export interface HolderUpdate extends HolderInfo {
+  /** The pid of the command this holder runs (as `portlock run` sets it). */
+  commandPid?: number;
 }
 
 /** A process that holds a lock's kernel interlock; see {@link interlockHolders}. */

@@ -3,7 +3,7 @@ import { LockHeldError, type LockLostError } from '../errors.ts';
 import { crypto } from '../lazy-crypto.ts';
 import { acquireLock } from '../lock/acquire.ts';
 import { lockPathFor } from '../options/resolve.ts';
-import type { LockHandle } from '../types.ts';
+import type { HolderUpdate, LockHandle } from '../types.ts';
 import { type ControlRoutes, createControlRoutes, type HealthReport, normalizePrefix } from './control-routes.ts';
 import { Connections } from './drain.ts';
 import { AlreadyRunningError } from './errors.ts';
@@ -212,6 +212,7 @@ class PortAgent implements Agent {
       if (run.listening === undefined) await this.#listen(run, this.#port);
       signal.throwIfAborted();
       this.#state = 'ready';
+      this.#describe(run, { state: 'ready', ...(this.address && { url: this.address.url }) });
       this.logger.info(`listening on ${this.address?.url} (pid ${process.pid})`);
     } catch (error) {
       try {
@@ -231,12 +232,22 @@ class PortAgent implements Agent {
       return;
     }
     this.#state = 'stopping';
+    this.#describe(run, { state: 'stopping' });
     this.logger.info(force ? 'stopping now' : 'stopping: letting in-flight requests finish');
     try {
       await this.#shutDown(run, force);
     } finally {
       this.#state = 'stopped';
       this.logger.info('stopped');
+    }
+  }
+
+  /** Tells the lock's record and `who` answer where this agent is; a description, so never fatal. */
+  #describe(run: Run, changes: HolderUpdate): void {
+    try {
+      run.lock?.update(changes);
+    } catch (error) {
+      this.logger.error(`the lock's record could not be updated: ${describeForLog(error)}`);
     }
   }
 
@@ -256,7 +267,9 @@ class PortAgent implements Agent {
       // an application that does not say what to do then at least finds it in the log. The port
       // stays bound, so a second instance still cannot serve it.
       const onLost = this.#lockOptions.onLost ?? ((lost: LockLostError) => this.logger.error(lost.message));
-      lock = await acquireLock({ ...this.#lockOptions, onLost, port, name: this.name, signal });
+      // What it is, for `portlock status` and `who`: a lock adopted from `portlock run` keeps its command.
+      const holder = { command: process.argv, cwd: process.cwd(), state: 'starting' as const };
+      lock = await acquireLock({ ...this.#lockOptions, onLost, port, name: this.name, signal, holder });
     } catch (error) {
       // Stopped while the holder was being asked who it is: the stop's reason, not a refusal.
       run.abort.signal.throwIfAborted();

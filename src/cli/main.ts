@@ -15,6 +15,9 @@ export type { CliIO } from './output.ts';
 // Each command loads only when it runs, so that a refusal costs little more than starting Node.
 const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./commands/run.ts')).run,
+  up: async () => (await import('./commands/up.ts')).up,
+  down: async () => (await import('./commands/down.ts')).down,
+  logs: async () => (await import('./commands/logs.ts')).logs,
   agent: async () => (await import('./commands/agent.ts')).agent,
   status: async () => (await import('./commands/status.ts')).status,
   list: async () => (await import('./commands/list.ts')).list,
@@ -176,7 +179,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       if (found.unknown !== undefined && !(await isSomeCommandsOption(found.unknown))) {
         throw new UsageError(`unknown option ${found.unknown}`);
       }
-      throw new UsageError('missing the command (run, agent, status, list, stop or clean)');
+      throw new UsageError('missing the command (run, up, down, logs, agent, status, list, stop or clean)');
     }
     if (found.name === 'help') return await help(found.args, io);
     commandName = ALIASES[found.name] ?? found.name;
@@ -185,7 +188,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       const name = found.name;
       commandName = undefined;
       if (found.after?.startsWith('-') && (await isSomeCommandsOption(found.after))) {
-        throw new UsageError('missing the command (run, agent, status, list, stop or clean)');
+        throw new UsageError('missing the command (run, up, down, logs, agent, status, list, stop or clean)');
       }
       throw new UsageError(`unknown command '${name}'`);
     }

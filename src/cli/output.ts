@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { userName } from '../interlock/holders.ts';
 import { checkLockDir } from '../lock/lock-dir.ts';
 import { printable } from '../printable.ts';
+import { holderText } from '../record/holder-text.ts';
 import { since } from '../record/started-at.ts';
 import type { LockInspection, PublicLockRecord } from '../types.ts';
 
@@ -88,8 +89,10 @@ export class Output {
 
 /** `percy, pid 4242, user alice, on host devbox, up 5 min`: who a record says holds a lock. */
 export function describeRecord(record: PublicLockRecord, options: { age?: 'up' | 'since' } = {}) {
-  const parts = [record.name ?? 'unnamed', `pid ${record.pid}`];
-  if (record.user) parts.push(`user ${record.user}`);
+  const command = holderText(record);
+  // A holder that names its command is named by it (pid and user included).
+  const parts = command === undefined ? [record.name ?? 'unnamed', `pid ${record.pid}`] : [command];
+  if (record.user && command === undefined) parts.push(`user ${record.user}`);
   if (record.hostname && record.hostname !== hostname()) parts.push(`on host ${record.hostname}`);
   const age = since(record.startedAt);
   if (age !== undefined) parts.push(options.age === 'since' ? `taken ${age} ago` : `up ${age}`);

@@ -87,6 +87,23 @@ export class Interlock {
     });
   }
 
+  /**
+   * Serves a listening socket this process inherited (a lock handed over by `portlock run`); the
+   * caller has checked that it is the lock's kernel name. Undefined if it cannot be served.
+   */
+  static adopt(fd: number): Promise<Interlock | undefined> {
+    const server = createServer({ allowHalfOpen: false, pauseOnConnect: false });
+    return new Promise((resolve) => {
+      server.once('error', () => resolve(undefined));
+      server.listen({ fd }, () => {
+        server.removeAllListeners('error');
+        server.on('error', () => {});
+        server.unref();
+        resolve(new Interlock(server));
+      });
+    });
+  }
+
   /** What this holder tells whoever asks; to be called in the turn in which `bind` resolved. */
   answerWith(answers: HolderAnswers): void {
     this.#answers = answers;

@@ -15,6 +15,7 @@ import { createRecord, newToken, publicRecord, serializeRecord } from '../record
 import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord } from '../types.ts';
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { Lock } from './handle.ts';
+import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { ensureLockDir } from './lock-dir.ts';
@@ -209,6 +210,7 @@ async function tryOnce(
     record = createRecord(scope, options.name, token, probe, interlock !== undefined, {
       presence: presence?.id,
       interlockUnavailable: unavailable,
+      holder: options.holder,
     });
     const answers = { record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest };
     interlock?.answerWith(answers);
@@ -281,6 +283,11 @@ export async function acquireLockWith(
     }
     return token;
   };
+  // A lock handed over by `portlock run` to this process, for this port, is taken over, not fought.
+  if (process.env[HANDOFF_ENV] !== undefined) {
+    const adopted = await adoptHandoff(resolved, probe);
+    if (adopted !== undefined) return adopted;
+  }
   const started = performance.now();
   let poll = POLL_MIN_MS;
   try {

@@ -1,9 +1,11 @@
 import { unlinkSync } from 'node:fs';
 import { LockLostError } from '../errors.ts';
 import type { Interlock } from '../interlock/server.ts';
+import { validateHolder } from '../options/holder.ts';
+import { replaceAtomically } from '../record/publish.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
-import { publicRecord } from '../record/record.ts';
-import type { LockHandle, LockRecord, StopRequestHandler } from '../types.ts';
+import { holderFields, publicRecord, serializeRecord } from '../record/record.ts';
+import type { HolderUpdate, LockHandle, LockRecord, PublicLockRecord, StopRequestHandler } from '../types.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /** Whether the record at `path` still carries this holder's token. */
@@ -32,16 +34,20 @@ export interface LostWatch {
   dirStillThere?: () => boolean;
 }
 
+/** How a lock was handed to a child process (see `src/lock/handoff.ts`). */
+export type HandedOff = 'no' | 'staying' | 'leaving';
+
 export class Lock implements LockHandle {
   readonly path: string;
-  readonly record: Readonly<LockRecord>;
   onStopRequest: StopRequestHandler | undefined = undefined;
   readonly #token: string;
   readonly #interlock: Interlock | undefined;
   /** Kernel names held beside the interlock (a key's second name, a holder's presence). */
   readonly #companions: Interlock[];
+  #record: Readonly<LockRecord>;
   #recheck: NodeJS.Timeout | undefined;
   #released = false;
+  #handedOff: HandedOff = 'no';
 
   constructor(
     path: string,
@@ -53,10 +59,60 @@ export class Lock implements LockHandle {
   ) {
     this.path = path;
     this.#companions = companions;
-    this.record = Object.freeze({ ...record });
+    this.#record = Object.freeze({ ...record });
     this.#token = token;
     this.#interlock = interlock;
     if (lostWatch !== undefined && (interlock === undefined || lostWatch.dirStillThere)) this.#watch(lostWatch);
+  }
+
+  get record(): Readonly<LockRecord> {
+    return this.#record;
+  }
+
+  update(changes: HolderUpdate): void {
+    validateHolder(changes, 'update');
+    const target = this.#record.port === undefined ? `key ${this.#record.key}` : `port ${this.#record.port}`;
+    const current = this.#released ? undefined : readRecordFileQuietly(this.path)?.record;
+    if (current?.token !== this.#token) {
+      throw new LockLostError(target, this.path, current && publicRecord(current));
+    }
+    // Read, then replaced in one rename: nobody else writes a record that carries this token while
+    // its holder lives (a reclaim needs the holder judged gone), so nothing is lost in between.
+    replaceAtomically(this.path, serializeRecord({ ...current, ...holderFields(changes) }));
+    this.#record = Object.freeze({ ...this.#record, ...holderFields(changes) });
+    this.#answer();
+  }
+
+  /**
+   * Marks the lock as handed to a child process that may adopt it. From then on the interlock
+   * answers with the record as the file has it (the child rewrites it to name itself); `leaving`
+   * means this process goes away once the child has adopted it, so its release leaves a record
+   * that names the child alone.
+   */
+  handOff(how: Exclude<HandedOff, 'no'>): void {
+    this.#handedOff = how;
+    this.#answer();
+  }
+
+  /** What the interlock says to `who`: this record, or once handed off, the record on file. */
+  #answer(): void {
+    const own = () => publicRecord(this.#record);
+    const onFile = (): PublicLockRecord => {
+      const now = readRecordFileQuietly(this.path)?.record;
+      return now?.token === this.#token ? publicRecord(now) : own();
+    };
+    const followFile = this.#handedOff !== 'no';
+    const answers = {
+      // Read at every request: a getter, so that a child's adoption shows at once.
+      get record() {
+        return followFile ? onFile() : own();
+      },
+      token: this.#token,
+      stopHandler: () => this.onStopRequest,
+    };
+    this.#interlock?.answerWith(answers);
+    // A key's second name answers as its first (a presence name, held without an interlock, never does).
+    if (this.#interlock !== undefined) for (const companion of this.#companions) companion.answerWith(answers);
   }
 
   get interlocked(): boolean {
@@ -86,7 +142,10 @@ export class Lock implements LockHandle {
     try {
       // The record goes before the interlock, so that a waiter woken by the interlock's release
       // never finds the record of a holder that has left.
-      removeIfOwned(this.path, this.#token);
+      // A lock handed to a child that adopted it is the child's to remove, when this process leaves.
+      if (this.#handedOff !== 'leaving' || readRecordFileQuietly(this.path)?.record?.pid === this.#record.pid) {
+        removeIfOwned(this.path, this.#token);
+      }
     } finally {
       this.#interlock?.close();
       for (const companion of this.#companions) companion.close();

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { AcquireOptions, ListOptions, LockTarget } from '../types.ts';
+import type { AcquireOptions, HolderInfo, ListOptions, LockTarget } from '../types.ts';
+import { validateHolder } from './holder.ts';
 import {
   assertOptionsObject,
   type LockScope,
@@ -32,6 +33,7 @@ export interface ResolvedAcquire extends ResolvedTarget {
   interlock: 'auto' | 'off';
   onLost: AcquireOptions['onLost'];
   recheckInterval: number;
+  holder: HolderInfo;
 }
 
 /** The file name of a lock: `agent-<port>.lock` as in Percy's original, or `<key>.lock`. */
@@ -75,6 +77,7 @@ export function resolveAcquire(options: AcquireOptions): ResolvedAcquire {
     interlock: validateInterlock(options.interlock),
     onLost: validateOnLost(options.onLost),
     recheckInterval: validateRecheckInterval(options.recheckInterval),
+    holder: validateHolder(options.holder),
   };
 }
 

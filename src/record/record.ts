@@ -1,7 +1,7 @@
 import type { ProcessProbe } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
 import type { LockScope } from '../options/validate.ts';
-import type { LockRecord, PublicLockRecord } from '../types.ts';
+import type { HolderInfo, HolderUpdate, LockRecord, PublicLockRecord } from '../types.ts';
 
 /** Records larger than this are garbage by definition and are never read whole. */
 export const MAX_RECORD_BYTES = 64 * 1024;
@@ -18,7 +18,11 @@ export function createRecord(
   token: string,
   probe: ProcessProbe,
   interlocked = false,
-  extra: { presence?: string | undefined; interlockUnavailable?: string | undefined } = {},
+  extra: {
+    presence?: string | undefined;
+    interlockUnavailable?: string | undefined;
+    holder?: HolderInfo | undefined;
+  } = {},
 ): LockRecord {
   const user = probe.user();
   const processStart = probe.ownStartTime();
@@ -41,9 +45,21 @@ export function createRecord(
     ...(extra.presence === undefined ? {} : { presence: extra.presence }),
     ...(interlocked ? { interlock: true as const } : {}),
     ...(extra.interlockUnavailable === undefined ? {} : { interlockUnavailable: extra.interlockUnavailable }),
+    ...holderFields(extra.holder ?? {}),
     token,
   };
 }
+
+/** The holder's own description, with the fields it left out left out (not `undefined`). */
+export function holderFields(holder: HolderUpdate): HolderUpdate {
+  const fields: HolderUpdate = {};
+  for (const key of HOLDER_KEYS) {
+    if (holder[key] !== undefined) Object.assign(fields, { [key]: holder[key] });
+  }
+  return fields;
+}
+
+const HOLDER_KEYS = ['command', 'cwd', 'url', 'log', 'state', 'commandPid'] as const;
 
 export function serializeRecord(record: LockRecord): Buffer {
   return Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
@@ -73,6 +89,15 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   presence: optional((value): value is string => isString(value) && /^[0-9a-f]{16,64}$/.test(value)),
   interlock: (value) => value === undefined || value === true,
   interlockUnavailable: optional(isString),
+  command: optional(
+    (value): value is string[] => Array.isArray(value) && value.length <= 4096 && value.every(isString),
+  ),
+  cwd: optional(isString),
+  url: optional(isString),
+  log: optional(isString),
+  state: optional((value): value is string => value === 'starting' || value === 'ready' || value === 'stopping'),
+  commandPid: optional(isPid),
+  supervisorPid: optional(isPid),
   token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
 };
 

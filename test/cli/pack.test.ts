@@ -60,6 +60,17 @@ describe('the published package', () => {
     const { dir, port } = await place();
     const status = await finished(spawnTracked(bin, ['status', String(port), '--dir', dir], { cwd: project }));
     assert.deepEqual([status.code, status.stdout], [3, `port ${port}: not running (there is no lock file)\n`]);
+    // `up` starts the installed bin again, as its supervisor: it must find it from the bundle.
+    const server = ['-e', "require('node:net').createServer().listen(process.env.PORT)"];
+    const up = await finished(
+      spawnTracked(bin, ['up', '--port', String(port), '--dir', dir, '--', process.execPath, ...server], {
+        cwd: project,
+      }),
+    );
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stdout, new RegExp(`^up: http://localhost:${port} \\(pid \\d+`));
+    const down = await finished(spawnTracked(bin, ['down', String(port), '--dir', dir], { cwd: project }));
+    assert.equal(down.code, 0, down.stderr);
 
     writeFileSync(
       join(project, 'esm.mjs'),

@@ -166,7 +166,11 @@ describe('portlock run, in process', () => {
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.match(
       stopped.stdout,
-      new RegExp(`^port ${port}: stopped portlock, pid ${process.pid}, .*on request\\)$`, 'm'),
+      // Under run, the holder is named by the command it runs.
+      new RegExp(
+        `^port ${port}: stopped \\S+ -e .* \\(pid \\d+, under portlock run pid ${process.pid}, .*on request\\)$`,
+        'm',
+      ),
     );
     const result = await running;
     assert.equal(result.code, 143);
@@ -208,7 +212,9 @@ describe('portlock run, as a real process', () => {
     assert.equal(refused.code, 75);
     assert.match(
       refused.stderr,
-      new RegExp(`^portlock: percy is already running on port ${port}: held by pid ${first.pid} `),
+      new RegExp(
+        `^portlock: port ${port} is held by \\S+ \\S+cli-child\\.mjs plain \\(pid ${ready.pid}, under portlock run pid ${first.pid}, user \\S+\\) in \\S+ since `,
+      ),
     );
     assert.match(refused.stderr, new RegExp(`Next step: stop that process first \\(for example: kill ${first.pid}\\)`));
 

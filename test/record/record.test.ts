@@ -46,7 +46,23 @@ describe('parseRecord', () => {
   });
 
   it('drops fields it does not know', () => {
-    assert.deepEqual(parse({ ...full, extra: 'x', command: ['rm', '-rf'] }), full);
+    assert.deepEqual(parse({ ...full, extra: 'x', argv: ['rm', '-rf'] }), full);
+  });
+
+  it('reads what the holder says it serves, and finds a record that says it wrongly unreadable', () => {
+    const serving = {
+      command: ['node', 'server.js'],
+      cwd: '/srv/app',
+      url: 'http://localhost:5338',
+      log: '/home/alice/.percy/agent-5338.log',
+      state: 'ready',
+      commandPid: 4243,
+      supervisorPid: 4241,
+    };
+    assert.deepEqual(parse({ ...full, ...serving }), { ...full, ...serving });
+    for (const bad of [{ command: 'node server.js' }, { command: [1] }, { state: 'up' }, { commandPid: -1 }]) {
+      assert.equal(parse({ ...full, ...bad }), undefined, JSON.stringify(bad));
+    }
   });
 
   const garbage: [string, unknown][] = [

@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import { listLocks } from '../../lock/inspect.ts';
 import { scopeOfFileName } from '../../options/resolve.ts';
 import { printable } from '../../printable.ts';
+import { commandText } from '../../record/holder-text.ts';
 import { since } from '../../record/started-at.ts';
 import type { LockInspection } from '../../types.ts';
 import { UsageError } from '../args.ts';
@@ -30,7 +31,8 @@ export const list: Command = {
   usage: 'portlock list [options]',
   summary: 'show every lock in the lock directory, stale ones marked',
   description:
-    'One row per lock file: the port (or key), its state, the application, pid, user and age. Stale locks\n' +
+    'One row per lock file: the port (or key), its state, the application, pid, user and age, and what the\n' +
+    'holder says it serves: its command, directory and URL. Stale locks\n' +
     "are marked STALE, with the reason; 'portlock clean' removes them.",
   options: {},
   exitCodes: [
@@ -55,26 +57,45 @@ export const list: Command = {
       return EXIT.ok;
     }
     const now = Date.now();
+    // What the holders serve, in columns of their own once any of them says (portlock up, run, agent).
+    const described = locks.some(({ record }) => record?.command ?? record?.cwd ?? record?.url);
+    const header = [
+      ...['LOCK', 'STATE', 'NAME', 'PID', 'USER', 'AGE'],
+      ...(described ? ['COMMAND', 'CWD', 'URL'] : []),
+      'NOTE',
+    ];
     const rows = locks.map((lock) => {
       const record = lock.record;
       const note =
         interlockNote(lock) ??
         (lock.state === 'held' && lock.certainty === 'certain' && lock.claim === undefined ? '' : lock.reason);
+      const state = lock.state === 'held' && record?.state !== undefined && record.state !== 'ready';
       // A squatter the kernel names, with no record to vouch for it: show it as the kernel does.
       const holder = record === undefined ? lock.holders?.[0] : undefined;
       return [
         lockLabel(lock.path),
-        WORDS[lock.state],
+        state ? `${WORDS[lock.state]} (${record?.state})` : WORDS[lock.state],
         printable(record?.name ?? (holder?.command === undefined ? '-' : (holder.command.split(' ')[0] ?? '-'))),
         record === undefined ? (holder === undefined ? '-' : String(holder.pid)) : String(record.pid),
         printable(record?.user ?? holder?.user ?? '-'),
         record === undefined ? '-' : (since(record.startedAt, now) ?? '-'),
+        ...(described
+          ? [
+              record?.command === undefined ? '-' : commandText(record.command),
+              record?.cwd === undefined ? '-' : printable(record.cwd),
+              record?.url === undefined ? '-' : printable(record.url),
+            ]
+          : []),
         printable(note),
       ];
     });
     const states = locks.map((lock) => lock.state);
-    const lines = alignedTable(['LOCK', 'STATE', 'NAME', 'PID', 'USER', 'AGE', 'NOTE'], rows, (row, column, text) =>
-      column === 1 ? out.paint(COLOURS[states[row] ?? 'free'], text) : column === 6 ? out.paint('dim', text) : text,
+    const lines = alignedTable(header, rows, (row, column, text) =>
+      column === 1
+        ? out.paint(COLOURS[states[row] ?? 'free'], text)
+        : column === header.length - 1
+          ? out.paint('dim', text)
+          : text,
     );
     out.io.stdout.write(`${lines.join('\n')}\n`);
     return EXIT.ok;

@@ -1,17 +1,21 @@
 import type { ChildProcess } from 'node:child_process';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
 import { currentReader, describeListeners, portInUseNextStep } from '../../listeners/describe.ts';
 import { mayBeInUse, portHolders } from '../../listeners/port-holders.ts';
 import { acquireLock } from '../../lock/acquire.ts';
+import { Lock } from '../../lock/handle.ts';
+import { HANDOFF_ENV, handoffValue } from '../../lock/handoff.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
-import type { LockHandle, LockTarget } from '../../types.ts';
+import type { AcquireOptions, LockHandle } from '../../types.ts';
 import { parseExitCode, parseSeconds, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT, signalExitCode } from '../exit-codes.ts';
 import { inForegroundGroup } from '../foreground.ts';
 import { describeRecord, type Output } from '../output.ts';
 import { type PortChoice, portChoice } from '../port-choice.ts';
+import { superviseOptions, supervisor } from '../supervise.ts';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 // As the agent does before it calls a port in use: a few looks, 20 ms apart.
@@ -22,7 +26,7 @@ type Ended = { code: number | null; signal: NodeJS.Signals | null } | { error: N
 
 /** Takes the lock, failing fast first; only a held lock with --wait waits, with a live line on a terminal. */
 async function take(
-  target: LockTarget & { port: number },
+  target: AcquireOptions & { port: number },
   waitMs: number,
   out: Output,
   signal: AbortSignal,
@@ -54,7 +58,7 @@ function waitNotice(port: number, error: LockHeldError, waitMs: number): string 
 /** Lets acquirePort choose the port, and says which it chose (on stderr, and on stdout with --json). */
 async function choose(
   choice: PortChoice & { kind: 'auto' },
-  target: LockTarget,
+  target: AcquireOptions,
   waitMs: number,
   out: Output,
   signal: AbortSignal,
@@ -83,7 +87,7 @@ function exhausted(out: Output, error: PortRangeExhaustedError, exitCode: number
 }
 
 /** A program that takes no lock listens on the port: the command would only fail to bind it. */
-async function refuseInUse(
+export async function refuseInUse(
   out: Output,
   port: number,
   command: string[],
@@ -107,7 +111,7 @@ async function refuseInUse(
   return exitCode;
 }
 
-function refuse(out: Output, error: LockHeldError, exitCode: number): number {
+export function refuse(out: Output, error: LockHeldError, exitCode: number): number {
   out.error(error.code, error.message, {
     state: error.state,
     certainty: error.certainty,
@@ -124,12 +128,22 @@ function start(
   lock: LockHandle,
   port: number,
   env: Record<string, string | undefined>,
+  logged: boolean,
 ): ChildProcess {
   const [file = '', ...args] = command;
   const fd = lock.interlockFd();
+  // A portlock-aware command (the agent, a program calling acquireLock) adopts the lock it is
+  // handed, instead of refusing the very process that started it.
+  const token = lock.record.token;
+  const handoff =
+    fd !== undefined && token !== undefined && lock instanceof Lock
+      ? { [HANDOFF_ENV]: handoffValue({ port, fd: 3, token, leaving: false, dir: dirname(lock.path) }) }
+      : {};
+  if (handoff[HANDOFF_ENV] !== undefined) (lock as Lock).handOff('staying');
+  const output = logged ? 'pipe' : 'inherit';
   return spawn(file, args, {
-    stdio: ['inherit', 'inherit', 'inherit', ...(fd === undefined ? [] : [fd])],
-    env: { ...env, PORT: String(port) },
+    stdio: [logged ? 'ignore' : 'inherit', output, output, ...(fd === undefined ? [] : [fd])],
+    env: { ...env, PORT: String(port), ...handoff },
   });
 }
 
@@ -195,6 +209,7 @@ export const run: Command = {
       description: 'the exit code when the port is held by another process, or used by another program',
       default: String(EXIT.held),
     },
+    ...superviseOptions,
     'kill-after': {
       type: 'string',
       value: '<seconds>',
@@ -224,13 +239,16 @@ export const run: Command = {
       'the same port for this project, run after run, while it is free',
     ],
   ],
-  async run({ values, rest, out, dir, name, env }) {
+  async run({ values, rest, out: given, dir, name, env }) {
     const choice = portChoice(values);
     const waitMs = parseSeconds(stringValue(values, 'wait') ?? '0', '--wait', { forever: true });
     const conflict = parseExitCode(stringValue(values, 'conflict-exit-code') ?? '', '--conflict-exit-code');
     const killAfterMs = parseSeconds(stringValue(values, 'kill-after') ?? '', '--kill-after');
     if (rest.length === 0 || rest[0] === '') throw new UsageError('missing the command to run, after --');
-    const target = { name, dir };
+    // With --log, the command's output and this process's own messages go to a bounded log file.
+    const background = supervisor(values, rest, given);
+    const out = background.out;
+    const target = { name, dir, holder: background.holder };
     // Known once the lock is taken, with --port auto.
     let port = choice.kind === 'fixed' ? choice.port : 0;
     const which = choice.kind === 'fixed' ? `port ${choice.port}` : 'a port';
@@ -277,10 +295,12 @@ export const run: Command = {
       if (inUse !== undefined) return inUse;
       const { spawn } = await import('node:child_process');
       if (interrupted !== undefined) return signalExitCode(interrupted);
-      const running = start(spawn, rest, lock, port, env);
+      const running = start(spawn, rest, lock, port, env, background.logged);
       child = running;
+      background.started(lock, running, port);
       lock.onStopRequest = () => {
         if (running.exitCode !== null || running.signalCode !== null) return;
+        if (lock !== undefined) background.stopping(lock);
         out.err(`portlock: stop requested for port ${port}: sending SIGTERM to pid ${running.pid}`);
         running.kill('SIGTERM');
         killTimer ??= setTimeout(() => {
@@ -289,6 +309,7 @@ export const run: Command = {
         }, killAfterMs);
       };
       const result = await ended(running);
+      await background.ended();
       if ('error' in result) {
         const { explainSpawnError } = await import('../system-errors.ts');
         out.error(result.error.code ?? 'ESPAWN', explainSpawnError(result.error, rest[0] ?? '', port));
@@ -300,6 +321,7 @@ export const run: Command = {
       // A release that fails must not hide the command's exit code; say so and go on.
       await lock?.release().catch((error: unknown) => out.err(`portlock: releasing the lock failed: ${String(error)}`));
       process.off('exit', onExit);
+      background.close();
       for (const signal of FORWARDED) process.off(signal, onSignal);
     }
   },

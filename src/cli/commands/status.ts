@@ -3,7 +3,7 @@ import { portHolders } from '../../listeners/port-holders.ts';
 import { inspectLock } from '../../lock/inspect.ts';
 import { describeHolder } from '../../lock/interlock-answer.ts';
 import { printable } from '../../printable.ts';
-import type { LockInspection } from '../../types.ts';
+import type { LockInspection, PublicLockRecord } from '../../types.ts';
 import { parsePort, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -12,6 +12,14 @@ import { checkDirFor, describeRecord, interlockNote, type Output } from '../outp
 const CODES = { held: EXIT.ok, stale: EXIT.stale, free: EXIT.notRunning, unknown: EXIT.unknown } as const;
 const WORDS = { held: 'running', stale: 'stale', free: 'not running', unknown: 'unknown' } as const;
 
+/** Where a holder serves and from which directory, as far as its record says. */
+function servingDetails(record: PublicLockRecord): string[] {
+  return [
+    ...(record.url === undefined ? [] : [`at ${printable(record.url)}`]),
+    ...(record.cwd === undefined ? [] : [`in ${printable(record.cwd)}`]),
+  ];
+}
+
 /** One line: the state, who, and why. */
 export function statusLine(port: number, lock: LockInspection, out: Output): string {
   const word = out.paint(
@@ -19,6 +27,9 @@ export function statusLine(port: number, lock: LockInspection, out: Output): str
     WORDS[lock.state],
   );
   const why = printable(`${lock.certainty === 'likely' ? 'likely: ' : ''}${lock.reason}`);
+  // A holder that says where it is in its life: `running (starting)`, `running (stopping)`.
+  const state = lock.state === 'held' && lock.record?.state !== undefined && lock.record.state !== 'ready';
+  const shown = state ? `${word} (${lock.record?.state})` : word;
   if (lock.state === 'free') return `port ${port}: ${word} (${why})`;
   const record = lock.record;
   const holders = lock.holders ?? [];
@@ -33,14 +44,17 @@ export function statusLine(port: number, lock: LockInspection, out: Output): str
     // The record's writer is gone, and a process it handed the lock to holds it.
     who.push(`held by ${holders.map(describeHolder).join(', ')} through the kernel interlock`);
     if (record !== undefined) {
-      who.push(`taken for it by ${describeRecord(record, { age: 'since' })}, which no longer holds it`);
+      // The process that took it, by its own name: the command it ran is the holder named before.
+      const { commandPid: _command, supervisorPid: _supervisor, ...taker } = record;
+      who.push(`taken for it by ${describeRecord(taker, { age: 'since' })}, which no longer holds it`);
     }
   } else if (record !== undefined) {
     who.push(describeRecord(record, { age: lock.state === 'held' ? 'up' : 'since' }));
   }
+  if (record !== undefined && lock.state === 'held') who.push(...servingDetails(record));
   const fallback = interlockNote(lock);
   const next = lock.state === 'stale' ? "; the next start replaces it, or 'portlock clean' removes it" : '';
-  return `port ${port}: ${word}${who.length > 0 ? `: ${who.join('; ')}` : ''}${fallback ? `, ${fallback}` : ''} (${why})${next}`;
+  return `port ${port}: ${shown}${who.length > 0 ? `: ${who.join('; ')}` : ''}${fallback ? `, ${fallback}` : ''} (${why})${next}`;
 }
 
 /** No lock, yet a program listens on the port: name it, for it is why a start would fail. */

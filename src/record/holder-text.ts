@@ -1,0 +1,32 @@
+import { printable } from '../printable.ts';
+import type { PublicLockRecord } from '../types.ts';
+
+/** A command line is shortened to this many characters for a message; the record keeps it whole. */
+const COMMAND_WIDTH = 80;
+
+/** `node server.js`: argv as typed, quoted where a word has spaces, shortened for display. */
+export function commandText(argv: readonly string[]): string {
+  const text = printable(
+    argv.map((word) => (/[\s'"]/.test(word) || word === '' ? JSON.stringify(word) : word)).join(' '),
+  );
+  return text.length <= COMMAND_WIDTH ? text : `${text.slice(0, COMMAND_WIDTH - 1)}…`;
+}
+
+/**
+ * `node server.js (pid 4242, under portlock run pid 4240, user alice)`: the command a holder under
+ * `portlock run` serves, and the process that runs it, which is what its user started. Undefined
+ * for any other holder, which its application's name and pid describe as before.
+ */
+export function holderText(record: PublicLockRecord): string | undefined {
+  if (record.command === undefined || record.command.length === 0) return undefined;
+  if (record.commandPid === undefined && record.supervisorPid === undefined) return undefined;
+  // Under `portlock run`, the command is a child of the holder, or has adopted the lock from it.
+  const runPid = record.supervisorPid ?? (record.commandPid !== undefined ? record.pid : undefined);
+  const pid = record.supervisorPid !== undefined ? record.pid : (record.commandPid ?? record.pid);
+  const details = [
+    `pid ${pid}`,
+    ...(runPid !== undefined && runPid !== pid ? [`under portlock run pid ${runPid}`] : []),
+    ...(record.user === undefined ? [] : [`user ${printable(record.user)}`]),
+  ];
+  return `${commandText(record.command)} (${details.join(', ')})`;
+}

@@ -43,10 +43,43 @@ function impostorsOf(scope: LockScope | undefined, holders: InterlockHolder[]): 
   return holders.filter((holder) => holder.canBindPrivileged === false);
 }
 
+/** The innermost pid of a process (its pid in its own pid namespace), from /proc/<pid>/status. */
+function innermostPid(pid: number): number | undefined {
+  const line = /^NSpid:\s+([\d\s]+)$/m.exec(readText(`/proc/${pid}/status`, 'utf8') ?? '')?.[1];
+  const innermost = line?.trim().split(/\s+/).at(-1);
+  return innermost === undefined ? undefined : Number(innermost);
+}
+
+/**
+ * The process the kernel lists as holding the name that an answer is about, where the kernel
+ * agrees with everything the answer says of it: the same pid (or, in another pid namespace, the
+ * process that is that pid there: the innermost NSpid, in the pid namespace the answer names), the
+ * same user, the same start time where the answer gives one, and a pid namespace the kernel shows.
+ * Undefined when no holder agrees: the answer is then a claim.
+ */
+function vouchedHolder(
+  answer: PublicLockRecord,
+  holders: InterlockHolder[],
+  pidns: string | undefined,
+): InterlockHolder | undefined {
+  // The pid namespace the answer's pid is in: the one it names, else (an older record) ours.
+  const namespace = answer.pidns ?? pidns;
+  return holders.find(
+    (holder) =>
+      // A pid namespace that cannot be read cannot vouch for what a pid means.
+      holder.pidns !== undefined &&
+      (namespace === undefined || holder.pidns === namespace) &&
+      (holder.pidns === pidns ? holder.pid === answer.pid : innermostPid(holder.pid) === answer.pid) &&
+      (answer.user === undefined || answer.user === holder.user) &&
+      (answer.processStart === undefined || answer.processStart === holder.startTime),
+  );
+}
+
 /**
  * What an answer on a lock's interlock says about the lock, judged against the kernel: the answer
  * is a claim, the kernel's table of names and processes is the proof. An answer is believed only
- * where the kernel lists its pid as holding the name; one it contradicts is reported as what it
+ * where the kernel lists its process as holding the name, with the user, start time and pid
+ * namespace it claims (see {@link vouchedHolder}); one it contradicts is reported as what it
  * is; where the kernel cannot tell, no answer is believed (the caller falls back to the record,
  * at most `likely`).
  */
@@ -92,22 +125,20 @@ export function heldByAnswer(
   }
   const legacy = kernel.legacy ? ' (in the unpadded form of an older portlock or Node)' : '';
   const pidns = probe.pidns?.();
-  if (
-    answer?.pidns !== undefined &&
-    pidns !== undefined &&
-    answer.pidns !== pidns &&
-    holders.some((holder) => holder.pidns === undefined || holder.pidns === answer.pidns)
-  ) {
-    // Held for sure, but by a pid that names some other process here: out of reach, never signalled.
-    const reason = `process ${answer.pid} runs in another pid namespace (${answer.pidns}) and holds the lock's kernel interlock; stop it inside that namespace`;
-    return { verdict: { state: 'unknown', certainty: 'certain', reason: printable(reason) }, holders, record: answer };
-  }
-  if (answer !== undefined && holders.some((holder) => holder.pid === answer.pid)) {
+  const vouched = answer === undefined ? undefined : vouchedHolder(answer, holders, pidns);
+  if (answer !== undefined && vouched !== undefined) {
+    // Shown as the kernel tells it: the user is the process's, whatever the answer says.
+    const record = { ...answer, ...(vouched.user !== undefined && { user: vouched.user }) };
+    if (pidns !== undefined && vouched.pidns !== pidns) {
+      // Held for sure, but by a pid that names some other process here: out of reach, never signalled.
+      const reason = `process ${answer.pid} runs in another pid namespace (${vouched.pidns}) and holds the lock's kernel interlock; stop it inside that namespace`;
+      return { verdict: { state: 'unknown', certainty: 'certain', reason: printable(reason) }, holders, record };
+    }
     const reason =
       answer.pid === probe.pid
         ? 'this process holds it'
         : `process ${answer.pid} holds the lock's kernel interlock${legacy}`;
-    return held('certain', reason, { record: answer });
+    return held('certain', reason, { record });
   }
   if (answer !== undefined) {
     return held(

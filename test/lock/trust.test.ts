@@ -11,7 +11,7 @@ import { acquireLock, inspectLock, LockHeldError, stopLock } from '../../src/ind
 import { kernelHolders } from '../../src/interlock/holders.ts';
 import { interlockName } from '../../src/interlock/name.ts';
 import { cli, exited, staleRecord } from '../cli/_support.ts';
-import { giveToNobody, NOBODY_UID, nobodyUnavailable, spawnTsAsNobody } from '../helpers/as-nobody.ts';
+import { giveToNobody, NOBODY_UID, nobodyUnavailable, spawnAsNobody, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
 import { otherNode } from '../helpers/other-node.ts';
@@ -41,9 +41,20 @@ interface Squatter {
 }
 
 /** Binds kernel names as nobody (all their bytes), answering `who` with `answer`. */
-async function squat(names: string[], answer: object, node?: string): Promise<Squatter> {
+async function squat(names: string[], answer: object, node?: string, wrap: string[] = []): Promise<Squatter> {
   const hex = names.map((name) => Buffer.from(name, 'latin1').toString('hex'));
-  const child = spawnTsAsNobody(fixture('squatter.ts'), [JSON.stringify({ names: hex, answer })], node);
+  const args = [JSON.stringify({ names: hex, answer })];
+  const child =
+    wrap.length === 0
+      ? spawnTsAsNobody(fixture('squatter.ts'), args, node)
+      : spawnAsNobody(
+          wrap[0] as string,
+          [...wrap.slice(1), process.execPath, '--import', 'tsx', fixture('squatter.ts'), ...args],
+          {
+            stdio: ['pipe', 'pipe', 'inherit'],
+            timeoutMs: 60_000,
+          },
+        );
   const tokens: string[] = [];
   let buffer = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -127,6 +138,46 @@ describe('a squatter of a lock name, as another user', asNobody, () => {
       assert.deepEqual(squatter.tokens, [], 'no token was sent to the squatter');
     } finally {
       await leave(squatter.child);
+    }
+  });
+
+  it('answering with its own pid is believed only as far as the kernel agrees: user, start time, pid namespace', async () => {
+    const dir = tempDir();
+    const [userPort, startPort, nsPort] = [await freePort(), await freePort(), await freePort()];
+    const name = (port: number) => interlockName({ kind: 'port', port }, dir) as string;
+    const longAgo = new Date(Date.now() - 18 * 3600_000).toISOString();
+    const claims = { portlock: 1, name: 'percy', startedAt: longAgo, processStart: '1' };
+    // Its own pid, with root's name; its own pid and user, with a start time not its own; and,
+    // from a pid namespace of its own, a pid that is not its own there, with that namespace named.
+    const squatters = await Promise.all([
+      squat([name(userPort)], { ...claims, pid: 'self', user: 'root' }),
+      squat([name(startPort)], { ...claims, pid: 'self', user: 'nobody' }),
+      squat([name(nsPort)], { ...claims, pid: 4242, pidns: 'self', user: 'root' }, undefined, [
+        'unshare',
+        '-Urp',
+        '--fork',
+      ]),
+    ]);
+    try {
+      for (const port of [userPort, startPort, nsPort]) {
+        const [holder] = kernelHolders(name(port)).holders;
+        assert.equal(holder?.user, 'nobody');
+        const lock = await inspectLock({ port, dir });
+        assert.equal(lock.state, 'held', lock.reason);
+        const claimed = port === nsPort ? 4242 : holder?.pid;
+        assert.match(
+          lock.reason,
+          new RegExp(
+            `held by pid ${holder?.pid} \\(.*user nobody\\), which claims to be "percy" pid ${claimed}: it is not a portlock holder of yours`,
+          ),
+        );
+        assert.equal(lock.record, undefined, 'the answer is not shown as the record');
+        const refused = await acquireLock({ port, dir }).catch((error: unknown) => error);
+        assert.ok(refused instanceof LockHeldError);
+        assert.doesNotMatch(refused.message, /user root|percy is already running/);
+      }
+    } finally {
+      await Promise.all(squatters.map((squatter) => leave(squatter.child)));
     }
   });
 

@@ -139,6 +139,29 @@ export function describeProcess(pid: number): InterlockHolder | undefined {
   };
 }
 
+/**
+ * Whether some process the kernel shows holding one of these sockets (inodes from /proc/net/unix)
+ * is one that `accept`s: the pids in `first` are looked at before the rest of /proc. False where
+ * none is, or /proc shows none (another user's, hidepid).
+ */
+export function someSocketHolder(
+  inodes: string[],
+  accept: (holder: InterlockHolder) => boolean,
+  first: number[] = [],
+): boolean {
+  const links = new Set(inodes.map((inode) => `socket:[${inode}]`));
+  const pids = [...first.map(String), ...readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))];
+  const seen = new Set<string>();
+  for (const pid of pids) {
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    if (!holdsSocket(pid, links)) continue;
+    const holder = describeProcess(Number(pid));
+    if (holder !== undefined && accept(holder)) return true;
+  }
+  return false;
+}
+
 /** What the kernel says about who holds a name. */
 export interface KernelHolders {
   /**

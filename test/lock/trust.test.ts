@@ -2,14 +2,15 @@
 // names and forging answers, a holder in another pid namespace, root acting on another user's
 // directory. Real processes throughout.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chownSync, existsSync, symlinkSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock, inspectLock, LockHeldError, stopLock } from '../../src/index.ts';
 import { kernelHolders } from '../../src/interlock/holders.ts';
-import { interlockName } from '../../src/interlock/name.ts';
+import { interlockName, SUN_PATH_BYTES } from '../../src/interlock/name.ts';
+import { presenceName } from '../../src/interlock/presence.ts';
 import { cli, exited, staleRecord } from '../cli/_support.ts';
 import { giveToNobody, NOBODY_UID, nobodyUnavailable, spawnAsNobody, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
@@ -20,6 +21,13 @@ import { finished, fixture, lineMatching, spawnTracked, spawnTs } from '../helpe
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const asNobody = { skip: nobodyUnavailable() };
+
+/** Why `unshare` with these flags cannot run here, or undefined when it can. */
+function unshareUnavailable(flags: string[]): string | undefined {
+  if (process.platform !== 'linux') return 'not Linux';
+  const tried = spawnSync('unshare', [...flags, 'true'], { encoding: 'utf8', timeout: 10_000 });
+  return tried.status === 0 ? undefined : `the kernel refuses unshare ${flags.join(' ')}: ${tried.stderr.trim()}`;
+}
 /** Whether text holds a control character other than the newlines between lines. */
 const hasControl = (text: string) => /\p{Cc}/u.test(text.replaceAll('\n', ''));
 
@@ -41,9 +49,9 @@ interface Squatter {
 }
 
 /** Binds kernel names as nobody (all their bytes), answering `who` with `answer`. */
-async function squat(names: string[], answer: object, node?: string, wrap: string[] = []): Promise<Squatter> {
+function startSquatter(names: string[], answer: object, node?: string, wrap: string[] = [], grab = false) {
   const hex = names.map((name) => Buffer.from(name, 'latin1').toString('hex'));
-  const args = [JSON.stringify({ names: hex, answer })];
+  const args = [JSON.stringify({ names: hex, answer, ...(grab && { grab }) })];
   const child =
     wrap.length === 0
       ? spawnTsAsNobody(fixture('squatter.ts'), args, node)
@@ -55,6 +63,11 @@ async function squat(names: string[], answer: object, node?: string, wrap: strin
             timeoutMs: 60_000,
           },
         );
+  return child;
+}
+
+async function squat(names: string[], answer: object, node?: string, wrap: string[] = []): Promise<Squatter> {
+  const child = startSquatter(names, answer, node, wrap);
   const tokens: string[] = [];
   let buffer = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -336,6 +349,50 @@ describe('a holder in another pid namespace, sharing the lock directory', {
       }
     });
   }
+});
+
+describe('a record-only holder in another pid namespace whose presence name is taken by another user', {
+  skip: nobodyUnavailable() ?? unshareUnavailable(['--pid', '--fork', '--mount-proc']),
+}, () => {
+  it('is judged by the kernel, not by the name: after it is SIGKILLed the host acquires at once', async () => {
+    const dir = tempDir();
+    const options = { port: await freePort(), dir, interlock: 'off' as const };
+    const inside = spawnTracked(
+      'unshare',
+      [
+        '--pid',
+        '--fork',
+        '--mount-proc',
+        process.execPath,
+        '--import',
+        'tsx',
+        fixture('holder.ts'),
+        JSON.stringify(options),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    await lineMatching(inside, /"ready":true/);
+    const presence = (await inspectLock(options)).record?.presence;
+    assert.ok(presence !== undefined, 'a record-only holder names its presence');
+    const name = presenceName(presence);
+    // Nobody binds a look-alike at once (a literal '@' that /proc/net/unix shows as it shows a NUL),
+    // and the name itself the moment the holder's death frees it.
+    const squatter = startSquatter([`${name}@`.padEnd(SUN_PATH_BYTES, '\0'), name], { pid: 1 }, undefined, [], true);
+    const grabbed = lineMatching(squatter, /"ready":true/);
+    try {
+      await assert.rejects(acquireLock(options), { name: 'LockHeldError' });
+      const holder = Number(
+        readFileSync(`/proc/${inside.pid}/task/${inside.pid}/children`, 'utf8').trim().split(/\s+/)[0],
+      );
+      process.kill(holder, 'SIGKILL');
+      await exited(inside);
+      await grabbed;
+      const lock = await acquireLock(options);
+      await lock.release();
+    } finally {
+      await leave(squatter);
+    }
+  });
 });
 
 describe("root on another user's lock directory", asNobody, () => {

@@ -4,7 +4,7 @@ import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, waitForRelease } from '../interlock/client.ts';
-import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
+import { kernelHolders, legacyFormBound, socketInode as socketInodeOf } from '../interlock/holders.ts';
 import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
 import { Interlock } from '../interlock/server.ts';
@@ -211,8 +211,15 @@ async function tryOnce(
       interlockUnavailable: unavailable,
     });
     const answers = { record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest };
-    interlock?.answerWith(answers);
-    if (interlock !== undefined) for (const companion of companions) companion.answerWith(answers);
+    // Each name answers with its own socket's inode: an asker tells it from look-alikes by that.
+    const answerOn = (bound: Interlock) => {
+      const socketInode = socketInodeOf(bound.fd);
+      bound.answerWith(
+        socketInode === undefined ? answers : { ...answers, record: { ...answers.record, socketInode } },
+      );
+    };
+    if (interlock !== undefined) answerOn(interlock);
+    if (interlock !== undefined) for (const companion of companions) answerOn(companion);
     attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
   } catch (error) {
     closeAll();

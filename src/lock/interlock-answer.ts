@@ -1,7 +1,7 @@
 import type { Verdict } from '../identity/judge.ts';
 import { readText } from '../identity/probe.ts';
 import type { Asked } from '../interlock/client.ts';
-import type { KernelHolders } from '../interlock/holders.ts';
+import { type KernelHolders, setApartLookAlikes } from '../interlock/holders.ts';
 import type { LockScope } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
@@ -18,6 +18,8 @@ export interface HeldByInterlock {
   claim?: PublicLockRecord;
   /** Set when a holder of a privileged port's name could not have bound that port. */
   impostor?: true;
+  /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
+  lookAlikes?: InterlockHolder[];
 }
 
 /** `pid 4711 (python3 squat.py, user nobody)`: a process as the kernel describes it, safe to print. */
@@ -76,6 +78,15 @@ function vouchedHolder(
 }
 
 /**
+ * The kernel's holders without those of look-alike names: nothing listens on the exact name when
+ * the question found it free; else the socket its holder reported on the name itself is its own.
+ */
+function withoutLookAlikes(asked: Asked, answer: PublicLockRecord | undefined, kernel: KernelHolders): KernelHolders {
+  if (asked.kind === 'free') return setApartLookAlikes(kernel, null);
+  return answer?.socketInode === undefined ? kernel : setApartLookAlikes(kernel, answer.socketInode);
+}
+
+/**
  * What an answer on a lock's interlock says about the lock, judged against the kernel: the answer
  * is a claim, the kernel's table of names and processes is the proof. An answer is believed only
  * where the kernel lists its process as holding the name, with the user, start time and pid
@@ -86,20 +97,31 @@ function vouchedHolder(
 export function heldByAnswer(
   asked: Asked,
   probe: { pid: number; pidns?(): string | undefined },
-  kernel: KernelHolders,
+  found: KernelHolders,
   scope?: LockScope,
 ): HeldByInterlock | undefined {
+  const answer =
+    asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
+  const kernel = withoutLookAlikes(asked, answer, found);
   const { holders } = kernel;
   // Free to the question and to the kernel: nobody holds it. (A holder of the legacy form alone
   // may not be reachable by a question under every Node version; the kernel still sees it.)
   if (kernel.state === 'free' || (asked.kind === 'free' && kernel.state !== 'held')) return undefined;
+  const lookAlikes = kernel.lookAlikes ?? [];
+  const apart =
+    lookAlikes.length === 0
+      ? ''
+      : `; ${lookAlikes.map(describeHolder).join(', ')} holds a look-alike of its name, which does not count`;
   const held = (certainty: Verdict['certainty'], reason: string, extra: Partial<HeldByInterlock> = {}) => ({
-    verdict: { state: 'held' as const, certainty, reason: printable(reason) },
+    verdict: { state: 'held' as const, certainty, reason: printable(reason + apart) },
     holders,
+    ...(lookAlikes.length > 0 && { lookAlikes }),
     ...extra,
   });
   const seen = holders.map(describeHolder).join(', ');
-  const impostors = impostorsOf(scope, holders);
+  // Where it is not known which socket is the name's own, one that could bind the port may be it.
+  const impostors =
+    kernel.ambiguous && holders.some((holder) => holder.canBindPrivileged !== false) ? [] : impostorsOf(scope, holders);
   if (scope?.kind === 'port' && impostors.length > 0) {
     return held(
       'certain',
@@ -107,8 +129,6 @@ export function heldByAnswer(
       { impostor: true },
     );
   }
-  const answer =
-    asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
   if (kernel.state === 'unseen' || holders.length === 0) {
     // The kernel says the name is held (or cannot say at all), but not by whom: an answer
     // cannot be checked, so it is not believed.
@@ -132,7 +152,12 @@ export function heldByAnswer(
     if (pidns !== undefined && vouched.pidns !== pidns) {
       // Held for sure, but by a pid that names some other process here: out of reach, never signalled.
       const reason = `process ${answer.pid} runs in another pid namespace (${vouched.pidns}) and holds the lock's kernel interlock; stop it inside that namespace`;
-      return { verdict: { state: 'unknown', certainty: 'certain', reason: printable(reason) }, holders, record };
+      return {
+        verdict: { state: 'unknown', certainty: 'certain', reason: printable(reason + apart) },
+        holders,
+        record,
+        ...(lookAlikes.length > 0 && { lookAlikes }),
+      };
     }
     const reason =
       answer.pid === probe.pid

@@ -73,6 +73,7 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   presence: optional((value): value is string => isString(value) && /^[0-9a-f]{16,64}$/.test(value)),
   interlock: (value) => value === undefined || value === true,
   interlockUnavailable: optional(isString),
+  socketInode: optional((value): value is string => isString(value) && /^\d{1,20}$/.test(value)),
   token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
 };
 

@@ -252,6 +252,56 @@ describe('a squatter of a lock name, as another user', asNobody, () => {
     }
   });
 
+  it("binding a look-alike with a literal '@' (shown as the real name) changes nothing: the token reaches the holder, no impostor, a dead holder is gone", async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    // A port below 1024 too, whose name nobody holds; seeded, so a failure can be replayed.
+    const seed = Number(process.env.PORTLOCK_TEST_SEED ?? Date.now() % 100_000);
+    let low = 600 + ((seed + 200) % 400);
+    while (kernelHolders(interlockName({ kind: 'port', port: low }, '') as string).state !== 'free') low++;
+    console.log(`privileged port ${low} (seed ${seed})`);
+    const lookAlike = (p: number) => `\0portlock/port-${p}@`.padEnd(SUN_PATH_BYTES, '\0');
+    const [holder, privileged] = await Promise.all([
+      startHolder({ port, dir, stoppable: true }),
+      startHolder({ port: low, dir }),
+    ]);
+    const squatter = await squat([lookAlike(port), lookAlike(low)], forged(1));
+    try {
+      const lock = await inspectLock({ port: low, dir });
+      assert.equal(lock.state, 'held', lock.reason);
+      assert.doesNotMatch(lock.reason, /impostor/);
+      assert.equal(lock.record?.pid, privileged.pid);
+      assert.deepEqual(
+        lock.holders?.map((h) => h.pid),
+        [privileged.pid],
+      );
+      assert.match(lock.reason, new RegExp(`pid ${squatter.pid} .*holds a look-alike of its name`));
+      const run = await cli(['run', '--port', String(low), '--dir', dir, '--', 'true']);
+      assert.equal(run.code, 75);
+      assert.doesNotMatch(run.stderr, /impostor/);
+
+      // The owner's stop: the token goes to the holder, on request.
+      const stopped = await stopLock({ port, dir, timeout: 10_000 });
+      assert.equal(stopped.outcome, 'stopped', stopped.reason);
+      assert.equal(stopped.via, 'request');
+      assert.equal((await exited(holder.child)).code, 0);
+      assert.deepEqual(squatter.tokens, []);
+
+      // A holder killed outright: its lock is stale, whatever shows as its name.
+      process.kill(privileged.pid, 'SIGKILL');
+      await exited(privileged.child);
+      const dead = await inspectLock({ port: low, dir });
+      assert.equal(dead.state, 'stale', dead.reason);
+      const status = await cli(['status', String(low), '--dir', dir]);
+      assert.doesNotMatch(status.stdout, /running/);
+      const lock2 = await acquireLock({ port: low, dir });
+      await lock2.release();
+      assert.equal(squatter.child.exitCode, null);
+    } finally {
+      await leave(squatter.child);
+    }
+  });
+
   it('of a privileged port is an impostor: status and a start say so, with its pid and user, exit 75', async () => {
     // A port below 1024 whose name nobody holds; seeded, so a failure can be replayed.
     const seed = Number(process.env.PORTLOCK_TEST_SEED ?? Date.now() % 100_000);

@@ -147,6 +147,12 @@ export interface LockRecord {
    */
   interlockUnavailable?: string;
   /**
+   * In a holder's answer on its interlock only (Linux): the inode of the socket that answered, as
+   * /proc/net/unix shows it. It tells that socket from look-alike names another process may bind
+   * (the table shows a NUL and an `@` alike). Never in the record file.
+   */
+  socketInode?: string;
+  /**
    * A random value that only this holder's record carries. It proves ownership: release and
    * reclaim act only on a record that still carries the token they expect. Never shown to others.
    */

@@ -112,11 +112,22 @@ function judgeOwnPid(record: LockRecord, context: JudgeContext): Verdict {
  * A record with a presence name, of this kernel and network namespace: the kernel says whether
  * its holder (thread) is alive. Undefined when that does not decide.
  */
-function judgePresence(record: LockRecord, context: JudgeContext, pidns: string | undefined): Verdict | undefined {
+function judgePresence(
+  record: LockRecord,
+  context: JudgeContext,
+  pidns: string | undefined,
+  owner: number | undefined,
+): Verdict | undefined {
   const { probe, ownsToken } = context;
   const { pid, presence } = record;
   if (presence === undefined || !sameKernelAndNetwork(record, probe)) return undefined;
-  const bound = probe.presenceBound?.(presence);
+  // Anyone may bind a name: it proves the holder alive only if held by a process of the record's
+  // owner, in the record's pid namespace (its pid is looked at first where it means something here).
+  const bound = probe.presenceBound?.(presence, {
+    uid: owner,
+    pidns: record.pidns,
+    ...(pidns === undefined && { pid }),
+  });
   if (bound === undefined) return undefined;
   const where = pidns === undefined ? '' : ` in another pid namespace (${pidns})`;
   if (!bound) {
@@ -137,8 +148,11 @@ function judgePresence(record: LockRecord, context: JudgeContext, pidns: string 
   return undefined;
 }
 
-/** Judges whether the process a record names is still the one that took the lock. */
-export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs?: number): Verdict {
+/**
+ * Judges whether the process a record names is still the one that took the lock. `owner`: the
+ * record file's owner, the user whose processes it may vouch for.
+ */
+export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs?: number, owner?: number): Verdict {
   const { probe, interlockFree } = context;
   const { pid } = record;
   const pidns = otherPidNamespace(record, probe);
@@ -166,7 +180,7 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
       );
     }
   }
-  const byPresence = judgePresence(record, context, pidns);
+  const byPresence = judgePresence(record, context, pidns, owner);
   if (byPresence !== undefined) return byPresence;
   if (record.hostname !== undefined && record.hostname !== probe.hostname()) {
     return {
@@ -260,5 +274,7 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
 
 /** Judges a lock file as found on disk. */
 export function judgeRecordFile(file: RecordFile, context: JudgeContext): Verdict {
-  return file.record === undefined ? judgeUnreadable(file, context) : judgeHolder(file.record, context, file.mtimeMs);
+  return file.record === undefined
+    ? judgeUnreadable(file, context)
+    : judgeHolder(file.record, context, file.mtimeMs, file.uid);
 }

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { threadId } from 'node:worker_threads';
-import { presenceBound } from '../interlock/presence.ts';
+import { type PresenceOwner, presenceBound } from '../interlock/presence.ts';
 
 /** What the process table says about a pid. */
 export type Existence = 'alive' | 'gone' | 'other-user';
@@ -38,9 +38,10 @@ export interface ProcessProbe {
   readonly threadId?: number;
   /**
    * Whether a holder's presence name (see `interlock/presence.ts`) is bound in this network
-   * namespace; undefined where the OS cannot tell.
+   * namespace by a process `owner` may vouch for (false: not bound at all); undefined where the
+   * OS cannot tell.
    */
-  presenceBound?(id: string): boolean | undefined;
+  presenceBound?(id: string, owner?: PresenceOwner): boolean | undefined;
   /**
    * Linux: the process that is `pid` inside the pid namespace `pidns` (as `/proc/self/ns/pid`
    * names it), as the kernel shows it to this process: what it tells of it, `gone` when that

@@ -1,4 +1,4 @@
-import { readdirSync, readlinkSync } from 'node:fs';
+import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { parseProcStat, readText } from '../identity/probe.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import type { InterlockHolder, LockTarget } from '../types.ts';
@@ -52,6 +52,16 @@ export function boundAbstractNames(): Set<string> | undefined {
   return table === undefined ? undefined : new Set(listeningAbstractNames(table).keys());
 }
 
+/** The inode of a socket this process holds open (as /proc/net/unix shows it); undefined where unknown. */
+export function socketInode(fd: number | undefined): string | undefined {
+  if (fd === undefined || process.platform !== 'linux') return undefined;
+  try {
+    return String(fstatSync(fd, { bigint: true }).ino);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether a lock's name is bound under any of its forms, per a table read by {@link boundAbstractNames}. */
 export function isBound(bound: Set<string>, name: string): boolean {
   return kernelForms(name).some((form) => bound.has(shownAs(form)));
@@ -78,23 +88,28 @@ export function userName(uid: number): string {
   return users.get(uid) ?? `uid ${uid}`;
 }
 
-function holdsSocket(pid: string, links: Set<string>): boolean {
+/** Which of `links` (`socket:[inode]`) a process holds open; none where /proc does not show its descriptors. */
+function socketsHeldBy(pid: string, links: Set<string>): Set<string> {
+  const held = new Set<string>();
   let fds: string[];
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
   } catch {
     // Gone, or another user's: not ours to see.
-    return false;
+    return held;
   }
   for (const fd of fds) {
     try {
-      if (links.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return true;
+      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (links.has(link)) held.add(link);
     } catch {
       // Closed while we looked.
     }
   }
-  return false;
+  return held;
 }
+
+const holdsSocket = (pid: string, links: Set<string>): boolean => socketsHeldBy(pid, links).size > 0;
 
 /**
  * Whether a process is wholly a user's: its real, effective and saved uids all that user's. Only
@@ -139,6 +154,38 @@ export function describeProcess(pid: number): InterlockHolder | undefined {
   };
 }
 
+/**
+ * Whether some process the kernel shows holding one of these sockets (inodes from /proc/net/unix)
+ * is one that `accept`s: the pids in `first` are looked at before the rest of /proc. False where
+ * none is, or /proc shows none (another user's, hidepid).
+ */
+export function someSocketHolder(
+  inodes: string[],
+  accept: (holder: InterlockHolder) => boolean,
+  first: number[] = [],
+): boolean {
+  const links = new Set(inodes.map((inode) => `socket:[${inode}]`));
+  const pids = [...first.map(String), ...readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))];
+  const seen = new Set<string>();
+  for (const pid of pids) {
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    if (!holdsSocket(pid, links)) continue;
+    const holder = describeProcess(Number(pid));
+    if (holder !== undefined && accept(holder)) return true;
+  }
+  return false;
+}
+
+/** A socket listening on a lock's name, as /proc/net/unix shows it. */
+export interface KernelSocket {
+  inode: string;
+  /** Under the lock's own name, or its legacy form (see `legacyForm`). */
+  form: 'own' | 'legacy';
+  /** The processes holding it, among those /proc shows. */
+  pids: number[];
+}
+
 /** What the kernel says about who holds a name. */
 export interface KernelHolders {
   /**
@@ -152,6 +199,15 @@ export interface KernelHolders {
   onOwnName?: number[];
   /** Set when the name is held only in its legacy form: an older portlock, or a Node without padding. */
   legacy?: true;
+  /** The sockets behind `holders`, each with its form and its processes. */
+  sockets?: KernelSocket[];
+  /**
+   * Processes that hold a look-alike of the name: another name that /proc/net/unix shows the same
+   * way (it shows a NUL and an `@` alike). Never holders of the lock.
+   */
+  lookAlikes?: InterlockHolder[];
+  /** Set when several sockets show as the lock's own name and which one is it is not known. */
+  ambiguous?: true;
 }
 
 /** Socket links (`socket:[inode]`) to the pids that hold them open: one scan of /proc for many names. */
@@ -188,39 +244,89 @@ export function socketOwners(): SocketOwners {
  * sockets listening on exactly that name (and on its legacy form, which holds the lock too), and
  * the processes that have one of them open, each with its uid, user, start time, pid namespace
  * and command line. Linux only: `unseen` elsewhere.
+ *
+ * /proc/net/unix shows a NUL and an `@` alike, so anyone may bind a look-alike that shows as the
+ * lock's name. `real`, where the caller knows it, is the inode of the name's own socket (the one
+ * its holder reported on the name itself), or null when nothing listens on the exact name: the
+ * other sockets that show as the name are look-alikes (see {@link setApartLookAlikes}). Without
+ * it, several sockets showing as the name leave it `ambiguous`.
  */
-export function kernelHolders(name: string, owners?: () => SocketOwners): KernelHolders {
+export function kernelHolders(name: string, owners?: () => SocketOwners, real?: string | null): KernelHolders {
   if (process.platform !== 'linux' || !name.startsWith('\0')) return { state: 'unseen', holders: [] };
   const table = readText('/proc/net/unix', 'utf8');
   if (table === undefined) return { state: 'unseen', holders: [] };
   const listening = listeningAbstractNames(table);
-  const [own, legacy] = kernelForms(name).map((form) => listening.get(shownAs(form)) ?? []);
-  const inodes = [...(own ?? []), ...(legacy ?? [])];
-  if (inodes.length === 0) return { state: 'free', holders: [] };
-  const links = (list: string[] | undefined) => new Set((list ?? []).map((inode) => `socket:[${inode}]`));
-  const ownLinks = links(own);
-  const allLinks = links(inodes);
-  const holders: InterlockHolder[] = [];
-  const onOwnName: number[] = [];
-  const add = (pid: number, own: boolean) => {
+  const [own = [], legacy = []] = kernelForms(name).map((form) => listening.get(shownAs(form)) ?? []);
+  if (own.length + legacy.length === 0) return { state: 'free', holders: [] };
+  const pidsOf = socketPids(
+    [...own, ...legacy].map((inode) => `socket:[${inode}]`),
+    owners,
+  );
+  const sockets: KernelSocket[] = [
+    ...own.map((inode) => ({ inode, form: 'own' as const, pids: pidsOf(inode) })),
+    ...legacy.map((inode) => ({ inode, form: 'legacy' as const, pids: pidsOf(inode) })),
+  ];
+  const described = new Map<number, InterlockHolder>();
+  for (const pid of new Set(sockets.flatMap((socket) => socket.pids))) {
     const holder = describeProcess(pid);
-    if (holder === undefined) return;
-    holders.push(holder);
-    if (own) onOwnName.push(holder.pid);
-  };
-  if (owners !== undefined) {
-    // Many names at once: the scan of /proc is shared.
-    const index = owners();
-    const pids = new Set([...allLinks].flatMap((link) => index.get(link) ?? []));
-    const own = new Set([...ownLinks].flatMap((link) => index.get(link) ?? []));
-    for (const pid of pids) add(pid, own.has(pid));
-  } else {
+    if (holder !== undefined) described.set(pid, holder);
+  }
+  const kernel = fromSockets(sockets, described, own.length > 1 ? { ambiguous: true } : {});
+  return real === undefined ? kernel : setApartLookAlikes(kernel, real);
+}
+
+/** For each socket link, the pids holding it open: from a shared scan, or by reading /proc now. */
+function socketPids(links: string[], owners: (() => SocketOwners) | undefined): (inode: string) => number[] {
+  let index: SocketOwners;
+  if (owners !== undefined) index = owners();
+  else {
+    index = new Map();
+    const wanted = new Set(links);
     for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry) || !holdsSocket(entry, allLinks)) continue;
-      add(Number(entry), ownLinks.size > 0 && holdsSocket(entry, ownLinks));
+      if (!/^\d+$/.test(entry)) continue;
+      for (const link of socketsHeldBy(entry, wanted)) index.set(link, [...(index.get(link) ?? []), Number(entry)]);
     }
   }
-  return { state: 'held', holders, onOwnName, ...(own?.length === 0 && { legacy: true as const }) };
+  return (inode) => index.get(`socket:[${inode}]`) ?? [];
+}
+
+function fromSockets(
+  sockets: KernelSocket[],
+  described: Map<number, InterlockHolder>,
+  extra: Pick<KernelHolders, 'ambiguous' | 'lookAlikes'>,
+): KernelHolders {
+  const pids = (list: KernelSocket[]) => [...new Set(list.flatMap((socket) => socket.pids))];
+  const own = sockets.filter((socket) => socket.form === 'own');
+  const holders = pids(sockets).flatMap((pid) => described.get(pid) ?? []);
+  const onOwnName = pids(own).filter((pid) => described.has(pid));
+  if (sockets.length === 0) return { state: 'free', holders: [], ...extra };
+  return {
+    state: 'held',
+    holders,
+    onOwnName,
+    sockets,
+    ...(own.length === 0 && { legacy: true as const }),
+    ...extra,
+  };
+}
+
+/**
+ * The kernel's holders once it is known which socket showing as the lock's own name is the name's
+ * own: `real` (its holder reported that inode on the name itself), or none (`null`: nothing
+ * listens on the exact name). The other sockets showing as the name are look-alikes: their
+ * processes are set apart in `lookAlikes`, never holders. A `real` that is not among them
+ * decides nothing.
+ */
+export function setApartLookAlikes(kernel: KernelHolders, real: string | null): KernelHolders {
+  const sockets = kernel.sockets ?? [];
+  const own = sockets.filter((socket) => socket.form === 'own');
+  if (own.length === 0 || (real !== null && !own.some((socket) => socket.inode === real))) return kernel;
+  const kept = sockets.filter((socket) => socket.form === 'legacy' || socket.inode === real);
+  const apart = own.filter((socket) => socket.inode !== real);
+  const described = new Map(kernel.holders.map((holder) => [holder.pid, holder]));
+  for (const holder of kernel.lookAlikes ?? []) described.set(holder.pid, holder);
+  const lookAlikes = [...new Set(apart.flatMap((socket) => socket.pids))].flatMap((pid) => described.get(pid) ?? []);
+  return fromSockets(kept, described, lookAlikes.length > 0 ? { lookAlikes } : {});
 }
 
 /** The processes that hold the listening socket of an abstract name (Linux), as the kernel tells. */

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readText } from '../identity/probe.ts';
+import { listeningAbstractNames, runsWhollyAs, shownAs, someSocketHolder } from './holders.ts';
+import { SUN_PATH_BYTES } from './name.ts';
 import { Interlock } from './server.ts';
 
 /**
@@ -8,6 +10,10 @@ import { Interlock } from './server.ts';
  * its record, so that another thread of the same process, or a process in another pid namespace
  * that shares the network namespace, can tell a live holder from a dead one without probing a
  * pid. It contends for nothing: each holder draws its own name.
+ *
+ * An abstract name has no permissions: anyone may bind a freed one, or a look-alike that
+ * /proc/net/unix shows the same way. So a bound presence name proves its holder alive only where
+ * the kernel shows a process holding it that the record's owner may vouch for.
  */
 export const presenceName = (id: string): string => `\0portlock/holder-${id}`;
 
@@ -18,23 +24,48 @@ export async function bindPresence(id: string): Promise<Interlock | undefined> {
   return bound === 'taken' || bound === 'unavailable' ? undefined : bound;
 }
 
-/**
- * Whether a presence name is bound in this network namespace right now, from /proc/net/unix (where
- * abstract names show with `@` for NUL; Node 20 pads them with NULs to the full address length,
- * later versions do not, so both spellings count). Undefined where the table cannot be read.
- */
-export function presenceBound(id: string): boolean | undefined {
-  if (process.platform !== 'linux' || !/^[0-9a-f]{16,64}$/.test(id)) return undefined;
-  let table: string;
-  try {
-    table = readFileSync('/proc/net/unix', 'utf8');
-  } catch {
-    return undefined;
-  }
-  return presenceIn(table, id);
+/** Who a presence name must be held by to prove its record's holder alive. */
+export interface PresenceOwner {
+  /** The record file's owner: the holding process must run wholly as this user. */
+  uid: number | undefined;
+  /** The record's pid namespace, where it names one: the holding process must run in it. */
+  pidns?: string | undefined;
+  /** The record's pid, looked at first (meaningful where its pid namespace is this one). */
+  pid?: number;
 }
 
-/** Whether the text of /proc/net/unix shows the presence name `id` bound, in either spelling. */
+/**
+ * Whether a presence name is bound in this network namespace right now, by its record's holder:
+ * `false` when nothing listens on it (the kernel has freed it: the holder is gone), `true` when a
+ * process the kernel shows holding it runs wholly as the record's owner, in the record's pid
+ * namespace. Undefined where that cannot be told: /proc cannot be read, or does not show such a
+ * process (another user's look-alike or squatter, hidepid); the caller looks at other evidence.
+ */
+export function presenceBound(id: string, owner?: PresenceOwner): boolean | undefined {
+  if (process.platform !== 'linux' || !/^[0-9a-f]{16,64}$/.test(id)) return undefined;
+  const table = readText('/proc/net/unix', 'utf8');
+  if (table === undefined) return undefined;
+  const inodes = presenceInodes(table, id);
+  if (inodes.length === 0) return false;
+  const uid = owner?.uid;
+  if (uid === undefined) return undefined;
+  const accept = (holder: Parameters<typeof runsWhollyAs>[0] & { pidns?: string }) =>
+    runsWhollyAs(holder, uid) && (owner?.pidns === undefined || holder.pidns === owner.pidns);
+  return someSocketHolder(inodes, accept, owner?.pid === undefined ? [] : [owner.pid]) ? true : undefined;
+}
+
+/**
+ * The inodes of the sockets listening on a presence name, from the text of /proc/net/unix: its
+ * exact name as Node 22 and later bind it, or padded with NULs to the full address as Node 20
+ * does; the whole name, never one that merely begins with it.
+ */
+export function presenceInodes(table: string, id: string): string[] {
+  const listening = listeningAbstractNames(table);
+  const name = presenceName(id);
+  return [name, name.padEnd(SUN_PATH_BYTES, '\0')].flatMap((form) => listening.get(shownAs(form)) ?? []);
+}
+
+/** Whether the text of /proc/net/unix shows something listening on the presence name `id`. */
 export function presenceIn(table: string, id: string): boolean {
-  return new RegExp(` @portlock/holder-${id}@*$`, 'm').test(table);
+  return presenceInodes(table, id).length > 0;
 }

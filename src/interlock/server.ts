@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { sameToken } from '../same-token.ts';
 import type { PublicLockRecord, StopRequestHandler } from '../types.ts';
+import { socketInode } from './holders.ts';
 import {
   encode,
   errorReply,
@@ -56,6 +57,8 @@ export class Interlock {
   #queue: Waiter[] = [];
   #answers: HolderAnswers | undefined;
   #closed = false;
+  /** The listening socket's inode, looked up on the first `who` (null: not yet). */
+  #inode: string | undefined | null = null;
 
   private constructor(server: Server) {
     this.#server = server;
@@ -102,6 +105,11 @@ export class Interlock {
         resolve(new Interlock(server));
       });
     });
+  }
+
+  #ownInode(): string | undefined {
+    if (this.#inode === null) this.#inode = socketInode(this.fd);
+    return this.#inode;
   }
 
   /** What this holder tells whoever asks; to be called in the turn in which `bind` resolved. */
@@ -173,9 +181,13 @@ export class Interlock {
       return;
     }
     switch (request.op) {
-      case 'who':
-        this.#reply(socket, { v: PROTOCOL_VERSION, ok: true, record: answers.record });
+      case 'who': {
+        // With this socket's inode, by which an asker tells the name's own socket from look-alikes.
+        const socketInode = this.#ownInode();
+        const record = socketInode === undefined ? answers.record : { ...answers.record, socketInode };
+        this.#reply(socket, { v: PROTOCOL_VERSION, ok: true, record });
         return;
+      }
       case 'wait':
         this.#enqueue(socket, request.since ?? Date.now(), request.pid);
         return;

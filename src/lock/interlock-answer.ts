@@ -1,7 +1,7 @@
 import type { Verdict } from '../identity/judge.ts';
 import { readText } from '../identity/probe.ts';
 import type { Asked } from '../interlock/client.ts';
-import type { KernelHolders } from '../interlock/holders.ts';
+import { type KernelHolders, setApartLookAlikes } from '../interlock/holders.ts';
 import type { LockScope } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
@@ -18,6 +18,8 @@ export interface HeldByInterlock {
   claim?: PublicLockRecord;
   /** Set when a holder of a privileged port's name could not have bound that port. */
   impostor?: true;
+  /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
+  lookAlikes?: InterlockHolder[];
 }
 
 /** `pid 4711 (python3 squat.py, user nobody)`: a process as the kernel describes it, safe to print. */
@@ -43,30 +45,83 @@ function impostorsOf(scope: LockScope | undefined, holders: InterlockHolder[]): 
   return holders.filter((holder) => holder.canBindPrivileged === false);
 }
 
+/** The innermost pid of a process (its pid in its own pid namespace), from /proc/<pid>/status. */
+function innermostPid(pid: number): number | undefined {
+  const line = /^NSpid:\s+([\d\s]+)$/m.exec(readText(`/proc/${pid}/status`, 'utf8') ?? '')?.[1];
+  const innermost = line?.trim().split(/\s+/).at(-1);
+  return innermost === undefined ? undefined : Number(innermost);
+}
+
+/**
+ * The process the kernel lists as holding the name that an answer is about, where the kernel
+ * agrees with everything the answer says of it: the same pid (or, in another pid namespace, the
+ * process that is that pid there: the innermost NSpid, in the pid namespace the answer names), the
+ * same user, the same start time where the answer gives one, and a pid namespace the kernel shows.
+ * Undefined when no holder agrees: the answer is then a claim.
+ */
+function vouchedHolder(
+  answer: PublicLockRecord,
+  holders: InterlockHolder[],
+  pidns: string | undefined,
+): InterlockHolder | undefined {
+  // The pid namespace the answer's pid is in: the one it names, else (an older record) ours.
+  const namespace = answer.pidns ?? pidns;
+  return holders.find(
+    (holder) =>
+      // A pid namespace that cannot be read cannot vouch for what a pid means.
+      holder.pidns !== undefined &&
+      (namespace === undefined || holder.pidns === namespace) &&
+      (holder.pidns === pidns ? holder.pid === answer.pid : innermostPid(holder.pid) === answer.pid) &&
+      (answer.user === undefined || answer.user === holder.user) &&
+      (answer.processStart === undefined || answer.processStart === holder.startTime),
+  );
+}
+
+/**
+ * The kernel's holders without those of look-alike names: nothing listens on the exact name when
+ * the question found it free; else the socket its holder reported on the name itself is its own.
+ */
+function withoutLookAlikes(asked: Asked, answer: PublicLockRecord | undefined, kernel: KernelHolders): KernelHolders {
+  if (asked.kind === 'free') return setApartLookAlikes(kernel, null);
+  return answer?.socketInode === undefined ? kernel : setApartLookAlikes(kernel, answer.socketInode);
+}
+
 /**
  * What an answer on a lock's interlock says about the lock, judged against the kernel: the answer
  * is a claim, the kernel's table of names and processes is the proof. An answer is believed only
- * where the kernel lists its pid as holding the name; one it contradicts is reported as what it
+ * where the kernel lists its process as holding the name, with the user, start time and pid
+ * namespace it claims (see {@link vouchedHolder}); one it contradicts is reported as what it
  * is; where the kernel cannot tell, no answer is believed (the caller falls back to the record,
  * at most `likely`).
  */
 export function heldByAnswer(
   asked: Asked,
   probe: { pid: number; pidns?(): string | undefined },
-  kernel: KernelHolders,
+  found: KernelHolders,
   scope?: LockScope,
 ): HeldByInterlock | undefined {
+  const answer =
+    asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
+  const kernel = withoutLookAlikes(asked, answer, found);
   const { holders } = kernel;
   // Free to the question and to the kernel: nobody holds it. (A holder of the legacy form alone
   // may not be reachable by a question under every Node version; the kernel still sees it.)
   if (kernel.state === 'free' || (asked.kind === 'free' && kernel.state !== 'held')) return undefined;
+  const lookAlikes = kernel.lookAlikes ?? [];
+  const apart =
+    lookAlikes.length === 0
+      ? ''
+      : `; ${lookAlikes.map(describeHolder).join(', ')} holds a look-alike of its name, which does not count`;
   const held = (certainty: Verdict['certainty'], reason: string, extra: Partial<HeldByInterlock> = {}) => ({
-    verdict: { state: 'held' as const, certainty, reason: printable(reason) },
+    verdict: { state: 'held' as const, certainty, reason: printable(reason + apart) },
     holders,
+    ...(lookAlikes.length > 0 && { lookAlikes }),
     ...extra,
   });
   const seen = holders.map(describeHolder).join(', ');
-  const impostors = impostorsOf(scope, holders);
+  // Where it is not known which socket is the name's own, one that could bind the port may be it.
+  const impostors =
+    kernel.ambiguous && holders.some((holder) => holder.canBindPrivileged !== false) ? [] : impostorsOf(scope, holders);
   if (scope?.kind === 'port' && impostors.length > 0) {
     return held(
       'certain',
@@ -74,8 +129,6 @@ export function heldByAnswer(
       { impostor: true },
     );
   }
-  const answer =
-    asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
   if (kernel.state === 'unseen' || holders.length === 0) {
     // The kernel says the name is held (or cannot say at all), but not by whom: an answer
     // cannot be checked, so it is not believed.
@@ -92,22 +145,25 @@ export function heldByAnswer(
   }
   const legacy = kernel.legacy ? ' (in the unpadded form of an older portlock or Node)' : '';
   const pidns = probe.pidns?.();
-  if (
-    answer?.pidns !== undefined &&
-    pidns !== undefined &&
-    answer.pidns !== pidns &&
-    holders.some((holder) => holder.pidns === undefined || holder.pidns === answer.pidns)
-  ) {
-    // Held for sure, but by a pid that names some other process here: out of reach, never signalled.
-    const reason = `process ${answer.pid} runs in another pid namespace (${answer.pidns}) and holds the lock's kernel interlock; stop it inside that namespace`;
-    return { verdict: { state: 'unknown', certainty: 'certain', reason: printable(reason) }, holders, record: answer };
-  }
-  if (answer !== undefined && holders.some((holder) => holder.pid === answer.pid)) {
+  const vouched = answer === undefined ? undefined : vouchedHolder(answer, holders, pidns);
+  if (answer !== undefined && vouched !== undefined) {
+    // Shown as the kernel tells it: the user is the process's, whatever the answer says.
+    const record = { ...answer, ...(vouched.user !== undefined && { user: vouched.user }) };
+    if (pidns !== undefined && vouched.pidns !== pidns) {
+      // Held for sure, but by a pid that names some other process here: out of reach, never signalled.
+      const reason = `process ${answer.pid} runs in another pid namespace (${vouched.pidns}) and holds the lock's kernel interlock; stop it inside that namespace`;
+      return {
+        verdict: { state: 'unknown', certainty: 'certain', reason: printable(reason + apart) },
+        holders,
+        record,
+        ...(lookAlikes.length > 0 && { lookAlikes }),
+      };
+    }
     const reason =
       answer.pid === probe.pid
         ? 'this process holds it'
         : `process ${answer.pid} holds the lock's kernel interlock${legacy}`;
-    return held('certain', reason, { record: answer });
+    return held('certain', reason, { record });
   }
   if (answer !== undefined) {
     return held(

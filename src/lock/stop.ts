@@ -49,6 +49,8 @@ interface Place {
   name: string | undefined;
   /** The uid whose processes the lock directory's records vouch for: its owner. */
   owner: number | undefined;
+  /** The inode of the name's own socket, as its holder reported it: other sockets shown alike are look-alikes. */
+  socket?: string;
 }
 
 /** A process verified to hold the lock: a pid, and the start time that makes it that process. */
@@ -91,7 +93,7 @@ function ownerOf(path: string): number | undefined {
 function verify(place: Place): Verification {
   const file = readRecordFileQuietly(place.path);
   const record = file?.record;
-  const kernel = place.name === undefined ? undefined : kernelHolders(place.name);
+  const kernel = place.name === undefined ? undefined : kernelHolders(place.name, undefined, place.socket);
   const ours = (holder: Pick<InterlockHolder, 'uid' | 'mixedUids'>) =>
     place.owner === undefined || runsWhollyAs(holder, place.owner);
   const holders: Verified[] = [];
@@ -286,6 +288,7 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
         });
   if (before.state === 'free' || before.state === 'stale')
     return result('not-running', `nothing holds it: ${before.reason}`);
+  place.socket = before.record?.socketInode;
   if (before.state === 'unknown') return result('unknown', `it cannot be stopped from here: ${before.reason}`);
 
   // Verify: who holds it, as the kernel tells.

@@ -15,6 +15,8 @@ export interface RecordFile {
   identity: string;
   mtimeMs: number;
   size: number;
+  /** The file's owner: the user whose processes the record may vouch for. */
+  uid?: number;
 }
 
 // O_NONBLOCK keeps a FIFO planted at the lock path from hanging the open.
@@ -66,6 +68,7 @@ export function readRecordFile(path: string): RecordFile | undefined {
       identity: record?.token ?? digest(stat, content),
       mtimeMs: Number(stat.mtimeMs),
       size,
+      uid: Number(stat.uid),
     };
   } finally {
     closeSync(fd);

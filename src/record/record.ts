@@ -98,6 +98,7 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   state: optional((value): value is string => value === 'starting' || value === 'ready' || value === 'stopping'),
   commandPid: optional(isPid),
   supervisorPid: optional(isPid),
+  socketInode: optional((value): value is string => isString(value) && /^\d{1,20}$/.test(value)),
   token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
 };
 

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock, inspectLock, LockLostError } from '../../src/index.ts';
+import { ask } from '../../src/interlock/client.ts';
+import { interlockName } from '../../src/interlock/name.ts';
 import type { Lock } from '../../src/lock/handle.ts';
 import { HANDOFF_ENV, handoffValue } from '../../src/lock/handoff.ts';
 import { jsonLine } from '../cli/_support.ts';
@@ -34,6 +36,11 @@ describe("the holder's state", () => {
     assert.equal(asked.record?.state, 'ready');
     assert.equal(asked.record?.cwd, '/srv/app');
     assert.equal(lock.record.state, 'ready');
+    // The answer still names its socket, by which an asker tells it from a look-alike of its name.
+    const name = interlockName({ kind: 'port', port }, dir) ?? '';
+    const who = await ask(name, { op: 'who' });
+    assert.ok(who.kind === 'answered' && who.reply.ok && 'record' in who.reply);
+    assert.match(who.reply.record.socketInode ?? '', /^\d+$/);
 
     assert.throws(() => lock.update({ state: 'bogus' as 'ready' }), TypeError);
     // Replaced by hand: the record is someone else's now, and update says so instead of writing.

@@ -2,16 +2,17 @@
 // names and forging answers, a holder in another pid namespace, root acting on another user's
 // directory. Real processes throughout.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chownSync, existsSync, symlinkSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock, inspectLock, LockHeldError, stopLock } from '../../src/index.ts';
 import { kernelHolders } from '../../src/interlock/holders.ts';
-import { interlockName } from '../../src/interlock/name.ts';
+import { interlockName, SUN_PATH_BYTES } from '../../src/interlock/name.ts';
+import { presenceName } from '../../src/interlock/presence.ts';
 import { cli, exited, staleRecord } from '../cli/_support.ts';
-import { giveToNobody, NOBODY_UID, nobodyUnavailable, spawnTsAsNobody } from '../helpers/as-nobody.ts';
+import { giveToNobody, NOBODY_UID, nobodyUnavailable, spawnAsNobody, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
 import { otherNode } from '../helpers/other-node.ts';
@@ -20,6 +21,13 @@ import { finished, fixture, lineMatching, spawnTracked, spawnTs } from '../helpe
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const asNobody = { skip: nobodyUnavailable() };
+
+/** Why `unshare` with these flags cannot run here, or undefined when it can. */
+function unshareUnavailable(flags: string[]): string | undefined {
+  if (process.platform !== 'linux') return 'not Linux';
+  const tried = spawnSync('unshare', [...flags, 'true'], { encoding: 'utf8', timeout: 10_000 });
+  return tried.status === 0 ? undefined : `the kernel refuses unshare ${flags.join(' ')}: ${tried.stderr.trim()}`;
+}
 /** Whether text holds a control character other than the newlines between lines. */
 const hasControl = (text: string) => /\p{Cc}/u.test(text.replaceAll('\n', ''));
 
@@ -41,9 +49,25 @@ interface Squatter {
 }
 
 /** Binds kernel names as nobody (all their bytes), answering `who` with `answer`. */
-async function squat(names: string[], answer: object, node?: string): Promise<Squatter> {
+function startSquatter(names: string[], answer: object, node?: string, wrap: string[] = [], grab = false) {
   const hex = names.map((name) => Buffer.from(name, 'latin1').toString('hex'));
-  const child = spawnTsAsNobody(fixture('squatter.ts'), [JSON.stringify({ names: hex, answer })], node);
+  const args = [JSON.stringify({ names: hex, answer, ...(grab && { grab }) })];
+  const child =
+    wrap.length === 0
+      ? spawnTsAsNobody(fixture('squatter.ts'), args, node)
+      : spawnAsNobody(
+          wrap[0] as string,
+          [...wrap.slice(1), process.execPath, '--import', 'tsx', fixture('squatter.ts'), ...args],
+          {
+            stdio: ['pipe', 'pipe', 'inherit'],
+            timeoutMs: 60_000,
+          },
+        );
+  return child;
+}
+
+async function squat(names: string[], answer: object, node?: string, wrap: string[] = []): Promise<Squatter> {
+  const child = startSquatter(names, answer, node, wrap);
   const tokens: string[] = [];
   let buffer = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -130,6 +154,46 @@ describe('a squatter of a lock name, as another user', asNobody, () => {
     }
   });
 
+  it('answering with its own pid is believed only as far as the kernel agrees: user, start time, pid namespace', async () => {
+    const dir = tempDir();
+    const [userPort, startPort, nsPort] = [await freePort(), await freePort(), await freePort()];
+    const name = (port: number) => interlockName({ kind: 'port', port }, dir) as string;
+    const longAgo = new Date(Date.now() - 18 * 3600_000).toISOString();
+    const claims = { portlock: 1, name: 'percy', startedAt: longAgo, processStart: '1' };
+    // Its own pid, with root's name; its own pid and user, with a start time not its own; and,
+    // from a pid namespace of its own, a pid that is not its own there, with that namespace named.
+    const squatters = await Promise.all([
+      squat([name(userPort)], { ...claims, pid: 'self', user: 'root' }),
+      squat([name(startPort)], { ...claims, pid: 'self', user: 'nobody' }),
+      squat([name(nsPort)], { ...claims, pid: 4242, pidns: 'self', user: 'root' }, undefined, [
+        'unshare',
+        '-Urp',
+        '--fork',
+      ]),
+    ]);
+    try {
+      for (const port of [userPort, startPort, nsPort]) {
+        const [holder] = kernelHolders(name(port)).holders;
+        assert.equal(holder?.user, 'nobody');
+        const lock = await inspectLock({ port, dir });
+        assert.equal(lock.state, 'held', lock.reason);
+        const claimed = port === nsPort ? 4242 : holder?.pid;
+        assert.match(
+          lock.reason,
+          new RegExp(
+            `held by pid ${holder?.pid} \\(.*user nobody\\), which claims to be "percy" pid ${claimed}: it is not a portlock holder of yours`,
+          ),
+        );
+        assert.equal(lock.record, undefined, 'the answer is not shown as the record');
+        const refused = await acquireLock({ port, dir }).catch((error: unknown) => error);
+        assert.ok(refused instanceof LockHeldError);
+        assert.doesNotMatch(refused.message, /user root|percy is already running/);
+      }
+    } finally {
+      await Promise.all(squatters.map((squatter) => leave(squatter.child)));
+    }
+  });
+
   it("never sends the token to it when the holder runs with interlock 'off'; --force stops the real holder", async () => {
     const dir = tempDir();
     const port = await freePort();
@@ -183,6 +247,56 @@ describe('a squatter of a lock name, as another user', asNobody, () => {
       assert.equal((await exited(holder.child)).code, 0);
       assert.equal(squatter.child.exitCode, null, 'the look-alikes’ holder was not signalled');
       assert.equal(innocent.child.exitCode, null);
+    } finally {
+      await leave(squatter.child);
+    }
+  });
+
+  it("binding a look-alike with a literal '@' (shown as the real name) changes nothing: the token reaches the holder, no impostor, a dead holder is gone", async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    // A port below 1024 too, whose name nobody holds; seeded, so a failure can be replayed.
+    const seed = Number(process.env.PORTLOCK_TEST_SEED ?? Date.now() % 100_000);
+    let low = 600 + ((seed + 200) % 400);
+    while (kernelHolders(interlockName({ kind: 'port', port: low }, '') as string).state !== 'free') low++;
+    console.log(`privileged port ${low} (seed ${seed})`);
+    const lookAlike = (p: number) => `\0portlock/port-${p}@`.padEnd(SUN_PATH_BYTES, '\0');
+    const [holder, privileged] = await Promise.all([
+      startHolder({ port, dir, stoppable: true }),
+      startHolder({ port: low, dir }),
+    ]);
+    const squatter = await squat([lookAlike(port), lookAlike(low)], forged(1));
+    try {
+      const lock = await inspectLock({ port: low, dir });
+      assert.equal(lock.state, 'held', lock.reason);
+      assert.doesNotMatch(lock.reason, /impostor/);
+      assert.equal(lock.record?.pid, privileged.pid);
+      assert.deepEqual(
+        lock.holders?.map((h) => h.pid),
+        [privileged.pid],
+      );
+      assert.match(lock.reason, new RegExp(`pid ${squatter.pid} .*holds a look-alike of its name`));
+      const run = await cli(['run', '--port', String(low), '--dir', dir, '--', 'true']);
+      assert.equal(run.code, 75);
+      assert.doesNotMatch(run.stderr, /impostor/);
+
+      // The owner's stop: the token goes to the holder, on request.
+      const stopped = await stopLock({ port, dir, timeout: 10_000 });
+      assert.equal(stopped.outcome, 'stopped', stopped.reason);
+      assert.equal(stopped.via, 'request');
+      assert.equal((await exited(holder.child)).code, 0);
+      assert.deepEqual(squatter.tokens, []);
+
+      // A holder killed outright: its lock is stale, whatever shows as its name.
+      process.kill(privileged.pid, 'SIGKILL');
+      await exited(privileged.child);
+      const dead = await inspectLock({ port: low, dir });
+      assert.equal(dead.state, 'stale', dead.reason);
+      const status = await cli(['status', String(low), '--dir', dir]);
+      assert.doesNotMatch(status.stdout, /running/);
+      const lock2 = await acquireLock({ port: low, dir });
+      await lock2.release();
+      assert.equal(squatter.child.exitCode, null);
     } finally {
       await leave(squatter.child);
     }
@@ -285,6 +399,50 @@ describe('a holder in another pid namespace, sharing the lock directory', {
       }
     });
   }
+});
+
+describe('a record-only holder in another pid namespace whose presence name is taken by another user', {
+  skip: nobodyUnavailable() ?? unshareUnavailable(['--pid', '--fork', '--mount-proc']),
+}, () => {
+  it('is judged by the kernel, not by the name: after it is SIGKILLed the host acquires at once', async () => {
+    const dir = tempDir();
+    const options = { port: await freePort(), dir, interlock: 'off' as const };
+    const inside = spawnTracked(
+      'unshare',
+      [
+        '--pid',
+        '--fork',
+        '--mount-proc',
+        process.execPath,
+        '--import',
+        'tsx',
+        fixture('holder.ts'),
+        JSON.stringify(options),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    await lineMatching(inside, /"ready":true/);
+    const presence = (await inspectLock(options)).record?.presence;
+    assert.ok(presence !== undefined, 'a record-only holder names its presence');
+    const name = presenceName(presence);
+    // Nobody binds a look-alike at once (a literal '@' that /proc/net/unix shows as it shows a NUL),
+    // and the name itself the moment the holder's death frees it.
+    const squatter = startSquatter([`${name}@`.padEnd(SUN_PATH_BYTES, '\0'), name], { pid: 1 }, undefined, [], true);
+    const grabbed = lineMatching(squatter, /"ready":true/);
+    try {
+      await assert.rejects(acquireLock(options), { name: 'LockHeldError' });
+      const holder = Number(
+        readFileSync(`/proc/${inside.pid}/task/${inside.pid}/children`, 'utf8').trim().split(/\s+/)[0],
+      );
+      process.kill(holder, 'SIGKILL');
+      await exited(inside);
+      await grabbed;
+      const lock = await acquireLock(options);
+      await lock.release();
+    } finally {
+      await leave(squatter);
+    }
+  });
 });
 
 describe("root on another user's lock directory", asNobody, () => {

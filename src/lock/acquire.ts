@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
@@ -49,6 +52,29 @@ type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
  */
 function afterMacrotask<T>(value: T): Promise<T> {
   return new Promise((resolve) => setImmediate(resolve, value));
+}
+
+let warmedUp = false;
+
+/**
+ * Takes and releases a scratch lock in a private directory once, while this process waits for the
+ * real one: the code of a hand-over then runs compiled when its turn comes (run cold, it costs the
+ * next holder a few ms more, and the lock stands free meanwhile). Best effort: a failure here only
+ * leaves the hand-over as slow as before.
+ */
+async function warmUp(probe: ProcessProbe, interlock: AcquireOptions['interlock']): Promise<void> {
+  if (warmedUp) return;
+  warmedUp = true;
+  let dir: string | undefined;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'portlock-warm-up-'));
+    const lock = await acquireLockWith({ key: 'warm-up', dir, interlock }, probe, { identify: false });
+    lock.releaseSync();
+  } catch {
+    // Nothing depends on it.
+  } finally {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Sleeps, or rejects with the signal's own reason when it aborts (not a generic AbortError). */
@@ -283,11 +309,13 @@ export async function acquireLockWith(
   };
   const started = performance.now();
   let poll = POLL_MIN_MS;
+  // Once it has waited, the event loop has turned: no need to turn it again before resolving.
+  let waited = false;
   try {
     for (;;) {
       const last = performance.now() - started >= wait;
       const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last && identify);
-      if (tried.kind === 'acquired') return await afterMacrotask(tried.lock);
+      if (tried.kind === 'acquired') return waited ? tried.lock : await afterMacrotask(tried.lock);
       const elapsed = performance.now() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
         if (tried.afterMs > 0) await pause(tried.afterMs, signal);
@@ -308,6 +336,9 @@ export async function acquireLockWith(
       // What taking the lock needs (a token, this process's identity) is made while waiting, not
       // in the hand-over.
       createRecord(scope, resolved.name, tokenOf(), probe);
+      waited = true;
+      await warmUp(probe, options.interlock);
+      signal?.throwIfAborted();
       if (tried.viaInterlock && taken && (await waitForRelease(taken, wait - elapsed, signal, since)) !== 'poll') {
         signal?.throwIfAborted();
         continue;

@@ -32,13 +32,18 @@ export interface HolderAnswers {
 }
 
 interface Waiter {
-  socket: Socket;
+  /** Its connection; undefined once it has gone to wait behind the one ahead (see `park`). */
+  socket: Socket | undefined;
   /** When it started waiting (ms since the epoch, by its own clock): the queue's order. */
   since: number;
   /** Its pid, as it says. */
   pid: number | undefined;
   /** What it was last told of its place. */
   told: string;
+  /** The id of its park, where the one behind it may wait (see the protocol). */
+  park: string | undefined;
+  /** Whether it was last told a park to wait behind: its connection closing then means it went there. */
+  parking: boolean;
 }
 
 /**
@@ -160,7 +165,7 @@ export class Interlock {
         this.#reply(socket, { v: PROTOCOL_VERSION, ok: true, record: answers.record });
         return;
       case 'wait':
-        this.#enqueue(socket, request.since ?? Date.now(), request.pid);
+        this.#enqueue(socket, request.since ?? Date.now(), request.pid, request.park);
         return;
       case 'stop': {
         if (!sameToken(request.token, answers.token)) {
@@ -190,18 +195,30 @@ export class Interlock {
   /**
    * Keeps a waiter's connection open until the release (the kernel closes it too when the holder
    * dies), in the order waiters started waiting. When the queue is full, the one that started last
-   * is turned away, so that a waiter never waits behind one that came after it.
+   * is turned away, so that a waiter never waits behind one that came after it. A waiter that goes
+   * to wait behind the one ahead of it (its connection closes after it was told where) keeps its
+   * place, so that newcomers queue behind it; one that came back (the same park) takes its place anew.
    */
-  #enqueue(socket: Socket, since: number, pid: number | undefined): void {
+  #enqueue(socket: Socket, since: number, pid: number | undefined, park: string | undefined): void {
+    if (park !== undefined) {
+      const earlier = this.#queue.findIndex((waiter) => waiter.park === park);
+      if (earlier >= 0) {
+        const [again] = this.#queue.splice(earlier, 1);
+        again?.socket?.destroy();
+      }
+    }
     let at = this.#queue.length;
     while (at > 0 && (this.#queue[at - 1]?.since ?? 0) > since) at--;
     if (at >= MAX_WAITERS) {
       this.#reply(socket, errorReply('EBUSY', 'too many waiters; try again later'));
       return;
     }
-    const waiter: Waiter = { socket, since, pid, told: '' };
+    const waiter: Waiter = { socket, since, pid, told: '', park, parking: false };
     this.#queue.splice(at, 0, waiter);
     socket.on('close', () => {
+      if (waiter.socket !== socket) return;
+      waiter.socket = undefined;
+      if (waiter.parking) return;
       const index = this.#queue.indexOf(waiter);
       if (index < 0) return;
       this.#queue.splice(index, 1);
@@ -209,31 +226,37 @@ export class Interlock {
     });
     if (this.#queue.length > MAX_WAITERS) {
       const last = this.#queue.pop();
-      if (last !== undefined) this.#reply(last.socket, errorReply('EBUSY', 'too many waiters; try again later'));
+      if (last?.socket !== undefined)
+        this.#reply(last.socket, errorReply('EBUSY', 'too many waiters; try again later'));
     }
     this.#tellPlaces();
   }
 
   /**
-   * Tells each waiter whose place changed how many are ahead of it and who is just ahead, so that
-   * every waiter knows its place when the holder releases or dies: the head takes the lock, each
-   * other lets the one ahead of it go first. A waiter joining at the end, the usual case, moves no
-   * one.
+   * Tells each waiter whose place changed how many are ahead of it, who is just ahead, and that
+   * one's park if it has one, so that every waiter knows its place when the holder releases or
+   * dies: the head takes the lock, each other lets the one ahead of it go first. A waiter joining
+   * at the end, the usual case, moves no one. Waiters gone to a park are told nothing: they learn
+   * of their turn from the one ahead.
    */
   #tellPlaces(): void {
     if (this.#closed) return;
     this.#queue.forEach((waiter, ahead) => {
-      const after = this.#queue[ahead - 1]?.pid;
+      if (waiter.socket === undefined) return;
+      const before = this.#queue[ahead - 1];
+      const behind = waiter.park !== undefined ? before?.park : undefined;
       const place = encode({
         v: PROTOCOL_VERSION,
         ok: true,
         waiting: true,
         ahead,
-        ...(after !== undefined && { after }),
+        ...(before?.pid !== undefined && { after: before.pid }),
         holder: process.pid,
+        ...(behind !== undefined && { behind }),
       });
       if (waiter.told === place) return;
       waiter.told = place;
+      waiter.parking = behind !== undefined;
       waiter.socket.write(place);
     });
   }

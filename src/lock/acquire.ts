@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
-import { ask, waitForRelease } from '../interlock/client.ts';
+import { ask, Park, waitForRelease } from '../interlock/client.ts';
 import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
 import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
@@ -311,6 +311,8 @@ export async function acquireLockWith(
   let poll = POLL_MIN_MS;
   // Once it has waited, the event loop has turned: no need to turn it again before resolving.
   let waited = false;
+  // Where the waiter behind this one waits, until this one holds the lock or gives up.
+  let park: Park | undefined;
   try {
     for (;;) {
       const last = performance.now() - started >= wait;
@@ -339,7 +341,12 @@ export async function acquireLockWith(
       waited = true;
       await warmUp(probe, options.interlock);
       signal?.throwIfAborted();
-      if (tried.viaInterlock && taken && (await waitForRelease(taken, wait - elapsed, signal, since)) !== 'poll') {
+      if (tried.viaInterlock && taken) park ??= await Park.open();
+      if (
+        tried.viaInterlock &&
+        taken &&
+        (await waitForRelease(taken, wait - elapsed, signal, since, park)) !== 'poll'
+      ) {
         signal?.throwIfAborted();
         continue;
       }
@@ -349,6 +356,9 @@ export async function acquireLockWith(
   } catch (error) {
     if (token !== undefined) ownTokens.delete(token);
     throw error;
+  } finally {
+    // Only now, with the lock held (or given up): the one behind asks the holder again.
+    park?.close();
   }
 }
 

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ask } from '../../src/interlock/client.ts';
 import { interlockName } from '../../src/interlock/name.ts';
+import { parkName } from '../../src/interlock/protocol.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
 import { fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
@@ -15,11 +16,10 @@ import { tempDir } from '../helpers/temp-dir.ts';
 const linuxOnly = { skip: process.platform !== 'linux' && 'the interlock is tested on Linux' };
 
 /**
- * The holder's end of each connection to the abstract socket `name`, with the bytes it has not
- * read yet, from `ss`, which shows the NULs of the name padded to the whole sun_path as '@'.
+ * The accepting end of each connection to an abstract socket whose name (as `ss` shows it, the NULs
+ * of the name padded to the whole sun_path as '@') `matches`, with the bytes it has not read yet.
  */
-function acceptedConnections(name: string): { unread: number }[] {
-  const shown = `@${name.slice(1).replace(/\0+$/, '')}`;
+function acceptedConnections(matches: (shown: string) => boolean): { unread: number }[] {
   const listed = spawnSync('ss', ['-xnH', 'state', 'established'], {
     encoding: 'utf8',
     timeout: 20_000,
@@ -29,21 +29,28 @@ function acceptedConnections(name: string): { unread: number }[] {
   return listed.stdout
     .split('\n')
     .map((line) => line.trim().split(/\s+/))
-    .filter((fields) => fields[3]?.replace(/@+$/, '') === shown)
+    .filter((fields) => matches(fields[3]?.replace(/@+$/, '') ?? ''))
     .map((fields) => ({ unread: Number(fields[1]) }));
 }
 
+/** The name `ss` shows for an abstract name. */
+const shownName = (name: string): string => `@${name.slice(1).replace(/\0+$/, '')}`;
+
 /**
- * Until `count` waiters are placed in the holder's queue: each connected, each request read by the
- * holder, and then a question answered, which the holder takes up only after what it read before.
+ * Until `waiters` are placed in the holder's queue: each either connected to the holder with its
+ * request read, or waiting at the park of one of the others (where the holder sent it, so placed
+ * too); and then a question answered, which the holder takes up only after what it read before.
  * The kernel's table has no event to await, so it is looked at.
  */
-async function untilQueued(name: string, count: number, timeoutMs = 30_000): Promise<void> {
+async function untilQueued(name: string, waiters: number[], timeoutMs = 30_000): Promise<void> {
+  const parks = waiters.map((pid) => shownName(parkName(`${pid}-`)).replace(/@+$/, ''));
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const connections = acceptedConnections(name);
-    if (connections.length >= count && connections.every((connection) => connection.unread === 0)) break;
-    if (performance.now() > deadline) throw new Error(`${count} waiters did not queue within ${timeoutMs} ms`);
+    const atHolder = acceptedConnections((shown) => shown === shownName(name));
+    const parked = acceptedConnections((shown) => parks.some((park) => shown.startsWith(park)));
+    const placed = atHolder.length + parked.length;
+    if (placed >= waiters.length && atHolder.every((connection) => connection.unread === 0)) break;
+    if (performance.now() > deadline) throw new Error(`${waiters.length} waiters did not queue within ${timeoutMs} ms`);
     await sleep(10);
   }
   assert.equal((await ask(name, { op: 'who' })).kind, 'answered');
@@ -68,7 +75,10 @@ describe('waiters at the interlock', linuxOnly, () => {
         await lineMatching(waiter, /"waiting":true/);
         waiters.push(waiter);
       }
-      await untilQueued(name, count);
+      await untilQueued(
+        name,
+        waiters.map((waiter) => waiter.pid ?? 0),
+      );
       const exits = waiters.map((waiter) => once(waiter, 'exit'));
       if (release === 'SIGKILL') holder.child.kill('SIGKILL');
       else holder.child.stdin?.end();

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,21 +38,25 @@ function acceptedConnections(matches: (shown: string) => boolean): { unread: num
 /** The name `ss` shows for an abstract name. */
 const shownName = (name: string): string => `@${name.slice(1).replace(/\0+$/, '')}`;
 
+/** The start of the name `ss` shows for the park of any waiter of this pid. */
+const parkOf = (pid: number): string => shownName(parkName(`${pid}-`)).replace(/@+$/, '');
+
 /**
- * Until `waiters` are placed in the holder's queue: each either connected to the holder with its
- * request read, or waiting at the park of one of the others (where the holder sent it, so placed
- * too); and then a question answered, which the holder takes up only after what it read before.
- * The kernel's table has no event to await, so it is looked at.
+ * Until `waiters`, which joined one after another, wait in a chain: the first connected to the
+ * holder with its request read, each other at the park of the one before it (where the holder sent
+ * it, so placed too); and then a question answered, which the holder takes up only after what it
+ * read before. The kernel's table has no event to await, so it is looked at.
  */
-async function untilQueued(name: string, waiters: number[], timeoutMs = 30_000): Promise<void> {
-  const parks = waiters.map((pid) => shownName(parkName(`${pid}-`)).replace(/@+$/, ''));
+async function untilChained(name: string, waiters: number[], timeoutMs = 30_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const atHolder = acceptedConnections((shown) => shown === shownName(name));
-    const parked = acceptedConnections((shown) => parks.some((park) => shown.startsWith(park)));
-    const placed = atHolder.length + parked.length;
-    if (placed >= waiters.length && atHolder.every((connection) => connection.unread === 0)) break;
-    if (performance.now() > deadline) throw new Error(`${waiters.length} waiters did not queue within ${timeoutMs} ms`);
+    const chained = waiters.slice(0, -1).every((pid) => {
+      const park = parkOf(pid);
+      return acceptedConnections((shown) => shown.startsWith(park)).length === 1;
+    });
+    if (chained && atHolder.length === 1 && atHolder[0]?.unread === 0) break;
+    if (performance.now() > deadline) throw new Error(`${waiters.length} waiters did not chain within ${timeoutMs} ms`);
     await sleep(10);
   }
   assert.equal((await ask(name, { op: 'who' })).kind, 'answered');
@@ -67,18 +73,20 @@ describe('waiters at the interlock', linuxOnly, () => {
       const name = interlockName({ kind: 'port', port }, dir) ?? '';
       const count = 5;
       const waiters = [];
-      // One after another: each starts waiting only once the one before it has.
+      // One after another: each starts waiting only once the one before it has its place. Then
+      // only the first waits on the holder, each other at the park of the one before it: a release
+      // or the holder's death wakes the first alone.
       for (let index = 0; index < count; index++) {
         const waiter = spawnTs(fixture('queued-waiter.ts'), [JSON.stringify({ port, dir, index, orderFile })], {
           stdio: ['ignore', 'pipe', 'inherit'],
         });
         await lineMatching(waiter, /"waiting":true/);
         waiters.push(waiter);
+        await untilChained(
+          name,
+          waiters.map((queued) => queued.pid ?? 0),
+        );
       }
-      await untilQueued(
-        name,
-        waiters.map((waiter) => waiter.pid ?? 0),
-      );
       const exits = waiters.map((waiter) => once(waiter, 'exit'));
       if (release === 'SIGKILL') holder.child.kill('SIGKILL');
       else holder.child.stdin?.end();
@@ -90,4 +98,41 @@ describe('waiters at the interlock', linuxOnly, () => {
       );
     });
   }
+
+  it('take a lock its holder released even while the one ahead holds its park open and never takes it', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const orderFile = join(dir, 'order');
+    writeFileSync(orderFile, '');
+    const holder = await startHolder({ port, dir });
+    const name = interlockName({ kind: 'port', port }, dir) ?? '';
+    // A false waiter: it claims to have waited since 1970 and names a park that never closes.
+    const id = `${process.pid}-${randomBytes(16).toString('hex')}`;
+    const park = createServer();
+    const followers: Socket[] = [];
+    park.on('connection', (socket) => followers.push(socket));
+    park.listen({ path: parkName(id), exclusive: true });
+    await once(park, 'listening');
+    const claim = connect({ path: name });
+    await once(claim, 'connect');
+    claim.write(`${JSON.stringify({ v: 1, op: 'wait', since: 0, pid: process.pid, park: id })}\n`);
+    await once(claim, 'data');
+    try {
+      const waiter = spawnTs(fixture('queued-waiter.ts'), [JSON.stringify({ port, dir, index: 0, orderFile })], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      // Sent behind the false waiter, it waits at its park...
+      await once(park, 'connection');
+      const exit = once(waiter, 'exit');
+      holder.child.stdin?.end();
+      // ...and the holder's release still reaches it: it asks again (after PARK_RECHECK_MS), finds
+      // the name free, and takes it by binding, as ever.
+      assert.deepEqual(await exit, [0, null]);
+      assert.equal(readFileSync(orderFile, 'utf8'), '0\n');
+    } finally {
+      claim.destroy();
+      for (const socket of followers) socket.destroy();
+      park.close();
+    }
+  });
 });

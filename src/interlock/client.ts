@@ -164,8 +164,8 @@ type Heard =
   | { kind: 'free' }
   /** The holder released or died; what it last said of this waiter's place. */
   | { kind: 'released'; ahead: number; after: number | undefined; holder: number | undefined }
-  /** Told to wait at the park of the one ahead. */
-  | { kind: 'park'; behind: string }
+  /** Told to wait at the park of the one ahead (and its pid, as told). */
+  | { kind: 'park'; behind: string; after: number | undefined }
   /** The holder's queue is full, or its backlog is. */
   | { kind: 'busy' }
   /** The holder does not queue waiters (or is not a portlock holder): look by other means. */
@@ -209,7 +209,7 @@ function waitOnce(
         const reply = parseReply(buffered.slice(0, end));
         buffered = buffered.slice(end + 1);
         if (reply?.ok && 'waiting' in reply && park !== undefined && shouldPark(reply, park.id, avoid)) {
-          heard = { kind: 'park', behind: reply.behind };
+          heard = { kind: 'park', behind: reply.behind, after: reply.after };
           finish();
           return;
         }
@@ -294,12 +294,18 @@ function exists(pid: number): boolean {
  * Resolves when the holder of `name` releases it or dies and it is this waiter's turn: `released`,
  * or also when nobody holds the name any more. Waiters are served in the order of `since` (when
  * each started waiting, in ms since the epoch): the holder keeps them in that order and tells each
- * its place; on the release the head goes at once, and each other waiter looks a few ms later by
- * its place, queueing again with the successor, and takes a name it finds free only once the
- * waiter that was ahead of it has had its turn (see `TURN_STEP_MS`). One turned away from a full
- * queue tries again with an exponential back-off up to a second. Resolves `poll` when waiting this
- * way is not possible (the holder does not support it), so the caller looks again after a pause;
- * and `timeout` when `timeoutMs` passes or `signal` aborts.
+ * its place. With a `park` (see {@link Park}), a waiter with others ahead of it waits at the park of
+ * the one just ahead instead of on the holder, so that a release wakes only the head; when that
+ * park closes it asks the holder again, and is the head by then as a rule. After
+ * {@link PARK_RECHECK_MS} at a park it looks whether the name is free: if so, the one ahead has
+ * {@link TURN_STEP_MS} more to take it. A waiter still on the holder when it releases (no park)
+ * goes at once if it is the head; each other looks a few ms later by its place, queueing again
+ * with the successor, and takes a name it finds free only once the waiter that was ahead of it has
+ * had its turn (see `TURN_STEP_MS`). One turned away from a full queue tries again with an
+ * exponential back-off up to a second. Resolves `poll` when waiting this way is not possible (the
+ * holder does not support it), so the caller looks again after a pause; and `timeout` when
+ * `timeoutMs` passes or `signal` aborts. Whatever a park or a holder says, the lock is taken only
+ * by binding its name.
  */
 export async function waitForRelease(
   name: string,
@@ -323,12 +329,23 @@ export async function waitForRelease(
     const heard = await waitOnce(name, since, until, park, ended);
     switch (heard.kind) {
       case 'park': {
-        const how = await parkBehind(heard.behind, until);
-        if (how === 'timeout') return 'timeout';
-        if (how === 'ended') {
-          // The one ahead has had its turn (its park closes only once it has), or is gone.
-          ended = heard.behind;
-          before = undefined;
+        for (;;) {
+          const how = await parkBehind(heard.behind, until);
+          if (how === 'timeout') return 'timeout';
+          if (how === 'ended') {
+            // The one ahead has had its turn (its park closes only once it has), or is gone.
+            ended = heard.behind;
+            before = undefined;
+            break;
+          }
+          // Long at the park: while someone holds the lock, the queue moves, or will; only a free
+          // name means the one ahead may be stuck. Then it has one turn's time before this one goes.
+          const asked = await ask(name, { op: 'who' }, undefined, until);
+          if (until.aborted) return 'timeout';
+          if (asked.kind !== 'free') continue;
+          before = heard.after;
+          turnAt = performance.now() + TURN_STEP_MS;
+          break;
         }
         continue;
       }

@@ -1,11 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { sameToken } from '../same-token.ts';
 import type { PublicLockRecord, StopRequestHandler } from '../types.ts';
+import { boundAbstractNames, shownAs } from './holders.ts';
 import {
   encode,
   errorReply,
   MAX_REQUEST_BYTES,
   PROTOCOL_VERSION,
+  parkName,
   parseRequest,
   REQUEST_TIMEOUT_MS,
   type Reply,
@@ -207,6 +209,7 @@ export class Interlock {
         again?.socket?.destroy();
       }
     }
+    if (this.#queue.length >= MAX_WAITERS) this.#forgetGoneParks();
     let at = this.#queue.length;
     while (at > 0 && (this.#queue[at - 1]?.since ?? 0) > since) at--;
     if (at >= MAX_WAITERS) {
@@ -230,6 +233,21 @@ export class Interlock {
         this.#reply(last.socket, errorReply('EBUSY', 'too many waiters; try again later'));
     }
     this.#tellPlaces();
+  }
+
+  /**
+   * Drops the places of waiters gone to a park that is no longer bound (they gave up or died while
+   * waiting there), so that they do not fill the queue. Looked at only when it is full: it reads
+   * the kernel's table of names.
+   */
+  #forgetGoneParks(): void {
+    const bound = boundAbstractNames();
+    if (bound === undefined) return;
+    const before = this.#queue.length;
+    this.#queue = this.#queue.filter(
+      (waiter) => waiter.socket !== undefined || waiter.park === undefined || bound.has(shownAs(parkName(waiter.park))),
+    );
+    if (this.#queue.length < before) this.#tellPlaces();
   }
 
   /**

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ask } from '../../src/interlock/client.ts';
 import { interlockName } from '../../src/interlock/name.ts';
 import { parkName } from '../../src/interlock/protocol.ts';
+import { MAX_WAITERS } from '../../src/interlock/server.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
 import { fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
@@ -98,6 +99,41 @@ describe('waiters at the interlock', linuxOnly, () => {
       );
     });
   }
+
+  it('do not keep the places of those gone from their parks once the queue is full', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const holder = await startHolder({ port, dir });
+    const name = interlockName({ kind: 'port', port }, dir) ?? '';
+    /** Asks to wait with a park of `id` (bound or not); resolves with the first reply. */
+    const join = async (since: number, id: string): Promise<{ reply: string; socket: Socket }> => {
+      const socket = connect({ path: name });
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      socket.write(`${JSON.stringify({ v: 1, op: 'wait', since, pid: process.pid, park: id })}\n`);
+      const [reply] = await once(socket, 'data');
+      return { reply: String(reply), socket };
+    };
+    const newId = () => `${process.pid}-${randomBytes(16).toString('hex')}`;
+    try {
+      // Waiters each told to wait at the park of the one ahead, which then hang up without ever
+      // binding one: the holder keeps their places, as those of waiters gone to their parks.
+      let previous = await join(1, newId());
+      for (let since = 2; since <= MAX_WAITERS + 1; since++) {
+        const next = await join(since, newId());
+        assert.match(next.reply, /"behind":/);
+        previous.socket.destroy();
+        previous = next;
+      }
+      previous.socket.destroy();
+      // The queue is full of them; a newcomer finds room all the same, first in line.
+      const { reply, socket } = await join(MAX_WAITERS + 2, newId());
+      socket.destroy();
+      assert.match(reply, /"waiting":true,"ahead":0,/);
+    } finally {
+      holder.child.kill();
+    }
+  });
 
   it('take a lock its holder released even while the one ahead holds its park open and never takes it', async () => {
     const dir = tempDir();

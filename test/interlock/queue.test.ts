@@ -126,10 +126,11 @@ describe('waiters at the interlock', linuxOnly, () => {
         previous = next;
       }
       previous.socket.destroy();
-      // The queue is full of them; a newcomer finds room all the same, first in line.
+      // The queue is full of them; a newcomer finds room all the same (behind the last of them at
+      // most, whose hanging up the holder may not have read yet).
       const { reply, socket } = await join(MAX_WAITERS + 2, newId());
       socket.destroy();
-      assert.match(reply, /"waiting":true,"ahead":0,/);
+      assert.match(reply, /"waiting":true,"ahead":[01],/);
     } finally {
       holder.child.kill();
     }

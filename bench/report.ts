@@ -280,10 +280,6 @@ function waitingSection(outcome: Outcome<WaitingResult> | undefined): string {
           "waiters' CPU while waiting, all together",
           `${ms(w.waitersCpuMs)} over ${ms(w.waitingWallMs)}: ${w.waitersCpuPercentOfCore.toFixed(2)} % of a core`,
         ],
-        [
-          'for comparison: one worker process doing nothing (the first holder, after its release)',
-          `${ms(w.idleWorkerCpuMs)} over ${ms(w.idleWorkerWallMs)}: ${((100 * w.idleWorkerCpuMs) / w.idleWorkerWallMs).toFixed(2)} % of a core; ${w.waiters} such ${((100 * w.waiters * w.idleWorkerCpuMs) / w.idleWorkerWallMs).toFixed(2)} %`,
-        ],
         ['context switches of the waiting processes per hand-over', w.switchesPerHandOver.toFixed(1)],
         ['hand-over gap (release to next holder), median', ms(w.handOverGap.median)],
         ['hand-over gap, range', `${ms(w.handOverGap.min)} – ${ms(w.handOverGap.max)}`],

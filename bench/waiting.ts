@@ -12,13 +12,6 @@ export interface WaitingResult {
   waitersCpuPercentOfCore: number;
   waitersCpuMs: number;
   waitingWallMs: number;
-  /**
-   * For comparison, what one worker process costs doing nothing over the same time (the first
-   * holder, from its release to the last grant): the runtime's own idle work (timers, garbage
-   * collection after start-up), which every waiting process pays whatever the lock does.
-   */
-  idleWorkerCpuMs: number;
-  idleWorkerWallMs: number;
   /** Context switches of all waiting processes, per hand-over. */
   switchesPerHandOver: number;
   /** From a holder's release to the next waiter holding the lock. */
@@ -88,8 +81,6 @@ async function orderAndCost(scale: Scale, result: WaitingResult): Promise<void> 
   const arrivals = await queueUp(waiters, port, dir, holdMs);
   holder.send({ op: 'release', port, dir });
   const released = Number((await holder.expect('released', 10_000)).t);
-  holder.send({ op: 'cpu', port, dir });
-  const idleFrom = await holder.expect('cpu', 10_000);
   const served = await Promise.all(
     waiters.map(async (waiter, index) => {
       const acquired = await waiter.expect('acquired', count * (holdMs + 1000) + 30_000);
@@ -103,10 +94,6 @@ async function orderAndCost(scale: Scale, result: WaitingResult): Promise<void> 
       };
     }),
   );
-  holder.send({ op: 'cpu', port, dir });
-  const idleTo = await holder.expect('cpu', 10_000);
-  result.idleWorkerCpuMs = Number(idleTo.cpuMs) - Number(idleFrom.cpuMs);
-  result.idleWorkerWallMs = Number(idleTo.t) - Number(idleFrom.t);
   await Promise.all([holder, ...waiters].map((worker) => worker.stop()));
   served.sort((a, b) => a.acquired - b.acquired);
   const order = served.map((entry) => entry.index);
@@ -169,8 +156,6 @@ export async function runWaiting(scale: Scale): Promise<WaitingResult> {
     waitersCpuPercentOfCore: Number.NaN,
     waitersCpuMs: Number.NaN,
     waitingWallMs: Number.NaN,
-    idleWorkerCpuMs: Number.NaN,
-    idleWorkerWallMs: Number.NaN,
     switchesPerHandOver: Number.NaN,
     handOverGap: summarize([]),
     gapsMs: [],

@@ -1,14 +1,13 @@
 // A waiter the bench drives over stdin, for the waiting scenario: `hold` takes the lock at once and
 // keeps it until `release`; `wait` waits for it (reporting the CPU time and context switches it
-// spent waiting), keeps it `holdMs`, and releases it; `cpu` reports the CPU time it has used in all.
-// Times are CLOCK_MONOTONIC ms.
+// spent waiting), keeps it `holdMs`, and releases it. Times are CLOCK_MONOTONIC ms.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { acquireLock, type LockHandle } from '../../src/index.ts';
 import { errorText, nowMs, sleep } from '../common.ts';
 
 interface Command {
-  op: 'hold' | 'wait' | 'release' | 'cpu';
+  op: 'hold' | 'wait' | 'release';
   port: number;
   dir: string;
   holdMs?: number;
@@ -58,11 +57,6 @@ async function handle(command: Command): Promise<void> {
       } catch (error) {
         reply({ type: 'failed', t: nowMs(), error: errorText(error) });
       }
-      return;
-    }
-    case 'cpu': {
-      const used = process.cpuUsage();
-      reply({ type: 'cpu', t: nowMs(), cpuMs: (used.user + used.system) / 1000 });
       return;
     }
     case 'release': {

@@ -339,8 +339,8 @@ export async function acquireLockWith(
       // in the hand-over.
       createRecord(scope, resolved.name, tokenOf(), probe);
       waited = true;
-      await warmUp(probe, options.interlock);
-      signal?.throwIfAborted();
+      // Not awaited: the waiter queues at once, and warms up while it waits.
+      void warmUp(probe, options.interlock);
       if (tried.viaInterlock && taken) park ??= await Park.open();
       if (
         tried.viaInterlock &&

@@ -1,6 +1,7 @@
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { encode, PROTOCOL_VERSION, parseReply, type Reply, type Request } from './protocol.ts';
+import { crypto } from '../lazy-crypto.ts';
+import { encode, PROTOCOL_VERSION, parkName, parseReply, type Reply, type Request } from './protocol.ts';
 
 /** How long an asker waits for a holder's answer before reporting it unresponsive. */
 export const ASK_TIMEOUT_MS = 1000;
@@ -95,11 +96,76 @@ const LOOK_STEP_MS = 2;
  */
 export const TURN_STEP_MS = 250;
 
+/**
+ * How long a waiter stays at the park of the one ahead before asking the holder again: all that
+ * one ahead can cost it by neither going nor leaving (stopped, or no portlock waiter at all).
+ */
+export const PARK_RECHECK_MS = 5000;
+/** Waiters a park keeps at most: one, as a rule, or a few that queued in the same moment. */
+const MAX_FOLLOWERS = 128;
+
+/**
+ * A waiter's park (Linux): an abstract socket of its own, on which the waiter just behind it waits,
+ * connected and asleep, until this one has had its turn. Closed once this waiter holds the lock or
+ * gives up, and by the kernel when it dies; either way the one behind wakes and asks the holder
+ * again. Nothing is said on it: its closing is the whole message.
+ */
+export class Park {
+  readonly id: string;
+  readonly #server: Server;
+  readonly #followers: Set<Socket>;
+
+  private constructor(id: string, server: Server, followers: Set<Socket>) {
+    this.id = id;
+    this.#server = server;
+    this.#followers = followers;
+  }
+
+  /** Binds a new park; undefined where there are no abstract names, or the bind fails. */
+  static open(): Promise<Park | undefined> {
+    if (process.platform !== 'linux') return Promise.resolve(undefined);
+    const id = `${process.pid}-${crypto().randomBytes(16).toString('hex')}`;
+    const followers = new Set<Socket>();
+    const server = createServer({ allowHalfOpen: false });
+    server.on('connection', (socket) => {
+      socket.unref();
+      socket.on('error', () => socket.destroy());
+      // A follower says nothing; anything said, or a crowd, is not a follower.
+      if (followers.size >= MAX_FOLLOWERS) {
+        socket.destroy();
+        return;
+      }
+      followers.add(socket);
+      socket.on('close', () => followers.delete(socket));
+      socket.on('data', () => socket.destroy());
+    });
+    return new Promise((resolve) => {
+      server.once('error', () => resolve(undefined));
+      server.listen({ path: parkName(id), exclusive: true }, () => {
+        server.removeAllListeners('error');
+        server.on('error', () => {});
+        // The park must not keep its waiter's process alive.
+        server.unref();
+        resolve(new Park(id, server, followers));
+      });
+    });
+  }
+
+  /** Lets the waiters behind go: the kernel ends their connections. */
+  close(): void {
+    this.#server.close();
+    for (const socket of this.#followers) socket.destroy();
+    this.#followers.clear();
+  }
+}
+
 type Heard =
   /** Nobody holds the name, or its holder left before answering. */
   | { kind: 'free' }
   /** The holder released or died; what it last said of this waiter's place. */
   | { kind: 'released'; ahead: number; after: number | undefined; holder: number | undefined }
+  /** Told to wait at the park of the one ahead (and its pid, as told). */
+  | { kind: 'park'; behind: string; after: number | undefined }
   /** The holder's queue is full, or its backlog is. */
   | { kind: 'busy' }
   /** The holder does not queue waiters (or is not a portlock holder): look by other means. */
@@ -110,7 +176,13 @@ type Heard =
  * One `wait` on the holder of `name`: resolves when the connection ends, saying what the waiter
  * was last told. `signal` aborts it (`timeout`).
  */
-function waitOnce(name: string, since: number, signal: AbortSignal): Promise<Heard> {
+function waitOnce(
+  name: string,
+  since: number,
+  signal: AbortSignal,
+  park: Park | undefined,
+  avoid: string | undefined,
+): Promise<Heard> {
   return new Promise((resolve) => {
     // A holder that closes before answering has just released: as good as a free name.
     let heard: Heard = { kind: 'free' };
@@ -129,13 +201,18 @@ function waitOnce(name: string, since: number, signal: AbortSignal): Promise<Hea
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('connect', () => {
       connected = true;
-      socket.write(encode({ v: PROTOCOL_VERSION, op: 'wait', since, pid: process.pid }));
+      socket.write(encode({ v: PROTOCOL_VERSION, op: 'wait', since, pid: process.pid, park: park?.id }));
     });
     socket.on('data', (chunk) => {
       buffered += chunk.toString('utf8');
       for (let end = buffered.indexOf('\n'); end >= 0; end = buffered.indexOf('\n')) {
         const reply = parseReply(buffered.slice(0, end));
         buffered = buffered.slice(end + 1);
+        if (reply?.ok && 'waiting' in reply && park !== undefined && shouldPark(reply, park.id, avoid)) {
+          heard = { kind: 'park', behind: reply.behind, after: reply.after };
+          finish();
+          return;
+        }
         if (reply?.ok && 'waiting' in reply) {
           // A holder that keeps no queue says nothing of places: its waiters all go at once.
           heard = { kind: 'released', ahead: reply.ahead ?? 0, after: reply.after, holder: reply.holder };
@@ -157,6 +234,39 @@ function waitOnce(name: string, since: number, signal: AbortSignal): Promise<Hea
       finish();
     });
     socket.on('close', finish);
+  });
+}
+
+/** Whether a place told by a holder sends this waiter to the park of the one ahead of it. */
+function shouldPark(
+  place: Extract<Reply, { waiting: true }>,
+  own: string,
+  avoid: string | undefined,
+): place is typeof place & { behind: string } {
+  const { ahead = 0, behind } = place;
+  return ahead > 0 && behind !== undefined && behind !== own && behind !== avoid;
+}
+
+/**
+ * Waits at the park `id`: `ended` when it closes or refuses (the one ahead has had its turn, or is
+ * gone), `recheck` after {@link PARK_RECHECK_MS}, `timeout` when `signal` aborts.
+ */
+function parkBehind(id: string, signal: AbortSignal): Promise<'ended' | 'recheck' | 'timeout'> {
+  if (signal.aborted) return Promise.resolve('timeout');
+  return new Promise((resolve) => {
+    const socket = connect({ path: parkName(id) });
+    const finish = (how: 'ended' | 'recheck' | 'timeout') => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      socket.destroy();
+      resolve(how);
+    };
+    const onAbort = () => finish('timeout');
+    const timer = setTimeout(() => finish('recheck'), PARK_RECHECK_MS);
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('data', () => finish('ended'));
+    socket.on('error', () => finish('ended'));
+    socket.on('close', () => finish('ended'));
   });
 }
 
@@ -184,18 +294,25 @@ function exists(pid: number): boolean {
  * Resolves when the holder of `name` releases it or dies and it is this waiter's turn: `released`,
  * or also when nobody holds the name any more. Waiters are served in the order of `since` (when
  * each started waiting, in ms since the epoch): the holder keeps them in that order and tells each
- * its place; on the release the head goes at once, and each other waiter looks a few ms later by
- * its place, queueing again with the successor, and takes a name it finds free only once the
- * waiter that was ahead of it has had its turn (see `TURN_STEP_MS`). One turned away from a full
- * queue tries again with an exponential back-off up to a second. Resolves `poll` when waiting this
- * way is not possible (the holder does not support it), so the caller looks again after a pause;
- * and `timeout` when `timeoutMs` passes or `signal` aborts.
+ * its place. With a `park` (see {@link Park}), a waiter with others ahead of it waits at the park of
+ * the one just ahead instead of on the holder, so that a release wakes only the head; when that
+ * park closes it asks the holder again, and is the head by then as a rule. After
+ * {@link PARK_RECHECK_MS} at a park it looks whether the name is free: if so, the one ahead has
+ * {@link TURN_STEP_MS} more to take it. A waiter still on the holder when it releases (no park)
+ * goes at once if it is the head; each other looks a few ms later by its place, queueing again
+ * with the successor, and takes a name it finds free only once the waiter that was ahead of it has
+ * had its turn (see `TURN_STEP_MS`). One turned away from a full queue tries again with an
+ * exponential back-off up to a second. Resolves `poll` when waiting this way is not possible (the
+ * holder does not support it), so the caller looks again after a pause; and `timeout` when
+ * `timeoutMs` passes or `signal` aborts. Whatever a park or a holder says, the lock is taken only
+ * by binding its name.
  */
 export async function waitForRelease(
   name: string,
   timeoutMs: number,
   signal?: AbortSignal,
   since: number = Date.now(),
+  park?: Park,
 ): Promise<'released' | 'poll' | 'timeout'> {
   if (signal?.aborted) return 'timeout';
   const deadline = AbortSignal.timeout(Math.max(0, Math.ceil(Math.min(timeoutMs, MAX_TIMER_MS))));
@@ -206,9 +323,32 @@ export async function waitForRelease(
   let turnAt = 0;
   let lookPause = LOOK_STEP_MS;
   let busyPause = BUSY_RETRY_MIN_MS;
+  // A park that ended is not gone to again: the holder may still keep the place of one that left.
+  let ended: string | undefined;
   for (;;) {
-    const heard = await waitOnce(name, since, until);
+    const heard = await waitOnce(name, since, until, park, ended);
     switch (heard.kind) {
+      case 'park': {
+        for (;;) {
+          const how = await parkBehind(heard.behind, until);
+          if (how === 'timeout') return 'timeout';
+          if (how === 'ended') {
+            // The one ahead has had its turn (its park closes only once it has), or is gone.
+            ended = heard.behind;
+            before = undefined;
+            break;
+          }
+          // Long at the park: while someone holds the lock, the queue moves, or will; only a free
+          // name means the one ahead may be stuck. Then it has one turn's time before this one goes.
+          const asked = await ask(name, { op: 'who' }, undefined, until);
+          if (until.aborted) return 'timeout';
+          if (asked.kind !== 'free') continue;
+          before = heard.after;
+          turnAt = performance.now() + TURN_STEP_MS;
+          break;
+        }
+        continue;
+      }
       case 'released': {
         const now = performance.now();
         // The one this waiter let go first has had its turn: it was the holder that released.

@@ -1,5 +1,6 @@
 import { parseRecord, publicRecord } from '../record/record.ts';
 import type { PublicLockRecord } from '../types.ts';
+import { SUN_PATH_BYTES } from './name.ts';
 
 /**
  * The holder's interlock answers one request per connection, as a line of JSON:
@@ -14,6 +15,14 @@ import type { PublicLockRecord } from '../types.ts';
  *   ahead of it, the pid of the one just ahead, and the holder's own pid. On the release the head
  *   takes the lock; each other waiter lets the one ahead of it go first and queues again with
  *   the successor. These are claims of the waiters about themselves, for ordering only.
+ *
+ *   A waiter may add `"park":id`, naming an abstract socket of its own (see {@link parkName}) on
+ *   which it listens while it waits. The holder then adds `"behind":id`, the park of the waiter just
+ *   ahead, to a place with waiters ahead: the waiter told so may close its connection and instead
+ *   connect to that park, where it stays until the one ahead has had its turn (its park closes), so
+ *   that a release or a holder's death wakes only the head of the queue. The holder keeps such a
+ *   waiter's place after its connection closes, for newcomers to queue behind it. A park is a claim
+ *   too: it may delay a waiter, bounded, and never takes the place of the kernel's arbitration.
  */
 export const PROTOCOL_VERSION = 1;
 
@@ -23,14 +32,32 @@ export const MAX_REQUEST_BYTES = 4096;
 /** A client that has not sent a whole request by then is disconnected. */
 export const REQUEST_TIMEOUT_MS = 1000;
 
-export type Request = { op: 'who' } | { op: 'stop'; token: string } | { op: 'wait'; since?: number; pid?: number };
+/** What names a waiter's park: its pid and 128 random bits, in hex. */
+const PARK_ID = /^[1-9][0-9]{0,9}-[0-9a-f]{32}$/;
+
+export function isParkId(value: unknown): value is string {
+  return typeof value === 'string' && PARK_ID.test(value);
+}
+
+/**
+ * The abstract socket name of the park `id` (Linux), padded like a lock's name so that every Node
+ * version binds and connects to the same kernel name.
+ */
+export function parkName(id: string): string {
+  return `\0portlock/park-${id}`.padEnd(SUN_PATH_BYTES, '\0');
+}
+
+export type Request =
+  | { op: 'who' }
+  | { op: 'stop'; token: string }
+  | { op: 'wait'; since?: number; pid?: number; park?: string };
 
 export type ErrorCode = 'EBADREQUEST' | 'ETOOLARGE' | 'EVERSION' | 'EDENIED' | 'ENOTSUP' | 'EBUSY';
 
 export type Reply =
   | { v: 1; ok: true; record: PublicLockRecord }
   | { v: 1; ok: true; stopping: true }
-  | { v: 1; ok: true; waiting: true; ahead?: number; after?: number; holder?: number }
+  | { v: 1; ok: true; waiting: true; ahead?: number; after?: number; holder?: number; behind?: string }
   | { v: 1; ok: false; error: { code: ErrorCode; message: string } };
 
 function isCount(value: unknown): value is number {
@@ -56,7 +83,7 @@ export function parseRequest(line: string): Request | Reply {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return errorReply('EBADREQUEST', 'the request is not a JSON object');
   }
-  const { v, op, token, since, pid } = value as Record<string, unknown>;
+  const { v, op, token, since, pid, park } = value as Record<string, unknown>;
   if (v !== PROTOCOL_VERSION) return errorReply('EVERSION', `protocol version ${PROTOCOL_VERSION} is spoken here`);
   if (op === 'who') return { op };
   if (op === 'wait') {
@@ -64,6 +91,7 @@ export function parseRequest(line: string): Request | Reply {
       op,
       ...(typeof since === 'number' && Number.isFinite(since) && { since }),
       ...(isCount(pid) && pid > 0 && { pid }),
+      ...(isParkId(park) && { park }),
     };
   }
   if (op === 'stop') {
@@ -94,7 +122,7 @@ export function parseReply(line: string): Reply | undefined {
     return record === undefined ? undefined : { v: PROTOCOL_VERSION, ok: true, record: publicRecord(record) };
   }
   if (value.waiting === true) {
-    const { ahead, after, holder } = value;
+    const { ahead, after, holder, behind } = value;
     return {
       v: PROTOCOL_VERSION,
       ok: true,
@@ -102,6 +130,7 @@ export function parseReply(line: string): Reply | undefined {
       ...(isCount(ahead) && { ahead }),
       ...(isCount(after) && { after }),
       ...(isCount(holder) && { holder }),
+      ...(isParkId(behind) && { behind }),
     };
   }
   return value.stopping === true ? { v: PROTOCOL_VERSION, ok: true, stopping: true } : undefined;

@@ -1,12 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { sameToken } from '../same-token.ts';
 import type { PublicLockRecord, StopRequestHandler } from '../types.ts';
-import { socketInode } from './holders.ts';
+import { boundAbstractNames, shownAs, socketInode } from './holders.ts';
 import {
   encode,
   errorReply,
   MAX_REQUEST_BYTES,
   PROTOCOL_VERSION,
+  parkName,
   parseRequest,
   REQUEST_TIMEOUT_MS,
   type Reply,
@@ -33,13 +34,18 @@ export interface HolderAnswers {
 }
 
 interface Waiter {
-  socket: Socket;
+  /** Its connection; undefined once it has gone to wait behind the one ahead (see `park`). */
+  socket: Socket | undefined;
   /** When it started waiting (ms since the epoch, by its own clock): the queue's order. */
   since: number;
   /** Its pid, as it says. */
   pid: number | undefined;
   /** What it was last told of its place. */
   told: string;
+  /** The id of its park, where the one behind it may wait (see the protocol). */
+  park: string | undefined;
+  /** Whether it was last told a park to wait behind: its connection closing then means it went there. */
+  parking: boolean;
 }
 
 /**
@@ -189,7 +195,7 @@ export class Interlock {
         return;
       }
       case 'wait':
-        this.#enqueue(socket, request.since ?? Date.now(), request.pid);
+        this.#enqueue(socket, request.since ?? Date.now(), request.pid, request.park);
         return;
       case 'stop': {
         if (!sameToken(request.token, answers.token)) {
@@ -219,18 +225,31 @@ export class Interlock {
   /**
    * Keeps a waiter's connection open until the release (the kernel closes it too when the holder
    * dies), in the order waiters started waiting. When the queue is full, the one that started last
-   * is turned away, so that a waiter never waits behind one that came after it.
+   * is turned away, so that a waiter never waits behind one that came after it. A waiter that goes
+   * to wait behind the one ahead of it (its connection closes after it was told where) keeps its
+   * place, so that newcomers queue behind it; one that came back (the same park) takes its place anew.
    */
-  #enqueue(socket: Socket, since: number, pid: number | undefined): void {
+  #enqueue(socket: Socket, since: number, pid: number | undefined, park: string | undefined): void {
+    if (park !== undefined) {
+      const earlier = this.#queue.findIndex((waiter) => waiter.park === park);
+      if (earlier >= 0) {
+        const [again] = this.#queue.splice(earlier, 1);
+        again?.socket?.destroy();
+      }
+    }
+    if (this.#queue.length >= MAX_WAITERS) this.#forgetGoneParks();
     let at = this.#queue.length;
     while (at > 0 && (this.#queue[at - 1]?.since ?? 0) > since) at--;
     if (at >= MAX_WAITERS) {
       this.#reply(socket, errorReply('EBUSY', 'too many waiters; try again later'));
       return;
     }
-    const waiter: Waiter = { socket, since, pid, told: '' };
+    const waiter: Waiter = { socket, since, pid, told: '', park, parking: false };
     this.#queue.splice(at, 0, waiter);
     socket.on('close', () => {
+      if (waiter.socket !== socket) return;
+      waiter.socket = undefined;
+      if (waiter.parking) return;
       const index = this.#queue.indexOf(waiter);
       if (index < 0) return;
       this.#queue.splice(index, 1);
@@ -238,31 +257,52 @@ export class Interlock {
     });
     if (this.#queue.length > MAX_WAITERS) {
       const last = this.#queue.pop();
-      if (last !== undefined) this.#reply(last.socket, errorReply('EBUSY', 'too many waiters; try again later'));
+      if (last?.socket !== undefined)
+        this.#reply(last.socket, errorReply('EBUSY', 'too many waiters; try again later'));
     }
     this.#tellPlaces();
   }
 
   /**
-   * Tells each waiter whose place changed how many are ahead of it and who is just ahead, so that
-   * every waiter knows its place when the holder releases or dies: the head takes the lock, each
-   * other lets the one ahead of it go first. A waiter joining at the end, the usual case, moves no
-   * one.
+   * Drops the places of waiters gone to a park that is no longer bound (they gave up or died while
+   * waiting there), so that they do not fill the queue. Looked at only when it is full: it reads
+   * the kernel's table of names.
+   */
+  #forgetGoneParks(): void {
+    const bound = boundAbstractNames();
+    if (bound === undefined) return;
+    const before = this.#queue.length;
+    this.#queue = this.#queue.filter(
+      (waiter) => waiter.socket !== undefined || waiter.park === undefined || bound.has(shownAs(parkName(waiter.park))),
+    );
+    if (this.#queue.length < before) this.#tellPlaces();
+  }
+
+  /**
+   * Tells each waiter whose place changed how many are ahead of it, who is just ahead, and that
+   * one's park if it has one, so that every waiter knows its place when the holder releases or
+   * dies: the head takes the lock, each other lets the one ahead of it go first. A waiter joining
+   * at the end, the usual case, moves no one. Waiters gone to a park are told nothing: they learn
+   * of their turn from the one ahead.
    */
   #tellPlaces(): void {
     if (this.#closed) return;
     this.#queue.forEach((waiter, ahead) => {
-      const after = this.#queue[ahead - 1]?.pid;
+      if (waiter.socket === undefined) return;
+      const before = this.#queue[ahead - 1];
+      const behind = waiter.park !== undefined ? before?.park : undefined;
       const place = encode({
         v: PROTOCOL_VERSION,
         ok: true,
         waiting: true,
         ahead,
-        ...(after !== undefined && { after }),
+        ...(before?.pid !== undefined && { after: before.pid }),
         holder: process.pid,
+        ...(behind !== undefined && { behind }),
       });
       if (waiter.told === place) return;
       waiter.told = place;
+      waiter.parking = behind !== undefined;
       waiter.socket.write(place);
     });
   }

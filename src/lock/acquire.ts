@@ -1,9 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
-import { ask, waitForRelease } from '../interlock/client.ts';
+import { ask, Park, waitForRelease } from '../interlock/client.ts';
 import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
 import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
@@ -50,6 +53,29 @@ type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
  */
 function afterMacrotask<T>(value: T): Promise<T> {
   return new Promise((resolve) => setImmediate(resolve, value));
+}
+
+let warmedUp = false;
+
+/**
+ * Takes and releases a scratch lock in a private directory once, while this process waits for the
+ * real one: the code of a hand-over then runs compiled when its turn comes (run cold, it costs the
+ * next holder a few ms more, and the lock stands free meanwhile). Best effort: a failure here only
+ * leaves the hand-over as slow as before.
+ */
+async function warmUp(probe: ProcessProbe, interlock: AcquireOptions['interlock']): Promise<void> {
+  if (warmedUp) return;
+  warmedUp = true;
+  let dir: string | undefined;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'portlock-warm-up-'));
+    const lock = await acquireLockWith({ key: 'warm-up', dir, interlock }, probe, { identify: false });
+    lock.releaseSync();
+  } catch {
+    // Nothing depends on it.
+  } finally {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Sleeps, or rejects with the signal's own reason when it aborts (not a generic AbortError). */
@@ -290,11 +316,15 @@ export async function acquireLockWith(
   }
   const started = performance.now();
   let poll = POLL_MIN_MS;
+  // Once it has waited, the event loop has turned: no need to turn it again before resolving.
+  let waited = false;
+  // Where the waiter behind this one waits, until this one holds the lock or gives up.
+  let park: Park | undefined;
   try {
     for (;;) {
       const last = performance.now() - started >= wait;
       const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last && identify);
-      if (tried.kind === 'acquired') return await afterMacrotask(tried.lock);
+      if (tried.kind === 'acquired') return waited ? tried.lock : await afterMacrotask(tried.lock);
       const elapsed = performance.now() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
         if (tried.afterMs > 0) await pause(tried.afterMs, signal);
@@ -315,7 +345,15 @@ export async function acquireLockWith(
       // What taking the lock needs (a token, this process's identity) is made while waiting, not
       // in the hand-over.
       createRecord(scope, resolved.name, tokenOf(), probe);
-      if (tried.viaInterlock && taken && (await waitForRelease(taken, wait - elapsed, signal, since)) !== 'poll') {
+      waited = true;
+      // Not awaited: the waiter queues at once, and warms up while it waits.
+      void warmUp(probe, options.interlock);
+      if (tried.viaInterlock && taken) park ??= await Park.open();
+      if (
+        tried.viaInterlock &&
+        taken &&
+        (await waitForRelease(taken, wait - elapsed, signal, since, park)) !== 'poll'
+      ) {
         signal?.throwIfAborted();
         continue;
       }
@@ -325,6 +363,9 @@ export async function acquireLockWith(
   } catch (error) {
     if (token !== undefined) ownTokens.delete(token);
     throw error;
+  } finally {
+    // Only now, with the lock held (or given up): the one behind asks the holder again.
+    park?.close();
   }
 }
 

@@ -44,16 +44,32 @@ test('portlock run -p P -- portlock agent: the agent adopts the lock and serves 
     ['run', '-p', String(port), '--dir', dir, '--', process.execPath, '--import', 'tsx', BIN, 'agent'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  const line = await lineOf(run.stderr, /listening on|error/);
-  assert.match(line, new RegExp(`listening on http://localhost:${port} \\(pid (\\d+)\\)`));
-  const record = JSON.parse(readFileSync(join(dir, `agent-${port}.lock`), 'utf8'));
-  assert.equal(record.supervisorPid, run.pid);
-  assert.equal(record.state, 'ready');
-  const status = await cli(['status', String(port), '--dir', dir]);
-  assert.match(status.stdout, new RegExp(`running: .*agent \\(pid ${record.pid}, under portlock run pid ${run.pid}`));
-  const stop = await cli(['stop', String(port), '--dir', dir]);
-  assert.equal(stop.code, 0, stop.stderr);
-  await exited(run);
+  let agentPid: number | undefined;
+  try {
+    const line = await lineOf(run.stderr, /listening on|error/);
+    assert.match(line, new RegExp(`listening on http://localhost:${port} \\(pid (\\d+)\\)`));
+    const record = JSON.parse(readFileSync(join(dir, `agent-${port}.lock`), 'utf8'));
+    agentPid = record.pid;
+    assert.equal(record.supervisorPid, run.pid);
+    assert.equal(record.state, 'ready');
+    assert.equal(record.command.at(-1), 'agent');
+    const status = await cli(['status', String(port), '--dir', dir]);
+    // The command line is shortened for display: a long path to node may leave no room for `agent`.
+    assert.match(status.stdout, new RegExp(`running: .* \\(pid ${record.pid}, under portlock run pid ${run.pid}`));
+    const stop = await cli(['stop', String(port), '--dir', dir]);
+    assert.equal(stop.code, 0, stop.stderr);
+    await exited(run);
+  } finally {
+    // The agent is run's child, not the test's: left running, it would hold the test's pipe open.
+    if (run.exitCode === null && run.signalCode === null) run.kill('SIGKILL');
+    if (agentPid !== undefined) {
+      try {
+        process.kill(agentPid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+  }
 });
 
 test('status and list show what a holder serves: its state, command, directory and URL (--json too)', async () => {

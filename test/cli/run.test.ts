@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { acquireLock, inspectLock } from '../../src/index.ts';
+import { commandText } from '../../src/record/holder-text.ts';
 import { finished } from '../helpers/spawn.ts';
 import { CHILD, cli, exited, jsonLine, place, spawnCli } from './_support.ts';
 
@@ -200,6 +201,8 @@ describe('portlock run, in process', () => {
   });
 });
 
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 describe('portlock run, as a real process', () => {
   it('refuses a second start with a message naming the first, and exits with the signal it passes on', async () => {
     const { dir, port } = await place();
@@ -213,7 +216,8 @@ describe('portlock run, as a real process', () => {
     assert.match(
       refused.stderr,
       new RegExp(
-        `^portlock: port ${port} is held by \\S+ \\S+cli-child\\.mjs plain \\(pid ${ready.pid}, under portlock run pid ${first.pid}, user \\S+\\) in \\S+ since `,
+        // The command as shown: shortened where the path to node is long.
+        `^portlock: port ${port} is held by ${escapeRegExp(commandText([node, CHILD, 'plain']))} \\(pid ${ready.pid}, under portlock run pid ${first.pid}, user \\S+\\) in \\S+ since `,
       ),
     );
     assert.match(refused.stderr, new RegExp(`Next step: stop that process first \\(for example: kill ${first.pid}\\)`));

@@ -1,8 +1,8 @@
 // A lock user the bench drives over stdin: holds, waits for, or contends for one contender's lock.
 import { createServer, type Server } from 'node:net';
-import { createInterface } from 'node:readline';
 import { errorText, nowMs, sleep } from '../common.ts';
 import { type ContenderId, compromised, contenders, type Held, isHeldError, type Target } from '../contenders.ts';
+import { reply, serveCommands } from './serve.ts';
 
 interface Command {
   op: 'hold' | 'wait' | 'release' | 'contend';
@@ -12,10 +12,6 @@ interface Command {
   observer?: string;
   startAt?: number;
   endAt?: number;
-}
-
-function reply(message: object): void {
-  process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
 /**
@@ -90,13 +86,4 @@ async function handle(command: Command): Promise<void> {
   }
 }
 
-reply({ type: 'ready', pid: process.pid });
-for await (const line of createInterface({ input: process.stdin })) {
-  try {
-    await handle(JSON.parse(line) as Command);
-  } catch (error) {
-    reply({ type: 'error', error: errorText(error) });
-  }
-}
-// The bench closed stdin: it is done with this worker.
-process.exit(0);
+await serveCommands(handle);

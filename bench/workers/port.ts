@@ -2,15 +2,11 @@
 // finder, then binds the port it got with a plain server, as the caller's own server would, and
 // holds it until told to let go.
 import { createServer, type Server } from 'node:net';
-import { createInterface } from 'node:readline';
 import { errorText, nowMs, sleep } from '../common.ts';
 import { type FinderId, type Found, finders, type PortQuery } from '../port-finders.ts';
+import { reply, serveCommands } from './serve.ts';
 
 type Command = { op: 'get'; finder: FinderId; query: PortQuery; startAt: number } | { op: 'release' };
-
-function reply(message: object): void {
-  process.stdout.write(`${JSON.stringify(message)}\n`);
-}
 
 function bind(port: number): Promise<{ server?: Server; error?: string }> {
   const server = createServer();
@@ -47,13 +43,6 @@ async function release(): Promise<object> {
   return { type: 'released' };
 }
 
-reply({ type: 'ready', pid: process.pid });
-for await (const line of createInterface({ input: process.stdin })) {
-  const command = JSON.parse(line) as Command;
-  try {
-    reply(command.op === 'get' ? await get(command) : await release());
-  } catch (error) {
-    reply({ type: 'error', error: errorText(error) });
-  }
-}
-process.exit(0);
+await serveCommands<Command>(async (command) => {
+  reply(command.op === 'get' ? await get(command) : await release());
+});

@@ -2,19 +2,15 @@
 // keeps it until `release`; `wait` waits for it (reporting the CPU time and context switches it
 // spent waiting), keeps it `holdMs`, and releases it. Times are CLOCK_MONOTONIC ms.
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { acquireLock, type LockHandle } from '../../src/index.ts';
 import { errorText, nowMs, sleep } from '../common.ts';
+import { reply, serveCommands } from './serve.ts';
 
 interface Command {
   op: 'hold' | 'wait' | 'release';
   port: number;
   dir: string;
   holdMs?: number;
-}
-
-function reply(message: object): void {
-  process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
 /** Voluntary and involuntary context switches of this process so far. */
@@ -70,12 +66,4 @@ async function handle(command: Command): Promise<void> {
   }
 }
 
-reply({ type: 'ready', pid: process.pid });
-for await (const line of createInterface({ input: process.stdin })) {
-  try {
-    await handle(JSON.parse(line) as Command);
-  } catch (error) {
-    reply({ type: 'error', error: errorText(error) });
-  }
-}
-process.exit(0);
+await serveCommands(handle);

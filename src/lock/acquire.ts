@@ -358,8 +358,8 @@ export async function acquireLockWith(
       // Waiters are served in the order they started waiting (`since`, by the wall clock all share).
       const since = performance.timeOrigin + started;
       // What taking the lock needs (a token, this process's identity) is made while waiting, not
-      // in the hand-over.
-      createRecord(scope, resolved.name, tokenOf(), probe);
+      // in the hand-over: once, on the first wait (a polling waiter comes here every few ms).
+      if (!waited) createRecord(scope, resolved.name, tokenOf(), probe);
       waited = true;
       // Not awaited: the waiter queues at once, and warms up while it waits.
       void warmUp(probe, options.interlock);

@@ -18,6 +18,8 @@ export interface HeldByInterlock {
   claim?: PublicLockRecord;
   /** Set when a holder of a privileged port's name could not have bound that port. */
   impostor?: true;
+  /** Set when the kernel says the name is held, but /proc shows this user no process that holds it (another user's). */
+  hidden?: true;
   /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
   lookAlikes?: InterlockHolder[];
 }
@@ -136,11 +138,12 @@ export function heldByAnswer(
       kernel.state === 'unseen'
         ? 'this OS does not tell which process holds it'
         : "/proc does not show which process holds it (another user's, or hidden)";
-    if (answer === undefined) return held('likely', `a process holds the lock's kernel interlock; ${why}`);
+    const hidden = kernel.state === 'unseen' ? {} : { hidden: true as const };
+    if (answer === undefined) return held('likely', `a process holds the lock's kernel interlock; ${why}`, hidden);
     return held(
       'likely',
       `a process holds the lock's kernel interlock; ${why}; it claims to be ${claimOf(answer)}, which cannot be checked from here`,
-      { claim: answer },
+      { claim: answer, ...hidden },
     );
   }
   const legacy = kernel.legacy ? ' (in the unpadded form of an older portlock or Node)' : '';

@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { heldThrough } from '../../lock/held-through.ts';
 import { listLocks } from '../../lock/inspect.ts';
 import { scopeOfFileName } from '../../options/resolve.ts';
 import { printable } from '../../printable.ts';
@@ -44,7 +45,7 @@ export const list: Command = {
     ['portlock list', 'every lock in ~/.portlock (or $PORTLOCK_DIR)'],
     ['portlock ls --dir /tmp/locks --json', 'the locks of another directory, as JSON'],
   ],
-  async run({ positionals, out, dir }) {
+  async run({ positionals, out, dir, name }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     checkDirFor(out, dir);
     const locks = await listLocks({ dir });
@@ -66,9 +67,14 @@ export const list: Command = {
     ];
     const rows = locks.map((lock) => {
       const record = lock.record;
-      const note =
+      const note = [
+        // A port's holder may keep its record in another lock directory: name the file to act on.
+        heldThrough(record, lock.path, name, 'cli'),
         interlockNote(lock) ??
-        (lock.state === 'held' && lock.certainty === 'certain' && lock.claim === undefined ? '' : lock.reason);
+          (lock.state === 'held' && lock.certainty === 'certain' && lock.claim === undefined ? '' : lock.reason),
+      ]
+        .filter(Boolean)
+        .join('; ');
       const state = lock.state === 'held' && record?.state !== undefined && record.state !== 'ready';
       // A squatter the kernel names, with no record to vouch for it: show it as the kernel does.
       const holder = record === undefined ? lock.holders?.[0] : undefined;

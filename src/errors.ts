@@ -2,7 +2,7 @@ import { lstatSync, statSync } from 'node:fs';
 import { currentReader } from './listeners/describe.ts';
 import { elsewhereNote, lockFileElsewhere } from './lock/held-through.ts';
 import { printable } from './printable.ts';
-import { holderText } from './record/holder-text.ts';
+import { commandText, holderText } from './record/holder-text.ts';
 import { since } from './record/started-at.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
@@ -86,7 +86,9 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     lines.push(`Next step: retry in a moment; if the file stays unreadable, remove ${d.lockPath}.`);
     return lines;
   }
-  const who = `pid ${d.meta.pid}${d.meta.user ? ` (user ${d.meta.user})` : ''}${
+  // Its own command line, as its answer told it where the kernel vouches for that answer.
+  const about = [d.meta.argv && commandText(d.meta.argv), d.meta.user && `user ${d.meta.user}`].filter(Boolean);
+  const who = `pid ${d.meta.pid}${about.length > 0 ? ` (${about.join(', ')})` : ''}${
     d.meta.hostname ? ` on ${d.meta.hostname}` : ''
   }`;
   const command = holderText(d.meta);
@@ -269,6 +271,11 @@ const PATH_PROBLEMS: Record<LockPathProblem, string> = {
   special: 'is not a regular file',
   unreadable: 'cannot be read by this process (it belongs to another user)',
 };
+
+/** `is a symbolic link; portlock never follows one`: what is wrong at a lock path, as a phrase. */
+export function lockPathProblemText(problem: LockPathProblem): string {
+  return PATH_PROBLEMS[problem];
+}
 
 /** The message of a {@link LockPathError}, in the reader's words. */
 export function lockPathMessage(lockPath: string, problem: LockPathProblem, wording: Wording = 'library'): string {

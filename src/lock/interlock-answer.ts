@@ -30,6 +30,16 @@ export function describeHolder(holder: InterlockHolder): string {
   return printable(`pid ${holder.pid}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`);
 }
 
+/** `a`, `a and b`, `a, b and c`. */
+export function listed(items: readonly string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+}
+
+/** `pid 4711 (...) holds` or `pid 4711 (...) and pid 4712 (...) hold`: the processes, with the verb that agrees. */
+export function holdersHold(holders: readonly InterlockHolder[]): string {
+  return `${listed(holders.map(describeHolder))} ${holders.length === 1 ? 'holds' : 'hold'}`;
+}
+
 /** `"percy" pid 1`: what an answer claims to be. */
 function claimOf(answer: PublicLockRecord): string {
   return `${answer.name === undefined ? 'a portlock holder' : JSON.stringify(answer.name)} pid ${answer.pid}`;
@@ -111,23 +121,21 @@ export function heldByAnswer(
   if (kernel.state === 'free' || (asked.kind === 'free' && kernel.state !== 'held')) return undefined;
   const lookAlikes = kernel.lookAlikes ?? [];
   const apart =
-    lookAlikes.length === 0
-      ? ''
-      : `; ${lookAlikes.map(describeHolder).join(', ')} holds a look-alike of its name, which does not count`;
+    lookAlikes.length === 0 ? '' : `; ${holdersHold(lookAlikes)} a look-alike of its name, which does not count`;
   const held = (certainty: Verdict['certainty'], reason: string, extra: Partial<HeldByInterlock> = {}) => ({
     verdict: { state: 'held' as const, certainty, reason: printable(reason + apart) },
     holders,
     ...(lookAlikes.length > 0 && { lookAlikes }),
     ...extra,
   });
-  const seen = holders.map(describeHolder).join(', ');
+  const seen = listed(holders.map(describeHolder));
   // Where it is not known which socket is the name's own, one that could bind the port may be it.
   const impostors =
     kernel.ambiguous && holders.some((holder) => holder.canBindPrivileged !== false) ? [] : impostorsOf(scope, holders);
   if (scope?.kind === 'port' && impostors.length > 0) {
     return held(
       'certain',
-      `its kernel name is held by ${impostors.map(describeHolder).join(', ')}, which cannot bind port ${scope.port}: an impostor, not a server on that port`,
+      `its kernel name is held by ${listed(impostors.map(describeHolder))}, which cannot bind port ${scope.port}: ${impostors.length === 1 ? 'an impostor, not a server' : 'impostors, not servers'} on that port`,
       { impostor: true },
     );
   }
@@ -183,5 +191,5 @@ export function heldByAnswer(
       : asked.kind === 'free'
         ? legacy
         : ', and refused to say who it is';
-  return held('certain', `${seen} holds the lock's kernel interlock${why}`);
+  return held('certain', `${holdersHold(holders)} the lock's kernel interlock${why}`);
 }

@@ -18,7 +18,7 @@ import type {
 } from '../types.ts';
 import { lockFileElsewhere, otherDirectory } from './held-through.ts';
 import { inspectLockWith } from './inspect.ts';
-import { describeHolder } from './interlock-answer.ts';
+import { describeHolder, listed } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
 
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
@@ -176,8 +176,9 @@ async function request(place: Place, verified: Verification, deadline: number): 
     if (onName.length > 0) {
       // A command the holder handed the lock to holds it on after the holder is gone.
       const who = onName.map((holder) => describeProcess(holder.pid) ?? { pid: holder.pid, command: undefined });
-      const named = who.map((holder) => describeHolder(holder).replace(/^pid /, 'process ')).join(', ');
-      return `${named} holds its kernel interlock and does not answer stop requests (it is not the process the record names, so the record's token is not sent to it)`;
+      const one = who.length === 1;
+      const named = `${one ? 'process' : 'processes'} ${listed(who.map((holder) => describeHolder(holder).replace(/^pid /, '')))}`;
+      return `${named} ${one ? 'holds' : 'hold'} its kernel interlock and ${one ? 'does' : 'do'} not answer stop requests (${one ? 'it is not the process' : 'they are not the process'} the record names, so the record's token is not sent to ${one ? 'it' : 'them'})`;
     }
     const doubt = verified.doubt === undefined ? '' : ` (${verified.doubt})`;
     return `its token was not sent: the process on the lock's kernel name is not the record's holder run by the lock directory's user${doubt}`;

@@ -59,7 +59,7 @@ export const list: Command = {
     }
     const now = Date.now();
     // What the holders serve, in columns of their own once any of them says (portlock up, run, agent).
-    const described = locks.some(({ record }) => record?.command ?? record?.cwd ?? record?.url);
+    const described = locks.some(({ record }) => record?.command ?? record?.argv ?? record?.cwd ?? record?.url);
     const header = [
       ...['LOCK', 'STATE', 'NAME', 'PID', 'USER', 'AGE'],
       ...(described ? ['COMMAND', 'CWD', 'URL'] : []),
@@ -87,7 +87,8 @@ export const list: Command = {
         record === undefined ? '-' : (since(record.startedAt, now) ?? '-'),
         ...(described
           ? [
-              record?.command === undefined ? '-' : commandText(record.command),
+              // What it serves, else its own command line (a holder's answer tells it).
+              commandText(record?.command ?? record?.argv ?? ['-']),
               record?.cwd === undefined ? '-' : printable(record.cwd),
               record?.url === undefined ? '-' : printable(record.url),
             ]

@@ -187,7 +187,7 @@ export function heldByAnswer(
   }
   const why =
     asked.kind === 'silent'
-      ? `, and does not answer (${asked.reason})`
+      ? `, and ${holders.length === 1 ? 'does' : 'do'} not answer (${asked.reason})`
       : asked.kind === 'free'
         ? legacy
         : ', and refused to say who it is';

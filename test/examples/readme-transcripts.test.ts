@@ -40,7 +40,7 @@ function transcript(command: string, section?: string): string {
     if (line.startsWith('$ ')) break;
     lines.push(line);
   }
-  return lines.join('\n').replace(/\n*$/, '\n');
+  return lines.join('\n').replace(/\s*$/, '\n');
 }
 
 /** The example in backticks of the README's `portlock status` table row for `state`. */
@@ -180,6 +180,39 @@ describe('README transcripts are what the command prints', { skip: linux }, () =
     } finally {
       run.kill('SIGTERM');
       await exited(run);
+    }
+  });
+
+  it('portlock status 8080, after portlock run was killed with SIGKILL', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const run = spawnCli(['run', '-p', String(port), '--dir', dir, '--', 'node', CHILD, 'plain'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const { pid } = JSON.parse(await lineMatching(run, /"ready":true/)) as { pid: number };
+    try {
+      run.kill('SIGKILL');
+      await exited(run);
+      const result = await cli(['status', String(port), '--dir', dir]);
+      assert.equal(result.code, 0, result.stderr);
+      const shown = asInReadme(result.stdout, [
+        [commandText(['node', CHILD, 'plain']), 'node server.js'],
+        [String(port), '8080'],
+        [String(pid), '5120'],
+        [String(run.pid), '5117'],
+        [/user root\b/g, 'user alice'],
+        [/taken \d+ s ago/, 'taken 1 min ago'],
+        [projectRoot.replace(/\/$/, ''), '/home/alice/app'],
+      ]);
+      assert.equal(
+        shown,
+        transcript(
+          'portlock status 8080',
+          '- **If `portlock run` itself is killed with SIGKILL**, the command does not go on using the port',
+        ).replace(/^ {2}/gm, ''),
+      );
+    } finally {
+      process.kill(pid, 'SIGKILL');
     }
   });
 

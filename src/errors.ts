@@ -39,15 +39,20 @@ function heldMessage(d: HeldDetails, wording: Wording): string {
 }
 
 /**
- * `Next step: ...` for a holder that runs as another user than the reader, who can neither signal
- * it nor remove its file: whose it is, and who can stop it. Undefined when the reader can act.
+ * `Next step: ...` for a holder that runs as another user than the reader (`user`, or one /proc
+ * does not name), who can neither signal it nor remove its file: whose it is, and who can stop it.
  */
-function othersHolder(d: HeldDetails, user: string | undefined): string | undefined {
+function othersNextStep(target: string, user: string | undefined): string {
+  const whose = user === undefined ? 'the holder runs as another user' : `it runs as user ${user}`;
+  const who = user === undefined ? 'that user or root' : user === 'root' ? 'root' : `${user} or root`;
+  const instead = target.startsWith('port ') ? ', or use another port' : '';
+  return `Next step: ${whose}, and only ${who} can stop it: ask them, wait for it to exit${instead}.`;
+}
+
+/** Whether a holder's user is another than the reader's, who then cannot stop it (root can). */
+function othersUser(user: string | undefined): boolean {
   const reader = currentReader();
-  if (user === undefined || reader.root || user === reader.user) return undefined;
-  const who = user === 'root' ? 'root' : `${user} or root`;
-  const instead = d.target.startsWith('port ') ? ', or use another port' : '';
-  return `Next step: it runs as user ${user}, and only ${who} can stop it: ask them, wait for it to exit${instead}.`;
+  return user !== undefined && !reader.root && user !== reader.user;
 }
 
 function heldLines(d: HeldDetails, wording: Wording): string[] {
@@ -74,10 +79,7 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     // Another user's process: its record and its claims cannot be checked, and it cannot be signalled.
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
     lines.push(`Lock file: not known (the holder keeps its record where this user cannot check it)`);
-    const instead = d.target.startsWith('port ') ? ', or use another port' : '';
-    lines.push(
-      `Next step: the holder runs as another user, and only that user or root can stop it: ask them, wait for it to exit${instead}.`,
-    );
+    lines.push(othersNextStep(d.target, undefined));
     return lines;
   }
   if (d.meta === undefined) {
@@ -100,7 +102,6 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
   } else lines.push(`${app} is already running on ${d.target}: held by ${who} ${since}.`);
   lines.push(`Verdict: ${d.state === 'held' ? `alive, ${d.certainty}` : 'cannot be checked from here'}: ${d.reason}.`);
   lines.push(fileLine);
-  const foreign = othersHolder(d, d.meta.user);
   const [heir] = d.holders ?? [];
   if (heir !== undefined) {
     // The recorded holder handed the lock on (to a command it ran) and is gone: name who has it.
@@ -109,8 +110,8 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     lines.push(`Next step: stop that process first (for example: kill ${heir.pid}), or wait for it to exit.`);
   } else if (d.state === 'unknown') {
     lines.push(`Next step: stop ${app} where it runs; if it is not running there, remove ${lockPath}.`);
-  } else if (foreign !== undefined) {
-    lines.push(foreign);
+  } else if (othersUser(d.meta.user)) {
+    lines.push(othersNextStep(d.target, d.meta.user));
   } else if (d.certainty === 'certain') {
     lines.push(`Next step: stop that process first (for example: kill ${d.meta.pid}), or wait for it to exit.`);
   } else {

@@ -1,10 +1,30 @@
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
-import { CHILD, cli, exited, jsonLine, place, spawnCli } from './_support.ts';
+import { CHILD, cli, exited, place, spawnCli } from './_support.ts';
+
+/** The pids of the first `count` processes that said they are ready on the child's stdout (one listener: lines may come in one chunk). */
+function readyPids(child: ChildProcess, count: number): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const pids: number[] = [];
+    let buffer = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const lines = buffer.split('\n');
+      buffer = lines.pop() ?? '';
+      for (const line of lines) {
+        const pid = /"ready":true,"pid":(\d+)/.exec(line)?.[1];
+        if (pid !== undefined) pids.push(Number(pid));
+      }
+      if (pids.length >= count) resolve(pids);
+    });
+    child.once('close', () => reject(new Error(`closed after ${pids.length} of ${count} ready lines`)));
+  });
+}
 
 // The sentences status and stop print, read as a person reads them: verbs that agree, the time
 // limit as it was set, prepositions that fit, and no full stop inside parentheses.
@@ -18,16 +38,7 @@ describe('the wording of status and stop', () => {
     );
     const pids: number[] = [];
     try {
-      for (let ready = 0; ready < 2; ready++) {
-        pids.push(
-          (
-            await jsonLine<{ ready?: boolean; pid: number }>(
-              run,
-              (line) => line.ready === true && !pids.includes(line.pid),
-            )
-          ).pid,
-        );
-      }
+      pids.push(...(await readyPids(run, 2)));
       run.kill('SIGKILL');
       await exited(run);
       const status = await cli(['status', String(port), '--dir', dir]);

@@ -56,8 +56,11 @@ type Swap = [string | RegExp, string];
 /** The text with each of this run's values replaced by the README's. */
 function asInReadme(text: string, swaps: Swap[]): string {
   let result = text;
-  for (const [from, to] of swaps)
-    result = typeof from === 'string' ? result.replaceAll(from, to) : result.replace(from, to);
+  for (const [from, to] of swaps) {
+    // A number (a pid, a port) only as a whole word: a port's digits may be part of a pid.
+    const pattern = typeof from === 'string' && /^\d+$/.test(from) ? new RegExp(`\\b${from}\\b`, 'g') : from;
+    result = typeof pattern === 'string' ? result.replaceAll(pattern, to) : result.replace(pattern, to);
+  }
   return result;
 }
 
@@ -170,7 +173,6 @@ describe('README transcripts are what the command prints', { skip: linux }, () =
       const shown = asInReadme(result.stdout.trimEnd(), [
         [String(port), '3000'],
         [`${commandText(['node', CHILD, 'plain'])} (pid ${pid}`, 'node server.js (pid 29986'],
-        [String(run.pid), '29969'],
         [String(run.pid), '29969'],
         ['user root', 'user alice'],
         [/up \d+ s/, 'up 1 s'],

@@ -37,7 +37,7 @@ function transcript(command: string, section?: string): string {
   const start = at + command.length + 3;
   const lines: string[] = [];
   for (const line of README.slice(start, README.indexOf('```', start)).split('\n')) {
-    if (line.startsWith('$ ')) break;
+    if (line.trimStart().startsWith('$ ')) break;
     lines.push(line);
   }
   return lines.join('\n').replace(/\s*$/, '\n');
@@ -215,6 +215,65 @@ describe('README transcripts are what the command prints', { skip: linux }, () =
       );
     } finally {
       process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('the quick start: a second agent, status, and status after kill -9', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const args = ['agent', '-p', String(port), '--dir', dir];
+    const agent = spawnCli(args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const listening = await new Promise<string>((resolve) => {
+      let text = '';
+      agent.stderr?.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        if (text.includes('\n')) resolve(text);
+      });
+    });
+    const swaps: Swap[] = [
+      [commandText([process.execPath, BIN, ...args]), '/usr/bin/node /home/alice/portlock/src/cli/bin.ts agent'],
+      [String(port), '5338'],
+      [String(agent.pid), '4242'],
+      [/user root\b/, 'user alice'],
+      [` on ${hostname()} since `, ' on devbox since '],
+      [/since \S+ \(\d+ s ago\)/, 'since 2026-11-24T09:12:03.000Z (2 s ago)'],
+      [/\bup \d+ s\b/, 'up 9 s'],
+      [/taken \d+ s ago/, 'taken 15 s ago'],
+      [`${dir}/`, '/home/alice/.portlock/'],
+      [projectRoot.replace(/\/$/, ''), '/home/alice/portlock'],
+    ];
+    // The console blocks of the quick start's numbered steps, indented under each.
+    const step = (command: string, heading: string) => transcript(command, heading).replace(/^ {3}/gm, '');
+    try {
+      assert.equal(
+        asInReadme(listening, swaps),
+        step('portlock agent', '1. **Terminal 1** starts the agent. It takes the lock for port 5338 and serves on it:'),
+      );
+      const second = await cli(args);
+      assert.equal(second.code, 75);
+      assert.equal(
+        asInReadme(second.stderr, swaps),
+        step(
+          'portlock agent',
+          '2. **Terminal 2** tries a second start. It is refused in milliseconds, with the holder named and',
+        ),
+      );
+      const running = await cli(['status', String(port), '--dir', dir]);
+      assert.equal(
+        asInReadme(running.stdout, swaps),
+        step('portlock status 5338', '3. Ask who holds the port, in one line (exit 0: running):'),
+      );
+      agent.kill('SIGKILL');
+      await exited(agent);
+      const stale = await cli(['status', String(port), '--dir', dir]);
+      assert.equal(stale.code, 1);
+      assert.equal(
+        asInReadme(stale.stdout, swaps),
+        step('portlock status 5338', '4. Kill the agent the hard way, so that it cannot clean up after itself:'),
+      );
+    } finally {
+      agent.kill('SIGKILL');
+      await exited(agent);
     }
   });
 

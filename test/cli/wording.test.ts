@@ -47,6 +47,11 @@ describe('the wording of status and stop', () => {
         status.stdout,
         /pid \d+ \([^)]*\) and pid \d+ \([^)]*\) hold the lock's kernel interlock(, and do not answer \(it did not answer within 1 s\))?/,
       );
+      // And where status names them itself.
+      assert.match(
+        status.stdout,
+        /^port \d+: running: held by pid \d+ \([^)]*\) and pid \d+ \([^)]*\) through the kernel interlock/,
+      );
       assert.doesNotMatch(status.stdout, /\bholds the lock's kernel interlock|within \d+ ms/);
     } finally {
       for (const pid of pids) {

@@ -2,7 +2,7 @@ import { portInUseLine } from '../../listeners/describe.ts';
 import { portHolders } from '../../listeners/port-holders.ts';
 import { heldThrough } from '../../lock/held-through.ts';
 import { inspectLock } from '../../lock/inspect.ts';
-import { describeHolder } from '../../lock/interlock-answer.ts';
+import { describeHolder, listed } from '../../lock/interlock-answer.ts';
 import { printable } from '../../printable.ts';
 import type { LockInspection, PublicLockRecord } from '../../types.ts';
 import { parsePort, UsageError } from '../args.ts';
@@ -43,7 +43,7 @@ export function statusLine(port: number, lock: LockInspection, out: Output, name
   }
   if (holders.length > 0 && named === undefined) {
     // The record's writer is gone, and a process it handed the lock to holds it.
-    who.push(`held by ${holders.map(describeHolder).join(', ')} through the kernel interlock`);
+    who.push(`held by ${listed(holders.map(describeHolder))} through the kernel interlock`);
     if (record !== undefined) {
       // The process that took it, by its own name: the command it ran is the holder named before.
       const { commandPid: _command, supervisorPid: _supervisor, ...taker } = record;

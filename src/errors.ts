@@ -1,6 +1,8 @@
 import { lstatSync, statSync } from 'node:fs';
+import { currentReader } from './listeners/describe.ts';
+import { elsewhereNote, lockFileElsewhere } from './lock/held-through.ts';
 import { printable } from './printable.ts';
-import { holderText } from './record/holder-text.ts';
+import { commandText, holderText } from './record/holder-text.ts';
 import { since } from './record/started-at.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
@@ -16,11 +18,14 @@ interface HeldDetails extends HeldVerdict {
   name: string;
   /** `port 5338` or `key build-cache`. */
   target: string;
+  /** The lock file the asker looked at (the holder's own may lie in another directory: see `meta.lockFile`). */
   lockPath: string;
   meta: PublicLockRecord | undefined;
   now: number;
   /** The processes that hold the kernel interlock, where they are not the one the record names. */
   holders?: InterlockHolder[];
+  /** The kernel says the interlock is held, by a process /proc does not show the reader (another user's). */
+  hidden?: true;
 }
 
 function age(startedAt: string, now: number): string {
@@ -29,12 +34,36 @@ function age(startedAt: string, now: number): string {
 }
 
 /** The message of a refusal: every line made safe to print, for records and answers are anyone's to write. */
-function heldMessage(d: HeldDetails): string {
-  return heldLines(d).map(printable).join('\n');
+function heldMessage(d: HeldDetails, wording: Wording): string {
+  return heldLines(d, wording).map(printable).join('\n');
 }
 
-function heldLines(d: HeldDetails): string[] {
+/**
+ * `Next step: ...` for a holder that runs as another user than the reader (`user`, or one /proc
+ * does not name), who can neither signal it nor remove its file: whose it is, and who can stop it.
+ */
+function othersNextStep(target: string, user: string | undefined): string {
+  const whose = user === undefined ? 'the holder runs as another user' : `it runs as user ${user}`;
+  const who = user === undefined ? 'that user or root' : user === 'root' ? 'root' : `${user} or root`;
+  const instead = target.startsWith('port ') ? ', or use another port' : '';
+  return `Next step: ${whose}, and only ${who} can stop it: ask them, wait for it to exit${instead}.`;
+}
+
+/** Whether a holder's user is another than the reader's, who then cannot stop it (root can). */
+function othersUser(user: string | undefined): boolean {
+  const reader = currentReader();
+  return user !== undefined && !reader.root && user !== reader.user;
+}
+
+function heldLines(d: HeldDetails, wording: Wording): string[] {
   const app = d.meta?.name ?? d.name;
+  // The file the holder itself names, where the kernel vouches for it: it may be in another directory.
+  const elsewhere = lockFileElsewhere(d.meta, d.lockPath);
+  const lockPath = elsewhere ?? d.lockPath;
+  const fileLine =
+    elsewhere === undefined || d.meta === undefined
+      ? `Lock file: ${lockPath}`
+      : `Lock file: ${lockPath} ${elsewhereNote(elsewhere, d.meta, d.name, wording)}`;
   const lines: string[] = [];
   const [squatter] = d.holders ?? [];
   if (d.meta === undefined && squatter !== undefined) {
@@ -46,13 +75,22 @@ function heldLines(d: HeldDetails): string[] {
     );
     return lines;
   }
+  if (d.meta === undefined && d.hidden) {
+    // Another user's process: its record and its claims cannot be checked, and it cannot be signalled.
+    lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
+    lines.push(`Lock file: not known (the holder keeps its record where this user cannot check it)`);
+    lines.push(othersNextStep(d.target, undefined));
+    return lines;
+  }
   if (d.meta === undefined) {
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
     lines.push(`Lock file: ${d.lockPath}`);
     lines.push(`Next step: retry in a moment; if the file stays unreadable, remove ${d.lockPath}.`);
     return lines;
   }
-  const who = `pid ${d.meta.pid}${d.meta.user ? ` (user ${d.meta.user})` : ''}${
+  // Its own command line, as its answer told it where the kernel vouches for that answer.
+  const about = [d.meta.argv && commandText(d.meta.argv), d.meta.user && `user ${d.meta.user}`].filter(Boolean);
+  const who = `pid ${d.meta.pid}${about.length > 0 ? ` (${about.join(', ')})` : ''}${
     d.meta.hostname ? ` on ${d.meta.hostname}` : ''
   }`;
   const command = holderText(d.meta);
@@ -63,7 +101,7 @@ function heldLines(d: HeldDetails): string[] {
     lines.push(`${d.target} is held by ${command}${where} ${since}.`);
   } else lines.push(`${app} is already running on ${d.target}: held by ${who} ${since}.`);
   lines.push(`Verdict: ${d.state === 'held' ? `alive, ${d.certainty}` : 'cannot be checked from here'}: ${d.reason}.`);
-  lines.push(`Lock file: ${d.lockPath}`);
+  lines.push(fileLine);
   const [heir] = d.holders ?? [];
   if (heir !== undefined) {
     // The recorded holder handed the lock on (to a command it ran) and is gone: name who has it.
@@ -71,15 +109,26 @@ function heldLines(d: HeldDetails): string[] {
     lines.push(`Held now by: ${heirs}, through the kernel interlock.`);
     lines.push(`Next step: stop that process first (for example: kill ${heir.pid}), or wait for it to exit.`);
   } else if (d.state === 'unknown') {
-    lines.push(`Next step: stop ${app} where it runs; if it is not running there, remove ${d.lockPath}.`);
+    lines.push(`Next step: stop ${app} where it runs; if it is not running there, remove ${lockPath}.`);
+  } else if (othersUser(d.meta.user)) {
+    lines.push(othersNextStep(d.target, d.meta.user));
   } else if (d.certainty === 'certain') {
     lines.push(`Next step: stop that process first (for example: kill ${d.meta.pid}), or wait for it to exit.`);
   } else {
     lines.push(
-      `Next step: stop that process first (for example: kill ${d.meta.pid}); if pid ${d.meta.pid} is not ${app}, remove ${d.lockPath}.`,
+      `Next step: stop that process first (for example: kill ${d.meta.pid}); if pid ${d.meta.pid} is not ${app}, remove ${lockPath}.`,
     );
   }
   return lines;
+}
+
+/** What each refusal was made of, to say it again in the command line's words. */
+const heldDetails = new WeakMap<LockHeldError, HeldDetails>();
+
+/** The message of a refusal in the reader's words: `--dir` at the command line, the `dir` option in a program. */
+export function lockHeldMessage(error: LockHeldError, wording: Wording): string {
+  const details = heldDetails.get(error);
+  return details === undefined ? error.message : heldMessage(details, wording);
 }
 
 /** The lock is held by a live process, or by one portlock cannot check. */
@@ -88,6 +137,10 @@ export class LockHeldError extends Error {
   readonly code = 'ELOCKED';
   /** The holder's record (without its token); undefined when the file could not be read. */
   readonly meta: PublicLockRecord | undefined;
+  /**
+   * The holder's lock file: the one looked at, or, where the holder named another (a port held
+   * through another lock directory, see `meta.lockFile`), that one.
+   */
   readonly lockPath: string;
   /** `held`: a live holder; `unknown`: portlock cannot tell (another host, a record being written). */
   readonly state: 'held' | 'unknown';
@@ -95,9 +148,10 @@ export class LockHeldError extends Error {
   readonly reason: string;
 
   constructor(details: HeldDetails) {
-    super(heldMessage(details));
+    super(heldMessage(details, 'library'));
+    heldDetails.set(this, details);
     this.meta = details.meta;
-    this.lockPath = details.lockPath;
+    this.lockPath = lockFileElsewhere(details.meta, details.lockPath) ?? details.lockPath;
     this.state = details.state;
     this.certainty = details.certainty;
     this.reason = details.reason;
@@ -218,6 +272,11 @@ const PATH_PROBLEMS: Record<LockPathProblem, string> = {
   special: 'is not a regular file',
   unreadable: 'cannot be read by this process (it belongs to another user)',
 };
+
+/** `is a symbolic link; portlock never follows one`: what is wrong at a lock path, as a phrase. */
+export function lockPathProblemText(problem: LockPathProblem): string {
+  return PATH_PROBLEMS[problem];
+}
 
 /** The message of a {@link LockPathError}, in the reader's words. */
 export function lockPathMessage(lockPath: string, problem: LockPathProblem, wording: Wording = 'library'): string {

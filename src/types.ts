@@ -153,6 +153,17 @@ export interface LockRecord {
    */
   socketInode?: string;
   /**
+   * In a holder's answer on its interlock only: the lock file it holds, by its absolute path. A
+   * port's kernel name is the same for every lock directory, so this names the record to act on
+   * when it lies in another directory than the asker's. Never in the record file.
+   */
+  lockFile?: string;
+  /**
+   * In a holder's answer on its interlock only: the holder process's own command line
+   * (`process.argv`, at most a few KB of it). Never in the record file.
+   */
+  argv?: string[];
+  /**
    * A random value that only this holder's record carries. It proves ownership: release and
    * reclaim act only on a record that still carries the token they expect. Never shown to others.
    */

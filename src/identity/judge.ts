@@ -62,10 +62,10 @@ function judgeUnreadable(file: RecordFile, { probe, graceMs = UNREADABLE_GRACE_M
 
 /** Where a record comes from when that is not here, else undefined. */
 function elsewhere(record: LockRecord, probe: ProcessProbe): string | undefined {
-  if (record.hostname !== undefined && record.hostname !== probe.hostname()) return `host ${record.hostname}`;
+  if (record.hostname !== undefined && record.hostname !== probe.hostname()) return `on host ${record.hostname}`;
   const netns = probe.netns?.();
   if (record.netns !== undefined && netns !== undefined && record.netns !== netns) {
-    return `another network namespace (${record.netns})`;
+    return `in another network namespace (${record.netns})`;
   }
   return undefined;
 }
@@ -168,10 +168,7 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
     }
     const where = elsewhere(record, probe);
     if (where !== undefined && interlockFree.hostLocal) {
-      return stale(
-        'certain',
-        `it was taken in ${where}, whose port is not this one; here the port's interlock is free`,
-      );
+      return stale('certain', `it was taken ${where}, whose port is not this one; here the port's interlock is free`);
     }
     if (where === undefined && record.interlock === true) {
       return stale(

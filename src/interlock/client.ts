@@ -15,6 +15,14 @@ export type Asked =
   | { kind: 'silent'; reason: string };
 
 /**
+ * `1 s`, `0.3 s`, `50 ms`: a time limit as a person would state it. A caller that gives a question
+ * what is left of a deadline passes 996 ms for a limit of 1 s; the limit is what a reader knows.
+ */
+export function roundFigure(ms: number): string {
+  return ms < 100 ? `${Math.round(ms)} ms` : `${Math.round(ms / 100) / 10} s`;
+}
+
+/**
  * Sends one request to whoever holds `name` and waits for the reply. An aborted `signal` stops the
  * waiting at once (the answer is then `silent`; the caller looks at its signal).
  */
@@ -66,7 +74,7 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
       current.on('close', () => finish({ kind: 'silent', reason: 'it closed the connection without an answer' }));
     };
     const timer = setTimeout(
-      () => finish({ kind: 'silent', reason: `it did not answer within ${timeoutMs} ms` }),
+      () => finish({ kind: 'silent', reason: `it did not answer within ${roundFigure(timeoutMs)}` }),
       timeoutMs,
     );
     if (signal?.aborted) onAbort();

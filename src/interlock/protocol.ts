@@ -4,7 +4,10 @@ import { SUN_PATH_BYTES } from './name.ts';
 
 /**
  * The holder's interlock answers one request per connection, as a line of JSON:
- * - `{"v":1,"op":"who"}`: the holder's public record (never its token);
+ * - `{"v":1,"op":"who"}`: the holder's public record (never its token), with the path of its lock
+ *   file (`lockFile`: a port's name is the same for every lock directory), its own command line
+ *   (`argv`) and working directory (`cwd`), which the asker believes only where the kernel vouches
+ *   for the process that answered;
  * - `{"v":1,"op":"stop","token":"…"}`: asks the holder to stop; the token proves the asker can
  *   read the holder's 0600 record;
  * - `{"v":1,"op":"wait","since":…,"pid":…}`: keeps the connection open until the lock is released,
@@ -31,6 +34,48 @@ export const MAX_REQUEST_BYTES = 4096;
 
 /** A client that has not sent a whole request by then is disconnected. */
 export const REQUEST_TIMEOUT_MS = 1000;
+
+/** A `who` answer's `lockFile` is at most this long, and its `argv` at most this many characters in all. */
+const MAX_PATH_CHARS = 4096;
+const MAX_ARGV_CHARS = 4096;
+
+/**
+ * The holder's command line as a `who` answer carries it: whole words, as many as fit in
+ * {@link MAX_ARGV_CHARS} (the last one cut short), so that an answer always fits in one reply.
+ */
+export function answerArgv(argv: readonly string[]): string[] {
+  const kept: string[] = [];
+  let left = MAX_ARGV_CHARS;
+  for (const word of argv) {
+    if (left <= 0) break;
+    kept.push(word.slice(0, left));
+    left -= word.length + 1;
+  }
+  return kept;
+}
+
+/**
+ * What a `who` answer says beside its record (see `LockRecord.lockFile` and `argv`), where it is
+ * well-formed. Parsed here, not with the record: a record file never carries them.
+ */
+function answerExtras(record: unknown): Pick<PublicLockRecord, 'lockFile' | 'argv'> {
+  if (typeof record !== 'object' || record === null) return {};
+  const { lockFile, argv } = record as Record<string, unknown>;
+  const path =
+    typeof lockFile === 'string' &&
+    lockFile.startsWith('/') &&
+    lockFile.length <= MAX_PATH_CHARS &&
+    !lockFile.includes('\0')
+      ? lockFile
+      : undefined;
+  const words =
+    Array.isArray(argv) &&
+    argv.every((word) => typeof word === 'string') &&
+    argv.reduce((total: number, word: string) => total + word.length + 1, 0) <= MAX_ARGV_CHARS + 1
+      ? (argv as string[])
+      : undefined;
+  return { ...(path !== undefined && { lockFile: path }), ...(words !== undefined && { argv: words }) };
+}
 
 /** What names a waiter's park: its pid and 128 random bits, in hex. */
 const PARK_ID = /^[1-9][0-9]{0,9}-[0-9a-f]{32}$/;
@@ -119,7 +164,8 @@ export function parseReply(line: string): Reply | undefined {
   if (value.ok !== true) return undefined;
   if ('record' in value) {
     const record = parseRecord(Buffer.from(JSON.stringify(value.record ?? null)));
-    return record === undefined ? undefined : { v: PROTOCOL_VERSION, ok: true, record: publicRecord(record) };
+    if (record === undefined) return undefined;
+    return { v: PROTOCOL_VERSION, ok: true, record: { ...publicRecord(record), ...answerExtras(value.record) } };
   }
   if (value.waiting === true) {
     const { ahead, after, holder, behind } = value;

@@ -3,6 +3,7 @@ import { sameToken } from '../same-token.ts';
 import type { PublicLockRecord, StopRequestHandler } from '../types.ts';
 import { boundAbstractNames, shownAs, socketInode } from './holders.ts';
 import {
+  answerArgv,
   encode,
   errorReply,
   MAX_REQUEST_BYTES,
@@ -28,9 +29,27 @@ const BACKLOG = 4096;
 export interface HolderAnswers {
   /** The record to show askers (no token). */
   record: PublicLockRecord;
+  /** The lock file's absolute path, told to askers: a port's name is the same for every lock directory. */
+  lockFile?: string;
   token: string;
   /** Read at request time, so a handler installed after acquiring is found. */
   stopHandler(): StopRequestHandler | undefined;
+}
+
+let argv: string[] | undefined;
+/** This process's command line, as a `who` answer carries it (computed once: it does not change). */
+function ownArgv(): string[] {
+  argv ??= answerArgv(process.argv);
+  return argv;
+}
+
+/** This process's working directory, for a holder that did not say one; none if it was removed. */
+function ownCwd(): { cwd?: string } {
+  try {
+    return { cwd: process.cwd() };
+  } catch {
+    return {};
+  }
 }
 
 interface Waiter {
@@ -190,7 +209,15 @@ export class Interlock {
       case 'who': {
         // With this socket's inode, by which an asker tells the name's own socket from look-alikes.
         const socketInode = this.#ownInode();
-        const record = socketInode === undefined ? answers.record : { ...answers.record, socketInode };
+        // This process's command line and directory only where the record it tells is its own.
+        const own = answers.record.pid === process.pid;
+        const record = {
+          ...answers.record,
+          ...(answers.lockFile !== undefined && { lockFile: answers.lockFile }),
+          ...(own && { argv: ownArgv() }),
+          ...(own && answers.record.cwd === undefined && ownCwd()),
+          ...(socketInode !== undefined && { socketInode }),
+        };
         this.#reply(socket, { v: PROTOCOL_VERSION, ok: true, record });
         return;
       }

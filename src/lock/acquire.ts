@@ -21,7 +21,7 @@ import { Lock } from './handle.ts';
 import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { sweepLeftovers } from './leftovers.ts';
-import { ensureLockDir } from './lock-dir.ts';
+import { checkOwnLockDir, ensureLockDir } from './lock-dir.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
@@ -37,6 +37,8 @@ type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   unidentified?: boolean;
   /** Who holds the interlock, when its holder does not answer and is not the one recorded. */
   holders?: InterlockHolder[];
+  /** The kernel says the interlock is held, by a process /proc does not show this user. */
+  hidden?: true;
 };
 
 const UNIDENTIFIED: Refusal = {
@@ -126,6 +128,7 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
     viaInterlock: true,
     record,
     ...(holders.length > 0 && { holders }),
+    ...(held.hidden && { hidden: true }),
     verdict: held.verdict,
   };
 }
@@ -205,8 +208,11 @@ async function tryOnce(
   identifyHolder: boolean,
 ): Promise<Tried> {
   const { dir, path, scope } = options;
-  ensureLockDir(dir);
-  // Named only now that the directory exists: a key's name uses its real path.
+  // A missing directory is created only once there is a record to write in it, so that a refusal
+  // leaves no new, empty one behind: a port's kernel name needs none. A key's name comes from its
+  // directory's identity and real path, so that directory is made first.
+  if (scope.kind === 'key') ensureLockDir(dir);
+  const dirExists = scope.kind === 'key' || checkOwnLockDir(dir);
   const name = interlockNameOf();
   let interlock: Interlock | undefined;
   const companions: Interlock[] = [];
@@ -246,6 +252,7 @@ async function tryOnce(
     for (const companion of companions) companion.close();
   };
   try {
+    if (!dirExists) ensureLockDir(dir);
     // Made only once the interlock is ours: a refusal needs neither a record nor a token.
     token = tokenOf();
     record = createRecord(scope, options.name, token, probe, interlock !== undefined, {
@@ -253,7 +260,7 @@ async function tryOnce(
       interlockUnavailable: unavailable,
       holder: options.holder,
     });
-    const answers = { record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest };
+    const answers = { record: publicRecord(record), lockFile: path, token, stopHandler: () => lock?.onStopRequest };
     interlock?.answerWith(answers);
     if (interlock !== undefined) for (const companion of companions) companion.answerWith(answers);
     attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
@@ -293,6 +300,7 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
     meta: record === undefined ? undefined : publicRecord(record),
     now,
     ...(refusal.holders && { holders: refusal.holders }),
+    ...(refusal.hidden && { hidden: true }),
   });
 }
 

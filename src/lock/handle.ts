@@ -107,6 +107,7 @@ export class Lock implements LockHandle {
       get record() {
         return followFile ? onFile() : own();
       },
+      lockFile: this.path,
       token: this.#token,
       stopHandler: () => this.onStopRequest,
     };

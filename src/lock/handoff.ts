@@ -101,7 +101,12 @@ export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe
     throw error;
   }
   ownTokens.add(handoff.token);
-  interlock.answerWith({ record: publicRecord(record), token: handoff.token, stopHandler: () => lock?.onStopRequest });
+  interlock.answerWith({
+    record: publicRecord(record),
+    lockFile: path,
+    token: handoff.token,
+    stopHandler: () => lock?.onStopRequest,
+  });
   lock = new Lock(path, record, handoff.token, interlock);
   return lock;
 }

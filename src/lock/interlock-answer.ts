@@ -18,6 +18,8 @@ export interface HeldByInterlock {
   claim?: PublicLockRecord;
   /** Set when a holder of a privileged port's name could not have bound that port. */
   impostor?: true;
+  /** Set when the kernel says the name is held, but /proc shows this user no process that holds it (another user's). */
+  hidden?: true;
   /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
   lookAlikes?: InterlockHolder[];
 }
@@ -26,6 +28,16 @@ export interface HeldByInterlock {
 export function describeHolder(holder: InterlockHolder): string {
   const parts = [holder.command, holder.user && `user ${holder.user}`].filter(Boolean) as string[];
   return printable(`pid ${holder.pid}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`);
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+export function listed(items: readonly string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+}
+
+/** `pid 4711 (...) holds` or `pid 4711 (...) and pid 4712 (...) hold`: the processes, with the verb that agrees. */
+export function holdersHold(holders: readonly InterlockHolder[]): string {
+  return `${listed(holders.map(describeHolder))} ${holders.length === 1 ? 'holds' : 'hold'}`;
 }
 
 /** `"percy" pid 1`: what an answer claims to be. */
@@ -109,23 +121,21 @@ export function heldByAnswer(
   if (kernel.state === 'free' || (asked.kind === 'free' && kernel.state !== 'held')) return undefined;
   const lookAlikes = kernel.lookAlikes ?? [];
   const apart =
-    lookAlikes.length === 0
-      ? ''
-      : `; ${lookAlikes.map(describeHolder).join(', ')} holds a look-alike of its name, which does not count`;
+    lookAlikes.length === 0 ? '' : `; ${holdersHold(lookAlikes)} a look-alike of its name, which does not count`;
   const held = (certainty: Verdict['certainty'], reason: string, extra: Partial<HeldByInterlock> = {}) => ({
     verdict: { state: 'held' as const, certainty, reason: printable(reason + apart) },
     holders,
     ...(lookAlikes.length > 0 && { lookAlikes }),
     ...extra,
   });
-  const seen = holders.map(describeHolder).join(', ');
+  const seen = listed(holders.map(describeHolder));
   // Where it is not known which socket is the name's own, one that could bind the port may be it.
   const impostors =
     kernel.ambiguous && holders.some((holder) => holder.canBindPrivileged !== false) ? [] : impostorsOf(scope, holders);
   if (scope?.kind === 'port' && impostors.length > 0) {
     return held(
       'certain',
-      `its kernel name is held by ${impostors.map(describeHolder).join(', ')}, which cannot bind port ${scope.port}: an impostor, not a server on that port`,
+      `its kernel name is held by ${listed(impostors.map(describeHolder))}, which cannot bind port ${scope.port}: ${impostors.length === 1 ? 'an impostor, not a server' : 'impostors, not servers'} on that port`,
       { impostor: true },
     );
   }
@@ -136,11 +146,12 @@ export function heldByAnswer(
       kernel.state === 'unseen'
         ? 'this OS does not tell which process holds it'
         : "/proc does not show which process holds it (another user's, or hidden)";
-    if (answer === undefined) return held('likely', `a process holds the lock's kernel interlock; ${why}`);
+    const hidden = kernel.state === 'unseen' ? {} : { hidden: true as const };
+    if (answer === undefined) return held('likely', `a process holds the lock's kernel interlock; ${why}`, hidden);
     return held(
       'likely',
       `a process holds the lock's kernel interlock; ${why}; it claims to be ${claimOf(answer)}, which cannot be checked from here`,
-      { claim: answer },
+      { claim: answer, ...hidden },
     );
   }
   const legacy = kernel.legacy ? ' (in the unpadded form of an older portlock or Node)' : '';
@@ -176,9 +187,9 @@ export function heldByAnswer(
   }
   const why =
     asked.kind === 'silent'
-      ? `, and does not answer (${asked.reason})`
+      ? `, and ${holders.length === 1 ? 'does' : 'do'} not answer (${asked.reason})`
       : asked.kind === 'free'
         ? legacy
         : ', and refused to say who it is';
-  return held('certain', `${seen} holds the lock's kernel interlock${why}`);
+  return held('certain', `${holdersHold(holders)} the lock's kernel interlock${why}`);
 }

@@ -94,20 +94,35 @@ function checkParents(dir: string, owner: number): void {
  * or others, below directories that only root or this user can change (or sticky ones).
  */
 export function ensureLockDir(dir: string): void {
+  if (checkOwnLockDir(dir)) return;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (UNWRITABLE_CODES.has(code)) throw new LockDirectoryError(dir, 'unwritable', code);
+    if (code === 'ENOTDIR') throw new LockDirectoryError(dir, 'not-directory', 'a parent is a file');
+    throw error;
+  }
+  judgeOwnLockDir(dir, lstatSync(dir));
+}
+
+/**
+ * Checks the lock directory as {@link ensureLockDir} does, without creating it: true when it
+ * exists (and may be used), false when it does not exist yet (the directories above it checked).
+ * A lock that may be refused is taken this way, so that a refusal leaves no new directory behind.
+ */
+export function checkOwnLockDir(dir: string): boolean {
   const caller = process.getuid?.();
   if (!isWindows && caller !== undefined) checkParents(dir, caller);
-  let stat = lstatOrUndefined(dir);
-  if (stat === undefined) {
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? '';
-      if (UNWRITABLE_CODES.has(code)) throw new LockDirectoryError(dir, 'unwritable', code);
-      if (code === 'ENOTDIR') throw new LockDirectoryError(dir, 'not-directory', 'a parent is a file');
-      throw error;
-    }
-    stat = lstatSync(dir);
-  }
+  const stat = lstatOrUndefined(dir);
+  if (stat === undefined) return false;
+  judgeOwnLockDir(dir, stat);
+  return true;
+}
+
+/** Throws `LockDirectoryError` unless the existing directory `dir` is this user's alone. */
+function judgeOwnLockDir(dir: string, stat: Stats): void {
+  const caller = process.getuid?.();
   if (stat.isSymbolicLink()) throw new LockDirectoryError(dir, 'symlink');
   if (!stat.isDirectory()) throw new LockDirectoryError(dir, 'not-directory');
   if (isWindows) return;

@@ -16,8 +16,9 @@ import type {
   StopLockOptions,
   StopLockResult,
 } from '../types.ts';
+import { lockFileElsewhere, otherDirectory } from './held-through.ts';
 import { inspectLockWith } from './inspect.ts';
-import { describeHolder } from './interlock-answer.ts';
+import { describeHolder, listed } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
 
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
@@ -51,6 +52,8 @@ interface Place {
   owner: number | undefined;
   /** The inode of the name's own socket, as its holder reported it: other sockets shown alike are look-alikes. */
   socket?: string;
+  /** The holder's lock file, where it lies in another lock directory (a port's name is the same for all). */
+  elsewhere?: { file: string; whose: string };
 }
 
 /** A process verified to hold the lock: a pid, and the start time that makes it that process. */
@@ -160,6 +163,10 @@ function successors(initial: Verified[], place: Place): Verified[] {
 /** Asks the holder through its interlock to stop; undefined when it agreed, else why not. */
 async function request(place: Place, verified: Verification, deadline: number): Promise<string | undefined> {
   if (place.name === undefined) return 'the holder has no control channel here (this OS has no kernel interlock)';
+  if (place.elsewhere !== undefined) {
+    const { file, whose } = place.elsewhere;
+    return `it is held through ${file} (${whose}); no stop request was sent, for its token is in that file`;
+  }
   const token = verified.record?.token;
   if (token === undefined) {
     return `${place.path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
@@ -169,8 +176,9 @@ async function request(place: Place, verified: Verification, deadline: number): 
     if (onName.length > 0) {
       // A command the holder handed the lock to holds it on after the holder is gone.
       const who = onName.map((holder) => describeProcess(holder.pid) ?? { pid: holder.pid, command: undefined });
-      const named = who.map((holder) => describeHolder(holder).replace(/^pid /, 'process ')).join(', ');
-      return `${named} holds its kernel interlock and does not answer stop requests (it is not the process the record names, so the record's token is not sent to it)`;
+      const one = who.length === 1;
+      const named = `${one ? 'process' : 'processes'} ${listed(who.map((holder) => describeHolder(holder).replace(/^pid /, '')))}`;
+      return `${named} ${one ? 'holds' : 'hold'} its kernel interlock and ${one ? 'does' : 'do'} not answer stop requests (${one ? 'it is not the process' : 'they are not the process'} the record names, so the record's token is not sent to ${one ? 'it' : 'them'})`;
     }
     const doubt = verified.doubt === undefined ? '' : ` (${verified.doubt})`;
     return `its token was not sent: the process on the lock's kernel name is not the record's holder run by the lock directory's user${doubt}`;
@@ -279,16 +287,18 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
 
   // Look. The kernel's table of bound names is read first: a free name is free without a question.
   const askDeadline = performance.now() + timeout;
-  before =
-    where === undefined
-      ? { state: 'free', path, reason: 'there is no lock directory', certainty: 'certain' }
-      : await inspectLockWith(target, systemProbe, {
-          askTimeoutMs: answerBudget(askDeadline),
-          bound: boundAbstractNames(),
-        });
+  // Looked at even without a lock directory: a port's kernel name is the same for every directory.
+  before = await inspectLockWith(target, systemProbe, {
+    askTimeoutMs: answerBudget(askDeadline),
+    bound: boundAbstractNames(),
+  });
   if (before.state === 'free' || before.state === 'stale')
     return result('not-running', `nothing holds it: ${before.reason}`);
   place.socket = before.record?.socketInode;
+  const elsewhere = lockFileElsewhere(before.record, path);
+  if (elsewhere !== undefined && before.record !== undefined) {
+    place.elsewhere = { file: elsewhere, whose: otherDirectory(before.record, name).whose };
+  }
   if (before.state === 'unknown') return result('unknown', `it cannot be stopped from here: ${before.reason}`);
 
   // Verify: who holds it, as the kernel tells.

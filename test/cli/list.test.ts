@@ -45,7 +45,8 @@ describe('portlock list', () => {
       const lines = result.stdout.trimEnd().split('\n');
       assert.equal(lines.length, 4);
       const [header, ...rows] = lines as [string, ...string[]];
-      assert.match(header, /^LOCK +STATE +NAME +PID +USER +AGE +NOTE$/);
+      // The holder (this process) tells its command line and directory in its answer.
+      assert.match(header, /^LOCK +STATE +NAME +PID +USER +AGE +COMMAND +CWD +URL +NOTE$/);
       for (const column of ['STATE', 'NAME', 'PID', 'USER', 'AGE']) {
         const at = header.indexOf(column);
         for (const row of rows) assert.notEqual(row[at - 1], undefined, row);

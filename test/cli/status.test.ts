@@ -24,7 +24,7 @@ describe('portlock status <port>', () => {
       assert.match(
         lines[0] ?? '',
         new RegExp(
-          `^port ${port}: running: percy, pid ${process.pid}, user \\S+, up \\d+ s \\(this process holds it\\)$`,
+          `^port ${port}: running: percy, pid ${process.pid}, user \\S+, up \\d+ s; in ${process.cwd()} \\(this process holds it\\)$`,
         ),
       );
     } finally {

@@ -93,8 +93,11 @@ describe('portlock stop <port>', () => {
     assert.equal(result.code, 1);
     const { error } = JSON.parse(result.stdout);
     assert.equal(error.code, 'ESTILLRUNNING');
-    assert.match(error.message, /does not carry the holder's token: it holds the lock through another lock directory/);
+    // The holder names its own lock file, which holds the token: the one to act on.
+    const file = join(dir, `agent-${port}.lock`);
+    assert.ok(error.message.includes(`it is held through ${file} (another lock directory)`), error.message);
     assert.equal(error.before.record.pid, holder.pid);
+    assert.equal(error.before.record.lockFile, file);
     holder.child.kill('SIGKILL');
   });
 

@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { heldThrough } from '../../lock/held-through.ts';
 import { listLocks } from '../../lock/inspect.ts';
 import { scopeOfFileName } from '../../options/resolve.ts';
 import { printable } from '../../printable.ts';
@@ -44,7 +45,7 @@ export const list: Command = {
     ['portlock list', 'every lock in ~/.portlock (or $PORTLOCK_DIR)'],
     ['portlock ls --dir /tmp/locks --json', 'the locks of another directory, as JSON'],
   ],
-  async run({ positionals, out, dir }) {
+  async run({ positionals, out, dir, name }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     checkDirFor(out, dir);
     const locks = await listLocks({ dir });
@@ -58,7 +59,7 @@ export const list: Command = {
     }
     const now = Date.now();
     // What the holders serve, in columns of their own once any of them says (portlock up, run, agent).
-    const described = locks.some(({ record }) => record?.command ?? record?.cwd ?? record?.url);
+    const described = locks.some(({ record }) => record?.command ?? record?.argv ?? record?.cwd ?? record?.url);
     const header = [
       ...['LOCK', 'STATE', 'NAME', 'PID', 'USER', 'AGE'],
       ...(described ? ['COMMAND', 'CWD', 'URL'] : []),
@@ -66,9 +67,14 @@ export const list: Command = {
     ];
     const rows = locks.map((lock) => {
       const record = lock.record;
-      const note =
+      const note = [
+        // A port's holder may keep its record in another lock directory: name the file to act on.
+        heldThrough(record, lock.path, name, 'cli'),
         interlockNote(lock) ??
-        (lock.state === 'held' && lock.certainty === 'certain' && lock.claim === undefined ? '' : lock.reason);
+          (lock.state === 'held' && lock.certainty === 'certain' && lock.claim === undefined ? '' : lock.reason),
+      ]
+        .filter(Boolean)
+        .join('; ');
       const state = lock.state === 'held' && record?.state !== undefined && record.state !== 'ready';
       // A squatter the kernel names, with no record to vouch for it: show it as the kernel does.
       const holder = record === undefined ? lock.holders?.[0] : undefined;
@@ -81,7 +87,8 @@ export const list: Command = {
         record === undefined ? '-' : (since(record.startedAt, now) ?? '-'),
         ...(described
           ? [
-              record?.command === undefined ? '-' : commandText(record.command),
+              // What it serves, else its own command line (a holder's answer tells it).
+              commandText(record?.command ?? record?.argv ?? ['-']),
               record?.cwd === undefined ? '-' : printable(record.cwd),
               record?.url === undefined ? '-' : printable(record.url),
             ]

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
+import { LockHeldError, lockHeldMessage, PortRangeExhaustedError } from '../../errors.ts';
 import { currentReader, describeListeners, portInUseNextStep } from '../../listeners/describe.ts';
 import { mayBeInUse, portHolders } from '../../listeners/port-holders.ts';
 import { acquireLock } from '../../lock/acquire.ts';
@@ -112,7 +112,7 @@ export async function refuseInUse(
 }
 
 export function refuse(out: Output, error: LockHeldError, exitCode: number): number {
-  out.error(error.code, error.message, {
+  out.error(error.code, lockHeldMessage(error, 'cli'), {
     state: error.state,
     certainty: error.certainty,
     lockPath: error.lockPath,

@@ -1,7 +1,8 @@
 import { portInUseLine } from '../../listeners/describe.ts';
 import { portHolders } from '../../listeners/port-holders.ts';
+import { heldThrough } from '../../lock/held-through.ts';
 import { inspectLock } from '../../lock/inspect.ts';
-import { describeHolder } from '../../lock/interlock-answer.ts';
+import { describeHolder, listed } from '../../lock/interlock-answer.ts';
 import { printable } from '../../printable.ts';
 import type { LockInspection, PublicLockRecord } from '../../types.ts';
 import { parsePort, UsageError } from '../args.ts';
@@ -21,7 +22,7 @@ function servingDetails(record: PublicLockRecord): string[] {
 }
 
 /** One line: the state, who, and why. */
-export function statusLine(port: number, lock: LockInspection, out: Output): string {
+export function statusLine(port: number, lock: LockInspection, out: Output, name?: string): string {
   const word = out.paint(
     lock.state === 'held' ? 'green' : lock.state === 'stale' ? 'yellow' : lock.state === 'unknown' ? 'magenta' : 'dim',
     WORDS[lock.state],
@@ -42,7 +43,7 @@ export function statusLine(port: number, lock: LockInspection, out: Output): str
   }
   if (holders.length > 0 && named === undefined) {
     // The record's writer is gone, and a process it handed the lock to holds it.
-    who.push(`held by ${holders.map(describeHolder).join(', ')} through the kernel interlock`);
+    who.push(`held by ${listed(holders.map(describeHolder))} through the kernel interlock`);
     if (record !== undefined) {
       // The process that took it, by its own name: the command it ran is the holder named before.
       const { commandPid: _command, supervisorPid: _supervisor, ...taker } = record;
@@ -52,6 +53,9 @@ export function statusLine(port: number, lock: LockInspection, out: Output): str
     who.push(describeRecord(record, { age: lock.state === 'held' ? 'up' : 'since' }));
   }
   if (record !== undefined && lock.state === 'held') who.push(...servingDetails(record));
+  // A port's holder may keep its record in another lock directory: name the file to act on.
+  const through = heldThrough(record, lock.path, name, 'cli');
+  if (through !== undefined) who.push(through);
   const fallback = interlockNote(lock);
   const next = lock.state === 'stale' ? "; the next start replaces it, or 'portlock clean' removes it" : '';
   return `port ${port}: ${shown}${who.length > 0 ? `: ${who.join('; ')}` : ''}${fallback ? `, ${fallback}` : ''} (${why})${next}`;
@@ -99,7 +103,7 @@ export const status: Command = {
       if (inUse !== undefined) return inUse;
     }
     if (out.json) out.document({ port, ...lock, holders: lock.holders ?? [] });
-    else out.out(statusLine(port, lock, out));
+    else out.out(statusLine(port, lock, out, name));
     return CODES[lock.state];
   },
 };

@@ -1,3 +1,5 @@
+import { dirname } from 'node:path';
+import { lockFileElsewhere, otherDirectory, shellWord } from '../../lock/held-through.ts';
 import { stopLock } from '../../lock/stop.ts';
 import { parsePort, parseSeconds, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
@@ -61,7 +63,12 @@ export const stop: Command = {
     }
     const code = result.outcome === 'unknown' ? 'EUNKNOWN' : 'ESTILLRUNNING';
     out.error(code, `port ${port} is still held by${who || ' a process'}: ${result.reason}.`, { port, ...result });
-    if (!out.json && !force && result.outcome === 'still-running') {
+    // Held through a lock file in another directory of this user's: that directory's token stops it.
+    const elsewhere = lockFileElsewhere(result.before.record, result.before.path);
+    const actable = result.before.record !== undefined && otherDirectory(result.before.record, name).actable;
+    if (!out.json && elsewhere !== undefined && actable && result.signalled.length === 0) {
+      out.err(`Next step: portlock stop ${port} --dir ${shellWord(dirname(elsewhere))}`);
+    } else if (!out.json && !force && result.outcome === 'still-running') {
       out.err(`Next step: portlock stop ${port} --force (SIGTERM, then SIGKILL).`);
     }
     if (result.outcome === 'still-running') return EXIT.failure;

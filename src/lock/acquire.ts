@@ -7,10 +7,12 @@ import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, Park, waitForRelease } from '../interlock/client.ts';
+import { interlockKind, nameOfKind } from '../interlock/flavour.ts';
 import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
-import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
+import { directoryIdentity, keyPathName } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
 import { Interlock } from '../interlock/server.ts';
+import { bindSocketFile, type SocketFileTaker } from '../interlock/socket-file.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import { type RecordFile, readRecordFileQuietly } from '../record/read-record.ts';
@@ -152,6 +154,14 @@ async function bindBoth(
   return second === 'unavailable' ? { first } : { first, second };
 }
 
+/** A socket-file taker's claim on a dead socket: this holder's record, and the judge of others' claims. */
+function takerFor(options: ResolvedAcquire, probe: ProcessProbe, tokenOf: () => string): SocketFileTaker {
+  return {
+    claim: () => serializeRecord(createRecord(options.scope, options.name, tokenOf(), probe)),
+    judge: judgeWith(probe),
+  };
+}
+
 /** Whether a key lock's directory is still the one it was taken in (not moved away, removed or replaced). */
 function dirWatch(dir: string): () => boolean {
   const identity = directoryIdentity(dir);
@@ -208,11 +218,17 @@ async function tryOnce(
   ensureLockDir(dir);
   // Named only now that the directory exists: a key's name uses its real path.
   const name = interlockNameOf();
+  const kind = interlockKind(options.interlock);
   let interlock: Interlock | undefined;
   const companions: Interlock[] = [];
   let unavailable: string | undefined;
   if (name !== undefined) {
-    const bound = await bindBoth(name, scope, dir);
+    const tried =
+      kind === 'socket-file'
+        ? await bindSocketFile(scope, dir, takerFor(options, probe, tokenOf))
+        : await bindBoth(name, scope, dir);
+    const bound: Awaited<ReturnType<typeof bindBoth>> =
+      typeof tried === 'object' && 'unavailable' in tried ? undefined : tried;
     // Holding the lock's own name is not enough: a holder of its legacy form (an older portlock
     // under Node 22 or later) holds the lock too. It cannot be waited on through the interlock
     // under every Node version, so a waiter polls.
@@ -231,12 +247,14 @@ async function tryOnce(
     }
     interlock = bound?.first;
     if (bound?.second !== undefined) companions.push(bound.second);
-    if (bound === undefined) unavailable = await whyUnbindable(name);
+    if (bound === undefined) {
+      unavailable = typeof tried === 'object' && 'unavailable' in tried ? tried.unavailable : await whyUnbindable(name);
+    }
   }
   let lock: Lock | undefined;
   let record: LockRecord;
   let token: string;
-  const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port' });
+  const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port', kind });
   let attempt: Attempt;
   // Without the interlock, a kernel name of this holder's own tells other threads and namespaces it is alive.
   const presence = interlock === undefined ? await presenceOf(probe) : undefined;
@@ -252,6 +270,7 @@ async function tryOnce(
       presence: presence?.id,
       interlockUnavailable: unavailable,
       holder: options.holder,
+      interlockKind: kind,
     });
     const answers = { record: publicRecord(record), token, stopHandler: () => lock?.onStopRequest };
     interlock?.answerWith(answers);
@@ -312,7 +331,7 @@ export async function acquireLockWith(
   // Derived anew on every try: the directory may have been replaced since the last one.
   let name: string | undefined;
   const interlockNameOf = () => {
-    name = resolved.interlock === 'auto' ? interlockName(scope, dir) : undefined;
+    name = nameOfKind(interlockKind(resolved.interlock), scope, dir);
     return name;
   };
   // Drawn when first needed, and kept across tries: judges must know it for ours from then on.

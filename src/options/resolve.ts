@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { AcquireOptions, HolderInfo, ListOptions, LockTarget } from '../types.ts';
+import type { AcquireOptions, HolderInfo, InterlockOption, ListOptions, LockTarget } from '../types.ts';
 import { validateHolder } from './holder.ts';
 import {
   assertOptionsObject,
@@ -30,7 +30,7 @@ export interface ResolvedTarget {
 export interface ResolvedAcquire extends ResolvedTarget {
   wait: number;
   signal: AbortSignal | undefined;
-  interlock: 'auto' | 'off';
+  interlock: InterlockOption;
   onLost: AcquireOptions['onLost'];
   recheckInterval: number;
   holder: HolderInfo;

@@ -1,0 +1,60 @@
+import type { LockScope } from '../options/validate.ts';
+import type { InterlockKind, LockRecord } from '../types.ts';
+import { interlockName } from './name.ts';
+import { liveSocketFile, socketFileBase } from './socket-file.ts';
+
+/** What the `interlock` option asks for, as validated. */
+export type InterlockOption = 'auto' | 'off' | 'socket-file';
+
+/**
+ * Which interlock holds a lock: `auto` is the abstract socket on Linux, the named pipe on Windows
+ * and a socket file everywhere else (macOS, the BSDs, other POSIX systems); `socket-file` forces
+ * the socket file on any POSIX system; `off`, none. The one place that decides it.
+ */
+export function interlockKind(option: InterlockOption, platform: NodeJS.Platform = process.platform) {
+  if (option === 'off') return undefined;
+  if (option === 'socket-file') return platform === 'win32' ? undefined : ('socket-file' as const);
+  return platform === 'linux'
+    ? ('abstract-socket' as const)
+    : platform === 'win32'
+      ? ('named-pipe' as const)
+      : 'socket-file';
+}
+
+/**
+ * The kind of interlock a record's holder held: its own word, or for a record written before
+ * records said it, this platform's kernel name (the only kind there was).
+ */
+export function recordedKind(record: Pick<LockRecord, 'interlock' | 'interlockKind'>): InterlockKind | undefined {
+  if (record.interlock !== true) return undefined;
+  return record.interlockKind ?? (process.platform === 'win32' ? 'named-pipe' : 'abstract-socket');
+}
+
+/**
+ * The name a lock's interlock of this kind is taken under: the abstract socket's or the pipe's
+ * kernel name, or the socket file's path (for a port, its first slot; see `socket-file.ts`).
+ */
+export function nameOfKind(kind: InterlockKind | undefined, scope: LockScope, dir: string): string | undefined {
+  if (kind === undefined) return undefined;
+  return kind === 'socket-file' ? socketFileBase(scope, dir) : interlockName(scope, dir);
+}
+
+/**
+ * The interlock to ask about a lock, and its kind: as the option says, except that `auto` follows
+ * a record that names the socket file (a lock taken with `interlock: 'socket-file'` on Linux). For
+ * a socket file, the live slot where there is one.
+ */
+export async function interlockToAsk(
+  option: InterlockOption,
+  scope: LockScope,
+  dir: string,
+  record: LockRecord | undefined,
+): Promise<{ kind: InterlockKind; name: string } | undefined> {
+  let kind = interlockKind(option);
+  if (option === 'auto' && record !== undefined && recordedKind(record) === 'socket-file' && kind !== 'named-pipe') {
+    kind = 'socket-file';
+  }
+  if (kind === undefined) return undefined;
+  const name = kind === 'socket-file' ? await liveSocketFile(scope, dir) : interlockName(scope, dir);
+  return name === undefined ? undefined : { kind, name };
+}

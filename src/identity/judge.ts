@@ -251,7 +251,8 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
   }
   const bootMs = probe.bootTimeMs();
   const processStartMs =
-    bootMs === undefined ? undefined : bootMs + (Number(info.startTime) * 1000) / probe.ticksPerSecond;
+    info.startedAtMs ??
+    (bootMs === undefined ? undefined : bootMs + (Number(info.startTime) * 1000) / probe.ticksPerSecond);
   const impossible = impossibleTime(record.startedAt, probe.now());
   if (impossible !== undefined) {
     // A time that cannot be true vouches for nothing. The file's own mtime is the kernel's word for

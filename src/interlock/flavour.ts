@@ -58,3 +58,17 @@ export async function interlockToAsk(
   const name = kind === 'socket-file' ? await liveSocketFile(scope, dir) : interlockName(scope, dir);
   return name === undefined ? undefined : { kind, name };
 }
+
+/**
+ * Why the kernel cannot be asked who holds a lock's interlock here, or undefined where it can
+ * (Linux, through /proc). Elsewhere an answer on the interlock stays a claim, and the record's
+ * token is never sent: on Windows any user may create a pipe of the lock's name first, and Node
+ * cannot ask Windows which process serves a pipe (GetNamedPipeServerProcessId); on macOS and BSD,
+ * Node cannot ask who listens on a socket file (LOCAL_PEERPID, LOCAL_PEERCRED).
+ */
+export function unverifiable(name: string, platform: NodeJS.Platform = process.platform): string | undefined {
+  if (platform === 'linux') return undefined;
+  return platform === 'win32' || !name.startsWith('/')
+    ? 'Windows does not tell Node which process serves a named pipe, and any user may create one of its name first'
+    : 'this OS does not tell Node which process listens on a socket file (there is no /proc)';
+}

@@ -2,7 +2,7 @@ import { lstatSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
-import { recordedKind } from '../interlock/flavour.ts';
+import { recordedKind, unverifiable } from '../interlock/flavour.ts';
 import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { liveSocketFile } from '../interlock/socket-file.ts';
@@ -165,6 +165,11 @@ async function request(place: Place, verified: Verification, deadline: number): 
   const token = verified.record?.token;
   if (token === undefined) {
     return `${place.path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
+  }
+  const unseen = unverifiable(place.name);
+  if (verified.tokenFor === undefined && unseen !== undefined) {
+    // The token proves the right to stop: never handed to a process nobody can vouch for.
+    return `its token was not sent: ${unseen}; stop the holder where it runs (pid ${verified.record?.pid})`;
   }
   if (verified.tokenFor === undefined) {
     const onName = verified.holders.filter((holder) => holder.via === 'kernel');

@@ -39,10 +39,18 @@ export function nameOfKind(kind: InterlockKind | undefined, scope: LockScope, di
   return kind === 'socket-file' ? socketFileBase(scope, dir) : interlockName(scope, dir);
 }
 
+/** Whether this platform has interlocks of this kind. */
+const available = (kind: InterlockKind, platform: NodeJS.Platform): boolean =>
+  kind === 'abstract-socket'
+    ? platform === 'linux'
+    : kind === 'named-pipe'
+      ? platform === 'win32'
+      : platform !== 'win32';
+
 /**
- * The interlock to ask about a lock, and its kind: as the option says, except that `auto` follows
- * a record that names the socket file (a lock taken with `interlock: 'socket-file'` on Linux). For
- * a socket file, the live slot where there is one.
+ * The interlock to ask about a lock, and its kind: the kind its record says its holder holds
+ * (where this platform has it), else the one the option names; none with `off`. For a socket
+ * file, the live slot where there is one.
  */
 export async function interlockToAsk(
   option: InterlockOption,
@@ -50,10 +58,9 @@ export async function interlockToAsk(
   dir: string,
   record: LockRecord | undefined,
 ): Promise<{ kind: InterlockKind; name: string } | undefined> {
+  const recorded = record === undefined ? undefined : recordedKind(record);
   let kind = interlockKind(option);
-  if (option === 'auto' && record !== undefined && recordedKind(record) === 'socket-file' && kind !== 'named-pipe') {
-    kind = 'socket-file';
-  }
+  if (kind !== undefined && recorded !== undefined && available(recorded, process.platform)) kind = recorded;
   if (kind === undefined) return undefined;
   const name = kind === 'socket-file' ? await liveSocketFile(scope, dir) : interlockName(scope, dir);
   return name === undefined ? undefined : { kind, name };

@@ -7,6 +7,7 @@ import {
   readlinkSync,
   realpathSync,
   renameSync,
+  rmdirSync,
   type Stats,
   symlinkSync,
   unlinkSync,
@@ -225,12 +226,17 @@ export function ensureSocketDir(dir: string, shared: boolean): void {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   if (stat === undefined) {
+    // Made aside and renamed into place with its mode set (the umask takes bits away), so that
+    // nobody ever finds it with the wrong mode.
+    const temp = `${dir}.${crypto().randomBytes(4).toString('hex')}`;
+    mkdirSync(temp, { mode });
     try {
-      mkdirSync(dir, { mode });
-      // The umask took bits away: the mode is set as meant, on the directory this process made.
-      chmodSync(dir, mode);
+      chmodSync(temp, mode);
+      renameSync(temp, dir);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      rmdirSync(temp);
+      // Made by another process meanwhile: judged below like any other.
+      if (!['EEXIST', 'ENOTEMPTY'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
     }
     stat = lstatSync(dir);
   }

@@ -2,12 +2,12 @@ import { lstatSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
-import { recordedKind, unverifiable } from '../interlock/flavour.ts';
+import { interlockKind, recordedKind, unverifiable } from '../interlock/flavour.ts';
 import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { liveSocketFile } from '../interlock/socket-file.ts';
 import { resolveTarget } from '../options/resolve.ts';
-import { describe } from '../options/validate.ts';
+import { describe, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import type {
@@ -296,8 +296,11 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   if (before.state === 'free' || before.state === 'stale')
     return result('not-running', `nothing holds it: ${before.reason}`);
   place.socket = before.record?.socketInode;
-  // A holder of a socket file (the record says so) is asked, and checked, there.
-  if (recordedKind(before.record ?? {}) === 'socket-file') place.name = await liveSocketFile(scope, dir);
+  // A holder of a socket file (the record says so, or this system has no other) is asked, and checked, there.
+  const kind = before.record === undefined ? undefined : recordedKind(before.record);
+  if (kind === 'socket-file' || (kind === undefined && interlockKind(validateInterlock(undefined)) === 'socket-file')) {
+    place.name = await liveSocketFile(scope, dir);
+  }
   if (before.state === 'unknown') return result('unknown', `it cannot be stopped from here: ${before.reason}`);
 
   // Verify: who holds it, as the kernel tells.

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { stopLock } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
+import { abstractSocketOnly } from '../helpers/interlock-mode.ts';
 import { liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -38,7 +39,9 @@ describe('stopLock', linuxOnly, () => {
     await finished(holder.child);
   });
 
-  it('gives a holder that does not answer no more than the timeout to answer', async () => {
+  it('gives a holder that does not answer no more than the timeout to answer', {
+    skip: abstractSocketOnly,
+  }, async () => {
     const dir = tempDir();
     const port = await freePort();
     // Holds the port's interlock and never answers: every question to it runs into its time limit.

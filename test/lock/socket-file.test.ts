@@ -24,6 +24,7 @@ import {
   stopLock,
 } from '../../src/index.ts';
 import { ensureSocketDir, MAX_SOCKET_PATH_BYTES, slotPath } from '../../src/interlock/socket-file.ts';
+import { cli } from '../cli/_support.ts';
 import { giveToNobody, NOBODY_UID, nobodyUnavailable, runTsAsNobody, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
@@ -220,6 +221,9 @@ describe('socket-file interlock', posixOnly, () => {
     assert.equal(inspection.certainty, 'certain', inspection.reason);
     assert.equal(inspection.record?.interlockKind, 'socket-file');
     if (process.platform === 'linux') assert.equal(inspection.holders?.[0]?.pid, holder.pid);
+    // status and list say which interlock holds it.
+    assert.match((await cli(['status', String(port), '--dir', dir])).stdout, /, socket file \(/);
+    assert.match((await cli(['list', '--dir', dir])).stdout, /socket file/);
     // A waiter is woken by the release, not by polling the record.
     const waiter = acquireLock({ port, dir, interlock, wait: 30_000 });
     const stopped = await stopLock({ port, dir, timeout: 10_000 });

@@ -260,7 +260,13 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   const force = options.force === true;
   const where = checkLockDir(dir);
   const place: Place = { path, name: interlockName(scope, dir), owner: where?.uid ?? process.getuid?.() };
-  const target = scope.kind === 'port' ? { port: scope.port, dir, name } : { key: scope.key, dir, name };
+  // The holder's interlock is looked at whatever PORTLOCK_INTERLOCK says: the record names its kind.
+  const target = {
+    ...(scope.kind === 'port' ? { port: scope.port } : { key: scope.key }),
+    dir,
+    name,
+    interlock: 'auto' as const,
+  };
   const signalled = new Map<number, SignalledProcess & { startTime: string }>();
   let before: LockInspection | undefined;
   const result = (outcome: StopLockResult['outcome'], reason: string, via?: StopLockResult['via']): StopLockResult => {

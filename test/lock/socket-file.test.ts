@@ -28,11 +28,17 @@ import { cli } from '../cli/_support.ts';
 import { giveToNobody, NOBODY_UID, nobodyUnavailable, runTsAsNobody, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
+import { interlockMode } from '../helpers/interlock-mode.ts';
 import { deadPid, recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
-const posixOnly = { skip: process.platform === 'win32' && 'socket files are a POSIX interlock' };
+// These force the socket file: run once, in the default run, not again in each PORTLOCK_INTERLOCK run.
+const posixOnly = {
+  skip:
+    (process.platform === 'win32' && 'socket files are a POSIX interlock') ||
+    (interlockMode !== 'auto' && `these force the socket file; this run uses PORTLOCK_INTERLOCK=${interlockMode}`),
+};
 const interlock = 'socket-file' as const;
 
 // This file's own host-wide socket directory (a test never touches /tmp/.portlock), reachable by
@@ -67,13 +73,15 @@ describe('socket-file interlock', posixOnly, () => {
     const lock = await acquireLock({ port, dir, interlock });
     assert.equal(lock.interlocked, true);
     assert.equal(lock.record.interlockKind, 'socket-file');
-    assert.equal((await inspectLock({ port, dir })).state, 'held');
+    assert.equal((await inspectLock({ port, dir, interlock })).state, 'held');
     await lock.release();
     assert.equal(existsSync(portSocket(port)), false, 'release removes its socket file');
-    assert.equal((await inspectLock({ port, dir })).state, 'free');
+    assert.equal((await inspectLock({ port, dir, interlock })).state, 'free');
   });
 
-  it('hands a dead socket file to exactly one of 8 racers, every one of 100 rounds', { timeout: 90_000 }, async (t) => {
+  it('hands a dead socket file to exactly one of 8 racers, every one of 100 rounds', {
+    timeout: 240_000,
+  }, async (t) => {
     const dir = tempDir();
     const port = await freePort();
     const path = lockPathFor({ port, dir });
@@ -216,7 +224,7 @@ describe('socket-file interlock', posixOnly, () => {
     const port = await freePort();
     const holder = await startHolder({ port, dir, interlock, stoppable: true, name: 'percy' });
     const exited = finished(holder.child);
-    const inspection = await inspectLock({ port, dir });
+    const inspection = await inspectLock({ port, dir, interlock });
     assert.equal(inspection.state, 'held');
     assert.equal(inspection.certainty, 'certain', inspection.reason);
     assert.equal(inspection.record?.interlockKind, 'socket-file');

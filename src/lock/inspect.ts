@@ -65,7 +65,7 @@ export async function judgeLock(
         : `the lock file cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
   }
   const shown = file?.record && publicRecord(file.record);
-  // The kind of interlock the option names; with `auto`, the one the record names where it is a socket file.
+  // The kind of interlock the record's holder holds, else the one the option names (none with `off`).
   const asking = await interlockToAsk(interlock, scope, dir, file?.record);
   const name = asking?.name;
   // A name missing from the kernel's table of bound names is free: no need to knock.

@@ -1,10 +1,7 @@
 import type { LockScope } from '../options/validate.ts';
-import type { InterlockKind, LockRecord } from '../types.ts';
+import type { InterlockKind, InterlockOption, LockRecord } from '../types.ts';
 import { interlockName } from './name.ts';
 import { liveSocketFile, socketFileBase } from './socket-file.ts';
-
-/** What the `interlock` option asks for, as validated. */
-export type InterlockOption = 'auto' | 'off' | 'socket-file';
 
 /**
  * Which interlock holds a lock: `auto` is the abstract socket on Linux, the named pipe on Windows

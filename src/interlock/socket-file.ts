@@ -20,6 +20,7 @@ import type { Verdict } from '../identity/judge.ts';
 import { readText } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
 import { actOnStale } from '../lock/claim-chain.ts';
+import { SOCKET_DIR_ENV } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { unlinkQuietly } from '../record/unlink-quietly.ts';
@@ -47,8 +48,6 @@ import { Interlock } from './server.ts';
  *   symbolic link from `<dir>/<key>.sock` points to it.
  */
 
-/** The environment variable that moves the host-wide directory of port sockets. */
-export const SOCKET_DIR_ENV = 'PORTLOCK_SOCKET_DIR';
 /** The host-wide directory of port sockets, sticky like `/tmp/.X11-unix`. */
 export const DEFAULT_SOCKET_DIR = '/tmp/.portlock';
 /** The longest socket path, without its NUL: `sun_path` is 108 bytes on Linux, 104 on macOS and BSD. */

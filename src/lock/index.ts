@@ -10,9 +10,8 @@ export {
   SocketDirectoryError,
 } from '../errors.ts';
 export { interlockHolders } from '../interlock/holders.ts';
-export { SOCKET_DIR_ENV } from '../interlock/socket-file.ts';
 export { type PortListener, portHolders } from '../listeners/port-holders.ts';
-export { DIR_ENV, lockPathFor } from '../options/resolve.ts';
+export { DIR_ENV, lockPathFor, SOCKET_DIR_ENV } from '../options/resolve.ts';
 export { INTERLOCK_ENV } from '../options/validate.ts';
 export type {
   AcquireOptions,

@@ -3,14 +3,21 @@ import { join } from 'node:path';
 import { LockPathError } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
-import { type InterlockOption, interlockToAsk } from '../interlock/flavour.ts';
+import { interlockToAsk } from '../interlock/flavour.ts';
 import { boundAbstractNames, isBound, kernelHolders, type SocketOwners, socketOwners } from '../interlock/holders.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import { publicRecord } from '../record/record.ts';
-import type { InspectOptions, InterlockHolder, ListOptions, LockInspection, PublicLockRecord } from '../types.ts';
+import type {
+  InspectOptions,
+  InterlockHolder,
+  InterlockOption,
+  ListOptions,
+  LockInspection,
+  PublicLockRecord,
+} from '../types.ts';
 import { judgeWith } from './acquire.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';

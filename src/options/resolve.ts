@@ -17,6 +17,8 @@ import {
 
 /** The environment variable that moves every lock directory that is not given explicitly. */
 export const DIR_ENV = 'PORTLOCK_DIR';
+/** The environment variable that moves the host-wide directory of port sockets (socket-file interlock). */
+export const SOCKET_DIR_ENV = 'PORTLOCK_SOCKET_DIR';
 
 export interface ResolvedTarget {
   scope: LockScope;

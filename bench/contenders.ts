@@ -17,6 +17,7 @@ export interface Held {
 export type ContenderId =
   | 'portlock-auto'
   | 'portlock-off'
+  | 'portlock-socket-file'
   | 'proper-lockfile'
   | 'proper-lockfile-stale2s'
   | 'lockfile'
@@ -38,7 +39,7 @@ const POLL_MAX_MS = 100;
 /** Counts proper-lockfile's "compromised" reports instead of letting its default handler throw. */
 export const compromised = { count: 0 };
 
-function portlock(interlock: 'auto' | 'off'): Contender {
+function portlock(interlock: 'auto' | 'off' | 'socket-file'): Contender {
   return {
     id: `portlock-${interlock}`,
     label: `portlock (interlock ${interlock})`,
@@ -98,6 +99,8 @@ function npmLockfile(id: ContenderId, label: string, stale: number | undefined):
 export const contenders: Record<ContenderId, Contender> = {
   'portlock-auto': portlock('auto'),
   'portlock-off': portlock('off'),
+  // The interlock of macOS and BSD, forced here: a listening socket file in /tmp/.portlock.
+  'portlock-socket-file': portlock('socket-file'),
   'proper-lockfile': proper('proper-lockfile', 'proper-lockfile (defaults: stale 10 s)', undefined),
   'proper-lockfile-stale2s': proper('proper-lockfile-stale2s', 'proper-lockfile (smallest stale: 2 s)', {
     stale: 2000,

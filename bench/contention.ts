@@ -2,7 +2,13 @@ import { Worker } from './children.ts';
 import { freePort, nowMs, rotated, type Scale, type Summary, summarize, tempDir } from './common.ts';
 import type { ContenderId, Target } from './contenders.ts';
 
-export const CONTENTION_IDS: readonly ContenderId[] = ['portlock-auto', 'portlock-off', 'proper-lockfile', 'lockfile'];
+export const CONTENTION_IDS: readonly ContenderId[] = [
+  'portlock-auto',
+  'portlock-off',
+  'portlock-socket-file',
+  'proper-lockfile',
+  'lockfile',
+];
 export const CONTENTION_NS = [2, 8, 32] as const;
 
 export interface ContentionCell {

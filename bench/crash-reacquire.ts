@@ -5,6 +5,7 @@ import type { ContenderId, Target } from './contenders.ts';
 export const CRASH_IDS: readonly ContenderId[] = [
   'portlock-auto',
   'portlock-off',
+  'portlock-socket-file',
   'proper-lockfile',
   'proper-lockfile-stale2s',
   'lockfile',

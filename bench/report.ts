@@ -106,7 +106,7 @@ export function evaluateGoals(results: Results): GoalRow[] {
     });
   }
   const crash = ok(results.crash);
-  for (const id of ['portlock-auto', 'portlock-off'] as const) {
+  for (const id of ['portlock-auto', 'portlock-off', 'portlock-socket-file'] as const) {
     const entry = crash?.entries[id];
     rows.push({
       goal: `Crash to re-acquire under 50 ms (median), ${contenders[id].label}`,
@@ -121,7 +121,7 @@ export function evaluateGoals(results: Results): GoalRow[] {
   const contention = ok(results.contention);
   const overlapsOf = (id: ContenderId): string =>
     CONTENTION_NS.map((n) => `N=${n}: ${contention?.cells[String(n)]?.[id]?.overlaps ?? 'n/a'}`).join(', ');
-  for (const id of ['portlock-auto', 'portlock-off'] as const) {
+  for (const id of ['portlock-auto', 'portlock-off', 'portlock-socket-file'] as const) {
     const total = CONTENTION_NS.reduce(
       (sum, n) => sum + (contention?.cells[String(n)]?.[id]?.overlaps ?? Number.NaN),
       0,

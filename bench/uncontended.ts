@@ -5,12 +5,13 @@ import { type ContenderId, contenders, type Target } from './contenders.ts';
 
 export type UncontendedId =
   | 'floor'
-  | Extract<ContenderId, 'portlock-auto' | 'portlock-off' | 'proper-lockfile' | 'lockfile'>;
+  | Extract<ContenderId, 'portlock-auto' | 'portlock-off' | 'portlock-socket-file' | 'proper-lockfile' | 'lockfile'>;
 
 export const UNCONTENDED_IDS: readonly UncontendedId[] = [
   'floor',
   'portlock-auto',
   'portlock-off',
+  'portlock-socket-file',
   'proper-lockfile',
   'lockfile',
 ];

@@ -361,3 +361,26 @@ export class DiskFullError extends Error {
     this.dir = dir;
   }
 }
+
+/** The directory that holds socket-file interlocks cannot be used safely: no socket was bound in it. */
+export class SocketDirectoryError extends Error {
+  override readonly name = 'SocketDirectoryError';
+  readonly code = 'ESOCKETDIR';
+  readonly dir: string;
+  /** What is wrong with it: its owner, its mode, or what it is. */
+  readonly detail: string;
+
+  /** `shared`: the host-wide directory of port sockets (sticky); else this user's private one. */
+  constructor(dir: string, detail: string, shared: boolean) {
+    const fix = shared
+      ? `if you did not make it, remove it (root: rm -r ${dir}) so that portlock creates it with mode 1777 owned by you or root; or set PORTLOCK_SOCKET_DIR to a sticky directory owned by root or you`
+      : `remove it (rm -r ${dir}) so that portlock creates it with mode 0700, owned by you`;
+    super(
+      `Socket directory ${dir} cannot be used: ${detail}; it must be a real directory owned by root or you${
+        shared ? ', with the sticky bit (mode 1777, like /tmp)' : ', open to nobody else (mode 0700)'
+      }.\nNext step: ${fix}.`,
+    );
+    this.dir = dir;
+    this.detail = detail;
+  }
+}

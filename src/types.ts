@@ -41,12 +41,13 @@ export interface AcquireOptions extends LockTarget {
   /** Aborts a waiting acquire; the promise then rejects with `signal.reason`. */
   signal?: AbortSignal;
   /**
-   * `auto`: where the OS offers a name that the kernel frees when its holder dies (Linux abstract
-   * sockets, Windows named pipes), hold that name as well as the record, so that a crashed holder
-   * can never leave a stale lock. `off`: the record alone decides.
-   * @default 'auto'
+   * `auto`: hold a name that tells the moment its holder dies as well as the record, so that a
+   * crashed holder can never leave a stale lock: an abstract Unix socket on Linux, a named pipe on
+   * Windows, a listening socket file elsewhere (macOS, BSD). `socket-file`: the socket file on any
+   * POSIX system (Linux included). `off`: the record alone decides.
+   * @default process.env.PORTLOCK_INTERLOCK, else 'auto'
    */
-  interlock?: 'auto' | 'off';
+  interlock?: InterlockOption;
   /**
    * Called once if the lock is lost while held: its record was removed or replaced by someone
    * else (only where the record alone decides: a kernel interlock cannot be lost), or, for a key
@@ -72,16 +73,26 @@ export interface AcquireOptions extends LockTarget {
 export interface InspectOptions extends LockTarget {
   /**
    * `auto`: ask the lock's kernel interlock first (a taken interlock means held, a free one means
-   * any record of an interlocked holder is stale). `off`: judge the record alone.
-   * @default 'auto'
+   * any record of an interlocked holder is stale), the kind the record names where it names the
+   * socket file. `socket-file`: ask the socket file. `off`: judge the record alone.
+   * @default process.env.PORTLOCK_INTERLOCK, else 'auto'
    */
-  interlock?: 'auto' | 'off';
+  interlock?: InterlockOption;
 }
+
+/** Which interlock to use: see {@link AcquireOptions.interlock}. */
+export type InterlockOption = 'auto' | 'off' | 'socket-file';
+
+/**
+ * The kind of interlock a holder holds: a Linux abstract Unix socket, a Windows named pipe, or a
+ * listening Unix socket bound to a file (macOS, BSD, or by choice).
+ */
+export type InterlockKind = 'abstract-socket' | 'named-pipe' | 'socket-file';
 
 /** Options of {@link listLocks}: a directory, or the application name whose default directory to list. */
 export interface ListOptions {
-  /** As for {@link inspectLock}. @default 'auto' */
-  interlock?: 'auto' | 'off';
+  /** As for {@link inspectLock}. @default process.env.PORTLOCK_INTERLOCK, else 'auto' */
+  interlock?: InterlockOption;
   /** The directory to list. @default process.env.PORTLOCK_DIR, else `~/.<name>` */
   dir?: string;
   /** The application name whose default directory to list. @default 'portlock' */
@@ -127,6 +138,11 @@ export interface LockRecord {
   presence?: string;
   /** True when the holder also holds the kernel interlock; then a free interlock means it is gone. */
   interlock?: true;
+  /**
+   * Which interlock it holds, with `interlock`. Absent in records written before it was said: those
+   * held the platform's kernel name (`abstract-socket` on Linux, `named-pipe` on Windows).
+   */
+  interlockKind?: InterlockKind;
   /** The command line it serves (see {@link HolderInfo}). */
   command?: string[];
   /** The working directory its command was started from. */

@@ -125,11 +125,14 @@ export function alignedTable(
 
 /**
  * `record only (the kernel interlock was unavailable: …)`: said of a held lock whose holder asked
- * for the kernel interlock and fell back to the record alone; undefined otherwise.
+ * for the kernel interlock and fell back to the record alone; `socket file`: of one held through a
+ * socket file (see the `interlock` option); undefined otherwise.
  */
 export function interlockNote(lock: Pick<LockInspection, 'state' | 'record'>): string | undefined {
   const why = lock.state === 'held' ? lock.record?.interlockUnavailable : undefined;
-  return why === undefined ? undefined : printable(`record only (the kernel interlock was unavailable: ${why})`);
+  if (why === undefined)
+    return lock.state === 'held' && lock.record?.interlockKind === 'socket-file' ? 'socket file' : undefined;
+  return printable(`record only (the kernel interlock was unavailable: ${why})`);
 }
 
 /**

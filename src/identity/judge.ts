@@ -1,7 +1,8 @@
+import { recordedKind } from '../interlock/flavour.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { MAX_RECORD_BYTES } from '../record/record.ts';
 import { impossibleTime } from '../record/started-at.ts';
-import type { Certainty, LockRecord } from '../types.ts';
+import type { Certainty, InterlockKind, LockRecord } from '../types.ts';
 import type { ProcessProbe } from './probe.ts';
 
 /** What a lock file says about its holder, judged against the process table. */
@@ -35,7 +36,7 @@ export interface JudgeContext {
    * definition. `hostLocal`: the lock stands for something of this host alone (a port), so a
    * record from another host or network namespace says nothing about it.
    */
-  interlockFree?: { hostLocal: boolean };
+  interlockFree?: { hostLocal: boolean; kind?: InterlockKind | undefined };
 }
 
 const held = (certainty: Certainty, reason: string): Verdict => ({ state: 'held', certainty, reason });
@@ -157,9 +158,12 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
   const { pid } = record;
   const pidns = otherPidNamespace(record, probe);
   if (interlockFree !== undefined) {
+    // Only the kind of interlock the holder held proves anything by being free: a holder of a
+    // socket file is not gone because the abstract name is free, nor the other way round.
+    const heldThis = record.interlock === true && (interlockFree.kind ?? recordedKind(record)) === recordedKind(record);
     // The kernel frees the interlock when its holder dies: on this kernel and network namespace, a
     // free interlock is proof, whatever hostname (UTS namespace) or pid namespace the holder had.
-    if (record.interlock === true && sameKernelAndNetwork(record, probe)) {
+    if (heldThis && sameKernelAndNetwork(record, probe)) {
       const where = pidns === undefined ? '' : ` (in another pid namespace, ${pidns})`;
       return stale(
         'certain',
@@ -170,7 +174,7 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
     if (where !== undefined && interlockFree.hostLocal) {
       return stale('certain', `it was taken ${where}, whose port is not this one; here the port's interlock is free`);
     }
-    if (where === undefined && record.interlock === true) {
+    if (where === undefined && heldThis) {
       return stale(
         'certain',
         `process ${pid} no longer holds the lock's interlock, which the kernel frees when it exits`,
@@ -244,7 +248,8 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
   }
   const bootMs = probe.bootTimeMs();
   const processStartMs =
-    bootMs === undefined ? undefined : bootMs + (Number(info.startTime) * 1000) / probe.ticksPerSecond;
+    info.startedAtMs ??
+    (bootMs === undefined ? undefined : bootMs + (Number(info.startTime) * 1000) / probe.ticksPerSecond);
   const impossible = impossibleTime(record.startedAt, probe.now());
   if (impossible !== undefined) {
     // A time that cannot be true vouches for nothing. The file's own mtime is the kernel's word for

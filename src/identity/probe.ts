@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { threadId } from 'node:worker_threads';
 import { type PresenceOwner, presenceBound } from '../interlock/presence.ts';
@@ -8,8 +9,16 @@ export type Existence = 'alive' | 'gone' | 'other-user';
 
 /** What Linux tells about a live pid beyond its existence. */
 export interface ProcessInfo {
-  /** Start time in clock ticks since boot (`/proc/<pid>/stat` field 22). */
+  /**
+   * Start time in clock ticks since boot (`/proc/<pid>/stat` field 22); where there is no /proc,
+   * in whole seconds since the epoch as `ps` tells it (see `startedAtMs`).
+   */
   startTime: string;
+  /**
+   * Where the OS tells a start time as a date rather than since boot (`ps -o lstart`, macOS and
+   * BSD): that time, epoch milliseconds, to the second.
+   */
+  startedAtMs?: number;
   /** One-letter state: `Z` zombie, `X` dead, others alive. */
   state: string;
   /** The thread group id: differs from the pid when the pid names a thread, not a process. */
@@ -105,6 +114,35 @@ function once<T>(compute: () => T): () => T {
 }
 
 const isLinux = process.platform === 'linux';
+/** Whether this OS has /proc to read processes from; elsewhere `ps` is asked (POSIX). */
+const hasProc = isLinux && existsSync('/proc/self/stat');
+
+/**
+ * What `ps` tells of a pid, for systems without /proc (macOS, BSD): its start time from
+ * `lstart` (a date to the second, in the C locale's format) and its state. `gone` when ps lists
+ * no such pid; undefined where ps cannot be run or says something else. A process and a pipe
+ * cost some milliseconds: the judge asks only for a record whose pid exists.
+ */
+export function psInfo(pid: number): ProcessInfo | 'gone' | undefined {
+  let out: string;
+  try {
+    out = execFileSync('ps', ['-o', 'stat=', '-o', 'lstart=', '-p', String(pid)], {
+      encoding: 'utf8',
+      env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5000,
+    });
+  } catch (error) {
+    // ps exits 1 with nothing listed when the pid does not exist.
+    const { status, stdout } = error as { status?: number; stdout?: string };
+    return status === 1 && !stdout?.trim() ? 'gone' : undefined;
+  }
+  const match = /^\s*(\S+)\s+(\w{3} \w{3}\s+\d{1,2} \d{2}:\d{2}:\d{2} \d{4})\s*$/.exec(out);
+  if (match?.[1] === undefined || match[2] === undefined) return out.trim() === '' ? 'gone' : undefined;
+  const startedAtMs = Date.parse(`${match[2]} UTC`);
+  if (Number.isNaN(startedAtMs)) return undefined;
+  return { startTime: String(startedAtMs / 1000), startedAtMs, state: match[1].slice(0, 1), tgid: undefined };
+}
 
 export function processExists(pid: number): Existence {
   try {
@@ -222,7 +260,7 @@ export const systemProbe: ProcessProbe = {
   }),
   exists: processExists,
   inPidNamespace: (pidns, pid) => (isLinux ? linuxInPidNamespace(pidns, pid) : undefined),
-  info: (pid) => (isLinux ? linuxInfo(pid) : undefined),
+  info: (pid) => (hasProc ? linuxInfo(pid) : process.platform === 'win32' ? undefined : psInfo(pid)),
   ownStartTime: once(() => {
     const stat = isLinux ? readText('/proc/self/stat') : undefined;
     return stat === undefined ? undefined : parseProcStat(stat)?.startTime;

@@ -37,6 +37,28 @@ export function listeningAbstractNames(table: string): Map<string, string[]> {
   return names;
 }
 
+/**
+ * The inodes of the sockets listening at a socket file's path, from the text of /proc/net/unix.
+ * The table shows the path a socket was bound at: a portlock socket is bound under a hidden temp
+ * name beside the path (`.<name>.<hex>`) and then linked at it, so those count too; which one the
+ * path names, its holder's answer tells (its `socketInode`).
+ */
+export function listeningAtSocketFile(table: string, path: string): string[] {
+  const slash = path.lastIndexOf('/');
+  const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.`;
+  const inodes: string[] = [];
+  for (const line of table.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    const flags = Number.parseInt(fields[3] ?? '', 16);
+    const inode = fields[6];
+    const bound = fields.slice(7).join(' ');
+    if (inode === undefined || (flags & LISTENING) === 0) continue;
+    if (bound === path || (bound.startsWith(temp) && /^[0-9a-f]{8}$/.test(bound.slice(temp.length))))
+      inodes.push(inode);
+  }
+  return inodes;
+}
+
 /** The inode of the socket listening on exactly this abstract name, from the text of /proc/net/unix. */
 export function listeningInode(name: string, table: string): string | undefined {
   return listeningAbstractNames(table).get(shownAs(name))?.[0];
@@ -62,8 +84,12 @@ export function socketInode(fd: number | undefined): string | undefined {
   }
 }
 
-/** Whether a lock's name is bound under any of its forms, per a table read by {@link boundAbstractNames}. */
+/**
+ * Whether a lock's name is bound under any of its forms, per a table read by {@link boundAbstractNames}.
+ * A socket file's path is not in that table: it counts as bound, to be asked.
+ */
 export function isBound(bound: Set<string>, name: string): boolean {
+  if (!name.startsWith('\0')) return true;
   return kernelForms(name).some((form) => bound.has(shownAs(form)));
 }
 
@@ -252,11 +278,14 @@ export function socketOwners(): SocketOwners {
  * it, several sockets showing as the name leave it `ambiguous`.
  */
 export function kernelHolders(name: string, owners?: () => SocketOwners, real?: string | null): KernelHolders {
-  if (process.platform !== 'linux' || !name.startsWith('\0')) return { state: 'unseen', holders: [] };
+  const socketFile = name.startsWith('/');
+  if (process.platform !== 'linux' || !(name.startsWith('\0') || socketFile)) return { state: 'unseen', holders: [] };
   const table = readText('/proc/net/unix', 'utf8');
   if (table === undefined) return { state: 'unseen', holders: [] };
   const listening = listeningAbstractNames(table);
-  const [own = [], legacy = []] = kernelForms(name).map((form) => listening.get(shownAs(form)) ?? []);
+  const [own = [], legacy = []] = socketFile
+    ? [listeningAtSocketFile(table, name)]
+    : kernelForms(name).map((form) => listening.get(shownAs(form)) ?? []);
   if (own.length + legacy.length === 0) return { state: 'free', holders: [] };
   const pidsOf = socketPids(
     [...own, ...legacy].map((inode) => `socket:[${inode}]`),

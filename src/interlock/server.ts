@@ -84,6 +84,8 @@ export class Interlock {
   #closed = false;
   /** The listening socket's inode, looked up on the first `who` (null: not yet). */
   #inode: string | undefined | null = null;
+  /** What must happen before the name is freed (a socket file's link removed while still its own). */
+  #beforeClose: (() => void) | undefined;
 
   private constructor(server: Server) {
     this.#server = server;
@@ -97,14 +99,19 @@ export class Interlock {
   /**
    * Binds `name`; resolves `taken` when another process holds it. The caller gives its answers
    * with `answerWith` at once: a refused caller never has to make up a record it will not publish.
+   * `shared`: a socket file that every user may connect to (in the host-wide socket directory).
    */
-  static bind(name: string): Promise<Interlock | 'taken' | 'unavailable'> {
+  static bind(
+    name: string,
+    { shared = false }: { shared?: boolean } = {},
+  ): Promise<Interlock | 'taken' | 'unavailable'> {
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: false });
     return new Promise((resolve) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
         resolve(error.code === 'EADDRINUSE' ? 'taken' : 'unavailable');
       });
-      server.listen({ path: name, exclusive: true, backlog: BACKLOG }, () => {
+      const everyone = shared ? { readableAll: true, writableAll: true } : {};
+      server.listen({ path: name, exclusive: true, backlog: BACKLOG, ...everyone }, () => {
         server.removeAllListeners('error');
         // A failing client socket must never take the holder down.
         server.on('error', () => {});
@@ -344,10 +351,20 @@ export class Interlock {
     return !this.#closed && typeof fd === 'number' && fd >= 0 ? fd : undefined;
   }
 
+  /** Runs `step` in `close()`, before the name is freed (at most one such step). */
+  beforeClose(step: () => void): void {
+    this.#beforeClose = step;
+  }
+
   /** Frees the name at once (synchronously), and ends every open connection. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    try {
+      this.#beforeClose?.();
+    } catch {
+      // Tidying a name must never keep it held.
+    }
     clearTimeout(this.#sweep);
     this.#server.close();
     for (const socket of this.#sockets) socket.destroy();

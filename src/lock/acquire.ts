@@ -7,10 +7,12 @@ import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, Park, waitForRelease } from '../interlock/client.ts';
+import { interlockKind, nameOfKind } from '../interlock/flavour.ts';
 import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
-import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
+import { directoryIdentity, keyPathName } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
 import { Interlock } from '../interlock/server.ts';
+import { bindSocketFile, type SocketFileTaker } from '../interlock/socket-file.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import { type RecordFile, readRecordFileQuietly } from '../record/read-record.ts';
@@ -155,6 +157,14 @@ async function bindBoth(
   return second === 'unavailable' ? { first } : { first, second };
 }
 
+/** A socket-file taker's claim on a dead socket: this holder's record, and the judge of others' claims. */
+function takerFor(options: ResolvedAcquire, probe: ProcessProbe, tokenOf: () => string): SocketFileTaker {
+  return {
+    claim: () => serializeRecord(createRecord(options.scope, options.name, tokenOf(), probe)),
+    judge: judgeWith(probe),
+  };
+}
+
 /** Whether a key lock's directory is still the one it was taken in (not moved away, removed or replaced). */
 function dirWatch(dir: string): () => boolean {
   const identity = directoryIdentity(dir);
@@ -214,11 +224,17 @@ async function tryOnce(
   if (scope.kind === 'key') ensureLockDir(dir);
   const dirExists = scope.kind === 'key' || checkOwnLockDir(dir);
   const name = interlockNameOf();
+  const kind = interlockKind(options.interlock);
   let interlock: Interlock | undefined;
   const companions: Interlock[] = [];
   let unavailable: string | undefined;
   if (name !== undefined) {
-    const bound = await bindBoth(name, scope, dir);
+    const tried =
+      kind === 'socket-file'
+        ? await bindSocketFile(scope, dir, takerFor(options, probe, tokenOf))
+        : await bindBoth(name, scope, dir);
+    const bound: Awaited<ReturnType<typeof bindBoth>> =
+      typeof tried === 'object' && 'unavailable' in tried ? undefined : tried;
     // Holding the lock's own name is not enough: a holder of its legacy form (an older portlock
     // under Node 22 or later) holds the lock too. It cannot be waited on through the interlock
     // under every Node version, so a waiter polls.
@@ -237,12 +253,14 @@ async function tryOnce(
     }
     interlock = bound?.first;
     if (bound?.second !== undefined) companions.push(bound.second);
-    if (bound === undefined) unavailable = await whyUnbindable(name);
+    if (bound === undefined) {
+      unavailable = typeof tried === 'object' && 'unavailable' in tried ? tried.unavailable : await whyUnbindable(name);
+    }
   }
   let lock: Lock | undefined;
   let record: LockRecord;
   let token: string;
-  const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port' });
+  const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port', kind });
   let attempt: Attempt;
   // Without the interlock, a kernel name of this holder's own tells other threads and namespaces it is alive.
   const presence = interlock === undefined ? await presenceOf(probe) : undefined;
@@ -259,6 +277,7 @@ async function tryOnce(
       presence: presence?.id,
       interlockUnavailable: unavailable,
       holder: options.holder,
+      interlockKind: kind,
     });
     const answers = { record: publicRecord(record), lockFile: path, token, stopHandler: () => lock?.onStopRequest };
     interlock?.answerWith(answers);
@@ -320,7 +339,7 @@ export async function acquireLockWith(
   // Derived anew on every try: the directory may have been replaced since the last one.
   let name: string | undefined;
   const interlockNameOf = () => {
-    name = resolved.interlock === 'auto' ? interlockName(scope, dir) : undefined;
+    name = nameOfKind(interlockKind(resolved.interlock), scope, dir);
     return name;
   };
   // Drawn when first needed, and kept across tries: judges must know it for ours from then on.

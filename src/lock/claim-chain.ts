@@ -57,14 +57,17 @@ export function followClaims(
  * Acts on the stale record `stale` at `lockPath` (`act` replaces or removes it), if this process is
  * the one allowed to: it claims the end of the chain with `claimBytes`, then checks the record is
  * still `stale`. `done`: `act` ran, and its result is returned. `changed`: the record or the chain
- * moved on; read and judge again. `busy`: a live process is claiming it right now.
+ * moved on; read and judge again. `busy`: a live process is claiming it right now. `stillThere`
+ * tells whether the thing at `lockPath` is still the stale one (by default: its record's identity);
+ * a dead socket file (see `interlock/socket-file.ts`) is taken over through the same chain.
  */
 export function actOnStale<T>(
   lockPath: string,
-  stale: RecordFile,
+  stale: Pick<RecordFile, 'identity'>,
   claimBytes: Buffer,
   judge: (file: RecordFile) => Verdict,
   act: () => T,
+  stillThere: () => boolean = () => readRecordFile(lockPath)?.identity === stale.identity,
 ): { kind: 'done'; value: T } | { kind: 'changed' } | { kind: 'busy' } {
   const chain = followClaims(lockPath, stale.identity, judge);
   if (chain.busy) return { kind: 'busy' };
@@ -72,7 +75,7 @@ export function actOnStale<T>(
   if (!publishExclusive(mine, claimBytes)) return { kind: 'changed' };
   let done = false;
   try {
-    if (readRecordFile(lockPath)?.identity !== stale.identity) return { kind: 'changed' };
+    if (!stillThere()) return { kind: 'changed' };
     const value = act();
     done = true;
     return { kind: 'done', value };

@@ -7,10 +7,12 @@ export {
   LockLostError,
   LockPathError,
   PortRangeExhaustedError,
+  SocketDirectoryError,
 } from '../errors.ts';
 export { interlockHolders } from '../interlock/holders.ts';
 export { type PortListener, portHolders } from '../listeners/port-holders.ts';
-export { DIR_ENV, lockPathFor } from '../options/resolve.ts';
+export { DIR_ENV, lockPathFor, SOCKET_DIR_ENV } from '../options/resolve.ts';
+export { INTERLOCK_ENV } from '../options/validate.ts';
 export type {
   AcquireOptions,
   Certainty,
@@ -21,6 +23,8 @@ export type {
   HolderUpdate,
   InspectOptions,
   InterlockHolder,
+  InterlockKind,
+  InterlockOption,
   ListOptions,
   LockHandle,
   LockInspection,

@@ -3,14 +3,21 @@ import { join } from 'node:path';
 import { LockPathError, lockPathProblemText } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
+import { interlockToAsk } from '../interlock/flavour.ts';
 import { boundAbstractNames, isBound, kernelHolders, type SocketOwners, socketOwners } from '../interlock/holders.ts';
-import { interlockName } from '../interlock/name.ts';
 import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import { publicRecord } from '../record/record.ts';
-import type { InspectOptions, InterlockHolder, ListOptions, LockInspection, PublicLockRecord } from '../types.ts';
+import type {
+  InspectOptions,
+  InterlockHolder,
+  InterlockOption,
+  ListOptions,
+  LockInspection,
+  PublicLockRecord,
+} from '../types.ts';
 import { judgeWith } from './acquire.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
@@ -50,7 +57,7 @@ export async function judgeLock(
   path: string,
   scope: LockScope,
   dir: string,
-  interlock: 'auto' | 'off',
+  interlock: InterlockOption,
   probe: ProcessProbe,
   { bound, askTimeoutMs = ASK_TIMEOUT_MS, owners }: Look = {},
 ): Promise<Judgement> {
@@ -65,7 +72,9 @@ export async function judgeLock(
         : `the lock file cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
   }
   const shown = file?.record && publicRecord(file.record);
-  const name = interlock === 'auto' ? interlockName(scope, dir) : undefined;
+  // The kind of interlock the record's holder holds, else the one the option names (none with `off`).
+  const asking = await interlockToAsk(interlock, scope, dir, file?.record);
+  const name = asking?.name;
   // A name missing from the kernel's table of bound names is free: no need to knock.
   const unbound = name !== undefined && bound !== undefined && !isBound(bound, name);
   const asked = name === undefined ? undefined : unbound ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
@@ -83,7 +92,11 @@ export async function judgeLock(
     return { file, verdict: { state: 'unknown', certainty: 'certain', reason: unreadable }, record: undefined };
   }
   if (file === undefined) return { file, verdict: FREE_VERDICT, record: undefined };
-  return { file, verdict: judgeWith(probe, asked && { hostLocal: scope.kind === 'port' })(file), record: shown };
+  return {
+    file,
+    verdict: judgeWith(probe, asked && { hostLocal: scope.kind === 'port', kind: asking?.kind })(file),
+    record: shown,
+  };
 }
 
 /** A judgement as `inspectLock` reports it. */
@@ -107,7 +120,7 @@ async function inspectPath(
   path: string,
   scope: LockScope,
   dir: string,
-  interlock: 'auto' | 'off',
+  interlock: InterlockOption,
   probe: ProcessProbe,
   look?: Look,
 ): Promise<LockInspection> {
@@ -162,7 +175,7 @@ export async function listLocksWith(options: ListOptions, probe: ProcessProbe): 
     if (a.scope.kind !== b.scope.kind) return a.scope.kind === 'port' ? -1 : 1;
     return a.name < b.name ? -1 : 1;
   });
-  const bound = interlock === 'auto' ? boundAbstractNames() : undefined;
+  const bound = interlock === 'off' ? undefined : boundAbstractNames();
   let scanned: SocketOwners | undefined;
   const owners = () => {
     scanned ??= socketOwners();

@@ -2,10 +2,12 @@ import { lstatSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
+import { interlockKind, recordedKind, unverifiable } from '../interlock/flavour.ts';
 import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
+import { liveSocketFile } from '../interlock/socket-file.ts';
 import { resolveTarget } from '../options/resolve.ts';
-import { describe } from '../options/validate.ts';
+import { describe, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import type {
@@ -171,6 +173,11 @@ async function request(place: Place, verified: Verification, deadline: number): 
   if (token === undefined) {
     return `${place.path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
   }
+  const unseen = unverifiable(place.name);
+  if (verified.tokenFor === undefined && unseen !== undefined) {
+    // The token proves the right to stop: never handed to a process nobody can vouch for.
+    return `its token was not sent: ${unseen}; stop the holder where it runs (pid ${verified.record?.pid})`;
+  }
   if (verified.tokenFor === undefined) {
     const onName = verified.holders.filter((holder) => holder.via === 'kernel');
     if (onName.length > 0) {
@@ -261,7 +268,13 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   const force = options.force === true;
   const where = checkLockDir(dir);
   const place: Place = { path, name: interlockName(scope, dir), owner: where?.uid ?? process.getuid?.() };
-  const target = scope.kind === 'port' ? { port: scope.port, dir, name } : { key: scope.key, dir, name };
+  // The holder's interlock is looked at whatever PORTLOCK_INTERLOCK says: the record names its kind.
+  const target = {
+    ...(scope.kind === 'port' ? { port: scope.port } : { key: scope.key }),
+    dir,
+    name,
+    interlock: 'auto' as const,
+  };
   const signalled = new Map<number, SignalledProcess & { startTime: string }>();
   let before: LockInspection | undefined;
   const result = (outcome: StopLockResult['outcome'], reason: string, via?: StopLockResult['via']): StopLockResult => {
@@ -298,6 +311,11 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   const elsewhere = lockFileElsewhere(before.record, path);
   if (elsewhere !== undefined && before.record !== undefined) {
     place.elsewhere = { file: elsewhere, whose: otherDirectory(before.record, name).whose };
+  }
+  // A holder of a socket file (the record says so, or this system has no other) is asked, and checked, there.
+  const kind = before.record === undefined ? undefined : recordedKind(before.record);
+  if (kind === 'socket-file' || (kind === undefined && interlockKind(validateInterlock(undefined)) === 'socket-file')) {
+    place.name = await liveSocketFile(scope, dir);
   }
   if (before.state === 'unknown') return result('unknown', `it cannot be stopped from here: ${before.reason}`);
 

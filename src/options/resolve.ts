@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { AcquireOptions, HolderInfo, ListOptions, LockTarget } from '../types.ts';
+import type { AcquireOptions, HolderInfo, InterlockOption, ListOptions, LockTarget } from '../types.ts';
 import { validateHolder } from './holder.ts';
 import {
   assertOptionsObject,
@@ -17,6 +17,8 @@ import {
 
 /** The environment variable that moves every lock directory that is not given explicitly. */
 export const DIR_ENV = 'PORTLOCK_DIR';
+/** The environment variable that moves the host-wide directory of port sockets (socket-file interlock). */
+export const SOCKET_DIR_ENV = 'PORTLOCK_SOCKET_DIR';
 
 export interface ResolvedTarget {
   scope: LockScope;
@@ -30,7 +32,7 @@ export interface ResolvedTarget {
 export interface ResolvedAcquire extends ResolvedTarget {
   wait: number;
   signal: AbortSignal | undefined;
-  interlock: 'auto' | 'off';
+  interlock: InterlockOption;
   onLost: AcquireOptions['onLost'];
   recheckInterval: number;
   holder: HolderInfo;

@@ -1,4 +1,4 @@
-import type { AcquireOptions, ListOptions } from '../types.ts';
+import type { AcquireOptions, InterlockOption, ListOptions } from '../types.ts';
 
 /** What a lock stands for: a port, or a named key. */
 export type LockScope = { kind: 'port'; port: number } | { kind: 'key'; key: string };
@@ -115,10 +115,18 @@ export function validateRecheckInterval(interval: unknown): number {
   return interval;
 }
 
-export function validateInterlock(interlock: unknown): 'auto' | 'off' {
-  if (interlock === undefined) return 'auto';
-  if (interlock !== 'auto' && interlock !== 'off') {
-    throw new TypeError(`interlock must be 'auto' or 'off', got ${describe(interlock)}`);
+/** The environment variable that sets the `interlock` option wherever a call does not. */
+export const INTERLOCK_ENV = 'PORTLOCK_INTERLOCK';
+
+export function validateInterlock(interlock: unknown): InterlockOption {
+  const fromEnv = interlock === undefined ? process.env[INTERLOCK_ENV] || undefined : undefined;
+  const value = interlock ?? fromEnv ?? 'auto';
+  const what = fromEnv === undefined ? 'interlock' : INTERLOCK_ENV;
+  if (value !== 'auto' && value !== 'off' && value !== 'socket-file') {
+    throw new TypeError(`${what} must be 'auto', 'socket-file' or 'off', got ${describe(value)}`);
   }
-  return interlock;
+  if (value === 'socket-file' && process.platform === 'win32') {
+    throw new RangeError(`${what} 'socket-file' needs a POSIX system; on Windows use 'auto' (a named pipe) or 'off'`);
+  }
+  return value;
 }

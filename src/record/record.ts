@@ -1,7 +1,7 @@
 import type { ProcessProbe } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
 import type { LockScope } from '../options/validate.ts';
-import type { HolderInfo, HolderUpdate, LockRecord, PublicLockRecord } from '../types.ts';
+import type { HolderInfo, HolderUpdate, InterlockKind, LockRecord, PublicLockRecord } from '../types.ts';
 
 /** Records larger than this are garbage by definition and are never read whole. */
 export const MAX_RECORD_BYTES = 64 * 1024;
@@ -22,6 +22,8 @@ export function createRecord(
     presence?: string | undefined;
     interlockUnavailable?: string | undefined;
     holder?: HolderInfo | undefined;
+    /** Which interlock it holds, where it holds one. */
+    interlockKind?: InterlockKind | undefined;
   } = {},
 ): LockRecord {
   const user = probe.user();
@@ -44,6 +46,7 @@ export function createRecord(
     ...(probe.threadId === undefined ? {} : { thread: probe.threadId }),
     ...(extra.presence === undefined ? {} : { presence: extra.presence }),
     ...(interlocked ? { interlock: true as const } : {}),
+    ...(interlocked && extra.interlockKind !== undefined ? { interlockKind: extra.interlockKind } : {}),
     ...(extra.interlockUnavailable === undefined ? {} : { interlockUnavailable: extra.interlockUnavailable }),
     ...holderFields(extra.holder ?? {}),
     token,
@@ -88,6 +91,8 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   thread: optional((value): value is number => Number.isSafeInteger(value) && (value as number) >= 0),
   presence: optional((value): value is string => isString(value) && /^[0-9a-f]{16,64}$/.test(value)),
   interlock: (value) => value === undefined || value === true,
+  interlockKind: (value) =>
+    value === undefined || value === 'abstract-socket' || value === 'named-pipe' || value === 'socket-file',
   interlockUnavailable: optional(isString),
   command: optional(
     (value): value is string[] => Array.isArray(value) && value.length <= 4096 && value.every(isString),

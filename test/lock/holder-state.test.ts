@@ -9,6 +9,7 @@ import type { Lock } from '../../src/lock/handle.ts';
 import { HANDOFF_ENV, handoffValue } from '../../src/lock/handoff.ts';
 import { jsonLine } from '../cli/_support.ts';
 import { freePort } from '../helpers/free-port.ts';
+import { abstractSocketOnly } from '../helpers/interlock-mode.ts';
 import { writeRecord } from '../helpers/records.ts';
 import { fixture, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -19,7 +20,7 @@ async function target() {
   return { dir, port, path: join(dir, `agent-${port}.lock`) };
 }
 
-describe("the holder's state", () => {
+describe("the holder's state", { skip: abstractSocketOnly }, () => {
   it('is in the record and the who answer; update() changes both, and only while the record is ours', async () => {
     const { dir, port, path } = await target();
     const holder = { command: ['node', 'server.js'], cwd: '/srv/app', state: 'starting' as const };
@@ -51,7 +52,7 @@ describe("the holder's state", () => {
   });
 });
 
-describe('a lock handed to a child process', () => {
+describe('a lock handed to a child process', { skip: abstractSocketOnly }, () => {
   async function handOut(extra: { fd?: 'pipe'; token?: string } = {}) {
     const { dir, port, path } = await target();
     const lock = (await acquireLock({ port, dir, holder: { command: ['portlock', 'agent'], cwd: '/srv' } })) as Lock;

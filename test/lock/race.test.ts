@@ -6,13 +6,16 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { acquireLock, lockPathFor } from '../../src/index.ts';
+import { acquireLock, type InterlockOption, lockPathFor } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { deadPid, liveProcess, processStartOf, recordFor, writeRecord } from '../helpers/records.ts';
 import { fixture, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
-const MODES = ['off', 'auto'] as const;
+// PORTLOCK_INTERLOCK, the test-wide mode switch (see .ci/run), races in that one mode instead.
+const MODES = (
+  process.env.PORTLOCK_INTERLOCK ? [process.env.PORTLOCK_INTERLOCK] : ['off', 'auto']
+) as InterlockOption[];
 const linuxOnly = { skip: process.platform !== 'linux' && 'abstract sockets and /proc are Linux only' };
 
 const RACE_WORKERS = 8;

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { stopLock } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
+import { abstractSocketOnly, interlockOnly } from '../helpers/interlock-mode.ts';
 import { liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -26,7 +27,7 @@ describe('stopLock', linuxOnly, () => {
     assert.equal(bystander.child.signalCode, null);
   });
 
-  it('takes a holder that agrees with no time left for stopping, not for silent', async () => {
+  it('takes a holder that agrees with no time left for stopping, not for silent', { skip: interlockOnly }, async () => {
     const dir = tempDir();
     const port = await freePort();
     const holder = await startHolder({ port, dir, stoppable: true });
@@ -38,7 +39,9 @@ describe('stopLock', linuxOnly, () => {
     await finished(holder.child);
   });
 
-  it('gives a holder that does not answer no more than the timeout to answer', async () => {
+  it('gives a holder that does not answer no more than the timeout to answer', {
+    skip: abstractSocketOnly,
+  }, async () => {
     const dir = tempDir();
     const port = await freePort();
     // Holds the port's interlock and never answers: every question to it runs into its time limit.

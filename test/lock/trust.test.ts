@@ -15,6 +15,7 @@ import { cli, exited, staleRecord } from '../cli/_support.ts';
 import { giveToNobody, NOBODY_UID, nobodyUnavailable, spawnAsNobody, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
+import { abstractSocketOnly } from '../helpers/interlock-mode.ts';
 import { otherNode } from '../helpers/other-node.ts';
 import { deadRecord, liveProcess, processStartOf, recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, lineMatching, spawnTracked, spawnTs } from '../helpers/spawn.ts';
@@ -97,7 +98,7 @@ const alive = (pid: number, startTime: string) => {
   }
 };
 
-describe('a squatter of a lock name, as another user', asNobody, () => {
+describe('a squatter of a lock name, as another user', { skip: asNobody.skip || abstractSocketOnly }, () => {
   it('is named by the kernel in status, list, the refusal and stop --force: no escape byte, no innocent signalled, no token', async () => {
     const dir = tempDir();
     const port = await freePort();

@@ -1,0 +1,383 @@
+import {
+  chmodSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmdirSync,
+  type Stats,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { SocketDirectoryError } from '../errors.ts';
+import type { Verdict } from '../identity/judge.ts';
+import { readText } from '../identity/probe.ts';
+import { crypto } from '../lazy-crypto.ts';
+import { actOnStale } from '../lock/claim-chain.ts';
+import { SOCKET_DIR_ENV } from '../options/resolve.ts';
+import type { LockScope } from '../options/validate.ts';
+import type { RecordFile } from '../record/read-record.ts';
+import { unlinkQuietly } from '../record/unlink-quietly.ts';
+import { Interlock } from './server.ts';
+
+/**
+ * The socket-file interlock (macOS, the BSDs, other POSIX systems; on Linux with
+ * `interlock: 'socket-file'`): holding the lock is having a listening Unix socket at a path that
+ * stands for it. A dead holder's socket file stays behind, but connecting to it fails at once
+ * (ECONNREFUSED): the kernel, not a pid, says the holder is gone.
+ *
+ * - A socket is bound under a hidden temp name, and only once it listens is it linked (`link(2)`,
+ *   which fails if the name exists) at the lock's path: the path never names a socket that does
+ *   not answer yet, so "refused" always means "dead".
+ * - A dead socket file is taken over through the record layer's claim chain (`claim-chain.ts`),
+ *   claiming the dead file's identity (device, inode, times), then renaming the new socket over
+ *   it: unlink-then-bind would let a slow taker remove a fast one's fresh socket.
+ * - Port sockets are host-wide, in one sticky directory (`/tmp/.portlock`, or `PORTLOCK_SOCKET_DIR`),
+ *   mode 0666 so that any user's portlock can ask them. A dead socket of another user there cannot
+ *   be removed, so a port has numbered slots (`port-5338.sock`, `port-5338.1.sock`, ...): a taker
+ *   binds the lowest slot it can use when none is live, then looks at every other slot, and
+ *   backs off if one is live. Of two takers, the later to listen sees the earlier: never two.
+ * - `sun_path` holds 108 bytes on Linux and 104 on macOS: a key lock whose directory's path is too
+ *   long for `<dir>/<key>.sock` gets a short hashed name in a private per-user directory, and a
+ *   symbolic link from `<dir>/<key>.sock` points to it.
+ */
+
+/** The host-wide directory of port sockets, sticky like `/tmp/.X11-unix`. */
+export const DEFAULT_SOCKET_DIR = '/tmp/.portlock';
+/** The longest socket path, without its NUL: `sun_path` is 108 bytes on Linux, 104 on macOS and BSD. */
+export const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
+/** What a temp name (`.<name>.<8 hex>`) adds to a socket's path. */
+const TEMP_EXTRA_BYTES = 10;
+/** Slots of one port: enough for a few users' dead sockets, few enough to look at all of them. */
+export const MAX_SLOTS = 16;
+
+const fits = (path: string): boolean => Buffer.byteLength(path) + TEMP_EXTRA_BYTES <= MAX_SOCKET_PATH_BYTES;
+const digest = (text: string): string => crypto().createHash('sha256').update(text).digest('hex').slice(0, 24);
+const uid = (): number | undefined => process.getuid?.();
+
+/** The host-wide directory of port sockets. */
+export function portSocketDir(): string {
+  const dir = process.env[SOCKET_DIR_ENV];
+  return dir ? resolve(dir) : DEFAULT_SOCKET_DIR;
+}
+
+/** This user's private directory of short socket names, for lock directories with long paths. */
+function privateSocketDir(): string {
+  const name = `portlock-${uid() ?? 'user'}`;
+  const preferred = join(tmpdir(), name);
+  // A hashed name is 29 bytes; a temp directory with a long path (TMPDIR) falls back to /tmp.
+  return fits(join(preferred, 'x'.repeat(29))) ? preferred : join('/tmp', name);
+}
+
+/** A key lock's socket path as written in its lock directory (a socket, or a link to one). */
+const besidePath = (dir: string, key: string): string => join(dir, `${key}.sock`);
+
+/** The short name of a key lock's socket in this user's private directory. */
+function shortPath(dir: string, key: string): string {
+  let real = dir;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    // Not created yet: its spelling is the best name there is.
+  }
+  return join(privateSocketDir(), `${digest(`${real}\0${key}`)}.sock`);
+}
+
+/**
+ * The path of a lock's socket (for a port, its first slot): `<socket dir>/port-<port>.sock`, or
+ * `<dir>/<key>.sock`, or where that is too long, a short name in this user's private directory.
+ */
+export function socketFileBase(scope: LockScope, dir: string): string {
+  if (scope.kind === 'port') return join(portSocketDir(), `port-${scope.port}.sock`);
+  const beside = besidePath(dir, scope.key);
+  return fits(beside) ? beside : shortPath(dir, scope.key);
+}
+
+/** Slot `n` of a port's socket: the base path itself, then `port-<port>.<n>.sock`. */
+export function slotPath(base: string, n: number): string {
+  return n === 0 ? base : base.replace(/\.sock$/, `.${n}.sock`);
+}
+
+/** The slots of a port's socket that exist now, lowest first. */
+function existingSlots(base: string): string[] {
+  const stem = basename(base).replace(/\.sock$/, '');
+  const slot = new RegExp(`^${stem.replaceAll('.', '\\.')}(?:\\.(\\d{1,2}))?\\.sock$`);
+  let names: string[];
+  try {
+    names = readdirSync(dirname(base));
+  } catch {
+    return [];
+  }
+  return names
+    .flatMap((name) => {
+      const match = slot.exec(name);
+      return match === null ? [] : [{ n: Number(match[1] ?? 0), name }];
+    })
+    .sort((a, b) => a.n - b.n)
+    .map(({ name }) => join(dirname(base), name));
+}
+
+/**
+ * What a socket path holds now: `live` (something listens; a full backlog counts), `dead` (a
+ * socket nobody listens on, or not a socket at all), `missing`. A socket that refuses this user
+ * (not portlock's: its port sockets are open to all) is dead only where the kernel shows nothing
+ * listening on that path (Linux); elsewhere it counts as live.
+ */
+export function knock(path: string): Promise<'live' | 'dead' | 'missing'> {
+  return new Promise((settle) => {
+    const socket = connect({ path });
+    socket.once('connect', () => {
+      socket.destroy();
+      settle('live');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      socket.destroy();
+      if (error.code === 'ENOENT') settle('missing');
+      else if (error.code === 'ECONNREFUSED' || error.code === 'ENOTSOCK') settle('dead');
+      else if (error.code === 'EACCES') settle(listeningOnPath(path) === false ? 'dead' : 'live');
+      else settle('live');
+    });
+  });
+}
+
+/** Whether /proc/net/unix shows a socket listening on exactly this path; undefined where it cannot tell. */
+function listeningOnPath(path: string): boolean | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const table = readText('/proc/net/unix', 'utf8');
+  if (table === undefined) return undefined;
+  return table.split('\n').some((line) => {
+    const fields = line.trim().split(/\s+/);
+    return (Number.parseInt(fields[3] ?? '', 16) & 0x10000) !== 0 && fields.slice(7).join(' ') === path;
+  });
+}
+
+/** The lowest live slot of a port's socket, other than `except`; undefined when none is live. */
+async function liveSlot(base: string, except?: string): Promise<string | undefined> {
+  for (const path of existingSlots(base)) {
+    if (path !== except && (await knock(path)) === 'live') return path;
+  }
+  return undefined;
+}
+
+/**
+ * The socket path to ask about a lock: for a port, its lowest live slot (else its first); for a
+ * key, the path beside the record, or where the holder left a link there (a long directory), its
+ * target.
+ */
+export async function liveSocketFile(scope: LockScope, dir: string): Promise<string> {
+  if (scope.kind === 'port') {
+    const base = socketFileBase(scope, dir);
+    return (await liveSlot(base)) ?? base;
+  }
+  const beside = besidePath(dir, scope.key);
+  if (fits(beside)) return beside;
+  try {
+    const target = readlinkSync(beside);
+    if (isAbsolute(target) && fits(target)) return target;
+  } catch {
+    // No link: nobody has held it yet, or not from here.
+  }
+  return shortPath(dir, scope.key);
+}
+
+/** What makes a socket file this file: a dead one is taken over only while it is still the same. */
+function identityOf(path: string): { identity: string; uid: number } | undefined {
+  let stat: Stats & { birthtimeNs?: bigint };
+  try {
+    stat = lstatSync(path, { bigint: true }) as unknown as Stats & { birthtimeNs?: bigint };
+  } catch {
+    return undefined;
+  }
+  const big = stat as unknown as { dev: bigint; ino: bigint; ctimeNs: bigint; birthtimeNs: bigint; uid: bigint };
+  return {
+    identity: digest(`${big.dev}:${big.ino}:${big.ctimeNs}:${big.birthtimeNs}`),
+    uid: Number(big.uid),
+  };
+}
+
+/** Whether the file at `path` is still the inode `ino` of device `dev`. */
+function sameFile(path: string, dev: bigint, ino: bigint): boolean {
+  try {
+    const stat = lstatSync(path, { bigint: true });
+    return stat.dev === dev && stat.ino === ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes sure a socket directory is safe to bind in, creating it if missing: a real directory (not
+ * a link), owned by root or this user, and either sticky (`shared`, the host-wide port directory,
+ * created 1777) or closed to everyone else (created 0700). Throws {@link SocketDirectoryError}.
+ */
+export function ensureSocketDir(dir: string, shared: boolean): void {
+  const mode = shared ? 0o1777 : 0o700;
+  let stat: Stats | undefined;
+  try {
+    stat = lstatSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  if (stat === undefined) {
+    // Made aside and renamed into place with its mode set (the umask takes bits away), so that
+    // nobody ever finds it with the wrong mode.
+    const temp = `${dir}.${crypto().randomBytes(4).toString('hex')}`;
+    mkdirSync(temp, { mode });
+    try {
+      chmodSync(temp, mode);
+      renameSync(temp, dir);
+    } catch (error) {
+      rmdirSync(temp);
+      // Made by another process meanwhile: judged below like any other.
+      if (!['EEXIST', 'ENOTEMPTY'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    }
+    stat = lstatSync(dir);
+  }
+  const me = uid();
+  let why: string | undefined;
+  if (!stat.isDirectory()) why = stat.isSymbolicLink() ? 'it is a symbolic link' : 'it is not a directory';
+  else if (me !== undefined && stat.uid !== 0 && stat.uid !== me) why = `it is owned by uid ${stat.uid}`;
+  else if (shared && (stat.mode & 0o1000) === 0) why = `it is not sticky (mode 0${(stat.mode & 0o7777).toString(8)})`;
+  else if (!shared && (stat.mode & 0o077) !== 0)
+    why = `it is open to others (mode 0${(stat.mode & 0o7777).toString(8)})`;
+  if (why !== undefined) throw new SocketDirectoryError(dir, why, shared);
+}
+
+/** Points `link` at `target` (a key lock's long directory to its short socket), replacing an old link. */
+function pointTo(link: string, target: string): void {
+  try {
+    if (readlinkSync(link) === target) return;
+  } catch {
+    // No link yet, or something else: replaced below.
+  }
+  const temp = join(dirname(link), `.${basename(link)}.${crypto().randomBytes(4).toString('hex')}`);
+  try {
+    symlinkSync(target, temp);
+    renameSync(temp, link);
+  } catch {
+    // Only a pointer for readers; the lock does not depend on it.
+    unlinkQuietly(temp);
+  }
+}
+
+/** What a taker writes as its claim on a dead socket file, and how it judges others' claims. */
+export interface SocketFileTaker {
+  /** The claim's content: this holder's record, so that a claimer that dies is judged stale. */
+  claim(): Buffer;
+  judge(file: RecordFile): Verdict;
+}
+
+/**
+ * The outcome of binding a lock's socket file: held (`first`), the path of the live socket that
+ * holds it (a string), or why it could not be bound.
+ */
+export type SocketFileBound = { first: Interlock } | string | { unavailable: string };
+
+/**
+ * Binds a lock's socket file: for a key, its one path; for a port, the lowest usable slot when no
+ * slot is live, checked against every other slot once bound (see the opening comment).
+ */
+export async function bindSocketFile(scope: LockScope, dir: string, taker: SocketFileTaker): Promise<SocketFileBound> {
+  const base = socketFileBase(scope, dir);
+  const port = scope.kind === 'port';
+  if (port) ensureSocketDir(dirname(base), true);
+  else if (dirname(base) !== dir) {
+    ensureSocketDir(dirname(base), false);
+    pointTo(besidePath(dir, scope.key), base);
+  }
+  if (port) {
+    const live = await liveSlot(base);
+    if (live !== undefined) return live;
+  }
+  for (let n = 0; n < (port ? MAX_SLOTS : 1); n++) {
+    const path = slotPath(base, n);
+    const bound = await bindAt(path, port, taker);
+    if (bound === 'foreign') continue;
+    if (!port || typeof bound !== 'object' || !('first' in bound)) return bound;
+    // Another taker may have bound another slot meanwhile: whichever listened later sees it.
+    const rival = await liveSlot(base, path);
+    if (rival === undefined) return bound;
+    bound.first.close();
+    return rival;
+  }
+  return {
+    unavailable: `the first ${MAX_SLOTS} socket files of this port in ${dirname(base)} are other users' dead sockets, which only they or root can remove`,
+  };
+}
+
+/**
+ * Binds one socket path: a new socket under a temp name, linked at `path` if it is free, renamed
+ * over it if a dead socket of this user's is there (through the claim chain). `foreign`: a dead
+ * socket this user cannot remove (another user's, in the sticky directory).
+ */
+async function bindAt(
+  path: string,
+  shared: boolean,
+  taker: SocketFileTaker,
+): Promise<{ first: Interlock } | string | 'foreign' | { unavailable: string }> {
+  const temp = join(dirname(path), `.${basename(path)}.${crypto().randomBytes(4).toString('hex')}`);
+  const bound = await Interlock.bind(temp, { shared });
+  if (bound === 'taken' || bound === 'unavailable') return { unavailable: `binding a socket at ${temp} failed` };
+  const { dev, ino } = lstatSync(temp, { bigint: true });
+  const held = (): { first: Interlock } => {
+    unlinkQuietly(temp);
+    // Released while it still listens, so the path cannot have passed to anyone else: ours to remove.
+    bound.beforeClose(() => {
+      if (sameFile(path, dev, ino)) unlinkSync(path);
+    });
+    return { first: bound };
+  };
+  try {
+    // A few turns: each means another process changed the path in between, which is rare.
+    for (let turn = 0; turn < 8; turn++) {
+      try {
+        linkSync(temp, path);
+        return held();
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'EEXIST') {
+          bound.close();
+          return { unavailable: `linking the socket file ${path} failed (${code})` };
+        }
+      }
+      const found = identityOf(path);
+      if (found === undefined) continue;
+      const state = await knock(path);
+      if (state === 'missing') continue;
+      if (state === 'live') {
+        bound.close();
+        return path;
+      }
+      const me = uid();
+      if (me !== undefined && me !== 0 && found.uid !== me) {
+        bound.close();
+        return 'foreign';
+      }
+      const outcome = actOnStale(
+        path,
+        found,
+        taker.claim(),
+        taker.judge,
+        () => renameSync(temp, path),
+        () => identityOf(path)?.identity === found.identity,
+      );
+      if (outcome.kind === 'done') return held();
+      if (outcome.kind === 'busy') {
+        // Another process is taking it over right now: as good as taken; the caller looks again.
+        bound.close();
+        return path;
+      }
+    }
+    bound.close();
+    return path;
+  } catch (error) {
+    bound.close();
+    throw error;
+  }
+}

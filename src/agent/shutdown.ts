@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { MAX_TIMER_MS, validateDuration } from '../options/validate.ts';
 import { agentToken, interruptAgent } from './agent.ts';
 import { describeForLog } from './redact.ts';
 import type { Agent, ShutdownOptions } from './types.ts';
@@ -31,12 +32,14 @@ export function exitCodeFor(signal: NodeJS.Signals): number {
 export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () => void {
   const {
     signals = DEFAULT_SIGNALS,
-    timeout = Math.min(agent.drainTimeout + DEFAULT_BUDGET_MARGIN, 2 ** 31 - 1),
+    timeout = Math.min(agent.drainTimeout + DEFAULT_BUDGET_MARGIN, MAX_TIMER_MS),
     exitDelay = DEFAULT_EXIT_DELAY,
     crashes = true,
     logger = agent.logger,
     secrets = [],
   } = options;
+  validateDuration(timeout, 'timeout');
+  validateDuration(exitDelay, 'exitDelay');
   let phase: 'running' | 'draining' | 'forcing' | 'stopped' = 'running';
   let budget: NodeJS.Timeout | undefined;
   let hardExit: NodeJS.Timeout | undefined;

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { MAX_TIMER_MS } from '../options/validate.ts';
 
 /** One command-line option: what `parseArgs` needs, and what its help line says. */
 export interface OptionSpec {
@@ -134,9 +135,9 @@ export function parseSeconds(text: string, what: string, options: { forever?: bo
   if (options.forever && text === 'forever') return Number.POSITIVE_INFINITY;
   const seconds = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
   // Node fires timers set beyond about 24.8 days at once.
-  if (!Number.isFinite(seconds) || seconds * 1000 > 2 ** 31 - 1) {
+  if (!Number.isFinite(seconds) || seconds * 1000 > MAX_TIMER_MS) {
     throw new UsageError(
-      `${what} must be a number of seconds (at most 2147483)${options.forever ? " or 'forever'" : ''}, got '${text}'`,
+      `${what} must be a number of seconds (at most ${Math.floor(MAX_TIMER_MS / 1000)})${options.forever ? " or 'forever'" : ''}, got '${text}'`,
     );
   }
   return seconds * 1000;

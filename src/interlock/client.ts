@@ -1,6 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crypto } from '../lazy-crypto.ts';
+import { MAX_TIMER_MS } from '../options/validate.ts';
 import { encode, PROTOCOL_VERSION, parkName, parseReply, type Reply, type Request } from './protocol.ts';
 
 /** How long an asker waits for a holder's answer before reporting it unresponsive. */
@@ -76,9 +77,6 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
     }
   });
 }
-
-/** Node fires a timer set beyond this at once. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A waiter the holder turned away (its queue is full) tries again after this, doubling... */
 const BUSY_RETRY_MIN_MS = 20;

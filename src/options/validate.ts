@@ -104,15 +104,25 @@ export function validateOnLost<T extends (error: never) => void>(onLost: T | und
   return onLost;
 }
 
+/** The longest timer Node keeps: it runs one set beyond this (Infinity included) at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A number of milliseconds that a timer is set to: from `min` to {@link MAX_TIMER_MS}, since a
+ * longer one would fire at once instead of late. `what` names the option in the error.
+ */
+export function validateDuration(value: unknown, what: string, min = 0): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`${what} must be a number of milliseconds, got ${describe(value)}`);
+  }
+  if (!(value >= min && value <= MAX_TIMER_MS)) {
+    throw new RangeError(`${what} must be from ${min} to ${MAX_TIMER_MS} milliseconds, got ${describe(value)}`);
+  }
+  return value;
+}
+
 export function validateRecheckInterval(interval: unknown): number {
-  if (interval === undefined) return 1000;
-  if (typeof interval !== 'number') {
-    throw new TypeError(`recheckInterval must be a number of milliseconds, got ${describe(interval)}`);
-  }
-  if (!Number.isFinite(interval) || interval < 10 || interval > 2 ** 31 - 1) {
-    throw new RangeError(`recheckInterval must be from 10 to 2147483647 milliseconds, got ${describe(interval)}`);
-  }
-  return interval;
+  return interval === undefined ? 1000 : validateDuration(interval, 'recheckInterval', 10);
 }
 
 export function validateInterlock(interlock: unknown): 'auto' | 'off' {

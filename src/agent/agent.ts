@@ -3,7 +3,7 @@ import { LockHeldError, type LockLostError } from '../errors.ts';
 import { crypto } from '../lazy-crypto.ts';
 import { acquireLock } from '../lock/acquire.ts';
 import { lockPathFor } from '../options/resolve.ts';
-import { validateDuration } from '../options/validate.ts';
+import { isPort, validateDuration } from '../options/validate.ts';
 import type { HolderUpdate, LockHandle } from '../types.ts';
 import { type ControlRoutes, createControlRoutes, type HealthReport, normalizePrefix } from './control-routes.ts';
 import { Connections } from './drain.ts';
@@ -83,7 +83,8 @@ function forgetOnExit(lock: LockHandle): void {
 
 function validateOptions(options: AgentOptions): void {
   const { port = DEFAULT_PORT, drainTimeout = DEFAULT_DRAIN_TIMEOUT, handler, server, setup } = options;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+  // Port 0: any free port the system picks.
+  if (port !== 0 && !isPort(port)) {
     throw new RangeError(`port must be an integer from 0 to 65535, got ${String(port)}`);
   }
   validateDuration(drainTimeout, 'drainTimeout');

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { MAX_TIMER_MS } from '../options/validate.ts';
+import { isPort, MAX_TIMER_MS } from '../options/validate.ts';
 
 /** One command-line option: what `parseArgs` needs, and what its help line says. */
 export interface OptionSpec {
@@ -116,9 +116,8 @@ export function stringValue(values: Values, name: string): string | undefined {
 export function parsePort(text: string | undefined, what: string, options: { allowZero?: boolean } = {}): number {
   if (text === undefined) throw new UsageError(`${what} is required`);
   const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
-  const least = options.allowZero ? 0 : 1;
-  if (!(port >= least && port <= 65535)) {
-    throw new UsageError(`${what} must be a port number from ${least} to 65535, got '${text}'`);
+  if (!(isPort(port) || (options.allowZero && port === 0))) {
+    throw new UsageError(`${what} must be a port number from ${options.allowZero ? 0 : 1} to 65535, got '${text}'`);
   }
   return port;
 }

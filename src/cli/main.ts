@@ -1,8 +1,6 @@
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LockDirectoryError, LockPathError, lockDirectoryMessage, lockPathMessage } from '../errors.ts';
-import { lockPathFor } from '../options/resolve.ts';
+import { lockDirOf, lockPathFor } from '../options/resolve.ts';
 import { GLOBAL_OPTIONS, optionLines, parse, renderHelp, stringValue, table, toParseArgs, UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { EXIT } from './exit-codes.ts';
@@ -102,7 +100,7 @@ function resolveDir(values: Record<string, string | boolean | undefined>, name: 
   } catch (error) {
     throw new UsageError(`--${(error as Error).message}`);
   }
-  return resolve(given ?? (env.PORTLOCK_DIR || join(env.HOME || homedir(), `.${name}`)));
+  return lockDirOf(given, name, env);
 }
 
 /** The library's errors name its options (`dir`); here the reader types flags (`--dir`). */

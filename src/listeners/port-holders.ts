@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { isPort } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { listenersInTable, type TcpListener, userNames } from './tcp-table.ts';
 
@@ -151,7 +152,7 @@ export async function mayBeInUse(port: number): Promise<boolean> {
  * list: nothing listens. Changes nothing.
  */
 export async function portHolders(port: number, system: ListenerSystem = linuxListenerSystem): Promise<PortListener[]> {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+  if (!isPort(port)) {
     throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
   }
   const seen =

@@ -184,6 +184,8 @@ describe('listLocks', () => {
       '.hidden.lock',
       'agent-0.lock',
       'agent-65536.lock',
+      // A key may not look like a port lock's name, so no key lock has this name.
+      'agent-123456.lock',
       'agent-080.lock',
       'two..dots.lock',
       'lock',

@@ -1,17 +1,11 @@
-import { constants } from 'node:os';
 import { MAX_TIMER_MS, validateDuration } from '../options/validate.ts';
+import { STOP_SIGNALS, signalExitCode } from '../signals.ts';
 import { agentToken, interruptAgent } from './agent.ts';
 import { describeForLog } from './redact.ts';
 import type { Agent, ShutdownOptions } from './types.ts';
 
-export const DEFAULT_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 export const DEFAULT_EXIT_DELAY = 3000;
 const DEFAULT_BUDGET_MARGIN = 5000;
-
-/** The shell's convention: 128 plus the signal number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP). */
-export function exitCodeFor(signal: NodeJS.Signals): number {
-  return 128 + (constants.signals[signal] ?? 0);
-}
 
 /**
  * Stops the agent cleanly when the process is told to end. The first signal drains within a
@@ -31,7 +25,7 @@ export function exitCodeFor(signal: NodeJS.Signals): number {
  */
 export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () => void {
   const {
-    signals = DEFAULT_SIGNALS,
+    signals = STOP_SIGNALS,
     timeout = Math.min(agent.drainTimeout + DEFAULT_BUDGET_MARGIN, MAX_TIMER_MS),
     exitDelay = DEFAULT_EXIT_DELAY,
     crashes = true,
@@ -93,7 +87,7 @@ export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () 
   const again = (signal: NodeJS.Signals) => (signal === 'SIGINT' ? 'press Ctrl-C again' : `send ${signal} again`);
 
   const onSignal = (signal: NodeJS.Signals) => {
-    setExitCode(exitCodeFor(signal));
+    setExitCode(signalExitCode(signal));
     if (phase === 'running') {
       interruptAgent(agent, new DOMException(`${agent.name} was interrupted by ${signal}`, 'AbortError'));
       if (notRunning()) {

@@ -191,7 +191,7 @@ export interface ShutdownOptions {
    * arms no hard exit; the agent will not start after it, and a second signal exits at once.
    * @default ['SIGINT', 'SIGTERM', 'SIGHUP']
    */
-  signals?: NodeJS.Signals[];
+  signals?: readonly NodeJS.Signals[];
   /**
    * Milliseconds a graceful stop may take in all (drain and teardowns) before it is forced: from 0
    * to 2147483647 (the longest timer Node keeps); anything else throws.

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { exitCodeFor, handleShutdown } from '../../src/agent/shutdown.ts';
+import { handleShutdown } from '../../src/agent/shutdown.ts';
 import { createAgent } from '../../src/index.ts';
+import { signalExitCode } from '../../src/signals.ts';
 import type { AgentFixtureConfig } from '../fixtures/agent-server.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -18,9 +19,9 @@ async function readyFixture(config: Omit<AgentFixtureConfig, 'port' | 'dir'> = {
 
 describe('handleShutdown', () => {
   it('maps signals to the exit codes shells use', () => {
-    assert.equal(exitCodeFor('SIGINT'), 130);
-    assert.equal(exitCodeFor('SIGTERM'), 143);
-    assert.equal(exitCodeFor('SIGHUP'), 129);
+    assert.equal(signalExitCode('SIGINT'), 130);
+    assert.equal(signalExitCode('SIGTERM'), 143);
+    assert.equal(signalExitCode('SIGHUP'), 129);
   });
 
   it('rejects a timeout or exitDelay that no timer can hold, and installs no handler then', () => {

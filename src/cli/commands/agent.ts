@@ -5,11 +5,10 @@ import { handleShutdown } from '../../agent/shutdown.ts';
 import { LockHeldError } from '../../errors.ts';
 import { currentReader, portInUseLine, portInUseNextStep } from '../../listeners/describe.ts';
 import { lockPathFor } from '../../options/resolve.ts';
+import { STOP_SIGNALS, signalExitCode } from '../../signals.ts';
 import { parsePort, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
-import { EXIT, signalExitCode } from '../exit-codes.ts';
-
-const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+import { EXIT } from '../exit-codes.ts';
 
 /** What the agent logged about a refused start: the lock's holder, or the program on the port. */
 function explanation(error: AlreadyRunningError): string {
@@ -68,8 +67,8 @@ export const agent: Command = {
     const remember = (signal: NodeJS.Signals) => {
       first ??= signal;
     };
-    for (const signal of SIGNALS) process.on(signal, remember);
-    const dispose = handleShutdown(instance, { signals: SIGNALS, logger });
+    for (const signal of STOP_SIGNALS) process.on(signal, remember);
+    const dispose = handleShutdown(instance, { signals: STOP_SIGNALS, logger });
     try {
       try {
         await instance.start();
@@ -119,7 +118,7 @@ export const agent: Command = {
       return first === undefined ? EXIT.ok : signalExitCode(first);
     } finally {
       dispose();
-      for (const signal of SIGNALS) process.off(signal, remember);
+      for (const signal of STOP_SIGNALS) process.off(signal, remember);
     }
   },
 };

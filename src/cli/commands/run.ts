@@ -8,16 +8,16 @@ import { acquireLock } from '../../lock/acquire.ts';
 import { Lock } from '../../lock/handle.ts';
 import { HANDOFF_ENV, handoffValue } from '../../lock/handoff.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
+import { STOP_SIGNALS, signalExitCode } from '../../signals.ts';
 import type { AcquireOptions, LockHandle } from '../../types.ts';
 import { parseExitCode, parseSeconds, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
-import { EXIT, signalExitCode } from '../exit-codes.ts';
+import { EXIT } from '../exit-codes.ts';
 import { inForegroundGroup } from '../foreground.ts';
 import { describeRecord, type Output } from '../output.ts';
 import { type PortChoice, portChoice } from '../port-choice.ts';
 import { superviseOptions, supervisor } from '../supervise.ts';
 
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 // As the agent does before it calls a port in use: a few looks, 20 ms apart.
 const IN_USE_CHECKS = 4;
 const IN_USE_DELAY_MS = 20;
@@ -266,7 +266,7 @@ export const run: Command = {
       if (signal !== 'SIGTERM' && inForegroundGroup()) return;
       child.kill(signal);
     };
-    for (const signal of FORWARDED) process.on(signal, onSignal);
+    for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
     let lock: LockHandle | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     // Last resort if this process dies of an error: the command goes, and the record with it.
@@ -322,7 +322,7 @@ export const run: Command = {
       await lock?.release().catch((error: unknown) => out.err(`portlock: releasing the lock failed: ${String(error)}`));
       process.off('exit', onExit);
       background.close();
-      for (const signal of FORWARDED) process.off(signal, onSignal);
+      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     }
   },
 };

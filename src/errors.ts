@@ -1,6 +1,6 @@
 import { lstatSync, statSync } from 'node:fs';
 import { printable } from './printable.ts';
-import { holderText } from './record/holder-text.ts';
+import { describeHolder, holderText } from './record/holder-text.ts';
 import { since } from './record/started-at.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
@@ -42,7 +42,7 @@ function heldLines(d: HeldDetails): string[] {
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
     lines.push(`Lock file: ${d.lockPath}`);
     lines.push(
-      `Next step: stop pid ${squatter.pid}${squatter.user ? ` (user ${squatter.user})` : ''}, or ask whoever runs it to; portlock will not stop it for you.`,
+      `Next step: stop ${describeHolder(squatter)}, or ask whoever runs it to; portlock will not stop it for you.`,
     );
     return lines;
   }
@@ -67,7 +67,7 @@ function heldLines(d: HeldDetails): string[] {
   const [heir] = d.holders ?? [];
   if (heir !== undefined) {
     // The recorded holder handed the lock on (to a command it ran) and is gone: name who has it.
-    const heirs = (d.holders ?? []).map((h) => `pid ${h.pid}${h.command ? ` (${h.command})` : ''}`).join(', ');
+    const heirs = (d.holders ?? []).map(describeHolder).join(', ');
     lines.push(`Held now by: ${heirs}, through the kernel interlock.`);
     lines.push(`Next step: stop that process first (for example: kill ${heir.pid}), or wait for it to exit.`);
   } else if (d.state === 'unknown') {

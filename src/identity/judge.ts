@@ -1,6 +1,6 @@
 import type { RecordFile } from '../record/read-record.ts';
 import { MAX_RECORD_BYTES } from '../record/record.ts';
-import { impossibleTime } from '../record/started-at.ts';
+import { duration, impossibleTime } from '../record/started-at.ts';
 import type { Certainty, LockRecord } from '../types.ts';
 import type { ProcessProbe } from './probe.ts';
 
@@ -57,7 +57,7 @@ function judgeUnreadable(file: RecordFile, { probe, graceMs = UNREADABLE_GRACE_M
       retryAfterMs: graceMs - age,
     };
   }
-  return stale('certain', `${what} (last written ${Math.round(age / 1000)} s ago)`);
+  return stale('certain', `${what} (last written ${duration(age)} ago)`);
 }
 
 /** Where a record comes from when that is not here, else undefined. */

@@ -7,6 +7,7 @@ import { interlockName } from '../interlock/name.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe } from '../options/validate.ts';
 import { printable } from '../printable.ts';
+import { describeHolder } from '../record/holder-text.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import type {
   InterlockHolder,
@@ -17,7 +18,6 @@ import type {
   StopLockResult,
 } from '../types.ts';
 import { inspectLockWith } from './inspect.ts';
-import { describeHolder } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
 
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;

@@ -1,8 +1,8 @@
 import { portInUseLine } from '../../listeners/describe.ts';
 import { portHolders } from '../../listeners/port-holders.ts';
 import { inspectLock } from '../../lock/inspect.ts';
-import { describeHolder } from '../../lock/interlock-answer.ts';
 import { printable } from '../../printable.ts';
+import { describeHolder } from '../../record/holder-text.ts';
 import type { LockInspection, PublicLockRecord } from '../../types.ts';
 import { parsePort, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';

@@ -1,5 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processExists } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
 import { MAX_TIMER_MS } from '../options/validate.ts';
 import { encode, PROTOCOL_VERSION, parkName, parseReply, type Reply, type Request } from './protocol.ts';
@@ -278,16 +279,6 @@ async function pauseUnless(ms: number, signal: AbortSignal): Promise<boolean> {
   }
 }
 
-/** Whether a process of this pid exists (one of another user's counts). */
-function exists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Resolves when the holder of `name` releases it or dies and it is this waiter's turn: `released`,
  * or also when nobody holds the name any more. Waiters are served in the order of `since` (when
@@ -365,7 +356,7 @@ export async function waitForRelease(
       }
       case 'free': {
         const wait = turnAt - performance.now();
-        if (before === undefined || wait <= 0 || !exists(before)) return 'released';
+        if (before === undefined || wait <= 0 || processExists(before) === 'gone') return 'released';
         // Free, but the one ahead has not had its turn: look again, a little later each time.
         if (!(await pauseUnless(Math.min(lookPause, wait), until))) return 'timeout';
         lookPause = Math.min(lookPause * 2, 16);

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { userName } from '../interlock/holders.ts';
+import { userName } from '../identity/users.ts';
 import { checkLockDir } from '../lock/lock-dir.ts';
 import { printable } from '../printable.ts';
 import { holderText } from '../record/holder-text.ts';

@@ -1,8 +1,10 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { descriptorLinks, readText } from '../identity/probe.ts';
+import { userNames } from '../identity/users.ts';
 import { isPort } from '../options/validate.ts';
 import { printable } from '../printable.ts';
-import { listenersInTable, type TcpListener, userNames } from './tcp-table.ts';
+import { listenersInTable, type TcpListener } from './tcp-table.ts';
 
 /** A program listening on a port, whether or not it uses portlock. */
 export interface PortListener {
@@ -28,38 +30,14 @@ export interface ListenerSystem {
 
 const COMMAND_LENGTH = 120;
 
-function read(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
 function* processes(): Iterable<{ pid: number; links: () => string[] }> {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const links = () => {
-      let fds: string[];
-      try {
-        fds = readdirSync(`/proc/${entry}/fd`);
-      } catch {
-        // Gone, or another user's (EACCES): not ours to see.
-        return [];
-      }
-      return fds.flatMap((fd) => {
-        try {
-          return [readlinkSync(`/proc/${entry}/fd/${fd}`)];
-        } catch {
-          return [];
-        }
-      });
-    };
-    yield { pid: Number(entry), links };
+    yield { pid: Number(entry), links: () => descriptorLinks(entry) };
   }
 }
 
-export const linuxListenerSystem: ListenerSystem = { read, processes };
+export const linuxListenerSystem: ListenerSystem = { read: (path) => readText(path, 'utf8'), processes };
 
 /**
  * A command line from NUL-separated /proc text, its control characters shown as escapes (a

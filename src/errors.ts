@@ -212,7 +212,8 @@ export class LockDirectoryError extends Error {
 
 export type LockPathProblem = 'symlink' | 'directory' | 'special' | 'unreadable';
 
-const PATH_PROBLEMS: Record<LockPathProblem, string> = {
+/** What is wrong at the lock path, as a clause after its name. */
+export const PATH_PROBLEMS: Record<LockPathProblem, string> = {
   symlink: 'is a symbolic link; portlock never follows one',
   directory: 'is a directory, not a lock file',
   special: 'is not a regular file',

@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { LockPathError } from '../errors.ts';
+import { LockPathError, PATH_PROBLEMS } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
 import { boundAbstractNames, isBound, kernelHolders, type SocketOwners, socketOwners } from '../interlock/holders.ts';
@@ -61,7 +61,7 @@ export async function judgeLock(
   } catch (error) {
     unreadable =
       error instanceof LockPathError
-        ? `the lock path ${error.message.split('\n')[0]?.replace(`Lock path ${path} `, '')}`
+        ? `the lock path ${PATH_PROBLEMS[error.problem]}`
         : `the lock file cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
   }
   const shown = file?.record && publicRecord(file.record);

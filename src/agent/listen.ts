@@ -119,8 +119,10 @@ async function bindAll(server: HttpServer, candidates: Candidate[], port: number
     throw error;
   }
   if (open.length === 0) {
+    // Shaped as the system error it sums up, for callers that tell those apart.
     throw Object.assign(new Error(`none of ${candidates.map((c) => c.host).join(', ')} can be bound here`), {
       code: 'EADDRNOTAVAIL',
+      syscall: 'listen',
     });
   }
   return { port: actual, hosts, close };

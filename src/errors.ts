@@ -5,7 +5,7 @@ import { since } from './record/started-at.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
-export interface HeldVerdict {
+interface HeldVerdict {
   state: 'held' | 'unknown';
   certainty: Certainty;
   reason: string;
@@ -135,7 +135,7 @@ function isSymlink(path: string): boolean {
 }
 
 /** Who reads a next step: a program using the library (the `dir` option) or a person at the command line (`--dir`). */
-export type Wording = 'library' | 'cli';
+type Wording = 'library' | 'cli';
 
 const USE_PRIVATE: Record<Wording, string> = {
   library: 'set PORTLOCK_DIR or pass the `dir` option to a private directory of your own (mode 0700)',
@@ -210,7 +210,7 @@ export class LockDirectoryError extends Error {
   }
 }
 
-export type LockPathProblem = 'symlink' | 'directory' | 'special' | 'unreadable';
+type LockPathProblem = 'symlink' | 'directory' | 'special' | 'unreadable';
 
 /** What is wrong at the lock path, as a clause after its name. */
 export const PATH_PROBLEMS: Record<LockPathProblem, string> = {

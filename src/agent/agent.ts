@@ -25,7 +25,7 @@ import type {
 
 /** Percy's agent port, where this lifecycle comes from. */
 export const DEFAULT_PORT = 5338;
-export const DEFAULT_DRAIN_TIMEOUT = 5000;
+const DEFAULT_DRAIN_TIMEOUT = 5000;
 
 /** Everything one start takes, so that a stop or a failed start gives back exactly that. */
 interface Run {

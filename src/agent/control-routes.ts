@@ -14,7 +14,7 @@ export interface HealthReport {
   readyState: AgentReadyState;
 }
 
-export interface ControlContext {
+interface ControlContext {
   /** `''` or a path such as `/percy`, without a trailing slash. */
   prefix: string;
   port(): number;

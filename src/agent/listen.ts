@@ -43,7 +43,7 @@ async function loopbackAddresses(): Promise<string[]> {
 }
 
 /** The addresses to bind for the `host` option: `localhost` (the default) becomes loopback addresses. */
-export async function resolveHosts(host: string | string[] | undefined): Promise<Candidate[]> {
+async function resolveHosts(host: string | string[] | undefined): Promise<Candidate[]> {
   const hosts = host === undefined ? ['localhost'] : Array.isArray(host) ? host : [host];
   const candidates: Candidate[] = [];
   for (const name of hosts) {

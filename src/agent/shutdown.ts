@@ -4,7 +4,7 @@ import { agentToken, interruptAgent } from './agent.ts';
 import { describeForLog } from './redact.ts';
 import type { Agent, ShutdownOptions } from './types.ts';
 
-export const DEFAULT_EXIT_DELAY = 3000;
+const DEFAULT_EXIT_DELAY = 3000;
 const DEFAULT_BUDGET_MARGIN = 5000;
 
 /**

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { isPort, MAX_TIMER_MS } from '../options/validate.ts';
 
 /** One command-line option: what `parseArgs` needs, and what its help line says. */
-export interface OptionSpec {
+interface OptionSpec {
   type: 'string' | 'boolean';
   short?: string;
   /** The value's placeholder in help, such as `<port>`. */

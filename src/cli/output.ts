@@ -6,7 +6,7 @@ import { holderText } from '../record/holder-text.ts';
 import { since } from '../record/started-at.ts';
 import type { LockInspection, PublicLockRecord } from '../types.ts';
 
-export interface Stream {
+interface Stream {
   write(text: string): unknown;
   isTTY?: boolean;
 }
@@ -32,7 +32,7 @@ const STYLES = {
 export type Style = keyof typeof STYLES;
 
 /** Whether a stream gets colour: a terminal, no NO_COLOR, no --no-color, no --json. */
-export function colorFor(stream: Stream, io: CliIO, flags: { json: boolean; noColor: boolean }): boolean {
+function colorFor(stream: Stream, io: CliIO, flags: { json: boolean; noColor: boolean }): boolean {
   if (flags.json || flags.noColor) return false;
   if (io.env.NO_COLOR !== undefined && io.env.NO_COLOR !== '') return false;
   return io.isTTY ?? stream.isTTY === true;

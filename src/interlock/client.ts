@@ -82,7 +82,7 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
 /** A waiter the holder turned away (its queue is full) tries again after this, doubling... */
 const BUSY_RETRY_MIN_MS = 20;
 /** ...up to this: a full queue costs a waiter a connection a second, not a busy loop. */
-export const BUSY_RETRY_MAX_MS = 1000;
+const BUSY_RETRY_MAX_MS = 1000;
 /**
  * After a release, a waiter with `n` ahead of it first looks for the successor `n` times this
  * late, so that the looks come in queue order and mostly find the successor bound.
@@ -93,13 +93,13 @@ const LOOK_STEP_MS = 2;
  * turn (it held the lock, or its process is gone), and in any case `n` times this long after the
  * release: the one ahead may have given up, or live on in a process that no longer waits.
  */
-export const TURN_STEP_MS = 250;
+const TURN_STEP_MS = 250;
 
 /**
  * How long a waiter stays at the park of the one ahead before asking the holder again: all that
  * one ahead can cost it by neither going nor leaving (stopped, or no portlock waiter at all).
  */
-export const PARK_RECHECK_MS = 5000;
+const PARK_RECHECK_MS = 5000;
 /** Waiters a park keeps at most: one, as a rule, or a few that queued in the same moment. */
 const MAX_FOLLOWERS = 128;
 

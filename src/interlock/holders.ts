@@ -149,7 +149,7 @@ export function someSocketHolder(
 }
 
 /** A socket listening on a lock's name, as /proc/net/unix shows it. */
-export interface KernelSocket {
+interface KernelSocket {
   inode: string;
   /** Under the lock's own name, or its legacy form (see `legacyForm`). */
   form: 'own' | 'legacy';
@@ -286,11 +286,6 @@ export function setApartLookAlikes(kernel: KernelHolders, real: string | null): 
   return fromSockets(kept, described, lookAlikes.length > 0 ? { lookAlikes } : {});
 }
 
-/** The processes that hold the listening socket of an abstract name (Linux), as the kernel tells. */
-export function socketHolders(name: string): InterlockHolder[] {
-  return kernelHolders(name).holders;
-}
-
 /**
  * The processes that hold a lock's kernel interlock right now: its holder, and any child the
  * holder handed it to ({@link LockHandle.interlockFd}), which keeps the lock held after the holder
@@ -300,5 +295,5 @@ export function socketHolders(name: string): InterlockHolder[] {
 export function interlockHolders(options: LockTarget): InterlockHolder[] {
   const { scope, dir } = resolveTarget(options, 'interlockHolders');
   const name = interlockName(scope, dir);
-  return name === undefined ? [] : socketHolders(name);
+  return name === undefined ? [] : kernelHolders(name).holders;
 }

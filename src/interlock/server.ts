@@ -19,13 +19,13 @@ import {
  * full, the oldest of them is cut to make room. An asker sends its request the moment it connects,
  * so to push it out a flood would have to open this many connections in that moment.
  */
-export const MAX_PENDING = 1024;
+const MAX_PENDING = 1024;
 /** Waiters held open at once: the earliest ones, in the order they started waiting. */
 export const MAX_WAITERS = 128;
 /** Connections the kernel queues until the holder accepts them (Linux caps it at somaxconn). */
 const BACKLOG = 4096;
 
-export interface HolderAnswers {
+interface HolderAnswers {
   /** The record to show askers (no token). */
   record: PublicLockRecord;
   token: string;

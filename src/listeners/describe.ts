@@ -26,7 +26,7 @@ export function describeListeners(listeners: PortListener[]): string {
 }
 
 /** Who reads a message: the next step offers a kill only for processes the reader may signal. */
-export interface Reader {
+interface Reader {
   user: string | undefined;
   root: boolean;
 }

@@ -50,7 +50,7 @@ export function displayCommand(cmdline: string): string | undefined {
 }
 
 /** Linux: the port's listening sockets from /proc/net/tcp{,6}, and who holds each from /proc/<pid>/fd. */
-export function linuxPortHolders(port: number, system: ListenerSystem): PortListener[] | undefined {
+function linuxPortHolders(port: number, system: ListenerSystem): PortListener[] | undefined {
   const v4 = system.read('/proc/net/tcp');
   const v6 = system.read('/proc/net/tcp6');
   if (v4 === undefined && v6 === undefined) return undefined;

@@ -87,7 +87,7 @@ async function pause(ms: number, signal: AbortSignal | undefined): Promise<void>
   }
 }
 
-export function describeScope(scope: LockScope): string {
+function describeScope(scope: LockScope): string {
   return scope.kind === 'port' ? `port ${scope.port}` : `key ${scope.key}`;
 }
 
@@ -297,8 +297,8 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
 }
 
 /**
- * `acquireLock` with the process probe as a parameter: the seam through which tests stage PID
- * reuse, reboots and other hosts.
+ * `acquireLock` with the process probe as a parameter, and the choice not to ask a holder who it
+ * is (acquirePort's, which passes held ports by the dozen).
  */
 export async function acquireLockWith(
   options: AcquireOptions,

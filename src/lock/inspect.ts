@@ -19,7 +19,7 @@ import { checkLockDir } from './lock-dir.ts';
 const CONCURRENCY = 32;
 
 /** A lock as judged now: what its file says, and what the interlock adds. */
-export interface Judgement {
+interface Judgement {
   /** The lock file, when there is one and it could be read. */
   file: RecordFile | undefined;
   verdict: Pick<LockInspection, 'state' | 'certainty' | 'reason'>;
@@ -36,7 +36,7 @@ const FREE: Asked = { kind: 'free' };
 const FREE_VERDICT = { state: 'free', certainty: 'certain', reason: 'there is no lock file' } as const;
 
 /** How a look at a lock may be cut short. */
-export interface Look {
+interface Look {
   /** The kernel's table of bound names, if the caller has read it: a name missing there is free. */
   bound?: Set<string> | undefined;
   /** How long the interlock's holder may take to answer. */
@@ -141,7 +141,8 @@ async function mapLimited<T, R>(items: T[], limit: number, map: (item: T) => Pro
   return results;
 }
 
-export async function listLocksWith(options: ListOptions, probe: ProcessProbe): Promise<LockInspection[]> {
+/** Inspects every lock file in a directory (`dir`, or the default directory of `name`). */
+export async function listLocks(options: ListOptions = {}): Promise<LockInspection[]> {
   const { dir } = resolveListDir(options);
   const interlock = validateInterlock(options.interlock);
   if (checkLockDir(dir) === undefined) return [];
@@ -169,11 +170,6 @@ export async function listLocksWith(options: ListOptions, probe: ProcessProbe): 
     return scanned;
   };
   return mapLimited(locks, CONCURRENCY, (lock) =>
-    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe, { bound, owners }),
+    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, systemProbe, { bound, owners }),
   );
-}
-
-/** Inspects every lock file in a directory (`dir`, or the default directory of `name`). */
-export function listLocks(options: ListOptions = {}): Promise<LockInspection[]> {
-  return listLocksWith(options, systemProbe);
 }

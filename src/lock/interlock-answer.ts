@@ -8,7 +8,7 @@ import { describeHolder } from '../record/holder-text.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
 
 /** What the interlock says about a lock, once the kernel has been heard: undefined when nobody holds it. */
-export interface HeldByInterlock {
+interface HeldByInterlock {
   /** `unknown` (certain): held, by a process of another pid namespace, whose pid means nothing here. */
   verdict: Verdict & { state: 'held' | 'unknown' };
   /** The holder's own answer, only where the kernel agrees with it. */

@@ -125,7 +125,7 @@ export function ensureLockDir(dir: string): void {
 }
 
 /** A lock directory as found by a command that only looks (or cleans): whose it is. */
-export interface LockDirOwner {
+interface LockDirOwner {
   /** The directory owner's uid; undefined where the OS has none (Windows). */
   uid: number | undefined;
   /** Set when the caller is root looking into another user's directory. */

@@ -20,7 +20,7 @@ import type {
 import { inspectLockWith } from './inspect.ts';
 import { checkLockDir } from './lock-dir.ts';
 
-export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 const POLL_MS = 25;
 // While a holder keeps its interlock, a look waits on it this long at most before looking again:
 // the name may pass to a successor, which must not keep the stop waiting for its own release.

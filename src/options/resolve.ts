@@ -20,7 +20,7 @@ import {
 /** The environment variable that moves every lock directory that is not given explicitly. */
 export const DIR_ENV = 'PORTLOCK_DIR';
 
-export interface ResolvedTarget {
+interface ResolvedTarget {
   scope: LockScope;
   name: string;
   dir: string;

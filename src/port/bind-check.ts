@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 
 /** What binding a port on one address showed. */
-export type BindOutcome =
+type BindOutcome =
   | { kind: 'bound'; server: Server }
   /** Another socket has it (EADDRINUSE), or this process may not bind it (EACCES). */
   | { kind: 'in-use' }
@@ -12,7 +12,7 @@ const UNAVAILABLE = new Set(['EADDRNOTAVAIL', 'EAFNOSUPPORT', 'EPROTONOSUPPORT']
 const IN_USE = new Set(['EADDRINUSE', 'EACCES']);
 
 /** Listens on `port` at `host`; any other error than in-use or unavailable is thrown. */
-export function bindOn(port: number, host: string): Promise<BindOutcome> {
+function bindOn(port: number, host: string): Promise<BindOutcome> {
   const server = createServer();
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { styleText } from 'node:util';
 import { userName } from '../identity/users.ts';
 import { checkLockDir } from '../lock/lock-dir.ts';
 import { printable } from '../printable.ts';
@@ -20,16 +21,7 @@ export interface CliIO {
   isTTY?: boolean;
 }
 
-const STYLES = {
-  bold: [1, 22],
-  dim: [2, 22],
-  red: [31, 39],
-  green: [32, 39],
-  yellow: [33, 39],
-  magenta: [35, 39],
-} as const;
-
-export type Style = keyof typeof STYLES;
+export type Style = 'bold' | 'dim' | 'red' | 'green' | 'yellow' | 'magenta';
 
 /** Whether a stream gets colour: a terminal, no NO_COLOR, no --no-color, no --json. */
 function colorFor(stream: Stream, io: CliIO, flags: { json: boolean; noColor: boolean }): boolean {
@@ -59,8 +51,8 @@ export class Output {
 
   paint(style: Style, text: string, stream: 'out' | 'err' = 'out'): string {
     if (!(stream === 'out' ? this.#colorOut : this.#colorErr)) return text;
-    const [open, close] = STYLES[style];
-    return `\x1b[${open}m${text}\x1b[${close}m`;
+    // Whether to colour was decided above, for this stream (which may be a test's) and these flags.
+    return styleText(style, text, { validateStream: false });
   }
 
   out(line: string): void {

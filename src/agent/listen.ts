@@ -2,6 +2,7 @@ import { lookup } from 'node:dns/promises';
 import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { listenOrFail } from '../listen-or-fail.ts';
 import { isLoopbackHost } from './request-guard.ts';
 
 /** Where a server listens, and how to stop it listening. */
@@ -57,22 +58,6 @@ async function resolveHosts(host: string | string[] | undefined): Promise<Candid
   return candidates.filter((candidate) => !seen.has(candidate.host) && seen.add(candidate.host));
 }
 
-function listenOnce(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error) => {
-      server.off('listening', onListening);
-      reject(error);
-    };
-    const onListening = () => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen({ port, host });
-  });
-}
-
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
     // ERR_SERVER_NOT_RUNNING only says it was closed already, which is what is wanted. Only the
@@ -105,7 +90,7 @@ async function bindAll(server: HttpServer, candidates: Candidate[], port: number
       // their connections, so that one server sees, and drains, every connection.
       const target: Server = open.length === 0 ? server : createServer((socket) => server.emit('connection', socket));
       try {
-        await listenOnce(target, actual, host);
+        await listenOrFail(target, { port: actual, host });
       } catch (error) {
         if (optional && ADDRESS_MISSING.has((error as NodeJS.ErrnoException).code ?? '')) continue;
         throw error;

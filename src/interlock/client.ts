@@ -2,6 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processExists } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
+import { listenOrFail } from '../listen-or-fail.ts';
 import { MAX_TIMER_MS } from '../options/validate.ts';
 import { encode, PROTOCOL_VERSION, parkName, parseReply, type Reply, type Request } from './protocol.ts';
 
@@ -121,8 +122,8 @@ export class Park {
   }
 
   /** Binds a new park; undefined where there are no abstract names, or the bind fails. */
-  static open(): Promise<Park | undefined> {
-    if (process.platform !== 'linux') return Promise.resolve(undefined);
+  static async open(): Promise<Park | undefined> {
+    if (process.platform !== 'linux') return undefined;
     const id = `${process.pid}-${crypto().randomBytes(16).toString('hex')}`;
     const followers = new Set<Socket>();
     const server = createServer({ allowHalfOpen: false });
@@ -138,16 +139,15 @@ export class Park {
       socket.on('close', () => followers.delete(socket));
       socket.on('data', () => socket.destroy());
     });
-    return new Promise((resolve) => {
-      server.once('error', () => resolve(undefined));
-      server.listen({ path: parkName(id), exclusive: true }, () => {
-        server.removeAllListeners('error');
-        server.on('error', () => {});
-        // The park must not keep its waiter's process alive.
-        server.unref();
-        resolve(new Park(id, server, followers));
-      });
-    });
+    try {
+      await listenOrFail(server, { path: parkName(id), exclusive: true });
+    } catch {
+      return undefined;
+    }
+    server.on('error', () => {});
+    // The park must not keep its waiter's process alive.
+    server.unref();
+    return new Park(id, server, followers);
   }
 
   /** Lets the waiters behind go: the kernel ends their connections. */

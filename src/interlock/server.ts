@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { listenOrFail } from '../listen-or-fail.ts';
 import { sameToken } from '../same-token.ts';
 import type { PublicLockRecord, StopRequestHandler } from '../types.ts';
 import { boundAbstractNames, shownAs, socketInode } from './holders.ts';
@@ -79,38 +80,36 @@ export class Interlock {
    * Binds `name`; resolves `taken` when another process holds it. The caller gives its answers
    * with `answerWith` at once: a refused caller never has to make up a record it will not publish.
    */
-  static bind(name: string): Promise<Interlock | 'taken' | 'unavailable'> {
+  static async bind(name: string): Promise<Interlock | 'taken' | 'unavailable'> {
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: false });
-    return new Promise((resolve) => {
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        resolve(error.code === 'EADDRINUSE' ? 'taken' : 'unavailable');
-      });
-      server.listen({ path: name, exclusive: true, backlog: BACKLOG }, () => {
-        server.removeAllListeners('error');
-        // A failing client socket must never take the holder down.
-        server.on('error', () => {});
-        // The lock must not keep its holder's process alive.
-        server.unref();
-        resolve(new Interlock(server));
-      });
-    });
+    try {
+      await listenOrFail(server, { path: name, exclusive: true, backlog: BACKLOG });
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'taken' : 'unavailable';
+    }
+    return Interlock.#serving(server);
   }
 
   /**
    * Serves a listening socket this process inherited (a lock handed over by `portlock run`); the
    * caller has checked that it is the lock's kernel name. Undefined if it cannot be served.
    */
-  static adopt(fd: number): Promise<Interlock | undefined> {
+  static async adopt(fd: number): Promise<Interlock | undefined> {
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: false });
-    return new Promise((resolve) => {
-      server.once('error', () => resolve(undefined));
-      server.listen({ fd }, () => {
-        server.removeAllListeners('error');
-        server.on('error', () => {});
-        server.unref();
-        resolve(new Interlock(server));
-      });
-    });
+    try {
+      await listenOrFail(server, { fd });
+    } catch {
+      return undefined;
+    }
+    return Interlock.#serving(server);
+  }
+
+  static #serving(server: Server): Interlock {
+    // A failing client socket must never take the holder down.
+    server.on('error', () => {});
+    // The lock must not keep its holder's process alive.
+    server.unref();
+    return new Interlock(server);
   }
 
   #ownInode(): string | undefined {

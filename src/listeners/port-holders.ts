@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { descriptorLinks, readText } from '../identity/probe.ts';
 import { userNames } from '../identity/users.ts';
+import { listenOrFail } from '../listen-or-fail.ts';
 import { isPort } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { listenersInTable, type TcpListener } from './tcp-table.ts';
@@ -82,16 +83,18 @@ function linuxPortHolders(port: number, system: ListenerSystem): PortListener[] 
 type Bindable = 'free' | 'in-use' | 'unknown';
 
 /** Whether the port can be bound on one wildcard address, closed again at once. */
-function tryBind(port: number, host: '0.0.0.0' | '::'): Promise<Bindable> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EADDRINUSE') resolve('in-use');
-      // No IPv6 here says nothing about the port; EACCES (a privileged port) says nothing either.
-      else resolve(error.code === 'EAFNOSUPPORT' || error.code === 'EADDRNOTAVAIL' ? 'free' : 'unknown');
-    });
-    server.listen({ port, host, exclusive: true, ipv6Only: host === '::' }, () => server.close(() => resolve('free')));
-  });
+async function tryBind(port: number, host: '0.0.0.0' | '::'): Promise<Bindable> {
+  const server = createServer();
+  try {
+    await listenOrFail(server, { port, host, exclusive: true, ipv6Only: host === '::' });
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    if (code === 'EADDRINUSE') return 'in-use';
+    // No IPv6 here says nothing about the port; EACCES (a privileged port) says nothing either.
+    return code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL' ? 'free' : 'unknown';
+  }
+  await new Promise((closed) => server.close(closed));
+  return 'free';
 }
 
 /** Elsewhere: whether the port can be bound on every address, which says "in use" but not by whom. */

@@ -4,10 +4,14 @@ import { processExists } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
 import { listenOrFail } from '../listen-or-fail.ts';
 import { MAX_TIMER_MS } from '../options/validate.ts';
+import { readLines } from './lines.ts';
 import { encode, PROTOCOL_VERSION, parkName, parseReply, type Reply, type Request } from './protocol.ts';
 
 /** How long an asker waits for a holder's answer before reporting it unresponsive. */
 export const ASK_TIMEOUT_MS = 1000;
+
+/** A reply longer than this is not one: whoever sent it is not a holder worth hearing out. */
+const MAX_REPLY_LENGTH = 65536;
 
 export type Asked =
   /** Nobody holds the name, or its holder left before answering. */
@@ -39,23 +43,20 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
     };
     const attempt = () => {
       let connected = false;
-      let buffered = '';
       const current = connect({ path: name });
       socket = current;
       current.on('connect', () => {
         connected = true;
         current.write(encode({ v: PROTOCOL_VERSION, ...request }));
       });
-      current.on('data', (chunk) => {
-        buffered += chunk.toString('utf8');
-        const end = buffered.indexOf('\n');
-        if (end < 0 && buffered.length < 65536) return;
-        const reply = parseReply(buffered.slice(0, end < 0 ? undefined : end));
+      readLines(current, MAX_REPLY_LENGTH, (line) => {
+        const reply = line === undefined ? undefined : parseReply(line);
         finish(
           reply === undefined
             ? { kind: 'silent', reason: 'its answer was not understood' }
             : { kind: 'answered', reply },
         );
+        return false;
       });
       current.on('error', (error: NodeJS.ErrnoException) => {
         if (!connected && (error.code === 'ECONNREFUSED' || error.code === 'ENOENT')) finish({ kind: 'free' });
@@ -186,7 +187,6 @@ function waitOnce(
     // A holder that closes before answering has just released: as good as a free name.
     let heard: Heard = { kind: 'free' };
     let connected = false;
-    let buffered = '';
     const socket = connect({ path: name });
     const finish = () => {
       signal.removeEventListener('abort', onAbort);
@@ -202,29 +202,21 @@ function waitOnce(
       connected = true;
       socket.write(encode({ v: PROTOCOL_VERSION, op: 'wait', since, pid: process.pid, park: park?.id }));
     });
-    socket.on('data', (chunk) => {
-      buffered += chunk.toString('utf8');
-      for (let end = buffered.indexOf('\n'); end >= 0; end = buffered.indexOf('\n')) {
-        const reply = parseReply(buffered.slice(0, end));
-        buffered = buffered.slice(end + 1);
-        if (reply?.ok && 'waiting' in reply && park !== undefined && shouldPark(reply, park.id, avoid)) {
-          heard = { kind: 'park', behind: reply.behind, after: reply.after };
-          finish();
-          return;
-        }
-        if (reply?.ok && 'waiting' in reply) {
-          // A holder that keeps no queue says nothing of places: its waiters all go at once.
-          heard = { kind: 'released', ahead: reply.ahead ?? 0, after: reply.after, holder: reply.holder };
-        } else {
-          heard = !reply?.ok && reply?.error.code === 'EBUSY' ? { kind: 'busy' } : { kind: 'poll' };
-          finish();
-          return;
-        }
-      }
-      if (buffered.length > 65536) {
-        heard = { kind: 'poll' };
+    readLines(socket, MAX_REPLY_LENGTH, (line) => {
+      const reply = line === undefined ? undefined : parseReply(line);
+      if (reply?.ok && 'waiting' in reply && park !== undefined && shouldPark(reply, park.id, avoid)) {
+        heard = { kind: 'park', behind: reply.behind, after: reply.after };
         finish();
+        return false;
       }
+      if (reply?.ok && 'waiting' in reply) {
+        // A holder that keeps no queue says nothing of places: its waiters all go at once.
+        heard = { kind: 'released', ahead: reply.ahead ?? 0, after: reply.after, holder: reply.holder };
+        return true;
+      }
+      heard = !reply?.ok && reply?.error.code === 'EBUSY' ? { kind: 'busy' } : { kind: 'poll' };
+      finish();
+      return false;
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
       // The holder's backlog is full: as good as a full queue.

@@ -3,6 +3,7 @@ import { listenOrFail } from '../listen-or-fail.ts';
 import { sameToken } from '../same-token.ts';
 import type { PublicLockRecord, StopRequestHandler } from '../types.ts';
 import { boundAbstractNames, shownAs, socketInode } from './holders.ts';
+import { readLines } from './lines.ts';
 import {
   encode,
   errorReply,
@@ -137,25 +138,21 @@ export class Interlock {
     }
     this.#pending.set(socket, performance.now());
     this.#armSweep();
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const end = buffered.indexOf('\n');
-      if (end < 0 && buffered.length <= MAX_REQUEST_BYTES) return;
-      socket.off('data', onData);
+    readLines(socket, MAX_REQUEST_BYTES, (line) => {
       this.#pending.delete(socket);
-      if (end < 0 || end > MAX_REQUEST_BYTES) {
+      if (line === undefined) {
         this.#reply(socket, errorReply('ETOOLARGE', `a request is at most ${MAX_REQUEST_BYTES} bytes`));
-        return;
+        return false;
       }
       try {
-        this.#answer(socket, buffered.slice(0, end), answers);
+        this.#answer(socket, line, answers);
       } catch {
         // Whatever a request holds, it must never take the holder down.
         socket.destroy();
       }
-    };
-    socket.on('data', onData);
+      // One request a connection.
+      return false;
+    });
   }
 
   /**

@@ -11,8 +11,8 @@ import { printable } from '../printable.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import { publicRecord } from '../record/record.ts';
 import type { InspectOptions, InterlockHolder, ListOptions, LockInspection, PublicLockRecord } from '../types.ts';
-import { judgeWith } from './acquire.ts';
 import { heldByAnswer } from './interlock-answer.ts';
+import { judgeWith } from './judge-here.ts';
 import { checkLockDir } from './lock-dir.ts';
 
 /** Interlocks asked at once by `listLocks`. */

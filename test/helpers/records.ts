@@ -51,8 +51,8 @@ export async function deadRecord(fields: Partial<LockRecord> = {}): Promise<Lock
 }
 
 /** A live process that is not a lock holder, killed when the test file ends. */
-export async function liveProcess() {
-  const child = spawnTracked('sleep', ['300'], { stdio: 'ignore' });
+export async function liveProcess(timeoutMs?: number) {
+  const child = spawnTracked('sleep', ['300'], { stdio: 'ignore', timeoutMs });
   await once(child, 'spawn');
   if (child.pid === undefined) throw new Error('spawn gave no pid');
   return { pid: child.pid, child };

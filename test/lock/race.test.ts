@@ -18,6 +18,7 @@ const linuxOnly = { skip: process.platform !== 'linux' && 'abstract sockets and 
 
 const RACE_WORKERS = 8;
 const RACE_ROUNDS = 108;
+const RACE_TIMEOUT_MS = 90_000;
 // Far enough ahead that every worker has the arm message before the barrier falls.
 const BARRIER_LEAD_MS = 30;
 
@@ -196,7 +197,7 @@ const STALE_KINDS: { name: string; plant(stage: Stage): void }[] = [
 for (const interlock of MODES) {
   describe(`barrier race on a stale lock (interlock: ${interlock})`, linuxOnly, () => {
     const raceName = `hands the lock to exactly one of ${RACE_WORKERS} workers, every one of ${RACE_ROUNDS} rounds`;
-    it(raceName, { timeout: 90_000 }, (t) =>
+    it(raceName, { timeout: RACE_TIMEOUT_MS }, (t) =>
       replayable(async () => {
         // The order of the news and the dead pids planted are drawn from the run's seed.
         const { pick, shuffled } = choicesFor(`race ${interlock}`);
@@ -204,7 +205,8 @@ for (const interlock of MODES) {
         const dir = tempDir();
         const port = await freePort();
         const path = lockPathFor({ port, dir });
-        const unrelated = (await liveProcess()).pid;
+        // Alive for the whole test, however long a loaded machine makes it.
+        const unrelated = (await liveProcess(RACE_TIMEOUT_MS)).pid;
         const deadPids = await Promise.all(Array.from({ length: 4 }, () => deadPid()));
         const dead = (): number => pick(deadPids) as number;
         const workers = Array.from(

@@ -2,12 +2,12 @@ import { lstatSync, statSync } from 'node:fs';
 import { currentReader } from './listeners/describe.ts';
 import { elsewhereNote, lockFileElsewhere } from './lock/held-through.ts';
 import { printable } from './printable.ts';
-import { commandText, holderText } from './record/holder-text.ts';
+import { commandText, describeHolder, holderText } from './record/holder-text.ts';
 import { since } from './record/started-at.ts';
 import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
-export interface HeldVerdict {
+interface HeldVerdict {
   state: 'held' | 'unknown';
   certainty: Certainty;
   reason: string;
@@ -71,7 +71,7 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
     lines.push(`Lock file: ${d.lockPath}`);
     lines.push(
-      `Next step: stop pid ${squatter.pid}${squatter.user ? ` (user ${squatter.user})` : ''}, or ask whoever runs it to; portlock will not stop it for you.`,
+      `Next step: stop ${describeHolder(squatter)}, or ask whoever runs it to; portlock will not stop it for you.`,
     );
     return lines;
   }
@@ -105,7 +105,7 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
   const [heir] = d.holders ?? [];
   if (heir !== undefined) {
     // The recorded holder handed the lock on (to a command it ran) and is gone: name who has it.
-    const heirs = (d.holders ?? []).map((h) => `pid ${h.pid}${h.command ? ` (${h.command})` : ''}`).join(', ');
+    const heirs = (d.holders ?? []).map(describeHolder).join(', ');
     lines.push(`Held now by: ${heirs}, through the kernel interlock.`);
     lines.push(`Next step: stop that process first (for example: kill ${heir.pid}), or wait for it to exit.`);
   } else if (d.state === 'unknown') {
@@ -264,19 +264,15 @@ export class LockDirectoryError extends Error {
   }
 }
 
-export type LockPathProblem = 'symlink' | 'directory' | 'special' | 'unreadable';
+type LockPathProblem = 'symlink' | 'directory' | 'special' | 'unreadable';
 
-const PATH_PROBLEMS: Record<LockPathProblem, string> = {
+/** What is wrong at the lock path, as a clause after its name. */
+export const PATH_PROBLEMS: Record<LockPathProblem, string> = {
   symlink: 'is a symbolic link; portlock never follows one',
   directory: 'is a directory, not a lock file',
   special: 'is not a regular file',
   unreadable: 'cannot be read by this process (it belongs to another user)',
 };
-
-/** `is a symbolic link; portlock never follows one`: what is wrong at a lock path, as a phrase. */
-export function lockPathProblemText(problem: LockPathProblem): string {
-  return PATH_PROBLEMS[problem];
-}
 
 /** The message of a {@link LockPathError}, in the reader's words. */
 export function lockPathMessage(lockPath: string, problem: LockPathProblem, wording: Wording = 'library'): string {

@@ -3,6 +3,7 @@ import { LockHeldError, type LockLostError } from '../errors.ts';
 import { crypto } from '../lazy-crypto.ts';
 import { acquireLock } from '../lock/acquire.ts';
 import { lockPathFor } from '../options/resolve.ts';
+import { isPort, validateDuration } from '../options/validate.ts';
 import type { HolderUpdate, LockHandle } from '../types.ts';
 import { type ControlRoutes, createControlRoutes, type HealthReport, normalizePrefix } from './control-routes.ts';
 import { Connections } from './drain.ts';
@@ -24,7 +25,7 @@ import type {
 
 /** Percy's agent port, where this lifecycle comes from. */
 export const DEFAULT_PORT = 5338;
-export const DEFAULT_DRAIN_TIMEOUT = 5000;
+const DEFAULT_DRAIN_TIMEOUT = 5000;
 
 /** Everything one start takes, so that a stop or a failed start gives back exactly that. */
 interface Run {
@@ -82,13 +83,11 @@ function forgetOnExit(lock: LockHandle): void {
 
 function validateOptions(options: AgentOptions): void {
   const { port = DEFAULT_PORT, drainTimeout = DEFAULT_DRAIN_TIMEOUT, handler, server, setup } = options;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+  // Port 0: any free port the system picks.
+  if (port !== 0 && !isPort(port)) {
     throw new RangeError(`port must be an integer from 0 to 65535, got ${String(port)}`);
   }
-  // Node fires a timer set beyond 2^31-1 ms at once, which would cut every drain short.
-  if (typeof drainTimeout !== 'number' || !(drainTimeout >= 0 && drainTimeout <= 2 ** 31 - 1)) {
-    throw new RangeError(`drainTimeout must be from 0 to 2147483647 milliseconds, got ${String(drainTimeout)}`);
-  }
+  validateDuration(drainTimeout, 'drainTimeout');
   if (handler !== undefined && typeof handler !== 'function') throw new TypeError('handler must be a function');
   if (handler !== undefined && server !== undefined) throw new TypeError('give handler or server, not both');
   const hooks = setup === undefined ? [] : Array.isArray(setup) ? setup : [setup];

@@ -14,7 +14,7 @@ export interface HealthReport {
   readyState: AgentReadyState;
 }
 
-export interface ControlContext {
+interface ControlContext {
   /** `''` or a path such as `/percy`, without a trailing slash. */
   prefix: string;
   port(): number;
@@ -52,73 +52,79 @@ export function normalizePrefix(prefix: string): string {
   return trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
 }
 
+/** The path of a request's target; undefined for a target no URL can be made of (`//[`). */
+function pathOf(req: IncomingMessage): string | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `GET /healthcheck`: the agent's health report, to anyone on this host. */
+function answerHealth(req: IncomingMessage, res: ServerResponse, pathname: string, context: ControlContext): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(res, 405, { error: `${pathname} answers GET` }, { allow: 'GET, HEAD' });
+  } else {
+    send(res, 200, context.health());
+  }
+}
+
+/** `POST /stop`: stops the agent for whoever proves, with the lock record's token, that they may. */
+function answerStop(req: IncomingMessage, res: ServerResponse, pathname: string, context: ControlContext): void {
+  if (req.method !== 'POST') {
+    send(res, 405, { error: `${pathname} answers POST` }, { allow: 'POST' });
+    return;
+  }
+  const expected = context.token();
+  if (expected === undefined) {
+    send(res, 503, { error: 'not holding the lock' });
+    return;
+  }
+  const given = bearer(req.headers.authorization);
+  if (given === undefined) {
+    send(
+      res,
+      401,
+      { error: 'send the token of the lock record as "Authorization: Bearer <token>"' },
+      { 'www-authenticate': 'Bearer' },
+    );
+    return;
+  }
+  if (!sameToken(given, expected)) {
+    context.logger.warn(`refused ${req.method} ${pathname}: wrong token`);
+    send(res, 403, { error: 'wrong token' });
+    return;
+  }
+  context.logger.info('stop requested over HTTP');
+  // The stop drains in-flight requests, this one included, so it starts once the answer is out.
+  res.once('close', () => context.stop());
+  send(res, 202, { stopping: true }, { connection: 'close' });
+}
+
 /**
  * `GET /healthcheck` and `POST /stop` under a prefix. Returns a function that answers a request
  * and returns true when it is a control route, false when it belongs to the application.
  */
 export function createControlRoutes(context: ControlContext): ControlRoutes {
   const { prefix, logger } = context;
-  const routes = new Map<string, 'health' | 'stop'>([
-    [`${prefix}/healthcheck`, 'health'],
-    [`${prefix}/stop`, 'stop'],
+  const routes = new Map([
+    [`${prefix}/healthcheck`, answerHealth],
+    [`${prefix}/stop`, answerStop],
   ]);
-
   return (req, res) => {
-    let pathname: string;
-    try {
-      pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-    } catch {
-      // A target no URL can be made of (`//[`) names no control route; the application decides.
-      return false;
-    }
-    const route = routes.get(pathname);
-    if (route === undefined) return false;
+    // A target no URL can be made of names no control route; the application decides.
+    const pathname = pathOf(req);
+    const answer = pathname === undefined ? undefined : routes.get(pathname);
+    if (pathname === undefined || answer === undefined) return false;
     req.resume();
-
     const refusal = controlRequestRefusal(req.headers, context.port());
     if (refusal !== undefined) {
       logger.warn(`refused ${req.method} ${pathname}: ${refusal}`);
       send(res, 403, { error: refusal });
-      return true;
+    } else {
+      answer(req, res, pathname, context);
     }
-
-    if (route === 'health') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        send(res, 405, { error: `${pathname} answers GET` }, { allow: 'GET, HEAD' });
-      } else {
-        send(res, 200, context.health());
-      }
-      return true;
-    }
-
-    if (req.method !== 'POST') {
-      send(res, 405, { error: `${pathname} answers POST` }, { allow: 'POST' });
-      return true;
-    }
-    const expected = context.token();
-    if (expected === undefined) {
-      send(res, 503, { error: 'not holding the lock' });
-      return true;
-    }
-    const given = bearer(req.headers.authorization);
-    if (given === undefined) {
-      send(
-        res,
-        401,
-        { error: 'send the token of the lock record as "Authorization: Bearer <token>"' },
-        { 'www-authenticate': 'Bearer' },
-      );
-      return true;
-    }
-    if (!sameToken(given, expected)) {
-      logger.warn(`refused ${req.method} ${pathname}: wrong token`);
-      send(res, 403, { error: 'wrong token' });
-      return true;
-    }
-    logger.info('stop requested over HTTP');
-    // The stop drains in-flight requests, this one included, so it starts once the answer is out.
-    res.once('close', () => context.stop());
-    send(res, 202, { stopping: true }, { connection: 'close' });
     return true;
   };
 }

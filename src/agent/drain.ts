@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** How a drain ended. */
-export interface DrainOutcome {
+interface DrainOutcome {
   /** True when connections had to be cut: the timeout passed, or `force()` was called. */
   forced: boolean;
   /** Why they were cut: the drain's timeout, or a call to `force()`. */
@@ -18,7 +18,7 @@ export interface DrainOutcome {
  * is then answered (with `Connection: close`). A request already on the wire when the stop began
  * reaches the server within the event loop's latency; this covers a loaded machine.
  */
-export const IDLE_GRACE_MS = 250;
+const IDLE_GRACE_MS = 250;
 
 /**
  * The connections of one server and the requests in flight on each, so that a stop loses no
@@ -45,11 +45,6 @@ export class Connections {
   /** True once a drain has begun: new requests should be turned away. */
   get draining(): boolean {
     return this.#draining;
-  }
-
-  /** Requests whose responses have not closed yet. */
-  get requestsInFlight(): number {
-    return this.#responses.size;
   }
 
   /** Counts a connection until it closes; for the server's `connection` event. */

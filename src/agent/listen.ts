@@ -2,6 +2,7 @@ import { lookup } from 'node:dns/promises';
 import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { listenOrFail } from '../listen-or-fail.ts';
 import { isLoopbackHost } from './request-guard.ts';
 
 /** Where a server listens, and how to stop it listening. */
@@ -43,7 +44,7 @@ async function loopbackAddresses(): Promise<string[]> {
 }
 
 /** The addresses to bind for the `host` option: `localhost` (the default) becomes loopback addresses. */
-export async function resolveHosts(host: string | string[] | undefined): Promise<Candidate[]> {
+async function resolveHosts(host: string | string[] | undefined): Promise<Candidate[]> {
   const hosts = host === undefined ? ['localhost'] : Array.isArray(host) ? host : [host];
   const candidates: Candidate[] = [];
   for (const name of hosts) {
@@ -55,22 +56,6 @@ export async function resolveHosts(host: string | string[] | undefined): Promise
   }
   const seen = new Set<string>();
   return candidates.filter((candidate) => !seen.has(candidate.host) && seen.add(candidate.host));
-}
-
-function listenOnce(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error) => {
-      server.off('listening', onListening);
-      reject(error);
-    };
-    const onListening = () => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen({ port, host });
-  });
 }
 
 function closeServer(server: Server): Promise<void> {
@@ -105,7 +90,7 @@ async function bindAll(server: HttpServer, candidates: Candidate[], port: number
       // their connections, so that one server sees, and drains, every connection.
       const target: Server = open.length === 0 ? server : createServer((socket) => server.emit('connection', socket));
       try {
-        await listenOnce(target, actual, host);
+        await listenOrFail(target, { port: actual, host });
       } catch (error) {
         if (optional && ADDRESS_MISSING.has((error as NodeJS.ErrnoException).code ?? '')) continue;
         throw error;
@@ -119,8 +104,10 @@ async function bindAll(server: HttpServer, candidates: Candidate[], port: number
     throw error;
   }
   if (open.length === 0) {
+    // Shaped as the system error it sums up, for callers that tell those apart.
     throw Object.assign(new Error(`none of ${candidates.map((c) => c.host).join(', ')} can be bound here`), {
       code: 'EADDRNOTAVAIL',
+      syscall: 'listen',
     });
   }
   return { port: actual, hosts, close };

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 
-export const REDACTED = '[REDACTED]';
+const REDACTED = '[REDACTED]';
 
 /** Environment variables whose values are secrets, by the naming conventions most tools follow. */
 const SECRET_ENV_NAME = /(?:_TOKEN|_KEY|_SECRET|PASSWORD)$/i;

@@ -1,16 +1,11 @@
-import { constants } from 'node:os';
+import { MAX_TIMER_MS, validateDuration } from '../options/validate.ts';
+import { STOP_SIGNALS, signalExitCode } from '../signals.ts';
 import { agentToken, interruptAgent } from './agent.ts';
 import { describeForLog } from './redact.ts';
-import type { Agent, ShutdownOptions } from './types.ts';
+import type { Agent, AgentLogger, ShutdownOptions } from './types.ts';
 
-export const DEFAULT_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-export const DEFAULT_EXIT_DELAY = 3000;
+const DEFAULT_EXIT_DELAY = 3000;
 const DEFAULT_BUDGET_MARGIN = 5000;
-
-/** The shell's convention: 128 plus the signal number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP). */
-export function exitCodeFor(signal: NodeJS.Signals): number {
-  return 128 + (constants.signals[signal] ?? 0);
-}
 
 /**
  * Stops the agent cleanly when the process is told to end. The first signal drains within a
@@ -29,118 +24,157 @@ export function exitCodeFor(signal: NodeJS.Signals): number {
  * then meets the rejected `start()` and ends; a second signal exits at once.
  */
 export function handleShutdown(agent: Agent, options: ShutdownOptions = {}): () => void {
+  const shutdown = new Shutdown(agent, settingsOf(agent, options));
+  return shutdown.install();
+}
+
+interface Settings {
+  signals: readonly NodeJS.Signals[];
+  timeout: number;
+  exitDelay: number;
+  crashes: boolean;
+  logger: AgentLogger;
+  secrets: string[];
+}
+
+function settingsOf(agent: Agent, options: ShutdownOptions): Settings {
   const {
-    signals = DEFAULT_SIGNALS,
-    timeout = Math.min(agent.drainTimeout + DEFAULT_BUDGET_MARGIN, 2 ** 31 - 1),
+    signals = STOP_SIGNALS,
+    timeout = Math.min(agent.drainTimeout + DEFAULT_BUDGET_MARGIN, MAX_TIMER_MS),
     exitDelay = DEFAULT_EXIT_DELAY,
     crashes = true,
     logger = agent.logger,
     secrets = [],
   } = options;
-  let phase: 'running' | 'draining' | 'forcing' | 'stopped' = 'running';
-  let budget: NodeJS.Timeout | undefined;
-  let hardExit: NodeJS.Timeout | undefined;
+  validateDuration(timeout, 'timeout');
+  validateDuration(exitDelay, 'exitDelay');
+  return { signals, timeout, exitDelay, crashes, logger, secrets };
+}
 
-  const describe = (error: unknown) => describeForLog(error, { secrets: [...secrets, agentToken(agent) ?? ''] });
-  const setExitCode = (code: number) => {
-    // The first reason to end the run is the one its exit code reports.
-    if (!process.exitCode) process.exitCode = code;
+// Ctrl-C is how a person sends SIGINT; other signals come from kill, a supervisor or a hangup.
+const again = (signal: NodeJS.Signals) => (signal === 'SIGINT' ? 'press Ctrl-C again' : `send ${signal} again`);
+
+/** One agent's way out: running, then draining within a budget, then forcing, then stopped. */
+class Shutdown {
+  readonly #agent: Agent;
+  readonly #settings: Settings;
+  #phase: 'running' | 'draining' | 'forcing' | 'stopped' = 'running';
+  #budget: NodeJS.Timeout | undefined;
+  #hardExit: NodeJS.Timeout | undefined;
+
+  constructor(agent: Agent, settings: Settings) {
+    this.#agent = agent;
+    this.#settings = settings;
+  }
+
+  /** Listens for the signals (and crashes); returns the function that stops listening. */
+  install(): () => void {
+    const { signals, crashes } = this.#settings;
+    const onRejection = this.#onCrash('unhandled rejection');
+    const onException = this.#onCrash('uncaught exception');
+    for (const signal of signals) process.on(signal, this.#onSignal);
+    if (crashes) {
+      process.on('unhandledRejection', onRejection);
+      process.on('uncaughtException', onException);
+    }
+    return () => {
+      for (const signal of signals) process.off(signal, this.#onSignal);
+      process.off('unhandledRejection', onRejection);
+      process.off('uncaughtException', onException);
+      clearTimeout(this.#budget);
+      clearTimeout(this.#hardExit);
+    };
+  }
+
+  readonly #onSignal = (signal: NodeJS.Signals): void => {
+    const { logger } = this.#settings;
+    const name = this.#agent.name;
+    this.#setExitCode(signalExitCode(signal));
+    if (this.#phase === 'draining') {
+      logger.warn(`${signal} received again, forcing the stop`);
+      this.#force();
+    } else if (this.#phase !== 'running') {
+      logger.warn(`${signal} received again, exiting now`);
+      process.exit();
+    } else if (!this.#interrupt(`${name} was interrupted by ${signal}`)) {
+      logger.warn(`${signal} received while ${name} is not running: it will not start (${again(signal)} to exit now)`);
+    } else {
+      logger.warn(
+        this.#agent.readyState === 'starting'
+          ? `${signal} received while ${name} is starting: giving the start up`
+          : `${signal} received, draining (${again(signal)} to force)`,
+      );
+      this.#drain();
+    }
   };
 
-  const armHardExit = () => {
-    if (hardExit !== undefined) return;
+  #onCrash(what: string): (error: unknown) => void {
+    return (error) => {
+      this.#settings.logger.error(`${what}: ${this.#describe(error)}`);
+      this.#setExitCode(1);
+      if (this.#phase !== 'running') return;
+      if (!this.#interrupt(`${this.#agent.name} was stopped after an ${what}`)) return;
+      this.#settings.logger.warn('stopping after the error');
+      this.#drain();
+    };
+  }
+
+  /**
+   * The process is ending: the agent will not start any more. True when it holds something to
+   * stop; otherwise there is nothing to drain, and no reason to arm a hard exit.
+   */
+  #interrupt(reason: string): boolean {
+    interruptAgent(this.#agent, new DOMException(reason, 'AbortError'));
+    const state = this.#agent.readyState;
+    if (state !== 'idle' && state !== 'stopped') return true;
+    this.#phase = 'stopped';
+    return false;
+  }
+
+  #drain(): void {
+    const { logger, timeout } = this.#settings;
+    this.#phase = 'draining';
+    this.#budget = setTimeout(() => {
+      logger.warn(`the stop is taking longer than ${timeout} ms; forcing it`);
+      this.#force();
+    }, timeout).unref();
+    this.#agent
+      .stop()
+      .catch((error: unknown) => {
+        logger.error(`stop failed: ${this.#describe(error)}`);
+        this.#setExitCode(1);
+      })
+      .finally(() => {
+        this.#phase = 'stopped';
+        clearTimeout(this.#budget);
+        this.#armHardExit();
+      });
+  }
+
+  #force(): void {
+    this.#phase = 'forcing';
+    clearTimeout(this.#budget);
+    // Its failure is logged where the stop began.
+    this.#agent.stop({ force: true }).catch(() => {});
+    this.#armHardExit();
+  }
+
+  #armHardExit(): void {
+    if (this.#hardExit !== undefined) return;
+    const { logger, exitDelay } = this.#settings;
     // Unref'd: it must not keep alive a process that would otherwise end by itself.
-    hardExit = setTimeout(() => {
+    this.#hardExit = setTimeout(() => {
       logger.error(`still running ${exitDelay} ms after stopping; exiting now`);
       process.exit();
     }, exitDelay).unref();
-  };
-
-  const force = () => {
-    phase = 'forcing';
-    clearTimeout(budget);
-    // Its failure is logged where the stop began.
-    agent.stop({ force: true }).catch(() => {});
-    armHardExit();
-  };
-
-  const drain = () => {
-    phase = 'draining';
-    budget = setTimeout(() => {
-      logger.warn(`the stop is taking longer than ${timeout} ms; forcing it`);
-      force();
-    }, timeout).unref();
-    agent
-      .stop()
-      .catch((error: unknown) => {
-        logger.error(`stop failed: ${describe(error)}`);
-        setExitCode(1);
-      })
-      .finally(() => {
-        phase = 'stopped';
-        clearTimeout(budget);
-        armHardExit();
-      });
-  };
-
-  /** True when the agent holds nothing: there is nothing to drain, and no reason to arm a hard exit. */
-  const notRunning = () => agent.readyState === 'idle' || agent.readyState === 'stopped';
-
-  // Ctrl-C is how a person sends SIGINT; other signals come from kill, a supervisor or a hangup.
-  const again = (signal: NodeJS.Signals) => (signal === 'SIGINT' ? 'press Ctrl-C again' : `send ${signal} again`);
-
-  const onSignal = (signal: NodeJS.Signals) => {
-    setExitCode(exitCodeFor(signal));
-    if (phase === 'running') {
-      interruptAgent(agent, new DOMException(`${agent.name} was interrupted by ${signal}`, 'AbortError'));
-      if (notRunning()) {
-        phase = 'stopped';
-        logger.warn(
-          `${signal} received while ${agent.name} is not running: it will not start (${again(signal)} to exit now)`,
-        );
-        return;
-      }
-      logger.warn(
-        agent.readyState === 'starting'
-          ? `${signal} received while ${agent.name} is starting: giving the start up`
-          : `${signal} received, draining (${again(signal)} to force)`,
-      );
-      drain();
-    } else if (phase === 'draining') {
-      logger.warn(`${signal} received again, forcing the stop`);
-      force();
-    } else {
-      logger.warn(`${signal} received again, exiting now`);
-      process.exit();
-    }
-  };
-
-  const onCrash = (what: string) => (error: unknown) => {
-    logger.error(`${what}: ${describe(error)}`);
-    setExitCode(1);
-    if (phase === 'running') {
-      interruptAgent(agent, new DOMException(`${agent.name} was stopped after an ${what}`, 'AbortError'));
-      if (notRunning()) {
-        phase = 'stopped';
-        return;
-      }
-      logger.warn('stopping after the error');
-      drain();
-    }
-  };
-  const onRejection = onCrash('unhandled rejection');
-  const onException = onCrash('uncaught exception');
-
-  for (const signal of signals) process.on(signal, onSignal);
-  if (crashes) {
-    process.on('unhandledRejection', onRejection);
-    process.on('uncaughtException', onException);
   }
-  return () => {
-    for (const signal of signals) process.off(signal, onSignal);
-    process.off('unhandledRejection', onRejection);
-    process.off('uncaughtException', onException);
-    clearTimeout(budget);
-    clearTimeout(hardExit);
-  };
+
+  #setExitCode(code: number): void {
+    // The first reason to end the run is the one its exit code reports.
+    if (!process.exitCode) process.exitCode = code;
+  }
+
+  #describe(error: unknown): string {
+    return describeForLog(error, { secrets: [...this.#settings.secrets, agentToken(this.#agent) ?? ''] });
+  }
 }

@@ -191,15 +191,16 @@ export interface ShutdownOptions {
    * arms no hard exit; the agent will not start after it, and a second signal exits at once.
    * @default ['SIGINT', 'SIGTERM', 'SIGHUP']
    */
-  signals?: NodeJS.Signals[];
+  signals?: readonly NodeJS.Signals[];
   /**
-   * Milliseconds a graceful stop may take in all (drain and teardowns) before it is forced.
+   * Milliseconds a graceful stop may take in all (drain and teardowns) before it is forced: from 0
+   * to 2147483647 (the longest timer Node keeps); anything else throws.
    * @default the agent's drainTimeout + 5000
    */
   timeout?: number;
   /**
    * Milliseconds after a forced or finished stop after which the process exits even if something
-   * still keeps it alive.
+   * still keeps it alive: from 0 to 2147483647; anything else throws.
    * @default 3000
    */
   exitDelay?: number;

@@ -9,7 +9,7 @@ import { portlockCommand } from './self-command.ts';
 
 const APPEND = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (constants.O_NOFOLLOW ?? 0);
 
-export interface Supervised {
+interface Supervised {
   command: string[];
   cwd: string;
   dir: string;

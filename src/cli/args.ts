@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
+import { isPort, MAX_TIMER_MS } from '../options/validate.ts';
 
 /** One command-line option: what `parseArgs` needs, and what its help line says. */
-export interface OptionSpec {
+interface OptionSpec {
   type: 'string' | 'boolean';
   short?: string;
   /** The value's placeholder in help, such as `<port>`. */
@@ -115,9 +116,8 @@ export function stringValue(values: Values, name: string): string | undefined {
 export function parsePort(text: string | undefined, what: string, options: { allowZero?: boolean } = {}): number {
   if (text === undefined) throw new UsageError(`${what} is required`);
   const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
-  const least = options.allowZero ? 0 : 1;
-  if (!(port >= least && port <= 65535)) {
-    throw new UsageError(`${what} must be a port number from ${least} to 65535, got '${text}'`);
+  if (!(isPort(port) || (options.allowZero && port === 0))) {
+    throw new UsageError(`${what} must be a port number from ${options.allowZero ? 0 : 1} to 65535, got '${text}'`);
   }
   return port;
 }
@@ -134,9 +134,9 @@ export function parseSeconds(text: string, what: string, options: { forever?: bo
   if (options.forever && text === 'forever') return Number.POSITIVE_INFINITY;
   const seconds = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
   // Node fires timers set beyond about 24.8 days at once.
-  if (!Number.isFinite(seconds) || seconds * 1000 > 2 ** 31 - 1) {
+  if (!Number.isFinite(seconds) || seconds * 1000 > MAX_TIMER_MS) {
     throw new UsageError(
-      `${what} must be a number of seconds (at most 2147483)${options.forever ? " or 'forever'" : ''}, got '${text}'`,
+      `${what} must be a number of seconds (at most ${Math.floor(MAX_TIMER_MS / 1000)})${options.forever ? " or 'forever'" : ''}, got '${text}'`,
     );
   }
   return seconds * 1000;

@@ -2,7 +2,7 @@ import type { HelpSpec, Parsed } from './args.ts';
 import type { Output } from './output.ts';
 
 /** What every command is given once its arguments are parsed. */
-export interface Context extends Parsed {
+interface Context extends Parsed {
   out: Output;
   /** The lock directory: --dir, else $PORTLOCK_DIR, else ~/.<name>. */
   dir: string;

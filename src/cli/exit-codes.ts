@@ -1,5 +1,3 @@
-import { constants } from 'node:os';
-
 /**
  * Exit codes of the `portlock` command. `status` follows the LSB init-script convention; a held
  * lock is 75 (EX_TEMPFAIL, "try again later"), as `flock -E` suggests; a command that cannot be
@@ -18,8 +16,3 @@ export const EXIT = {
   cannotRun: 126,
   notFound: 127,
 } as const;
-
-/** The shell's convention for a process ended by a signal: 128 plus its number. */
-export function signalExitCode(signal: NodeJS.Signals): number {
-  return 128 + (constants.signals[signal] ?? 0);
-}

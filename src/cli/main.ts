@@ -1,8 +1,16 @@
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LockDirectoryError, LockPathError, lockDirectoryMessage, lockPathMessage } from '../errors.ts';
-import { lockPathFor } from '../options/resolve.ts';
+import { AlreadyRunningError } from '../agent/errors.ts';
+import {
+  DiskFullError,
+  LockDirectoryError,
+  LockHeldError,
+  LockLostError,
+  LockPathError,
+  lockDirectoryMessage,
+  lockPathMessage,
+  PortRangeExhaustedError,
+} from '../errors.ts';
+import { lockDirOf, lockPathFor } from '../options/resolve.ts';
 import { GLOBAL_OPTIONS, optionLines, parse, renderHelp, stringValue, table, toParseArgs, UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { EXIT } from './exit-codes.ts';
@@ -102,7 +110,7 @@ function resolveDir(values: Record<string, string | boolean | undefined>, name: 
   } catch (error) {
     throw new UsageError(`--${(error as Error).message}`);
   }
-  return resolve(given ?? (env.PORTLOCK_DIR || join(env.HOME || homedir(), `.${name}`)));
+  return lockDirOf(given, name, env);
 }
 
 /** The library's errors name its options (`dir`); here the reader types flags (`--dir`). */
@@ -113,6 +121,28 @@ function inCliWords(error: unknown): string | undefined {
   return undefined;
 }
 
+/** portlock's own errors: each has a stable code and explains itself with a next step. */
+const OWN_ERRORS = [
+  LockHeldError,
+  LockDirectoryError,
+  LockPathError,
+  LockLostError,
+  PortRangeExhaustedError,
+  DiskFullError,
+  AlreadyRunningError,
+];
+
+/**
+ * An error whose message is for the user as it stands: one of portlock's own, or the system's
+ * (a failed system call, which the user's machine or input caused). Anything else, Node's own
+ * `ERR_*` errors included, is a fault of this tool.
+ */
+function explainsItself(error: unknown): error is Error & { code: string } {
+  if (OWN_ERRORS.some((own) => error instanceof own)) return true;
+  const { code, syscall } = (error ?? {}) as { code?: unknown; syscall?: unknown };
+  return typeof code === 'string' && typeof syscall === 'string';
+}
+
 async function failure(out: Output, error: unknown): Promise<number> {
   // Loaded only on this path: a system error the user can cause gets a sentence and a next step.
   const explained = (await import('./system-errors.ts')).explainSystemError(error);
@@ -120,11 +150,10 @@ async function failure(out: Output, error: unknown): Promise<number> {
     out.error(explained.code, explained.message);
     return EXIT.failure;
   }
-  const { code, message } = error as { code?: unknown; message?: unknown };
+  const { message } = error as { message?: unknown };
   const text = inCliWords(error) ?? (typeof message === 'string' ? message : String(error));
-  // The library's own errors explain themselves; anything else is a fault of this tool.
-  const known = typeof code === 'string' && code.startsWith('E');
-  out.error(known ? code : 'EINTERNAL', known ? text : `unexpected error: ${text}`);
+  if (explainsItself(error)) out.error(error.code, text);
+  else out.error('EINTERNAL', `unexpected error: ${text}`);
   return EXIT.failure;
 }
 

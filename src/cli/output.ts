@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
-import { userName } from '../interlock/holders.ts';
+import { styleText } from 'node:util';
+import { userName } from '../identity/users.ts';
 import { checkLockDir } from '../lock/lock-dir.ts';
 import { printable } from '../printable.ts';
 import { holderText } from '../record/holder-text.ts';
 import { since } from '../record/started-at.ts';
 import type { LockInspection, PublicLockRecord } from '../types.ts';
 
-export interface Stream {
+interface Stream {
   write(text: string): unknown;
   isTTY?: boolean;
 }
@@ -20,19 +21,10 @@ export interface CliIO {
   isTTY?: boolean;
 }
 
-const STYLES = {
-  bold: [1, 22],
-  dim: [2, 22],
-  red: [31, 39],
-  green: [32, 39],
-  yellow: [33, 39],
-  magenta: [35, 39],
-} as const;
-
-export type Style = keyof typeof STYLES;
+export type Style = 'bold' | 'dim' | 'red' | 'green' | 'yellow' | 'magenta';
 
 /** Whether a stream gets colour: a terminal, no NO_COLOR, no --no-color, no --json. */
-export function colorFor(stream: Stream, io: CliIO, flags: { json: boolean; noColor: boolean }): boolean {
+function colorFor(stream: Stream, io: CliIO, flags: { json: boolean; noColor: boolean }): boolean {
   if (flags.json || flags.noColor) return false;
   if (io.env.NO_COLOR !== undefined && io.env.NO_COLOR !== '') return false;
   return io.isTTY ?? stream.isTTY === true;
@@ -59,8 +51,8 @@ export class Output {
 
   paint(style: Style, text: string, stream: 'out' | 'err' = 'out'): string {
     if (!(stream === 'out' ? this.#colorOut : this.#colorErr)) return text;
-    const [open, close] = STYLES[style];
-    return `\x1b[${open}m${text}\x1b[${close}m`;
+    // Whether to colour was decided above, for this stream (which may be a test's) and these flags.
+    return styleText(style, text, { validateStream: false });
   }
 
   out(line: string): void {

@@ -60,7 +60,7 @@ function adopted(lock: LockHandle): boolean {
  * What `run` does differently with --log and --ready: output to a bounded log, and the lock's
  * state set from a readiness check. Without them, every step does nothing.
  */
-export class Supervisor {
+class Supervisor {
   readonly out: Output;
   readonly holder: HolderInfo;
   readonly #log: BoundedLog | undefined;

@@ -1,9 +1,9 @@
 import { recordedKind } from '../interlock/flavour.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { MAX_RECORD_BYTES } from '../record/record.ts';
-import { impossibleTime } from '../record/started-at.ts';
+import { duration, impossibleTime } from '../record/started-at.ts';
 import type { Certainty, InterlockKind, LockRecord } from '../types.ts';
-import type { ProcessProbe } from './probe.ts';
+import type { ProcessInfo, ProcessProbe } from './probe.ts';
 
 /** What a lock file says about its holder, judged against the process table. */
 export interface Verdict {
@@ -58,7 +58,7 @@ function judgeUnreadable(file: RecordFile, { probe, graceMs = UNREADABLE_GRACE_M
       retryAfterMs: graceMs - age,
     };
   }
-  return stale('certain', `${what} (last written ${Math.round(age / 1000)} s ago)`);
+  return stale('certain', `${what} (last written ${duration(age)} ago)`);
 }
 
 /** Where a record comes from when that is not here, else undefined. */
@@ -151,71 +151,101 @@ function judgePresence(
 
 /**
  * Judges whether the process a record names is still the one that took the lock. `owner`: the
- * record file's owner, the user whose processes it may vouch for.
+ * record file's owner, the user whose processes it may vouch for. The kernel's word first (the
+ * interlock, the presence name), then where the record comes from, then the process its pid names.
  */
 export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs?: number, owner?: number): Verdict {
+  const { probe } = context;
+  const pidns = otherPidNamespace(record, probe);
+  return (
+    judgeByInterlock(record, context, pidns) ??
+    judgePresence(record, context, pidns, owner) ??
+    judgeOtherHost(record, probe) ??
+    (pidns !== undefined
+      ? judgeInPidNamespace(record, probe, pidns)
+      : record.pid === probe.pid
+        ? judgeOwnPid(record, context)
+        : judgeProcess(record, probe, writtenMs))
+  );
+}
+
+/** Whether the record was written before this machine last booted. */
+function fromEarlierBoot(record: LockRecord, probe: ProcessProbe): boolean {
+  const bootId = probe.bootId();
+  return record.bootId !== undefined && bootId !== undefined && record.bootId !== bootId;
+}
+
+/** What a free interlock says of the record, where the caller knows it to be free; else undefined. */
+function judgeByInterlock(record: LockRecord, context: JudgeContext, pidns: string | undefined): Verdict | undefined {
   const { probe, interlockFree } = context;
   const { pid } = record;
-  const pidns = otherPidNamespace(record, probe);
-  if (interlockFree !== undefined) {
-    // Only the kind of interlock the holder held proves anything by being free: a holder of a
-    // socket file is not gone because the abstract name is free, nor the other way round.
-    const heldThis = record.interlock === true && (interlockFree.kind ?? recordedKind(record)) === recordedKind(record);
-    // The kernel frees the interlock when its holder dies: on this kernel and network namespace, a
-    // free interlock is proof, whatever hostname (UTS namespace) or pid namespace the holder had.
-    if (heldThis && sameKernelAndNetwork(record, probe)) {
-      const where = pidns === undefined ? '' : ` (in another pid namespace, ${pidns})`;
-      return stale(
-        'certain',
-        `process ${pid}${where} no longer holds the lock's interlock, which the kernel frees when it exits`,
-      );
-    }
-    const where = elsewhere(record, probe);
-    if (where !== undefined && interlockFree.hostLocal) {
-      return stale('certain', `it was taken ${where}, whose port is not this one; here the port's interlock is free`);
-    }
-    if (where === undefined && heldThis) {
-      return stale(
-        'certain',
-        `process ${pid} no longer holds the lock's interlock, which the kernel frees when it exits`,
-      );
-    }
+  if (interlockFree === undefined) return undefined;
+  // Only the kind of interlock the holder held proves anything by being free: a holder of a
+  // socket file is not gone because the abstract name is free, nor the other way round.
+  const heldThis = record.interlock === true && (interlockFree.kind ?? recordedKind(record)) === recordedKind(record);
+  // The kernel frees the interlock when its holder dies: on this kernel and network namespace, a
+  // free interlock is proof, whatever hostname (UTS namespace) or pid namespace the holder had.
+  if (heldThis && sameKernelAndNetwork(record, probe)) {
+    const where = pidns === undefined ? '' : ` (in another pid namespace, ${pidns})`;
+    return stale(
+      'certain',
+      `process ${pid}${where} no longer holds the lock's interlock, which the kernel frees when it exits`,
+    );
   }
-  const byPresence = judgePresence(record, context, pidns, owner);
-  if (byPresence !== undefined) return byPresence;
-  if (record.hostname !== undefined && record.hostname !== probe.hostname()) {
+  const where = elsewhere(record, probe);
+  if (where !== undefined && interlockFree.hostLocal) {
+    return stale('certain', `it was taken ${where}, whose port is not this one; here the port's interlock is free`);
+  }
+  if (where === undefined && heldThis) {
+    return stale(
+      'certain',
+      `process ${pid} no longer holds the lock's interlock, which the kernel frees when it exits`,
+    );
+  }
+  return undefined;
+}
+
+/** A record from another host: its processes cannot be checked from here. */
+function judgeOtherHost(record: LockRecord, probe: ProcessProbe): Verdict | undefined {
+  if (record.hostname === undefined || record.hostname === probe.hostname()) return undefined;
+  return {
+    state: 'unknown',
+    certainty: 'likely',
+    reason: `it was taken on host ${record.hostname}, whose processes cannot be checked from ${probe.hostname()}`,
+  };
+}
+
+/** A record of another pid namespace: its pid is looked up there, where the OS can, never here. */
+function judgeInPidNamespace(record: LockRecord, probe: ProcessProbe, pidns: string): Verdict {
+  const { pid } = record;
+  if (fromEarlierBoot(record, probe)) {
+    return stale('certain', `it was taken before the machine last booted, in another pid namespace`);
+  }
+  const there = probe.inPidNamespace?.(pidns, pid);
+  const inside = `process ${pid} of another pid namespace (${pidns})`;
+  if (there === 'gone') return stale('certain', `${inside} is gone`);
+  if (there !== undefined && record.processStart !== undefined) {
+    if (there.state === 'Z' || there.state === 'X' || there.startTime !== record.processStart) {
+      return stale('certain', `${inside} has exited (its pid now names another process, or a zombie)`);
+    }
+    // Alive; but its pid means nothing here: it is stopped where it runs, never signalled from here.
     return {
       state: 'unknown',
-      certainty: 'likely',
-      reason: `it was taken on host ${record.hostname}, whose processes cannot be checked from ${probe.hostname()}`,
+      certainty: 'certain',
+      reason: `process ${pid} runs in another pid namespace (${pidns}) and is alive there; stop it inside that namespace`,
     };
   }
-  const bootId = probe.bootId();
-  const earlierBoot = record.bootId !== undefined && bootId !== undefined && record.bootId !== bootId;
-  if (pidns !== undefined) {
-    if (earlierBoot) return stale('certain', `it was taken before the machine last booted, in another pid namespace`);
-    const there = probe.inPidNamespace?.(pidns, pid);
-    const inside = `process ${pid} of another pid namespace (${pidns})`;
-    if (there === 'gone') return stale('certain', `${inside} is gone`);
-    if (there !== undefined && record.processStart !== undefined) {
-      if (there.state === 'Z' || there.state === 'X' || there.startTime !== record.processStart) {
-        return stale('certain', `${inside} has exited (its pid now names another process, or a zombie)`);
-      }
-      // Alive; but its pid means nothing here: it is stopped where it runs, never signalled from here.
-      return {
-        state: 'unknown',
-        certainty: 'certain',
-        reason: `process ${pid} runs in another pid namespace (${pidns}) and is alive there; stop it inside that namespace`,
-      };
-    }
-    return {
-      state: 'unknown',
-      certainty: 'likely',
-      reason: `process ${pid} runs in another pid namespace (${pidns}), whose processes cannot be checked from here`,
-    };
-  }
-  if (pid === probe.pid) return judgeOwnPid(record, context);
-  if (earlierBoot) {
+  return {
+    state: 'unknown',
+    certainty: 'likely',
+    reason: `process ${pid} runs in another pid namespace (${pidns}), whose processes cannot be checked from here`,
+  };
+}
+
+/** A record of this host naming another process: is that pid still the process that took the lock? */
+function judgeProcess(record: LockRecord, probe: ProcessProbe, writtenMs: number | undefined): Verdict {
+  const { pid } = record;
+  if (fromEarlierBoot(record, probe)) {
     return stale('certain', `it was taken before the machine last booted (pid ${pid} is from an earlier boot)`);
   }
   const existence = probe.exists(pid);
@@ -246,6 +276,18 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
       ? held('certain', `process ${pid} is alive${otherUser} and is the one that took the lock`)
       : stale('certain', `pid ${pid} was reused: it now belongs to a process that started at another time`);
   }
+  return judgeByStartedAt(record, probe, info, otherUser, writtenMs);
+}
+
+/** A record without a start time (Percy's original format): the process's start against the record's times. */
+function judgeByStartedAt(
+  record: LockRecord,
+  probe: ProcessProbe,
+  info: ProcessInfo,
+  otherUser: string,
+  writtenMs: number | undefined,
+): Verdict {
+  const { pid } = record;
   const bootMs = probe.bootTimeMs();
   const processStartMs =
     info.startedAtMs ??

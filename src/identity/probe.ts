@@ -84,6 +84,27 @@ export function readText(path: string, encoding: 'latin1' | 'utf8' = 'latin1'): 
   }
 }
 
+/**
+ * What a process's open descriptors point at (`socket:[4711]`, a path), from /proc/<pid>/fd; none
+ * where /proc does not show them (the process is gone, or another user's).
+ */
+export function descriptorLinks(pid: number | string): string[] {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return [];
+  }
+  return fds.flatMap((fd) => {
+    try {
+      return [readlinkSync(`/proc/${pid}/fd/${fd}`)];
+    } catch {
+      // Closed while we looked.
+      return [];
+    }
+  });
+}
+
 /** Parses `/proc/<pid>/stat`; the command name in parentheses may itself hold spaces and ')'. */
 export function parseProcStat(text: string): { state: string; startTime: string } | undefined {
   const end = text.lastIndexOf(')');

@@ -1,10 +1,17 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processExists } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
+import { listenOrFail } from '../listen-or-fail.ts';
+import { MAX_TIMER_MS } from '../options/validate.ts';
+import { readLines } from './lines.ts';
 import { encode, PROTOCOL_VERSION, parkName, parseReply, type Reply, type Request } from './protocol.ts';
 
 /** How long an asker waits for a holder's answer before reporting it unresponsive. */
 export const ASK_TIMEOUT_MS = 1000;
+
+/** A reply longer than this is not one: whoever sent it is not a holder worth hearing out. */
+const MAX_REPLY_LENGTH = 65536;
 
 export type Asked =
   /** Nobody holds the name, or its holder left before answering. */
@@ -44,23 +51,20 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
     };
     const attempt = () => {
       let connected = false;
-      let buffered = '';
       const current = connect({ path: name });
       socket = current;
       current.on('connect', () => {
         connected = true;
         current.write(encode({ v: PROTOCOL_VERSION, ...request }));
       });
-      current.on('data', (chunk) => {
-        buffered += chunk.toString('utf8');
-        const end = buffered.indexOf('\n');
-        if (end < 0 && buffered.length < 65536) return;
-        const reply = parseReply(buffered.slice(0, end < 0 ? undefined : end));
+      readLines(current, MAX_REPLY_LENGTH, (line) => {
+        const reply = line === undefined ? undefined : parseReply(line);
         finish(
           reply === undefined
             ? { kind: 'silent', reason: 'its answer was not understood' }
             : { kind: 'answered', reply },
         );
+        return false;
       });
       current.on('error', (error: NodeJS.ErrnoException) => {
         if (!connected && (error.code === 'ECONNREFUSED' || error.code === 'ENOENT')) finish({ kind: 'free' });
@@ -85,13 +89,10 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
   });
 }
 
-/** Node fires a timer set beyond this at once. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** A waiter the holder turned away (its queue is full) tries again after this, doubling... */
 const BUSY_RETRY_MIN_MS = 20;
 /** ...up to this: a full queue costs a waiter a connection a second, not a busy loop. */
-export const BUSY_RETRY_MAX_MS = 1000;
+const BUSY_RETRY_MAX_MS = 1000;
 /**
  * After a release, a waiter with `n` ahead of it first looks for the successor `n` times this
  * late, so that the looks come in queue order and mostly find the successor bound.
@@ -102,13 +103,13 @@ const LOOK_STEP_MS = 2;
  * turn (it held the lock, or its process is gone), and in any case `n` times this long after the
  * release: the one ahead may have given up, or live on in a process that no longer waits.
  */
-export const TURN_STEP_MS = 250;
+const TURN_STEP_MS = 250;
 
 /**
  * How long a waiter stays at the park of the one ahead before asking the holder again: all that
  * one ahead can cost it by neither going nor leaving (stopped, or no portlock waiter at all).
  */
-export const PARK_RECHECK_MS = 5000;
+const PARK_RECHECK_MS = 5000;
 /** Waiters a park keeps at most: one, as a rule, or a few that queued in the same moment. */
 const MAX_FOLLOWERS = 128;
 
@@ -130,8 +131,8 @@ export class Park {
   }
 
   /** Binds a new park; undefined where there are no abstract names, or the bind fails. */
-  static open(): Promise<Park | undefined> {
-    if (process.platform !== 'linux') return Promise.resolve(undefined);
+  static async open(): Promise<Park | undefined> {
+    if (process.platform !== 'linux') return undefined;
     const id = `${process.pid}-${crypto().randomBytes(16).toString('hex')}`;
     const followers = new Set<Socket>();
     const server = createServer({ allowHalfOpen: false });
@@ -147,16 +148,15 @@ export class Park {
       socket.on('close', () => followers.delete(socket));
       socket.on('data', () => socket.destroy());
     });
-    return new Promise((resolve) => {
-      server.once('error', () => resolve(undefined));
-      server.listen({ path: parkName(id), exclusive: true }, () => {
-        server.removeAllListeners('error');
-        server.on('error', () => {});
-        // The park must not keep its waiter's process alive.
-        server.unref();
-        resolve(new Park(id, server, followers));
-      });
-    });
+    try {
+      await listenOrFail(server, { path: parkName(id), exclusive: true });
+    } catch {
+      return undefined;
+    }
+    server.on('error', () => {});
+    // The park must not keep its waiter's process alive.
+    server.unref();
+    return new Park(id, server, followers);
   }
 
   /** Lets the waiters behind go: the kernel ends their connections. */
@@ -195,7 +195,6 @@ function waitOnce(
     // A holder that closes before answering has just released: as good as a free name.
     let heard: Heard = { kind: 'free' };
     let connected = false;
-    let buffered = '';
     const socket = connect({ path: name });
     const finish = () => {
       signal.removeEventListener('abort', onAbort);
@@ -211,29 +210,21 @@ function waitOnce(
       connected = true;
       socket.write(encode({ v: PROTOCOL_VERSION, op: 'wait', since, pid: process.pid, park: park?.id }));
     });
-    socket.on('data', (chunk) => {
-      buffered += chunk.toString('utf8');
-      for (let end = buffered.indexOf('\n'); end >= 0; end = buffered.indexOf('\n')) {
-        const reply = parseReply(buffered.slice(0, end));
-        buffered = buffered.slice(end + 1);
-        if (reply?.ok && 'waiting' in reply && park !== undefined && shouldPark(reply, park.id, avoid)) {
-          heard = { kind: 'park', behind: reply.behind, after: reply.after };
-          finish();
-          return;
-        }
-        if (reply?.ok && 'waiting' in reply) {
-          // A holder that keeps no queue says nothing of places: its waiters all go at once.
-          heard = { kind: 'released', ahead: reply.ahead ?? 0, after: reply.after, holder: reply.holder };
-        } else {
-          heard = !reply?.ok && reply?.error.code === 'EBUSY' ? { kind: 'busy' } : { kind: 'poll' };
-          finish();
-          return;
-        }
-      }
-      if (buffered.length > 65536) {
-        heard = { kind: 'poll' };
+    readLines(socket, MAX_REPLY_LENGTH, (line) => {
+      const reply = line === undefined ? undefined : parseReply(line);
+      if (reply?.ok && 'waiting' in reply && park !== undefined && shouldPark(reply, park.id, avoid)) {
+        heard = { kind: 'park', behind: reply.behind, after: reply.after };
         finish();
+        return false;
       }
+      if (reply?.ok && 'waiting' in reply) {
+        // A holder that keeps no queue says nothing of places: its waiters all go at once.
+        heard = { kind: 'released', ahead: reply.ahead ?? 0, after: reply.after, holder: reply.holder };
+        return true;
+      }
+      heard = !reply?.ok && reply?.error.code === 'EBUSY' ? { kind: 'busy' } : { kind: 'poll' };
+      finish();
+      return false;
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
       // The holder's backlog is full: as good as a full queue.
@@ -285,16 +276,6 @@ async function pauseUnless(ms: number, signal: AbortSignal): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Whether a process of this pid exists (one of another user's counts). */
-function exists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -375,7 +356,7 @@ export async function waitForRelease(
       }
       case 'free': {
         const wait = turnAt - performance.now();
-        if (before === undefined || wait <= 0 || !exists(before)) return 'released';
+        if (before === undefined || wait <= 0 || processExists(before) === 'gone') return 'released';
         // Free, but the one ahead has not had its turn: look again, a little later each time.
         if (!(await pauseUnless(Math.min(lookPause, wait), until))) return 'timeout';
         lookPause = Math.min(lookPause * 2, 16);

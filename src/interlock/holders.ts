@@ -1,5 +1,6 @@
 import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { parseProcStat, readText } from '../identity/probe.ts';
+import { descriptorLinks, parseProcStat, readText } from '../identity/probe.ts';
+import { userName } from '../identity/users.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import type { InterlockHolder, LockTarget } from '../types.ts';
 import { interlockName, kernelForms, legacyForm } from './name.ts';
@@ -100,39 +101,9 @@ export function legacyFormBound(name: string): boolean {
   return boundAbstractNames()?.has(shownAs(legacy)) === true;
 }
 
-let users: Map<number, string> | undefined;
-
-/** A user's name from /etc/passwd, or `uid N` where it has none. */
-export function userName(uid: number): string {
-  if (users === undefined) {
-    users = new Map();
-    for (const line of (readText('/etc/passwd', 'utf8') ?? '').split('\n')) {
-      const [name, , id] = line.split(':');
-      if (name && id && /^\d+$/.test(id) && !users.has(Number(id))) users.set(Number(id), name);
-    }
-  }
-  return users.get(uid) ?? `uid ${uid}`;
-}
-
 /** Which of `links` (`socket:[inode]`) a process holds open; none where /proc does not show its descriptors. */
 function socketsHeldBy(pid: string, links: Set<string>): Set<string> {
-  const held = new Set<string>();
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    // Gone, or another user's: not ours to see.
-    return held;
-  }
-  for (const fd of fds) {
-    try {
-      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      if (links.has(link)) held.add(link);
-    } catch {
-      // Closed while we looked.
-    }
-  }
-  return held;
+  return new Set(descriptorLinks(pid).filter((link) => links.has(link)));
 }
 
 const holdsSocket = (pid: string, links: Set<string>): boolean => socketsHeldBy(pid, links).size > 0;
@@ -204,7 +175,7 @@ export function someSocketHolder(
 }
 
 /** A socket listening on a lock's name, as /proc/net/unix shows it. */
-export interface KernelSocket {
+interface KernelSocket {
   inode: string;
   /** Under the lock's own name, or its legacy form (see `legacyForm`). */
   form: 'own' | 'legacy';
@@ -244,22 +215,8 @@ export function socketOwners(): SocketOwners {
   const owners: SocketOwners = new Map();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${entry}/fd`);
-    } catch {
-      continue;
-    }
-    const seen = new Set<string>();
-    for (const fd of fds) {
-      try {
-        const link = readlinkSync(`/proc/${entry}/fd/${fd}`);
-        if (!link.startsWith('socket:') || seen.has(link)) continue;
-        seen.add(link);
-        owners.set(link, [...(owners.get(link) ?? []), Number(entry)]);
-      } catch {
-        // Closed while we looked.
-      }
+    for (const link of new Set(descriptorLinks(entry))) {
+      if (link.startsWith('socket:')) owners.set(link, [...(owners.get(link) ?? []), Number(entry)]);
     }
   }
   return owners;
@@ -358,11 +315,6 @@ export function setApartLookAlikes(kernel: KernelHolders, real: string | null): 
   return fromSockets(kept, described, lookAlikes.length > 0 ? { lookAlikes } : {});
 }
 
-/** The processes that hold the listening socket of an abstract name (Linux), as the kernel tells. */
-export function socketHolders(name: string): InterlockHolder[] {
-  return kernelHolders(name).holders;
-}
-
 /**
  * The processes that hold a lock's kernel interlock right now: its holder, and any child the
  * holder handed it to ({@link LockHandle.interlockFd}), which keeps the lock held after the holder
@@ -372,5 +324,5 @@ export function socketHolders(name: string): InterlockHolder[] {
 export function interlockHolders(options: LockTarget): InterlockHolder[] {
   const { scope, dir } = resolveTarget(options, 'interlockHolders');
   const name = interlockName(scope, dir);
-  return name === undefined ? [] : socketHolders(name);
+  return name === undefined ? [] : kernelHolders(name).holders;
 }

@@ -59,7 +59,7 @@ export function presenceBound(id: string, owner?: PresenceOwner): boolean | unde
  * exact name as Node 22 and later bind it, or padded with NULs to the full address as Node 20
  * does; the whole name, never one that merely begins with it.
  */
-export function presenceInodes(table: string, id: string): string[] {
+function presenceInodes(table: string, id: string): string[] {
   const listening = listeningAbstractNames(table);
   const name = presenceName(id);
   return [name, name.padEnd(SUN_PATH_BYTES, '\0')].flatMap((form) => listening.get(shownAs(form)) ?? []);

@@ -80,7 +80,7 @@ function answerExtras(record: unknown): Pick<PublicLockRecord, 'lockFile' | 'arg
 /** What names a waiter's park: its pid and 128 random bits, in hex. */
 const PARK_ID = /^[1-9][0-9]{0,9}-[0-9a-f]{32}$/;
 
-export function isParkId(value: unknown): value is string {
+function isParkId(value: unknown): value is string {
   return typeof value === 'string' && PARK_ID.test(value);
 }
 
@@ -97,7 +97,7 @@ export type Request =
   | { op: 'stop'; token: string }
   | { op: 'wait'; since?: number; pid?: number; park?: string };
 
-export type ErrorCode = 'EBADREQUEST' | 'ETOOLARGE' | 'EVERSION' | 'EDENIED' | 'ENOTSUP' | 'EBUSY';
+type ErrorCode = 'EBADREQUEST' | 'ETOOLARGE' | 'EVERSION' | 'EDENIED' | 'ENOTSUP' | 'EBUSY';
 
 export type Reply =
   | { v: 1; ok: true; record: PublicLockRecord }

@@ -1,7 +1,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { listenOrFail } from '../listen-or-fail.ts';
 import { sameToken } from '../same-token.ts';
 import type { PublicLockRecord, StopRequestHandler } from '../types.ts';
 import { boundAbstractNames, shownAs, socketInode } from './holders.ts';
+import { readLines } from './lines.ts';
 import {
   answerArgv,
   encode,
@@ -20,13 +22,13 @@ import {
  * full, the oldest of them is cut to make room. An asker sends its request the moment it connects,
  * so to push it out a flood would have to open this many connections in that moment.
  */
-export const MAX_PENDING = 1024;
+const MAX_PENDING = 1024;
 /** Waiters held open at once: the earliest ones, in the order they started waiting. */
 export const MAX_WAITERS = 128;
 /** Connections the kernel queues until the holder accepts them (Linux caps it at somaxconn). */
 const BACKLOG = 4096;
 
-export interface HolderAnswers {
+interface HolderAnswers {
   /** The record to show askers (no token). */
   record: PublicLockRecord;
   /** The lock file's absolute path, told to askers: a port's name is the same for every lock directory. */
@@ -101,42 +103,40 @@ export class Interlock {
    * with `answerWith` at once: a refused caller never has to make up a record it will not publish.
    * `shared`: a socket file that every user may connect to (in the host-wide socket directory).
    */
-  static bind(
+  static async bind(
     name: string,
     { shared = false }: { shared?: boolean } = {},
   ): Promise<Interlock | 'taken' | 'unavailable'> {
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: false });
-    return new Promise((resolve) => {
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        resolve(error.code === 'EADDRINUSE' ? 'taken' : 'unavailable');
-      });
-      const everyone = shared ? { readableAll: true, writableAll: true } : {};
-      server.listen({ path: name, exclusive: true, backlog: BACKLOG, ...everyone }, () => {
-        server.removeAllListeners('error');
-        // A failing client socket must never take the holder down.
-        server.on('error', () => {});
-        // The lock must not keep its holder's process alive.
-        server.unref();
-        resolve(new Interlock(server));
-      });
-    });
+    const everyone = shared ? { readableAll: true, writableAll: true } : {};
+    try {
+      await listenOrFail(server, { path: name, exclusive: true, backlog: BACKLOG, ...everyone });
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'taken' : 'unavailable';
+    }
+    return Interlock.#serving(server);
   }
 
   /**
    * Serves a listening socket this process inherited (a lock handed over by `portlock run`); the
    * caller has checked that it is the lock's kernel name. Undefined if it cannot be served.
    */
-  static adopt(fd: number): Promise<Interlock | undefined> {
+  static async adopt(fd: number): Promise<Interlock | undefined> {
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: false });
-    return new Promise((resolve) => {
-      server.once('error', () => resolve(undefined));
-      server.listen({ fd }, () => {
-        server.removeAllListeners('error');
-        server.on('error', () => {});
-        server.unref();
-        resolve(new Interlock(server));
-      });
-    });
+    try {
+      await listenOrFail(server, { fd });
+    } catch {
+      return undefined;
+    }
+    return Interlock.#serving(server);
+  }
+
+  static #serving(server: Server): Interlock {
+    // A failing client socket must never take the holder down.
+    server.on('error', () => {});
+    // The lock must not keep its holder's process alive.
+    server.unref();
+    return new Interlock(server);
   }
 
   #ownInode(): string | undefined {
@@ -164,25 +164,21 @@ export class Interlock {
     }
     this.#pending.set(socket, performance.now());
     this.#armSweep();
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const end = buffered.indexOf('\n');
-      if (end < 0 && buffered.length <= MAX_REQUEST_BYTES) return;
-      socket.off('data', onData);
+    readLines(socket, MAX_REQUEST_BYTES, (line) => {
       this.#pending.delete(socket);
-      if (end < 0 || end > MAX_REQUEST_BYTES) {
+      if (line === undefined) {
         this.#reply(socket, errorReply('ETOOLARGE', `a request is at most ${MAX_REQUEST_BYTES} bytes`));
-        return;
+        return false;
       }
       try {
-        this.#answer(socket, buffered.slice(0, end), answers);
+        this.#answer(socket, line, answers);
       } catch {
         // Whatever a request holds, it must never take the holder down.
         socket.destroy();
       }
-    };
-    socket.on('data', onData);
+      // One request a connection.
+      return false;
+    });
   }
 
   /**

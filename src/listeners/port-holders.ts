@@ -1,7 +1,11 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { descriptorLinks, readText } from '../identity/probe.ts';
+import { userNames } from '../identity/users.ts';
+import { listenOrFail } from '../listen-or-fail.ts';
+import { isPort } from '../options/validate.ts';
 import { printable } from '../printable.ts';
-import { listenersInTable, type TcpListener, userNames } from './tcp-table.ts';
+import { listenersInTable, type TcpListener } from './tcp-table.ts';
 
 /** A program listening on a port, whether or not it uses portlock. */
 export interface PortListener {
@@ -27,38 +31,14 @@ export interface ListenerSystem {
 
 const COMMAND_LENGTH = 120;
 
-function read(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
 function* processes(): Iterable<{ pid: number; links: () => string[] }> {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const links = () => {
-      let fds: string[];
-      try {
-        fds = readdirSync(`/proc/${entry}/fd`);
-      } catch {
-        // Gone, or another user's (EACCES): not ours to see.
-        return [];
-      }
-      return fds.flatMap((fd) => {
-        try {
-          return [readlinkSync(`/proc/${entry}/fd/${fd}`)];
-        } catch {
-          return [];
-        }
-      });
-    };
-    yield { pid: Number(entry), links };
+    yield { pid: Number(entry), links: () => descriptorLinks(entry) };
   }
 }
 
-export const linuxListenerSystem: ListenerSystem = { read, processes };
+export const linuxListenerSystem: ListenerSystem = { read: (path) => readText(path, 'utf8'), processes };
 
 /**
  * A command line from NUL-separated /proc text, its control characters shown as escapes (a
@@ -71,7 +51,7 @@ export function displayCommand(cmdline: string): string | undefined {
 }
 
 /** Linux: the port's listening sockets from /proc/net/tcp{,6}, and who holds each from /proc/<pid>/fd. */
-export function linuxPortHolders(port: number, system: ListenerSystem): PortListener[] | undefined {
+function linuxPortHolders(port: number, system: ListenerSystem): PortListener[] | undefined {
   const v4 = system.read('/proc/net/tcp');
   const v6 = system.read('/proc/net/tcp6');
   if (v4 === undefined && v6 === undefined) return undefined;
@@ -103,16 +83,18 @@ export function linuxPortHolders(port: number, system: ListenerSystem): PortList
 type Bindable = 'free' | 'in-use' | 'unknown';
 
 /** Whether the port can be bound on one wildcard address, closed again at once. */
-function tryBind(port: number, host: '0.0.0.0' | '::'): Promise<Bindable> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EADDRINUSE') resolve('in-use');
-      // No IPv6 here says nothing about the port; EACCES (a privileged port) says nothing either.
-      else resolve(error.code === 'EAFNOSUPPORT' || error.code === 'EADDRNOTAVAIL' ? 'free' : 'unknown');
-    });
-    server.listen({ port, host, exclusive: true, ipv6Only: host === '::' }, () => server.close(() => resolve('free')));
-  });
+async function tryBind(port: number, host: '0.0.0.0' | '::'): Promise<Bindable> {
+  const server = createServer();
+  try {
+    await listenOrFail(server, { port, host, exclusive: true, ipv6Only: host === '::' });
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    if (code === 'EADDRINUSE') return 'in-use';
+    // No IPv6 here says nothing about the port; EACCES (a privileged port) says nothing either.
+    return code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL' ? 'free' : 'unknown';
+  }
+  await new Promise((closed) => server.close(closed));
+  return 'free';
 }
 
 /** Elsewhere: whether the port can be bound on every address, which says "in use" but not by whom. */
@@ -151,7 +133,7 @@ export async function mayBeInUse(port: number): Promise<boolean> {
  * list: nothing listens. Changes nothing.
  */
 export async function portHolders(port: number, system: ListenerSystem = linuxListenerSystem): Promise<PortListener[]> {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+  if (!isPort(port)) {
     throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
   }
   const seen =

@@ -53,13 +53,3 @@ export function listenersInTable(table: string, family: 4 | 6, port: number): Tc
   }
   return found;
 }
-
-/** Names by uid, from the text of /etc/passwd (`name:x:uid:...`). */
-export function userNames(passwd: string): Map<number, string> {
-  const names = new Map<number, string>();
-  for (const line of passwd.split('\n')) {
-    const [name, , uid] = line.split(':');
-    if (name && uid && /^\d+$/.test(uid) && !names.has(Number(uid))) names.set(Number(uid), name);
-  }
-  return names;
-}

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
-import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
+import { UNREADABLE_GRACE_MS } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, Park, waitForRelease } from '../interlock/client.ts';
 import { interlockKind, nameOfKind } from '../interlock/flavour.ts';
@@ -15,13 +15,14 @@ import { Interlock } from '../interlock/server.ts';
 import { bindSocketFile, type SocketFileTaker } from '../interlock/socket-file.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
-import { type RecordFile, readRecordFileQuietly } from '../record/read-record.ts';
+import { readRecordFileQuietly } from '../record/read-record.ts';
 import { createRecord, newToken, publicRecord, serializeRecord } from '../record/record.ts';
 import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord } from '../types.ts';
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { Lock } from './handle.ts';
 import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
 import { heldByAnswer } from './interlock-answer.ts';
+import { judgeWith } from './judge-here.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { checkOwnLockDir, ensureLockDir } from './lock-dir.ts';
 import { ownTokens } from './own-tokens.ts';
@@ -91,16 +92,8 @@ async function pause(ms: number, signal: AbortSignal | undefined): Promise<void>
   }
 }
 
-export function describeScope(scope: LockScope): string {
+function describeScope(scope: LockScope): string {
   return scope.kind === 'port' ? `port ${scope.port}` : `key ${scope.key}`;
-}
-
-export function judgeWith(
-  probe: ProcessProbe,
-  interlockFree?: JudgeContext['interlockFree'],
-): (file: RecordFile) => Verdict {
-  const context: JudgeContext = { probe, ownsToken: ownTokens.has, ...(interlockFree && { interlockFree }) };
-  return (file) => judgeRecordFile(file, context);
 }
 
 /** Asks the holder of a taken interlock who it is, for a refusal that names the real holder. */
@@ -324,8 +317,8 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
 }
 
 /**
- * `acquireLock` with the process probe as a parameter: the seam through which tests stage PID
- * reuse, reboots and other hosts.
+ * `acquireLock` with the process probe as a parameter, and the choice not to ask a holder who it
+ * is (acquirePort's, which passes held ports by the dozen).
  */
 export async function acquireLockWith(
   options: AcquireOptions,

@@ -1,11 +1,11 @@
 import { basename } from 'node:path';
-import { DISK_FULL_CODES, DiskFullError, LockDirectoryError } from '../errors.ts';
+import { DISK_FULL_CODES, DiskFullError } from '../errors.ts';
 import type { Verdict } from '../identity/judge.ts';
 import { publishExclusive } from '../record/publish.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
 import type { LockRecord } from '../types.ts';
 import { reclaimStale } from './claim-chain.ts';
-import { UNWRITABLE_CODES } from './lock-dir.ts';
+import { asLockDirectoryError } from './lock-dir.ts';
 
 /** The outcome of one try at taking a lock. */
 export type Attempt =
@@ -28,9 +28,7 @@ function publish(dir: string, path: string, bytes: Buffer): boolean {
   try {
     return publishExclusive(path, bytes);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    if (UNWRITABLE_CODES.has(code)) throw new LockDirectoryError(dir, 'unwritable', code);
-    throw error;
+    throw asLockDirectoryError(dir, error);
   }
 }
 

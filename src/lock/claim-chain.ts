@@ -26,7 +26,7 @@ export function claimPathFor(lockPath: string, identity: string): string {
 
 export const CLAIM_INFIX = '.claim-';
 
-export interface ChainLink {
+interface ChainLink {
   path: string;
   file: RecordFile;
 }

@@ -7,9 +7,9 @@ import type { LockScope } from '../options/validate.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { createRecord, newToken, serializeRecord } from '../record/record.ts';
 import type { CleanOptions, CleanResult, LockInspection, LockTarget, RemoveStaleResult } from '../types.ts';
-import { judgeWith } from './acquire.ts';
 import { actOnStale } from './claim-chain.ts';
 import { judgeLock, listLocks, toInspection } from './inspect.ts';
+import { judgeWith } from './judge-here.ts';
 import { sweepDirectoryLeftovers } from './leftovers.ts';
 import { ownTokens } from './own-tokens.ts';
 

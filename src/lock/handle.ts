@@ -23,7 +23,7 @@ function removeIfOwned(path: string, token: string): void {
   }
 }
 
-export interface LostWatch {
+interface LostWatch {
   target: string;
   intervalMs: number;
   onLost: (error: LockLostError) => void;
@@ -35,7 +35,7 @@ export interface LostWatch {
 }
 
 /** How a lock was handed to a child process (see `src/lock/handoff.ts`). */
-export type HandedOff = 'no' | 'staying' | 'leaving';
+type HandedOff = 'no' | 'staying' | 'leaving';
 
 export class Lock implements LockHandle {
   readonly path: string;

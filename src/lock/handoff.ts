@@ -22,7 +22,7 @@ import { ownTokens } from './own-tokens.ts';
  */
 export const HANDOFF_ENV = 'PORTLOCK_HANDOFF';
 
-export interface Handoff {
+interface Handoff {
   port: number;
   fd: number;
   token: string;
@@ -35,7 +35,7 @@ export function handoffValue(handoff: Handoff): string {
   return `${handoff.port}:${handoff.fd}:${handoff.token}:${how}:${handoff.dir}`;
 }
 
-export function parseHandoff(text: string | undefined): Handoff | undefined {
+function parseHandoff(text: string | undefined): Handoff | undefined {
   const match = /^(\d{1,5}):(\d{1,4}):([0-9a-f]{16,128}):(leaving|staying):(\/.*)$/s.exec(text ?? '');
   if (match === null) return undefined;
   return {

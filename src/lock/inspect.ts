@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { LockPathError, lockPathProblemText } from '../errors.ts';
+import { LockPathError, PATH_PROBLEMS } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
 import { interlockToAsk } from '../interlock/flavour.ts';
@@ -18,15 +18,15 @@ import type {
   LockInspection,
   PublicLockRecord,
 } from '../types.ts';
-import { judgeWith } from './acquire.ts';
 import { heldByAnswer } from './interlock-answer.ts';
+import { judgeWith } from './judge-here.ts';
 import { checkLockDir } from './lock-dir.ts';
 
 /** Interlocks asked at once by `listLocks`. */
 const CONCURRENCY = 32;
 
 /** A lock as judged now: what its file says, and what the interlock adds. */
-export interface Judgement {
+interface Judgement {
   /** The lock file, when there is one and it could be read. */
   file: RecordFile | undefined;
   verdict: Pick<LockInspection, 'state' | 'certainty' | 'reason'>;
@@ -43,7 +43,7 @@ const FREE: Asked = { kind: 'free' };
 const FREE_VERDICT = { state: 'free', certainty: 'certain', reason: 'there is no lock file' } as const;
 
 /** How a look at a lock may be cut short. */
-export interface Look {
+interface Look {
   /** The kernel's table of bound names, if the caller has read it: a name missing there is free. */
   bound?: Set<string> | undefined;
   /** How long the interlock's holder may take to answer. */
@@ -68,7 +68,7 @@ export async function judgeLock(
   } catch (error) {
     unreadable =
       error instanceof LockPathError
-        ? `the lock path ${lockPathProblemText(error.problem)}`
+        ? `the lock path ${PATH_PROBLEMS[error.problem]}`
         : `the lock file cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
   }
   const shown = file?.record && publicRecord(file.record);
@@ -154,7 +154,8 @@ async function mapLimited<T, R>(items: T[], limit: number, map: (item: T) => Pro
   return results;
 }
 
-export async function listLocksWith(options: ListOptions, probe: ProcessProbe): Promise<LockInspection[]> {
+/** Inspects every lock file in a directory (`dir`, or the default directory of `name`). */
+export async function listLocks(options: ListOptions = {}): Promise<LockInspection[]> {
   const { dir } = resolveListDir(options);
   const interlock = validateInterlock(options.interlock);
   if (checkLockDir(dir) === undefined) return [];
@@ -182,11 +183,6 @@ export async function listLocksWith(options: ListOptions, probe: ProcessProbe): 
     return scanned;
   };
   return mapLimited(locks, CONCURRENCY, (lock) =>
-    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe, { bound, owners }),
+    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, systemProbe, { bound, owners }),
   );
-}
-
-/** Inspects every lock file in a directory (`dir`, or the default directory of `name`). */
-export function listLocks(options: ListOptions = {}): Promise<LockInspection[]> {
-  return listLocksWith(options, systemProbe);
 }

@@ -4,10 +4,11 @@ import type { Asked } from '../interlock/client.ts';
 import { type KernelHolders, setApartLookAlikes } from '../interlock/holders.ts';
 import type { LockScope } from '../options/validate.ts';
 import { printable } from '../printable.ts';
+import { describeHolder } from '../record/holder-text.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
 
 /** What the interlock says about a lock, once the kernel has been heard: undefined when nobody holds it. */
-export interface HeldByInterlock {
+interface HeldByInterlock {
   /** `unknown` (certain): held, by a process of another pid namespace, whose pid means nothing here. */
   verdict: Verdict & { state: 'held' | 'unknown' };
   /** The holder's own answer, only where the kernel agrees with it. */
@@ -22,12 +23,6 @@ export interface HeldByInterlock {
   hidden?: true;
   /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
   lookAlikes?: InterlockHolder[];
-}
-
-/** `pid 4711 (python3 squat.py, user nobody)`: a process as the kernel describes it, safe to print. */
-export function describeHolder(holder: InterlockHolder): string {
-  const parts = [holder.command, holder.user && `user ${holder.user}`].filter(Boolean) as string[];
-  return printable(`pid ${holder.pid}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`);
 }
 
 /** `a`, `a and b`, `a, b and c`. */

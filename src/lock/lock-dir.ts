@@ -3,20 +3,28 @@ import { LockDirectoryError } from '../errors.ts';
 
 const isWindows = process.platform === 'win32';
 
+/** Errors that mean "this process may not write here", as opposed to a fault. */
+const UNWRITABLE_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
+
+/**
+ * A system call's failure in the lock directory `dir`, as the {@link LockDirectoryError} it means
+ * (this process may not write there, or a parent is a file); any other error as it is.
+ */
+export function asLockDirectoryError(dir: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  if (UNWRITABLE_CODES.has(code)) return new LockDirectoryError(dir, 'unwritable', code);
+  if (code === 'ENOTDIR') return new LockDirectoryError(dir, 'not-directory', 'a parent is a file');
+  return error;
+}
+
 function lstatOrUndefined(dir: string): Stats | undefined {
   try {
     return lstatSync(dir);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ENOTDIR') throw new LockDirectoryError(dir, 'not-directory', 'a parent is a file');
-    if (code === 'EACCES') throw new LockDirectoryError(dir, 'unwritable', code);
-    throw error;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw asLockDirectoryError(dir, error);
   }
 }
-
-/** Errors that mean "this process may not write here", as opposed to a fault. */
-export const UNWRITABLE_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
 
 /** Why another user could change the entry at `path` (a directory, or a link being followed), or undefined when none can. */
 function unsafeBecause(path: string, stat: Stats, owners: ReadonlySet<number>): string | undefined {
@@ -98,10 +106,7 @@ export function ensureLockDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    if (UNWRITABLE_CODES.has(code)) throw new LockDirectoryError(dir, 'unwritable', code);
-    if (code === 'ENOTDIR') throw new LockDirectoryError(dir, 'not-directory', 'a parent is a file');
-    throw error;
+    throw asLockDirectoryError(dir, error);
   }
   judgeOwnLockDir(dir, lstatSync(dir));
 }
@@ -135,7 +140,7 @@ function judgeOwnLockDir(dir: string, stat: Stats): void {
 }
 
 /** A lock directory as found by a command that only looks (or cleans): whose it is. */
-export interface LockDirOwner {
+interface LockDirOwner {
   /** The directory owner's uid; undefined where the OS has none (Windows). */
   uid: number | undefined;
   /** Set when the caller is root looking into another user's directory. */

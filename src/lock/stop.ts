@@ -9,6 +9,7 @@ import { liveSocketFile } from '../interlock/socket-file.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
+import { describeHolder } from '../record/holder-text.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import type {
   InterlockHolder,
@@ -20,10 +21,10 @@ import type {
 } from '../types.ts';
 import { lockFileElsewhere, otherDirectory } from './held-through.ts';
 import { inspectLockWith } from './inspect.ts';
-import { describeHolder, listed } from './interlock-answer.ts';
+import { listed } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
 
-export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 const POLL_MS = 25;
 // While a holder keeps its interlock, a look waits on it this long at most before looking again:
 // the name may pass to a successor, which must not keep the stop waiting for its own release.

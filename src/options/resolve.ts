@@ -4,6 +4,8 @@ import type { AcquireOptions, HolderInfo, InterlockOption, ListOptions, LockTarg
 import { validateHolder } from './holder.ts';
 import {
   assertOptionsObject,
+  isKey,
+  isPort,
   type LockScope,
   validateDir,
   validateInterlock,
@@ -20,12 +22,10 @@ export const DIR_ENV = 'PORTLOCK_DIR';
 /** The environment variable that moves the host-wide directory of port sockets (socket-file interlock). */
 export const SOCKET_DIR_ENV = 'PORTLOCK_SOCKET_DIR';
 
-export interface ResolvedTarget {
+interface ResolvedTarget {
   scope: LockScope;
   name: string;
   dir: string;
-  /** Where the lock directory came from, for error messages. */
-  dirSource: 'option' | 'env' | 'default';
   path: string;
 }
 
@@ -47,27 +47,32 @@ export function lockFileName(scope: LockScope): string {
 export function scopeOfFileName(file: string): LockScope | undefined {
   if (!file.endsWith('.lock') || file.startsWith('.')) return undefined;
   const stem = file.slice(0, -'.lock'.length);
-  const port = /^agent-(\d{1,5})$/.exec(stem);
-  if (port?.[1] !== undefined) {
-    const n = Number(port[1]);
-    return n >= 1 && n <= 65535 && String(n) === port[1] ? { kind: 'port', port: n } : undefined;
+  const port = /^agent-(\d{1,5})$/.exec(stem)?.[1];
+  if (port !== undefined) {
+    const n = Number(port);
+    return isPort(n) && String(n) === port ? { kind: 'port', port: n } : undefined;
   }
-  return /^[A-Za-z0-9._-]{1,64}$/.test(stem) && !stem.includes('..') ? { kind: 'key', key: stem } : undefined;
+  return isKey(stem) ? { kind: 'key', key: stem } : undefined;
 }
 
-function resolveDir(dirOption: string | undefined, name: string): Pick<ResolvedTarget, 'dir' | 'dirSource'> {
-  if (dirOption !== undefined) return { dir: resolve(dirOption), dirSource: 'option' };
-  const fromEnv = process.env[DIR_ENV];
-  if (fromEnv) return { dir: resolve(fromEnv), dirSource: 'env' };
-  return { dir: join(homedir(), `.${name}`), dirSource: 'default' };
+/**
+ * The lock directory: `dir` when given, else $PORTLOCK_DIR, else `~/.<name>`, as an absolute path.
+ * `env` is the environment to read: the CLI passes its own, so that it runs in-process in tests.
+ */
+export function lockDirOf(
+  dir: string | undefined,
+  name: string,
+  env: Record<string, string | undefined> = process.env,
+) {
+  return resolve(dir ?? (env[DIR_ENV] || join(env.HOME || homedir(), `.${name}`)));
 }
 
 export function resolveTarget(options: LockTarget, what = 'acquireLock'): ResolvedTarget {
   assertOptionsObject(options, what);
   const scope = validateScope(options);
   const name = validateName(options.name);
-  const { dir, dirSource } = resolveDir(validateDir(options.dir), name);
-  return { scope, name, dir, dirSource, path: join(dir, lockFileName(scope)) };
+  const dir = lockDirOf(validateDir(options.dir), name);
+  return { scope, name, dir, path: join(dir, lockFileName(scope)) };
 }
 
 export function resolveAcquire(options: AcquireOptions): ResolvedAcquire {
@@ -83,10 +88,10 @@ export function resolveAcquire(options: AcquireOptions): ResolvedAcquire {
   };
 }
 
-export function resolveListDir(options: ListOptions): Pick<ResolvedTarget, 'dir' | 'dirSource' | 'name'> {
+export function resolveListDir(options: ListOptions): Pick<ResolvedTarget, 'dir' | 'name'> {
   assertOptionsObject(options, 'listLocks');
   const name = validateName(options.name);
-  return { name, ...resolveDir(validateDir(options.dir), name) };
+  return { name, dir: lockDirOf(validateDir(options.dir), name) };
 }
 
 /** The lock file path for a port or key, without touching the disk. */

@@ -16,27 +16,39 @@ export function describe(value: unknown): string {
   return `${String(value)} (${typeof value})`;
 }
 
-export function validatePort(port: unknown): number {
+/** The port rule, everywhere a port is named: an integer from 1 to 65535. */
+export function isPort(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+}
+
+// A key starting with '.' would name a hidden file, which `list` and `clean` never show.
+const isSafeKey = (key: string) => SAFE_NAME.test(key) && !key.includes('..') && !key.startsWith('.');
+
+/** The key rule, everywhere a key is named: a safe file name that no port lock's file has. */
+export function isKey(value: unknown): value is string {
+  return typeof value === 'string' && isSafeKey(value) && !PORT_FILE_STEM.test(value);
+}
+
+function validatePort(port: unknown): number {
   if (typeof port !== 'number') {
     throw new TypeError(`port must be an integer number from 1 to 65535, got ${describe(port)}`);
   }
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+  if (!isPort(port)) {
     throw new RangeError(`port must be an integer number from 1 to 65535, got ${describe(port)}`);
   }
   return port;
 }
 
-export function validateKey(key: unknown): string {
+function validateKey(key: unknown): string {
   if (typeof key !== 'string') {
     throw new TypeError(`key must be a string, got ${describe(key)}`);
   }
-  // A key starting with '.' would name a hidden file, which `list` and `clean` never show.
-  if (!SAFE_NAME.test(key) || key.includes('..') || key.startsWith('.')) {
+  if (!isSafeKey(key)) {
     throw new RangeError(
       `key must be 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' (no '/' and no '..'), got ${describe(key)}`,
     );
   }
-  if (PORT_FILE_STEM.test(key)) {
+  if (!isKey(key)) {
     throw new RangeError(`key ${describe(key)} is reserved: it names a port lock's file; use { port } instead`);
   }
   return key;
@@ -104,15 +116,25 @@ export function validateOnLost<T extends (error: never) => void>(onLost: T | und
   return onLost;
 }
 
+/** The longest timer Node keeps: it runs one set beyond this (Infinity included) at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A number of milliseconds that a timer is set to: from `min` to {@link MAX_TIMER_MS}, since a
+ * longer one would fire at once instead of late. `what` names the option in the error.
+ */
+export function validateDuration(value: unknown, what: string, min = 0): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`${what} must be a number of milliseconds, got ${describe(value)}`);
+  }
+  if (!(value >= min && value <= MAX_TIMER_MS)) {
+    throw new RangeError(`${what} must be from ${min} to ${MAX_TIMER_MS} milliseconds, got ${describe(value)}`);
+  }
+  return value;
+}
+
 export function validateRecheckInterval(interval: unknown): number {
-  if (interval === undefined) return 1000;
-  if (typeof interval !== 'number') {
-    throw new TypeError(`recheckInterval must be a number of milliseconds, got ${describe(interval)}`);
-  }
-  if (!Number.isFinite(interval) || interval < 10 || interval > 2 ** 31 - 1) {
-    throw new RangeError(`recheckInterval must be from 10 to 2147483647 milliseconds, got ${describe(interval)}`);
-  }
-  return interval;
+  return interval === undefined ? 1000 : validateDuration(interval, 'recheckInterval', 10);
 }
 
 /** The environment variable that sets the `interlock` option wherever a call does not. */

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:net';
+import { listenOrFail } from '../listen-or-fail.ts';
 
 /** What binding a port on one address showed. */
-export type BindOutcome =
+type BindOutcome =
   | { kind: 'bound'; server: Server }
   /** Another socket has it (EADDRINUSE), or this process may not bind it (EACCES). */
   | { kind: 'in-use' }
@@ -12,21 +13,18 @@ const UNAVAILABLE = new Set(['EADDRNOTAVAIL', 'EAFNOSUPPORT', 'EPROTONOSUPPORT']
 const IN_USE = new Set(['EADDRINUSE', 'EACCES']);
 
 /** Listens on `port` at `host`; any other error than in-use or unavailable is thrown. */
-export function bindOn(port: number, host: string): Promise<BindOutcome> {
+async function bindOn(port: number, host: string): Promise<BindOutcome> {
   const server = createServer();
-  return new Promise((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      const code = error.code ?? '';
-      if (IN_USE.has(code)) resolve({ kind: 'in-use' });
-      else if (UNAVAILABLE.has(code)) resolve({ kind: 'unavailable' });
-      else reject(error);
-    });
+  try {
     // exclusive: a cluster worker must bind for itself, not share its primary's socket.
-    server.listen({ port, host, exclusive: true }, () => {
-      server.removeAllListeners('error');
-      resolve({ kind: 'bound', server });
-    });
-  });
+    await listenOrFail(server, { port, host, exclusive: true });
+    return { kind: 'bound', server };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (IN_USE.has(code)) return { kind: 'in-use' };
+    if (UNAVAILABLE.has(code)) return { kind: 'unavailable' };
+    throw error;
+  }
 }
 
 function close(server: Server): Promise<void> {

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { resolveAcquire } from '../options/resolve.ts';
-import { assertOptionsObject, describe, validateWait } from '../options/validate.ts';
+import { assertOptionsObject, describe, isPort, validateWait } from '../options/validate.ts';
 import { hashToPort } from './prefer.ts';
 import { defaultRange } from './range.ts';
 import type { PortOptions } from './types.ts';
@@ -19,17 +19,13 @@ export interface ResolvedPortOptions {
   lock: Omit<PortOptions, 'prefer' | 'range' | 'host' | 'listen' | 'wait'>;
 }
 
-function isPortNumber(value: unknown): value is number {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535;
-}
-
 function validateRange(range: unknown): readonly [number, number] {
   if (range === undefined) return defaultRange();
   if (!Array.isArray(range) || range.length !== 2) {
     throw new TypeError(`range must be [low, high], two port numbers, got ${describe(range)}`);
   }
   const [low, high] = range as unknown[];
-  if (!isPortNumber(low) || !isPortNumber(high)) {
+  if (!isPort(low) || !isPort(high)) {
     throw new RangeError(
       `range must be [low, high] with integer ports from 1 to 65535, got [${describe(low)}, ${describe(high)}]`,
     );

@@ -1,5 +1,5 @@
 import { printable } from '../printable.ts';
-import type { PublicLockRecord } from '../types.ts';
+import type { InterlockHolder, PublicLockRecord } from '../types.ts';
 
 /** A command line is shortened to this many characters for a message; the record keeps it whole. */
 const COMMAND_WIDTH = 80;
@@ -29,4 +29,10 @@ export function holderText(record: PublicLockRecord): string | undefined {
     ...(record.user === undefined ? [] : [`user ${printable(record.user)}`]),
   ];
   return `${commandText(record.command)} (${details.join(', ')})`;
+}
+
+/** `pid 4711 (python3 squat.py, user nobody)`: a process as the kernel describes it, safe to print. */
+export function describeHolder(holder: InterlockHolder): string {
+  const parts = [holder.command, holder.user && `user ${holder.user}`].filter(Boolean) as string[];
+  return printable(`pid ${holder.pid}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`);
 }

@@ -1,6 +1,6 @@
 import type { ProcessProbe } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
-import type { LockScope } from '../options/validate.ts';
+import { isPort, type LockScope } from '../options/validate.ts';
 import type { HolderInfo, HolderUpdate, InterlockKind, LockRecord, PublicLockRecord } from '../types.ts';
 
 /** Records larger than this are garbage by definition and are never read whole. */
@@ -74,8 +74,6 @@ const optional =
   (value: unknown): boolean =>
     value === undefined || check(value);
 const isPid = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;
-const isPort = (value: unknown): value is number =>
-  Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
 
 const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   portlock: (value) => value === undefined || value === 1,

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { exitCodeFor } from '../../src/agent/shutdown.ts';
+import { handleShutdown } from '../../src/agent/shutdown.ts';
+import { createAgent } from '../../src/index.ts';
+import { signalExitCode } from '../../src/signals.ts';
 import type { AgentFixtureConfig } from '../fixtures/agent-server.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -17,9 +19,27 @@ async function readyFixture(config: Omit<AgentFixtureConfig, 'port' | 'dir'> = {
 
 describe('handleShutdown', () => {
   it('maps signals to the exit codes shells use', () => {
-    assert.equal(exitCodeFor('SIGINT'), 130);
-    assert.equal(exitCodeFor('SIGTERM'), 143);
-    assert.equal(exitCodeFor('SIGHUP'), 129);
+    assert.equal(signalExitCode('SIGINT'), 130);
+    assert.equal(signalExitCode('SIGTERM'), 143);
+    assert.equal(signalExitCode('SIGHUP'), 129);
+  });
+
+  it('rejects a timeout or exitDelay that no timer can hold, and installs no handler then', () => {
+    const agent = createAgent({ handler: () => {} });
+    const before = process.listenerCount('SIGINT');
+    // Node runs a timer set beyond 2^31-1 ms at once: a timeout of Infinity would force every stop after 1 ms.
+    for (const bad of [Number.POSITIVE_INFINITY, 2 ** 31, -1, Number.NaN]) {
+      assert.throws(() => handleShutdown(agent, { timeout: bad }), RangeError, `timeout ${bad}`);
+      assert.throws(() => handleShutdown(agent, { exitDelay: bad }), RangeError, `exitDelay ${bad}`);
+    }
+    assert.throws(() => handleShutdown(agent, { timeout: '100' as never }), TypeError);
+    assert.throws(
+      () => handleShutdown(agent, { timeout: Number.POSITIVE_INFINITY }),
+      /timeout must be from 0 to 2147483647/,
+    );
+    assert.equal(process.listenerCount('SIGINT'), before);
+    handleShutdown(agent, { timeout: 2 ** 31 - 1, exitDelay: 0 })();
+    assert.equal(process.listenerCount('SIGINT'), before);
   });
 
   it('lets a slow request finish on SIGINT, then exits 130 and leaves no record', async () => {

@@ -71,18 +71,15 @@ describe('agent stop', () => {
   });
 
   it('closes idle keep-alive connections at once', async () => {
-    const { agent, port } = await slowAgent({ drainTimeout: 30_000 });
+    // A drain that waited on the idle connection would never end: the test's own timeout would tell.
+    const { agent, port } = await slowAgent({ drainTimeout: 2 ** 31 - 1 });
     const keepAlive = new HttpAgent({ keepAlive: true });
     const req = request({ port, host: '127.0.0.1', agent: keepAlive });
     req.end();
     const [res] = (await once(req, 'response')) as [IncomingMessage];
     res.resume();
     await once(res, 'end');
-    const started = performance.now();
     await agent.stop();
-    // A stop that waited on the idle connection would take the whole 30 s drain timeout; the
-    // bound is far below that, and far above what a loaded machine needs.
-    assert.ok(performance.now() - started < 15_000, `the stop took ${performance.now() - started} ms`);
     keepAlive.destroy();
   });
 

@@ -115,8 +115,9 @@ describe('portlock run --wait, interrupted', () => {
         String(port),
         '--dir',
         dir,
+        // Forever: a SIGINT that did not end the wait would leave it waiting until the test's own timeout.
         '--wait',
-        '30',
+        'forever',
         '--',
         node,
         '-e',
@@ -126,14 +127,11 @@ describe('portlock run --wait, interrupted', () => {
     // Printed once its signal handlers are in place and the first try was refused, as it begins to wait.
     await run.stderrLine(
       new RegExp(
-        `^portlock: port ${port} is held by percy, pid ${holder.pid}, .*; waiting up to 30 s \\(Ctrl-C gives up\\)$`,
+        `^portlock: port ${port} is held by percy, pid ${holder.pid}, .*; waiting until it is free \\(Ctrl-C gives up\\)$`,
       ),
     );
-    const interrupted = performance.now();
     run.child.kill('SIGINT');
     assert.deepEqual(await run.exited, { code: 130, signal: null });
-    const took = performance.now() - interrupted;
-    assert.ok(took < 10_000, `it went on waiting for ${took} ms`);
     assert.match(run.stderr, new RegExp(`^portlock: interrupted by SIGINT while waiting for port ${port}$`, 'm'));
     assert.equal(run.stdout, '');
     assert.ok(!existsSync(marker), 'the command never ran');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock } from '../../src/index.ts';
@@ -136,6 +136,19 @@ describe('portlock: the command line as a whole', () => {
     assert.match(text.stderr, /^portlock: Lock directory .* cannot be used/);
     const json = await cli(['run', '-p', String(port), '--dir', file, '--json', '--', process.execPath, '-e', '0']);
     assert.equal(JSON.parse(json.stdout).error.code, 'ELOCKDIR');
+  });
+
+  it("tells its own and the system's errors, by what they are, from a fault of its own", async () => {
+    const { dir, port } = await place();
+    const run = (argv: string[]) => cli(['run', '-p', String(port), '--dir', dir, '--json', '--', ...argv]);
+    // Node refuses an argument with a NUL byte with ERR_INVALID_ARG_VALUE: a code, but not one a user is told.
+    const node = JSON.parse((await run([process.execPath, 'a\0b'])).stdout).error;
+    assert.equal(node.code, 'EINTERNAL');
+    assert.match(node.message, /^unexpected error: The argument/);
+    symlinkSync('/nonexistent', join(dir, `agent-${port}.lock`));
+    const own = JSON.parse((await run([process.execPath, '-e', '0'])).stdout).error;
+    assert.equal(own.code, 'ELOCKPATH');
+    assert.doesNotMatch(own.message, /unexpected/);
   });
 
   it('takes global options before the command as well as after it', async () => {

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:net';
+import { replayHint, seed, seeded } from './seed.ts';
 
 /**
  * Ranges of ports for acquirePort's tests: blocks below the kernel's ephemeral range (where
@@ -10,20 +11,7 @@ const BLOCK = 64;
 const FIRST_BLOCK = 20000 / BLOCK;
 const BLOCKS = Math.floor((32767 - 20000 + 1) / BLOCK) - 1;
 
-export const seed = Number(process.env.PORTLOCK_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
-console.log(`port ranges: seed ${seed} (replay with PORTLOCK_TEST_SEED=${seed})`);
-
-/** A small seeded generator (mulberry32): the same seed gives the same blocks. */
-export function seeded(start: number): () => number {
-  let state = start >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+console.log(`port ranges: seed ${seed} (${replayHint})`);
 
 const random = seeded(seed);
 const claims: Server[] = [];

@@ -51,10 +51,10 @@ export async function deadRecord(fields: Partial<LockRecord> = {}): Promise<Lock
 }
 
 /** A live process that is not a lock holder, killed when the test file ends. */
-export async function liveProcess() {
+export async function liveProcess(timeoutMs = 300_000) {
   // Killed with the test file, not after spawnTracked's usual minute: a race on a loaded machine
   // runs longer than that, and its stand-in for a reused pid must not vanish mid-way.
-  const child = spawnTracked('sleep', ['300'], { stdio: 'ignore', timeoutMs: 300_000 });
+  const child = spawnTracked('sleep', ['300'], { stdio: 'ignore', timeoutMs });
   await once(child, 'spawn');
   if (child.pid === undefined) throw new Error('spawn gave no pid');
   return { pid: child.pid, child };

@@ -181,7 +181,7 @@ describe('judgeRecordFile', () => {
 
   it('calls an unreadable file stale once it is older than the grace period', () => {
     const verdict = judgeRecordFile(file({ size: 5, mtimeMs: FAKE_NOW - 60_000 }), context);
-    expectVerdict(verdict, 'stale', 'certain', /not a readable record \(last written 60 s ago\)/);
+    expectVerdict(verdict, 'stale', 'certain', /not a readable record \(last written 1 min ago\)/);
     assert.equal(verdict.retryAfterMs, undefined);
     const edge = judgeRecordFile(file({ mtimeMs: FAKE_NOW - UNREADABLE_GRACE_MS }), context);
     assert.equal(edge.state, 'stale');

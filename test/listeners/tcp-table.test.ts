@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { userNames } from '../../src/identity/users.ts';
 import { describeListeners, portInUseNextStep } from '../../src/listeners/describe.ts';
 import type { PortListener } from '../../src/listeners/port-holders.ts';
 import { displayCommand } from '../../src/listeners/port-holders.ts';
-import { listenersInTable, userNames } from '../../src/listeners/tcp-table.ts';
+import { listenersInTable } from '../../src/listeners/tcp-table.ts';
 
 // Lines as Linux prints them: port 8123 is 1FBB; state 0A is LISTEN, 01 ESTABLISHED.
 const TCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

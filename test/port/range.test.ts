@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { candidates } from '../../src/port/candidates.ts';
 import { DEFAULT_PORT_RANGE, defaultRangeFrom } from '../../src/port/range.ts';
-import { seed, seeded } from '../helpers/port-range.ts';
+import { replayHint, seed, seeded } from '../helpers/seed.ts';
 
 describe('the default range', () => {
   it('lies below the ephemeral range the kernel reports', () => {
@@ -33,7 +33,7 @@ describe('candidates', () => {
       const rotations = all.map((_, k) => [...all.slice(k), ...all.slice(0, k)].filter((port) => port !== 104));
       assert.ok(
         rotations.some((rotation) => rotation.join() === order.slice(1).join()),
-        order.join(),
+        `${order.join()} (${replayHint})`,
       );
     }
     assert.deepEqual([...candidates([7, 7], undefined)], [7]);

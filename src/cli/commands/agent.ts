@@ -2,20 +2,74 @@ import { createAgent, DEFAULT_PORT } from '../../agent/agent.ts';
 import { AlreadyRunningError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/logger.ts';
 import { handleShutdown } from '../../agent/shutdown.ts';
+import type { Agent } from '../../agent/types.ts';
 import { LockHeldError } from '../../errors.ts';
 import { currentReader, portInUseLine, portInUseNextStep } from '../../listeners/describe.ts';
 import { lockPathFor } from '../../options/resolve.ts';
-import { parsePort, stringValue, UsageError } from '../args.ts';
+import { STOP_SIGNALS, signalExitCode } from '../../signals.ts';
+import { parsePort, stringValue, UsageError, type Values } from '../args.ts';
 import type { Command } from '../command.ts';
-import { EXIT, signalExitCode } from '../exit-codes.ts';
-
-const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+import { EXIT } from '../exit-codes.ts';
+import type { Output } from '../output.ts';
 
 /** What the agent logged about a refused start: the lock's holder, or the program on the port. */
 function explanation(error: AlreadyRunningError): string {
   if (error.cause instanceof LockHeldError) return error.cause.message;
   if (error.listeners === undefined || error.listeners.length === 0) return error.message;
   return `${portInUseLine(error.port, error.listeners)}.\n${portInUseNextStep(error.port, error.listeners, currentReader())}`;
+}
+
+/** The port to serve: --port, else $PORT (as `portlock run` sets it), else Percy's. */
+function agentPort(values: Values, env: Record<string, string | undefined>): number {
+  const given = stringValue(values, 'port');
+  const fromEnv = given === undefined && env.PORT ? env.PORT : undefined;
+  return parsePort(given ?? fromEnv ?? String(DEFAULT_PORT), fromEnv === undefined ? '--port' : '$PORT', {
+    allowZero: true,
+  });
+}
+
+/** A refused start, in one line: the agent has logged the full refusal, holder included. */
+function refused(out: Output, error: AlreadyRunningError): number {
+  // The same code as `run` for the same conflict: ELOCKED for the lock, EADDRINUSE for a program.
+  const code = error.cause instanceof LockHeldError ? error.cause.code : error.code;
+  // On stderr the log has said it all; a JSON reader gets the whole explanation in the document.
+  out.error(code, out.json ? explanation(error) : error.message, {
+    port: error.port,
+    ...(error.lockPath !== undefined && { lockPath: error.lockPath }),
+    ...(error.holder !== undefined && { holder: error.holder }),
+    ...(error.listeners !== undefined && { listeners: error.listeners }),
+  });
+  return EXIT.held;
+}
+
+/** With --json, one line saying where the agent serves, once it does. */
+function announce(out: Output, instance: Agent, name: string, dir: string): void {
+  const address = instance.address;
+  if (!out.json || address === undefined) return;
+  out.document(
+    {
+      name,
+      pid: process.pid,
+      port: address.port,
+      url: address.url,
+      lockPath: lockPathFor({ port: address.port, name, dir }),
+    },
+    { line: true },
+  );
+}
+
+/** Waits for the agent's stop; false, having said why, when it failed. */
+async function stoppedCleanly(out: Output, instance: Agent): Promise<boolean> {
+  try {
+    await instance.stop();
+    return true;
+  } catch (error) {
+    // With --json, stdout has had its one document: a failure after it is a diagnostic.
+    const { explainSystemError } = await import('../system-errors.ts');
+    const why = explainSystemError(error)?.message ?? (error as Error)?.message ?? String(error);
+    out.err(`portlock: stopping the agent failed: ${why}`);
+    return false;
+  }
 }
 
 export const agent: Command = {
@@ -51,12 +105,7 @@ export const agent: Command = {
   ],
   async run({ positionals, values, out, dir, name, env }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const given = stringValue(values, 'port');
-    // Under `portlock run` (or any launcher that sets PORT), serve the port it was given.
-    const fromEnv = given === undefined && env.PORT ? env.PORT : undefined;
-    const port = parsePort(given ?? fromEnv ?? String(DEFAULT_PORT), fromEnv === undefined ? '--port' : '$PORT', {
-      allowZero: true,
-    });
+    const port = agentPort(values, env);
     const logger = createLogger({ name, stream: out.io.stderr });
     let stopped = () => {};
     const whenStopped = new Promise<void>((resolve) => {
@@ -68,8 +117,8 @@ export const agent: Command = {
     const remember = (signal: NodeJS.Signals) => {
       first ??= signal;
     };
-    for (const signal of SIGNALS) process.on(signal, remember);
-    const dispose = handleShutdown(instance, { signals: SIGNALS, logger });
+    for (const signal of STOP_SIGNALS) process.on(signal, remember);
+    const dispose = handleShutdown(instance, { signals: STOP_SIGNALS, logger });
     try {
       try {
         await instance.start();
@@ -80,46 +129,16 @@ export const agent: Command = {
           return signalExitCode(first);
         }
         if (!(error instanceof AlreadyRunningError)) throw error;
-        // The agent has logged the full refusal, holder included; this is the one-line verdict.
-        // The same code as `run` for the same conflict: ELOCKED for the lock, EADDRINUSE for a program.
-        const code = error.cause instanceof LockHeldError ? error.cause.code : error.code;
-        // On stderr the log has said it all; a JSON reader gets the whole explanation in the document.
-        out.error(code, out.json ? explanation(error) : error.message, {
-          port: error.port,
-          ...(error.lockPath !== undefined && { lockPath: error.lockPath }),
-          ...(error.holder !== undefined && { holder: error.holder }),
-          ...(error.listeners !== undefined && { listeners: error.listeners }),
-        });
-        return EXIT.held;
+        return refused(out, error);
       }
-      const address = instance.address;
-      if (out.json && address !== undefined) {
-        out.document(
-          {
-            name,
-            pid: process.pid,
-            port: address.port,
-            url: address.url,
-            lockPath: lockPathFor({ port: address.port, name, dir }),
-          },
-          { line: true },
-        );
-      }
+      announce(out, instance, name, dir);
       await whenStopped;
-      try {
-        // Joins the stop under way (the teardown that resolved whenStopped is part of it).
-        await instance.stop();
-      } catch (error) {
-        // With --json, stdout has had its one document: a failure after it is a diagnostic.
-        const { explainSystemError } = await import('../system-errors.ts');
-        const why = explainSystemError(error)?.message ?? (error as Error)?.message ?? String(error);
-        out.err(`portlock: stopping the agent failed: ${why}`);
-        return EXIT.failure;
-      }
+      // Joins the stop under way (the teardown that resolved whenStopped is part of it).
+      if (!(await stoppedCleanly(out, instance))) return EXIT.failure;
       return first === undefined ? EXIT.ok : signalExitCode(first);
     } finally {
       dispose();
-      for (const signal of SIGNALS) process.off(signal, remember);
+      for (const signal of STOP_SIGNALS) process.off(signal, remember);
     }
   },
 };

@@ -8,16 +8,16 @@ import { acquireLock } from '../../lock/acquire.ts';
 import { Lock } from '../../lock/handle.ts';
 import { HANDOFF_ENV, handoffValue } from '../../lock/handoff.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
+import { STOP_SIGNALS, signalExitCode } from '../../signals.ts';
 import type { AcquireOptions, LockHandle } from '../../types.ts';
-import { parseExitCode, parseSeconds, stringValue, UsageError } from '../args.ts';
+import { parseExitCode, parseSeconds, stringValue, UsageError, type Values } from '../args.ts';
 import type { Command } from '../command.ts';
-import { EXIT, signalExitCode } from '../exit-codes.ts';
+import { EXIT } from '../exit-codes.ts';
 import { inForegroundGroup } from '../foreground.ts';
 import { describeRecord, type Output } from '../output.ts';
 import { type PortChoice, portChoice } from '../port-choice.ts';
 import { superviseOptions, supervisor } from '../supervise.ts';
 
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 // As the agent does before it calls a port in use: a few looks, 20 ms apart.
 const IN_USE_CHECKS = 4;
 const IN_USE_DELAY_MS = 20;
@@ -157,6 +157,87 @@ function ended(child: ChildProcess): Promise<Ended> {
   });
 }
 
+/** What `run` is asked to do, as given on its command line. */
+function runSettings(values: Values, rest: string[]) {
+  const choice = portChoice(values);
+  const waitMs = parseSeconds(stringValue(values, 'wait') ?? '0', '--wait', { forever: true });
+  const conflict = parseExitCode(stringValue(values, 'conflict-exit-code') ?? '', '--conflict-exit-code');
+  const killAfterMs = parseSeconds(stringValue(values, 'kill-after') ?? '', '--kill-after');
+  if (rest.length === 0 || rest[0] === '') throw new UsageError('missing the command to run, after --');
+  return { choice, waitMs, conflict, killAfterMs };
+}
+
+/**
+ * The signals that end a run, while it runs: before the command starts, the first one gives up
+ * taking the lock; after, each is passed on to the command.
+ */
+class Signals {
+  readonly abort = new AbortController();
+  /** What the lock is taken for, for the message of an interrupted wait. */
+  readonly which: string;
+  child: ChildProcess | undefined;
+  interrupted: NodeJS.Signals | undefined;
+
+  constructor(which: string) {
+    this.which = which;
+    for (const signal of STOP_SIGNALS) process.on(signal, this.#onSignal);
+  }
+
+  readonly #onSignal = (signal: NodeJS.Signals): void => {
+    if (this.child === undefined) {
+      this.interrupted ??= signal;
+      this.abort.abort(new Error(`interrupted by ${signal} while taking the lock for ${this.which}`));
+      return;
+    }
+    // The terminal sends Ctrl-C and hangups to the whole foreground group, the command included.
+    if (signal !== 'SIGTERM' && inForegroundGroup()) return;
+    this.child.kill(signal);
+  };
+
+  close(): void {
+    for (const signal of STOP_SIGNALS) process.off(signal, this.#onSignal);
+  }
+}
+
+/** A stop requested through the lock (`portlock stop`): SIGTERM to the command, SIGKILL after --kill-after. */
+class StopOnRequest {
+  #killTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    lock: LockHandle,
+    running: ChildProcess,
+    port: number,
+    killAfterMs: number,
+    out: Output,
+    background: Pick<ReturnType<typeof supervisor>, 'stopping'>,
+  ) {
+    lock.onStopRequest = () => {
+      if (running.exitCode !== null || running.signalCode !== null) return;
+      background.stopping(lock);
+      out.err(`portlock: stop requested for port ${port}: sending SIGTERM to pid ${running.pid}`);
+      running.kill('SIGTERM');
+      this.#killTimer ??= setTimeout(() => {
+        out.err(`portlock: pid ${running.pid} still runs ${killAfterMs / 1000} s after SIGTERM: sending SIGKILL`);
+        running.kill('SIGKILL');
+      }, killAfterMs);
+    };
+  }
+
+  clear(): void {
+    clearTimeout(this.#killTimer);
+  }
+}
+
+/** The command's own exit code (128 + n for signal n), or why it could not be run. */
+async function exitCodeOf(result: Ended, out: Output, rest: string[], port: number): Promise<number> {
+  if ('error' in result) {
+    const { explainSpawnError } = await import('../system-errors.ts');
+    out.error(result.error.code ?? 'ESPAWN', explainSpawnError(result.error, rest[0] ?? '', port));
+    return result.error.code === 'ENOENT' ? EXIT.notFound : EXIT.cannotRun;
+  }
+  return result.signal !== null ? signalExitCode(result.signal) : (result.code ?? EXIT.failure);
+}
+
 export const run: Command = {
   name: 'run',
   rest: true,
@@ -240,37 +321,20 @@ export const run: Command = {
     ],
   ],
   async run({ values, rest, out: given, dir, name, env }) {
-    const choice = portChoice(values);
-    const waitMs = parseSeconds(stringValue(values, 'wait') ?? '0', '--wait', { forever: true });
-    const conflict = parseExitCode(stringValue(values, 'conflict-exit-code') ?? '', '--conflict-exit-code');
-    const killAfterMs = parseSeconds(stringValue(values, 'kill-after') ?? '', '--kill-after');
-    if (rest.length === 0 || rest[0] === '') throw new UsageError('missing the command to run, after --');
+    const settings = runSettings(values, rest);
+    const { choice, waitMs, conflict } = settings;
     // With --log, the command's output and this process's own messages go to a bounded log file.
     const background = supervisor(values, rest, given);
     const out = background.out;
     const target = { name, dir, holder: background.holder };
     // Known once the lock is taken, with --port auto.
     let port = choice.kind === 'fixed' ? choice.port : 0;
-    const which = choice.kind === 'fixed' ? `port ${choice.port}` : 'a port';
-
-    const abort = new AbortController();
-    let child: ChildProcess | undefined;
-    let interrupted: NodeJS.Signals | undefined;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (child === undefined) {
-        interrupted ??= signal;
-        abort.abort(new Error(`interrupted by ${signal} while taking the lock for ${which}`));
-        return;
-      }
-      // The terminal sends Ctrl-C and hangups to the whole foreground group, the command included.
-      if (signal !== 'SIGTERM' && inForegroundGroup()) return;
-      child.kill(signal);
-    };
-    for (const signal of FORWARDED) process.on(signal, onSignal);
+    const signals = new Signals(choice.kind === 'fixed' ? `port ${choice.port}` : 'a port');
     let lock: LockHandle | undefined;
-    let killTimer: NodeJS.Timeout | undefined;
+    let stopOnRequest: StopOnRequest | undefined;
     // Last resort if this process dies of an error: the command goes, and the record with it.
     const onExit = () => {
+      const { child } = signals;
       if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       lock?.releaseSync();
     };
@@ -279,12 +343,12 @@ export const run: Command = {
       try {
         lock =
           choice.kind === 'fixed'
-            ? await take({ ...target, port }, waitMs, out, abort.signal)
-            : await choose(choice, target, waitMs, out, abort.signal, rest);
+            ? await take({ ...target, port }, waitMs, out, signals.abort.signal)
+            : await choose(choice, target, waitMs, out, signals.abort.signal, rest);
       } catch (error) {
-        if (interrupted !== undefined) {
-          out.error('EINTERRUPTED', `interrupted by ${interrupted} while waiting for ${which}`);
-          return signalExitCode(interrupted);
+        if (signals.interrupted !== undefined) {
+          out.error('EINTERRUPTED', `interrupted by ${signals.interrupted} while waiting for ${signals.which}`);
+          return signalExitCode(signals.interrupted);
         }
         if (error instanceof LockHeldError) return refuse(out, error, conflict);
         if (error instanceof PortRangeExhaustedError) return exhausted(out, error, conflict);
@@ -294,35 +358,21 @@ export const run: Command = {
       const inUse = await refuseInUse(out, port, rest, conflict);
       if (inUse !== undefined) return inUse;
       const { spawn } = await import('node:child_process');
-      if (interrupted !== undefined) return signalExitCode(interrupted);
+      if (signals.interrupted !== undefined) return signalExitCode(signals.interrupted);
       const running = start(spawn, rest, lock, port, env, background.logged);
-      child = running;
+      signals.child = running;
       background.started(lock, running, port);
-      lock.onStopRequest = () => {
-        if (running.exitCode !== null || running.signalCode !== null) return;
-        if (lock !== undefined) background.stopping(lock);
-        out.err(`portlock: stop requested for port ${port}: sending SIGTERM to pid ${running.pid}`);
-        running.kill('SIGTERM');
-        killTimer ??= setTimeout(() => {
-          out.err(`portlock: pid ${running.pid} still runs ${killAfterMs / 1000} s after SIGTERM: sending SIGKILL`);
-          running.kill('SIGKILL');
-        }, killAfterMs);
-      };
+      stopOnRequest = new StopOnRequest(lock, running, port, settings.killAfterMs, out, background);
       const result = await ended(running);
       await background.ended();
-      if ('error' in result) {
-        const { explainSpawnError } = await import('../system-errors.ts');
-        out.error(result.error.code ?? 'ESPAWN', explainSpawnError(result.error, rest[0] ?? '', port));
-        return result.error.code === 'ENOENT' ? EXIT.notFound : EXIT.cannotRun;
-      }
-      return result.signal !== null ? signalExitCode(result.signal) : (result.code ?? EXIT.failure);
+      return await exitCodeOf(result, out, rest, port);
     } finally {
-      clearTimeout(killTimer);
+      stopOnRequest?.clear();
       // A release that fails must not hide the command's exit code; say so and go on.
       await lock?.release().catch((error: unknown) => out.err(`portlock: releasing the lock failed: ${String(error)}`));
       process.off('exit', onExit);
       background.close();
-      for (const signal of FORWARDED) process.off(signal, onSignal);
+      signals.close();
     }
   },
 };

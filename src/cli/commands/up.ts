@@ -7,6 +7,7 @@ import { waitUntilReady } from '../../background/readiness.ts';
 import { removeRecordOf, signalGroup, startSupervisor } from '../../background/start.ts';
 import { lastLines, linesSince, sizeOf } from '../../background/tail.ts';
 import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
+import { processExists } from '../../identity/probe.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import { listLocks } from '../../lock/inspect.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
@@ -48,14 +49,7 @@ interface Settings {
 const RELEASE_WAIT_MS = 2000;
 
 /** Whether a process exists (another user's included). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+const isAlive = (pid: number) => processExists(pid) !== 'gone';
 
 const remaining = (deadline: number) => Math.max(0, deadline - performance.now());
 

@@ -21,11 +21,22 @@ interface HeldDetails extends HeldVerdict {
   now: number;
   /** The processes that hold the kernel interlock, where they are not the one the record names. */
   holders?: InterlockHolder[];
+  /** Set when those hold it orphaned: no record names them and none can answer (see `LockInspection.orphaned`). */
+  orphaned?: true;
 }
 
 function age(startedAt: string, now: number): string {
   const ago = since(startedAt, now);
   return ago === undefined ? '' : ` (${ago} ago)`;
+}
+
+function fileExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The message of a refusal: every line made safe to print, for records and answers are anyone's to write. */
@@ -37,6 +48,16 @@ function heldLines(d: HeldDetails): string[] {
   const app = d.meta?.name ?? d.name;
   const lines: string[] = [];
   const [squatter] = d.holders ?? [];
+  if (d.orphaned && squatter !== undefined) {
+    // Processes of its own user hold it with nothing to ask: the reason says who and whence.
+    const pids = (d.holders ?? []).map((holder) => holder.pid).join(' ');
+    lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
+    if (fileExists(d.lockPath)) lines.push(`Lock file: ${d.lockPath} (the process it names no longer holds the lock)`);
+    lines.push(
+      `Next step: stop ${pids.includes(' ') ? 'them' : 'it'} (kill ${pids}; none answers a stop request, so it must be signalled), then try again.`,
+    );
+    return lines;
+  }
   if (d.meta === undefined && squatter !== undefined) {
     // The kernel names who holds the name, and no record vouches for it: say who it is.
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
@@ -93,6 +114,11 @@ export class LockHeldError extends Error {
   readonly state: 'held' | 'unknown';
   readonly certainty: Certainty;
   readonly reason: string;
+  /**
+   * Set when processes with no record hold the lock's kernel interlock and cannot answer (a
+   * command that outlived `portlock run`, a child that inherited its descriptor): who they are.
+   */
+  readonly holders?: InterlockHolder[];
 
   constructor(details: HeldDetails) {
     super(heldMessage(details));
@@ -101,6 +127,7 @@ export class LockHeldError extends Error {
     this.state = details.state;
     this.certainty = details.certainty;
     this.reason = details.reason;
+    if (details.orphaned) this.holders = details.holders;
   }
 }
 

@@ -213,6 +213,13 @@ export interface LockInspection {
    * squatter of the name): never to be taken for the holder's record.
    */
   claim?: PublicLockRecord;
+  /**
+   * Set when the processes holding the lock's kernel interlock hold it orphaned: no record names
+   * them as its holder and none can answer a question (a command that outlived the `portlock run`
+   * that took the lock, a background child that inherited its descriptor). `holders` names them,
+   * `reason` says where the lock came from, and `record` is absent. `stopLock` with `force` stops them.
+   */
+  orphaned?: true;
 }
 
 /** Called when another process asks the holder to stop (for example `portlock stop`). */

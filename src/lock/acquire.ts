@@ -22,6 +22,7 @@ import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { ensureLockDir } from './lock-dir.ts';
+import { orphaned } from './orphan.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
@@ -37,6 +38,8 @@ type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   unidentified?: boolean;
   /** Who holds the interlock, when its holder does not answer and is not the one recorded. */
   holders?: InterlockHolder[];
+  /** Set when those hold it orphaned (see `orphaned`). */
+  orphaned?: true;
 };
 
 const UNIDENTIFIED: Refusal = {
@@ -101,6 +104,15 @@ export function judgeWith(
 
 /** Asks the holder of a taken interlock who it is, for a refusal that names the real holder. */
 async function heldByInterlock(name: string, options: ResolvedAcquire, probe: ProcessProbe): Promise<Refusal> {
+  // Held by processes that cannot answer: named from the kernel's table at once, not asked.
+  const file = readRecordFileQuietly(options.path)?.record;
+  const port = options.scope.kind === 'port' ? options.scope.port : undefined;
+  const orphan = orphaned(kernelHolders(name), file, port);
+  if (orphan !== undefined) {
+    const reason = orphan.reason;
+    const verdict = { state: 'held', certainty: 'certain', reason } as const;
+    return { kind: 'held', viaInterlock: true, record: undefined, holders: orphan.holders, orphaned: true, verdict };
+  }
   const answer = await ask(name, { op: 'who' }, undefined, options.signal);
   // Given up while asking: the caller's reason, not a refusal.
   options.signal?.throwIfAborted();
@@ -293,6 +305,7 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
     meta: record === undefined ? undefined : publicRecord(record),
     now,
     ...(refusal.holders && { holders: refusal.holders }),
+    ...(refusal.orphaned && { orphaned: true }),
   });
 }
 

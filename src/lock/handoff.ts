@@ -22,6 +22,13 @@ import { ownTokens } from './own-tokens.ts';
  */
 export const HANDOFF_ENV = 'PORTLOCK_HANDOFF';
 
+/**
+ * Beside a handoff: the pid of the process that handed the lock on. A process that inherits the
+ * lock's descriptor and outlives that process (a background child of the command) is then named
+ * with where its lock came from.
+ */
+export const RUN_PID_ENV = 'PORTLOCK_RUN_PID';
+
 export interface Handoff {
   port: number;
   fd: number;

@@ -14,6 +14,7 @@ import type { InspectOptions, InterlockHolder, ListOptions, LockInspection, Publ
 import { judgeWith } from './acquire.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
+import { orphaned } from './orphan.ts';
 
 /** Interlocks asked at once by `listLocks`. */
 const CONCURRENCY = 32;
@@ -29,6 +30,8 @@ export interface Judgement {
   holders?: InterlockHolder[];
   /** An answer on the interlock that the kernel contradicts. */
   claim?: PublicLockRecord;
+  /** Set when the kernel's holders hold it orphaned (see `orphaned`). */
+  orphaned?: true;
 }
 
 const FREE: Asked = { kind: 'free' };
@@ -68,8 +71,19 @@ export async function judgeLock(
   const name = interlock === 'auto' ? interlockName(scope, dir) : undefined;
   // A name missing from the kernel's table of bound names is free: no need to knock.
   const unbound = name !== undefined && bound !== undefined && !isBound(bound, name);
+  // Held by processes that cannot answer (none waits on the name's socket): the kernel says who,
+  // at once, and nobody waits a second for an answer that cannot come.
+  const orphan =
+    name === undefined || unbound
+      ? undefined
+      : orphaned(kernelHolders(name, owners), file?.record, scope.kind === 'port' ? scope.port : undefined);
+  if (orphan !== undefined) {
+    const verdict = { state: 'held', certainty: 'certain', reason: orphan.reason } as const;
+    return { file, verdict, record: undefined, holders: orphan.holders, orphaned: true };
+  }
   const asked = name === undefined ? undefined : unbound ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
-  // Someone holds the kernel name: held, whatever the file says. Who, the kernel says.
+  // Someone holds the kernel name: held, whatever the file says. Who, the kernel says (again:
+  // the holder may have changed while it was asked).
   const kernel = name === undefined || unbound ? undefined : kernelHolders(name, owners);
   const held = asked && kernel && heldByAnswer(asked, probe, kernel, scope);
   if (held !== undefined) {
@@ -89,7 +103,13 @@ export async function judgeLock(
 /** A judgement as `inspectLock` reports it. */
 export function toInspection(
   path: string,
-  { verdict, record, holders, claim }: Pick<Judgement, 'verdict' | 'record' | 'holders' | 'claim'>,
+  {
+    verdict,
+    record,
+    holders,
+    claim,
+    orphaned,
+  }: Pick<Judgement, 'verdict' | 'record' | 'holders' | 'claim' | 'orphaned'>,
 ): LockInspection {
   return {
     state: verdict.state,
@@ -100,6 +120,7 @@ export function toInspection(
     certainty: verdict.certainty,
     ...(holders !== undefined && holders.length > 0 && { holders }),
     ...(claim && { claim }),
+    ...(orphaned && { orphaned }),
   };
 }
 

@@ -6,7 +6,7 @@ import { currentReader, describeListeners, portInUseNextStep } from '../../liste
 import { mayBeInUse, portHolders } from '../../listeners/port-holders.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import { Lock } from '../../lock/handle.ts';
-import { HANDOFF_ENV, handoffValue } from '../../lock/handoff.ts';
+import { HANDOFF_ENV, handoffValue, RUN_PID_ENV } from '../../lock/handoff.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
 import type { AcquireOptions, LockHandle } from '../../types.ts';
 import { parseExitCode, parseSeconds, stringValue, UsageError } from '../args.ts';
@@ -117,6 +117,7 @@ export function refuse(out: Output, error: LockHeldError, exitCode: number): num
     certainty: error.certainty,
     lockPath: error.lockPath,
     ...(error.meta !== undefined && { holder: error.meta }),
+    ...(error.holders !== undefined && { holders: error.holders }),
   });
   return exitCode;
 }
@@ -137,7 +138,10 @@ function start(
   const token = lock.record.token;
   const handoff =
     fd !== undefined && token !== undefined && lock instanceof Lock
-      ? { [HANDOFF_ENV]: handoffValue({ port, fd: 3, token, leaving: false, dir: dirname(lock.path) }) }
+      ? {
+          [HANDOFF_ENV]: handoffValue({ port, fd: 3, token, leaving: false, dir: dirname(lock.path) }),
+          [RUN_PID_ENV]: String(process.pid),
+        }
       : {};
   if (handoff[HANDOFF_ENV] !== undefined) (lock as Lock).handOff('staying');
   const output = logged ? 'pipe' : 'inherit';

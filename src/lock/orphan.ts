@@ -1,0 +1,103 @@
+import { readText } from '../identity/probe.ts';
+import { describeProcess, type KernelHolders } from '../interlock/holders.ts';
+import { answerable } from '../interlock/watchers.ts';
+import { printable } from '../printable.ts';
+import type { InterlockHolder, LockRecord } from '../types.ts';
+import { HANDOFF_ENV, parseHandoff, RUN_PID_ENV } from './handoff.ts';
+import { describeHolder } from './interlock-answer.ts';
+
+/**
+ * A lock held through its kernel name by processes that no record of theirs names and that cannot
+ * answer a question (none waits on the socket for connections): a command that outlived the
+ * `portlock run` that took the lock, or a background child that inherited its descriptor. The
+ * kernel's table is all there is to tell of it, and every command tells it the same way, at once.
+ */
+export interface Orphaned {
+  holders: InterlockHolder[];
+  /** The one sentence every command prints: who holds it, how, and where it came from. */
+  reason: string;
+  /** The lock directory its giver used, where the holder's environment tells it. */
+  dir?: string;
+}
+
+/** Where a process that holds a lock it did not take got it from, as far as can be learned. */
+interface Origin {
+  giver: string;
+  pid?: number;
+  exited?: boolean;
+  dir?: string;
+}
+
+/** The variables a process was started with (Linux, its own user's or root's to read). */
+function environment(pid: number): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const entry of (readText(`/proc/${pid}/environ`, 'utf8') ?? '').split('\0')) {
+    const at = entry.indexOf('=');
+    if (at > 0) env.set(entry.slice(0, at), entry.slice(at + 1));
+  }
+  return env;
+}
+
+/** Whether pid `pid` is no longer the process that started before `holder` (gone, or reused since). */
+function exitedBefore(pid: number, holder: InterlockHolder): boolean {
+  const now = describeProcess(pid);
+  if (now === undefined) return true;
+  return (
+    now.startTime !== undefined && holder.startTime !== undefined && BigInt(now.startTime) > BigInt(holder.startTime)
+  );
+}
+
+/**
+ * The origin of a holder's lock: the record of the process that took it, if it names this holder
+ * as its command; else the environment the holder was started with, where `portlock run` (or
+ * `portlock up`) handed the lock on. Undefined where neither tells: nothing is guessed.
+ */
+function originOf(
+  holder: InterlockHolder,
+  port: number | undefined,
+  record: LockRecord | undefined,
+): Origin | undefined {
+  if (record !== undefined && record.pid !== holder.pid && record.commandPid !== undefined) {
+    return { giver: 'portlock run', pid: record.pid, exited: exitedBefore(record.pid, holder) };
+  }
+  const env = environment(holder.pid);
+  const handoff = parseHandoff(env.get(HANDOFF_ENV));
+  if (handoff === undefined || (port !== undefined && handoff.port !== port)) return undefined;
+  const giver = handoff.leaving ? 'portlock up' : 'portlock run';
+  const pid = Number(env.get(RUN_PID_ENV));
+  if (!Number.isSafeInteger(pid) || pid <= 0) return { giver, dir: handoff.dir };
+  return { giver, pid, exited: exitedBefore(pid, holder), dir: handoff.dir };
+}
+
+/**
+ * The processes holding a lock's kernel name, when they hold it orphaned (see {@link Orphaned}):
+ * the kernel shows every one of them, none waits on the socket for connections, and no record
+ * names one of them as its live holder (a holder that has just bound its name may not yet wait on
+ * it). Undefined otherwise: then a question may be answered, and is asked.
+ */
+export function orphaned(
+  kernel: KernelHolders | undefined,
+  record: LockRecord | undefined,
+  port: number | undefined,
+): Orphaned | undefined {
+  if (kernel === undefined || kernel.state !== 'held' || kernel.holders.length === 0 || kernel.lookAlikes) {
+    return undefined;
+  }
+  const recorded = kernel.holders.filter(
+    (holder) => record !== undefined && holder.pid === record.pid && holder.startTime === record.processStart,
+  );
+  if (recorded.length > 0 || answerable(kernel) !== 'no') return undefined;
+  const origins = kernel.holders.map((holder) => originOf(holder, port, record));
+  const known = origins.find((origin) => origin !== undefined);
+  const origin =
+    known === undefined
+      ? ''
+      : ` (${kernel.holders.length > 1 ? 'they' : 'it'} inherited the lock from ${known.giver}${
+          known.pid === undefined ? '' : `, pid ${known.pid}${known.exited ? ', which has exited' : ''}`
+        })`;
+  const file = record === undefined ? ', with no lock file' : '';
+  const reason = printable(
+    `held by ${kernel.holders.map(describeHolder).join(', ')} through the kernel interlock${file}${origin}`,
+  );
+  return { holders: kernel.holders, reason, ...(known?.dir !== undefined && { dir: known.dir }) };
+}

@@ -332,6 +332,11 @@ export interface StopLockResult {
   reason: string;
   /** Set when root stopped a lock in another user's directory: that user's uid, whose processes alone were trusted. */
   dirOwner?: number;
+  /**
+   * Set when another user's process holds the lock, which the caller may not ask or signal: that
+   * user's name (`another user` where /proc does not tell). Only that user or root can stop it.
+   */
+  holderUser?: string;
 }
 
 /** A process {@link stopLock} signalled, and what became of it. */

@@ -1,11 +1,18 @@
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { LockPathError } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
-import { boundAbstractNames, isBound, kernelHolders, type SocketOwners, socketOwners } from '../interlock/holders.ts';
+import {
+  boundAbstractNames,
+  isBound,
+  kernelHolders,
+  runsWhollyAs,
+  type SocketOwners,
+  socketOwners,
+} from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
-import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
+import { lockFileName, resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
@@ -165,7 +172,8 @@ async function mapLimited<T, R>(items: T[], limit: number, map: (item: T) => Pro
 export async function listLocksWith(options: ListOptions, probe: ProcessProbe): Promise<LockInspection[]> {
   const { dir } = resolveListDir(options);
   const interlock = validateInterlock(options.interlock);
-  if (checkLockDir(dir) === undefined) return [];
+  const where = checkLockDir(dir);
+  if (where === undefined) return [];
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -189,9 +197,70 @@ export async function listLocksWith(options: ListOptions, probe: ProcessProbe): 
     scanned ??= socketOwners();
     return scanned;
   };
-  return mapLimited(locks, CONCURRENCY, (lock) =>
+  const inspected = await mapLimited(locks, CONCURRENCY, (lock) =>
     inspectPath(join(dir, lock.name), lock.scope, dir, interlock, probe, { bound, owners }),
   );
+  const filed = new Set(locks.flatMap((lock) => (lock.scope.kind === 'port' ? [lock.scope.port] : [])));
+  const orphans = bound === undefined ? [] : orphansWithoutFile(dir, where.uid, bound, filed, owners);
+  if (orphans.length === 0) return inspected;
+  // In port order, with the keys after the ports as before.
+  const port = (lock: LockInspection) => {
+    const scope = scopeOfFileName(basename(lock.path));
+    return scope?.kind === 'port' ? scope.port : Number.POSITIVE_INFINITY;
+  };
+  return [...inspected, ...orphans].sort((a, b) => port(a) - port(b));
+}
+
+// A port's kernel name as /proc/net/unix shows it: padded (NULs shown as `@`), or the legacy form.
+const PORT_NAME = /^@portlock\/port-([1-9]\d{0,4})@*$/;
+
+/** Whether two paths are one directory. */
+function sameDir(a: string, b: string): boolean {
+  try {
+    const [one, two] = [statSync(a), statSync(b)];
+    return one.dev === two.dev && one.ino === two.ino;
+  } catch {
+    return resolve(a) === resolve(b);
+  }
+}
+
+/**
+ * The ports held orphaned (see `orphaned`) that have no lock file in `dir`: a command that outlived
+ * its `portlock run`, whose lock file went with it. Each is this directory's where its holders run
+ * as the directory's owner and, where their environment names the lock directory they inherited
+ * the lock from, it is this one.
+ */
+function orphansWithoutFile(
+  dir: string,
+  owner: number | undefined,
+  bound: Set<string>,
+  filed: Set<number>,
+  owners: () => SocketOwners,
+): LockInspection[] {
+  const ports = new Set<number>();
+  for (const shown of bound) {
+    const port = Number(PORT_NAME.exec(shown)?.[1]);
+    if (port >= 1 && port <= 65535 && !filed.has(port)) ports.add(port);
+  }
+  const found: LockInspection[] = [];
+  for (const port of [...ports].sort((a, b) => a - b)) {
+    const scope = { kind: 'port', port } as const;
+    const name = interlockName(scope, dir);
+    if (name === undefined) continue;
+    const orphan = orphaned(kernelHolders(name, owners), undefined, port);
+    if (orphan === undefined) continue;
+    if (owner !== undefined && !orphan.holders.every((holder) => runsWhollyAs(holder, owner))) continue;
+    if (orphan.dir !== undefined && !sameDir(orphan.dir, dir)) continue;
+    found.push(
+      toInspection(join(dir, lockFileName(scope)), {
+        verdict: { state: 'held', certainty: 'certain', reason: orphan.reason },
+        record: undefined,
+        holders: orphan.holders,
+        orphaned: true,
+      }),
+    );
+  }
+  return found;
 }
 
 /** Inspects every lock file in a directory (`dir`, or the default directory of `name`). */

@@ -2,7 +2,7 @@ import { lstatSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
-import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from '../interlock/holders.ts';
+import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs, userName } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe } from '../options/validate.ts';
@@ -16,6 +16,7 @@ import type {
   StopLockOptions,
   StopLockResult,
 } from '../types.ts';
+import { removeStaleLock } from './clean.ts';
 import { inspectLockWith } from './inspect.ts';
 import { describeHolder } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
@@ -43,7 +44,7 @@ const answerBudget = (deadline: number) =>
   Math.round(Math.max(MIN_ANSWER_MS, Math.min(ASK_TIMEOUT_MS, deadline - performance.now())));
 
 /** What a stop knows of the lock it stops: the facts every verification is checked against. */
-interface Place {
+export interface Place {
   path: string;
   /** The lock's kernel name, where the OS has one. */
   name: string | undefined;
@@ -155,6 +156,65 @@ function stillHolding(initial: Verified[], place: Place): Verified[] {
 /** The processes that hold the lock now but were not verified before: a successor, never signalled. */
 function successors(initial: Verified[], place: Place): Verified[] {
   return verify(place).holders.filter((holder) => !initial.some((before) => samePlace(before, holder)));
+}
+
+/** The users of `holders`, for a message: `root`, or `alice and bob`. */
+function usersOf(holders: InterlockHolder[]): string {
+  const users = [...new Set(holders.map((holder) => holder.user ?? `uid ${holder.uid}`))];
+  return users.join(' and ');
+}
+
+/**
+ * Why the caller cannot stop the lock's holder because it is another user's process, or undefined
+ * when it is not. The kernel names it where /proc shows its descriptors; where it hides them (they
+ * are another user's: a user sees all of their own), the holder's own answer names it, checked
+ * against what /proc shows of that pid (its user, its start time) and said to be its own account.
+ */
+export function anotherUsersHolder(place: Place, before: LockInspection): { user: string; why: string } | undefined {
+  if (place.owner === undefined || place.name === undefined) return undefined;
+  const kernel = kernelHolders(place.name, undefined, place.socket);
+  if (kernel.state !== 'held') return undefined;
+  const owner = place.owner;
+  const caller = process.getuid?.();
+  if (kernel.holders.length > 0) {
+    const foreign = kernel.holders.filter((holder) => !runsWhollyAs(holder, owner));
+    if (foreign.length === 0 || foreign.length < kernel.holders.length) return undefined;
+    const user = usersOf(foreign);
+    const who = foreign.map(describeHolder).join(', ');
+    if (caller === 0 && owner !== 0) {
+      return { user, why: `held by ${who}, which is not ${userName(owner)}'s, whose lock directory this is` };
+    }
+    if (caller === 0) {
+      return {
+        user,
+        why: `held by ${who}: portlock signals only processes of the lock directory's user (${userName(owner)}), and this one is ${user}'s (stop it as ${user}, or kill it yourself)`,
+      };
+    }
+    return {
+      user,
+      why: `held by ${who}, ${user}'s process, not yours: only ${user === 'root' ? 'root' : `${user} or root`} can stop it`,
+    };
+  }
+  // Nobody is seen holding it: every process of one's own shows its descriptors, so it is another user's.
+  if (caller === 0) return undefined;
+  const claim = before.claim ?? before.record;
+  const claimed = claim === undefined ? undefined : describeProcess(claim.pid);
+  if (
+    claim !== undefined &&
+    claimed?.uid !== undefined &&
+    claimed.uid !== caller &&
+    (claim.processStart === undefined || claim.processStart === claimed.startTime)
+  ) {
+    const user = usersOf([claimed]);
+    return {
+      user,
+      why: `held by another user's process: ${describeHolder(claimed)}, by its own account (/proc does not show you which process holds it, as it shows no other user's descriptors); only ${user === 'root' ? 'root' : `${user} or root`} can stop it`,
+    };
+  }
+  return {
+    user: 'another user',
+    why: "held by another user's process (/proc does not show you which, as it shows no other user's descriptors); only that user or root can stop it",
+  };
 }
 
 /** Asks the holder through its interlock to stop; undefined when it agreed, else why not. */
@@ -294,9 +354,21 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   // Verify: who holds it, as the kernel tells.
   const verified = verify(place);
   const holders = verified.holders;
+  // The token of the record read now: once its holder is stopped, that record, and no successor's, goes.
+  const readToken = verified.record?.token;
 
-  // Ask, with the token, only the verified holder; and wait for it to let go.
-  const refused = await request(place, verified, askDeadline);
+  // Another user's process: not this caller's to ask or signal, and the reader is told whose it is.
+  const foreign = anotherUsersHolder(place, before);
+  if (foreign !== undefined) {
+    const why = force ? `${foreign.why}; no process was signalled, as you may not signal it` : foreign.why;
+    return { ...result('still-running', why), holderUser: foreign.user };
+  }
+
+  // Ask, with the token, only the verified holder; and wait for it to let go. Holders that hold
+  // it orphaned cannot be asked: nothing waits on the interlock for a question.
+  const refused = before.orphaned
+    ? `${before.reason}; ${before.holders && before.holders.length > 1 ? 'they cannot be asked to stop, as none waits' : 'it cannot be asked to stop, as it does not wait'} on the interlock for requests`
+    : await request(place, verified, askDeadline);
   if (refused === undefined && (await untilLetGo(holders, place, askDeadline))) {
     return gone('request', askDeadline);
   }
@@ -354,10 +426,39 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
       next.length === 0
         ? ''
         : `; the lock has passed to pid ${next.map((holder) => holder.pid).join(', ')}, which was sent nothing`;
+    // A release is reported only once the kernel shows the name free, or held by a successor.
+    const kernel = place.name === undefined ? undefined : kernelHolders(place.name, undefined, place.socket);
+    if (next.length === 0 && kernel?.state === 'held') {
+      const still =
+        kernel.holders.length === 0 ? 'a process /proc does not show' : kernel.holders.map(describeHolder).join(', ');
+      return result(
+        'still-running',
+        `the holder let go (${how}), but ${still} still holds the lock's kernel interlock`,
+        via,
+      );
+    }
+    const removed = next.length === 0 ? await removeRecordRead() : '';
     const reason =
       lingering.length === 0
-        ? `the holder released the lock and exited (${how})${handedOn}`
-        : `the holder released the lock (${how}); process ${lingering.map((holder) => holder.pid).join(', ')} is still exiting${handedOn}`;
+        ? `the holder released the lock and exited (${how})${removed}${handedOn}`
+        : `the holder released the lock (${how}); process ${lingering.map((holder) => holder.pid).join(', ')} is still exiting${removed}${handedOn}`;
     return result('stopped', reason, via);
+  }
+
+  /**
+   * Removes the record this stop read, if it is still there with the same token: the holder it
+   * names is stopped, and a record left behind would make the lock look stale. A successor's
+   * record carries another token and stays; a record replaced between the look and the removal is
+   * left to the claim chain (see `removeStaleLock`), which removes it only while it is stale.
+   */
+  async function removeRecordRead(): Promise<string> {
+    if (readToken === undefined || readRecordFileQuietly(place.path)?.record?.token !== readToken) return '';
+    try {
+      const { removed } = await removeStaleLock(target);
+      return removed ? `; its lock file ${place.path} was removed` : '';
+    } catch {
+      // Not removed (the directory changed, the disk is full): the next start replaces it.
+      return '';
+    }
   }
 }

@@ -33,7 +33,10 @@ export const list: Command = {
   description:
     'One row per lock file: the port (or key), its state, the application, pid, user and age, and what the\n' +
     'holder says it serves: its command, directory and URL. Stale locks\n' +
-    "are marked STALE, with the reason; 'portlock clean' removes them.",
+    "are marked STALE, with the reason; 'portlock clean' removes them. A port held through its kernel\n" +
+    'interlock by processes no lock file names (a command that outlived its `portlock run`, a background\n' +
+    "child that inherited the lock) is listed too, from the kernel's table; 'portlock stop <port> --force'\n" +
+    'stops them.',
   options: {},
   exitCodes: [
     [EXIT.ok, 'listed (also when there are no locks)'],
@@ -66,9 +69,12 @@ export const list: Command = {
     ];
     const rows = locks.map((lock) => {
       const record = lock.record;
+      // Held orphaned: the reason is the kernel's account of who holds it and whence.
       const note =
         interlockNote(lock) ??
-        (lock.state === 'held' && lock.certainty === 'certain' && lock.claim === undefined ? '' : lock.reason);
+        (lock.state === 'held' && lock.certainty === 'certain' && lock.claim === undefined && !lock.orphaned
+          ? ''
+          : lock.reason);
       const state = lock.state === 'held' && record?.state !== undefined && record.state !== 'ready';
       // A squatter the kernel names, with no record to vouch for it: show it as the kernel does.
       const holder = record === undefined ? lock.holders?.[0] : undefined;

@@ -71,9 +71,9 @@ export const stop: Command = {
       return EXIT.ok;
     }
     const code = result.outcome === 'unknown' ? 'EUNKNOWN' : 'ESTILLRUNNING';
-    // An orphaned hold's reason names its holders itself.
+    // An orphaned hold's reason, and another user's, names the holders itself.
     const held =
-      orphans.length > 0
+      orphans.length > 0 || result.holderUser !== undefined
         ? `port ${port} is ${result.reason}`
         : `port ${port} is still held by${who || ' a process'}: ${result.reason}`;
     out.error(code, `${held}.`, { port, ...result });

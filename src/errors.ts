@@ -48,7 +48,9 @@ function heldLines(d: HeldDetails): string[] {
   const app = d.meta?.name ?? d.name;
   const lines: string[] = [];
   const [squatter] = d.holders ?? [];
-  if (d.orphaned && squatter !== undefined) {
+  // Signalled as the reader: only where they are all the reader's own (another's is theirs to stop).
+  const own = (d.holders ?? []).every((holder) => holder.uid === process.getuid?.());
+  if (d.orphaned && squatter !== undefined && own) {
     // Processes of its own user hold it with nothing to ask: the reason says who and whence.
     const pids = (d.holders ?? []).map((holder) => holder.pid).join(' ');
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);

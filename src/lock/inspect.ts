@@ -227,8 +227,8 @@ function sameDir(a: string, b: string): boolean {
 /**
  * The ports held orphaned (see `orphaned`) that have no lock file in `dir`: a command that outlived
  * its `portlock run`, whose lock file went with it. Each is this directory's where its holders run
- * as the directory's owner and, where their environment names the lock directory they inherited
- * the lock from, it is this one.
+ * as the directory's owner and their environment names this one as the lock directory they
+ * inherited the lock from (see `PORTLOCK_HANDOFF`).
  */
 function orphansWithoutFile(
   dir: string,
@@ -250,7 +250,8 @@ function orphansWithoutFile(
     const orphan = orphaned(kernelHolders(name, owners), undefined, port);
     if (orphan === undefined) continue;
     if (owner !== undefined && !orphan.holders.every((holder) => runsWhollyAs(holder, owner))) continue;
-    if (orphan.dir !== undefined && !sameDir(orphan.dir, dir)) continue;
+    // Only this directory's: another's, or one that cannot be told, is that port's own to report.
+    if (orphan.dir === undefined || !sameDir(orphan.dir, dir)) continue;
     found.push(
       toInspection(join(dir, lockFileName(scope)), {
         verdict: { state: 'held', certainty: 'certain', reason: orphan.reason },

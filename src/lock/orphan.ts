@@ -58,7 +58,10 @@ function originOf(
   record: LockRecord | undefined,
 ): Origin | undefined {
   if (record !== undefined && record.pid !== holder.pid && record.commandPid !== undefined) {
-    return { giver: 'portlock run', pid: record.pid, exited: exitedBefore(record.pid, holder) };
+    // Named as it was started: `portlock run --name percy` where it was given a name of its own.
+    const giver =
+      record.name === undefined || record.name === 'portlock' ? 'portlock run' : `portlock run --name ${record.name}`;
+    return { giver, pid: record.pid, exited: exitedBefore(record.pid, holder) };
   }
   const env = environment(holder.pid);
   const handoff = parseHandoff(env.get(HANDOFF_ENV));

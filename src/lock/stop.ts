@@ -1,4 +1,5 @@
 import { lstatSync } from 'node:fs';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
@@ -281,6 +282,24 @@ async function untilExited(holders: Verified[], deadline: number): Promise<Verif
   return left;
 }
 
+/**
+ * Whether something listens on exactly this kernel name now: a connection is accepted into its
+ * queue (or the queue is full), whether or not it would ever answer. Refused: nothing does.
+ */
+function listening(name: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ path: name });
+    const done = (bound: boolean) => {
+      socket.destroy();
+      resolve(bound);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      done(error.code !== 'ECONNREFUSED' && error.code !== 'ENOENT'),
+    );
+  });
+}
+
 /** Sends a signal to each verified holder; the pids it reached. */
 function send(holders: Verified[], sig: 'SIGTERM' | 'SIGKILL'): number[] {
   return holders
@@ -358,7 +377,7 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   const readToken = verified.record?.token;
 
   // Another user's process: not this caller's to ask or signal, and the reader is told whose it is.
-  const foreign = anotherUsersHolder(place, before);
+  const foreign = holders.length === 0 ? anotherUsersHolder(place, before) : undefined;
   if (foreign !== undefined) {
     const why = force ? `${foreign.why}; no process was signalled, as you may not signal it` : foreign.why;
     return { ...result('still-running', why), holderUser: foreign.user };
@@ -426,9 +445,16 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
       next.length === 0
         ? ''
         : `; the lock has passed to pid ${next.map((holder) => holder.pid).join(', ')}, which was sent nothing`;
-    // A release is reported only once the kernel shows the name free, or held by a successor.
-    const kernel = place.name === undefined ? undefined : kernelHolders(place.name, undefined, place.socket);
-    if (next.length === 0 && kernel?.state === 'held') {
+    // A release through the name is reported only once the name is free (nothing listens on it), or a successor's.
+    const kernel =
+      place.name === undefined ||
+      next.length > 0 ||
+      // A holder by its record alone never held the name: whoever listens there is no holder of the lock.
+      !holders.some((holder) => holder.via === 'kernel') ||
+      !(await listening(place.name))
+        ? undefined
+        : kernelHolders(place.name, undefined, place.socket);
+    if (kernel !== undefined) {
       const still =
         kernel.holders.length === 0 ? 'a process /proc does not show' : kernel.holders.map(describeHolder).join(', ');
       return result(

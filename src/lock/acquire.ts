@@ -22,7 +22,7 @@ import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { ensureLockDir } from './lock-dir.ts';
-import { orphaned } from './orphan.ts';
+import { kernelAfterAsk, orphaned } from './orphan.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
@@ -107,7 +107,8 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   // Held by processes that cannot answer: named from the kernel's table at once, not asked.
   const file = readRecordFileQuietly(options.path)?.record;
   const port = options.scope.kind === 'port' ? options.scope.port : undefined;
-  const orphan = orphaned(kernelHolders(name), file, port);
+  const before = kernelHolders(name);
+  const orphan = orphaned(before, file, port);
   if (orphan !== undefined) {
     const reason = orphan.reason;
     const verdict = { state: 'held', certainty: 'certain', reason } as const;
@@ -116,7 +117,7 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   const answer = await ask(name, { op: 'who' }, undefined, options.signal);
   // Given up while asking: the caller's reason, not a refusal.
   options.signal?.throwIfAborted();
-  const kernel = kernelHolders(name);
+  const kernel = kernelAfterAsk(answer, before, () => kernelHolders(name));
   const held = heldByAnswer(answer, probe, kernel, options.scope);
   if (held === undefined) {
     // Released between our bind and our question: try again at once.

@@ -21,7 +21,7 @@ import type { InspectOptions, InterlockHolder, ListOptions, LockInspection, Publ
 import { judgeWith } from './acquire.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
-import { orphaned } from './orphan.ts';
+import { kernelAfterAsk, orphaned } from './orphan.ts';
 
 /** Interlocks asked at once by `listLocks`. */
 const CONCURRENCY = 32;
@@ -80,18 +80,19 @@ export async function judgeLock(
   const unbound = name !== undefined && bound !== undefined && !isBound(bound, name);
   // Held by processes that cannot answer (none waits on the name's socket): the kernel says who,
   // at once, and nobody waits a second for an answer that cannot come.
-  const orphan =
-    name === undefined || unbound
-      ? undefined
-      : orphaned(kernelHolders(name, owners), file?.record, scope.kind === 'port' ? scope.port : undefined);
+  const before = name === undefined || unbound ? undefined : kernelHolders(name, owners);
+  const orphan = orphaned(before, file?.record, scope.kind === 'port' ? scope.port : undefined);
   if (orphan !== undefined) {
     const verdict = { state: 'held', certainty: 'certain', reason: orphan.reason } as const;
     return { file, verdict, record: undefined, holders: orphan.holders, orphaned: true };
   }
   const asked = name === undefined ? undefined : unbound ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
-  // Someone holds the kernel name: held, whatever the file says. Who, the kernel says (again:
-  // the holder may have changed while it was asked).
-  const kernel = name === undefined || unbound ? undefined : kernelHolders(name, owners);
+  // Someone holds the kernel name: held, whatever the file says. Who, the kernel says (read again
+  // unless the holder that answered was seen before: the name may have changed hands meanwhile).
+  const kernel =
+    name === undefined || before === undefined || asked === undefined
+      ? undefined
+      : kernelAfterAsk(asked, before, () => kernelHolders(name, owners));
   const held = asked && kernel && heldByAnswer(asked, probe, kernel, scope);
   if (held !== undefined) {
     // An answer the kernel does not confirm is not shown; the record is, where the kernel

@@ -1,4 +1,5 @@
 import { readText } from '../identity/probe.ts';
+import type { Asked } from '../interlock/client.ts';
 import { describeProcess, type KernelHolders } from '../interlock/holders.ts';
 import { answerable } from '../interlock/watchers.ts';
 import { printable } from '../printable.ts';
@@ -74,9 +75,10 @@ function originOf(
 
 /**
  * The processes holding a lock's kernel name, when they hold it orphaned (see {@link Orphaned}):
- * the kernel shows every one of them, none waits on the socket for connections, and no record
- * names one of them as its live holder (a holder that has just bound its name may not yet wait on
- * it). Undefined otherwise: then a question may be answered, and is asked.
+ * the kernel shows every one of them, none waits on the socket for connections nor is about to
+ * (see `answerable`: it has no event loop, or it inherited the socket from `portlock run`), and no
+ * record names one of them as its live holder (a holder that has just adopted the lock may not yet
+ * wait on it). Undefined otherwise: then a question may be answered, and is asked.
  */
 export function orphaned(
   kernel: KernelHolders | undefined,
@@ -89,7 +91,12 @@ export function orphaned(
   const recorded = kernel.holders.filter(
     (holder) => record !== undefined && holder.pid === record.pid && holder.startTime === record.processStart,
   );
-  if (recorded.length > 0 || answerable(kernel) !== 'no') return undefined;
+  // Handed the socket by `portlock run` or `up`, as the environment it was started with says.
+  const inherited = (pid: number) => {
+    const handoff = parseHandoff(environment(pid).get(HANDOFF_ENV));
+    return handoff !== undefined && (port === undefined || handoff.port === port);
+  };
+  if (recorded.length > 0 || answerable(kernel, inherited) !== 'no') return undefined;
   const origins = kernel.holders.map((holder) => originOf(holder, port, record));
   const known = origins.find((origin) => origin !== undefined);
   const origin =
@@ -103,4 +110,20 @@ export function orphaned(
     `held by ${kernel.holders.map(describeHolder).join(', ')} through the kernel interlock${file}${origin}`,
   );
   return { holders: kernel.holders, reason, ...(known?.dir !== undefined && { dir: known.dir }) };
+}
+
+/**
+ * The kernel's holders to judge an answer by: those read before the question, where the process
+ * that answered is among them (the same pid and start time: it held the name then, and answered
+ * on it since), else read again (`read`), for the name may have changed hands while it was asked.
+ * One scan of /proc instead of two for the common case, a holder that answers.
+ */
+export function kernelAfterAsk(asked: Asked, before: KernelHolders, read: () => KernelHolders): KernelHolders {
+  const answer =
+    asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
+  const shown =
+    answer !== undefined &&
+    answer.processStart !== undefined &&
+    before.holders.some((holder) => holder.pid === answer.pid && holder.startTime === answer.processStart);
+  return shown ? before : read();
 }

@@ -35,8 +35,8 @@ export const list: Command = {
     'holder says it serves: its command, directory and URL. Stale locks\n' +
     "are marked STALE, with the reason; 'portlock clean' removes them. A port held through its kernel\n" +
     'interlock by processes no lock file names (a command that outlived its `portlock run`, a background\n' +
-    "child that inherited the lock) is listed too, from the kernel's table; 'portlock stop <port> --force'\n" +
-    'stops them.',
+    "child that inherited the lock) is listed too, from the kernel's table; 'portlock stop' with its\n" +
+    'force option stops them.',
   options: {},
   exitCodes: [
     [EXIT.ok, 'listed (also when there are no locks)'],

@@ -1,6 +1,13 @@
 import { readText } from '../identity/probe.ts';
 import type { Asked } from '../interlock/client.ts';
-import { describeProcess, type KernelHolders } from '../interlock/holders.ts';
+import {
+  boundAbstractNames,
+  describeProcess,
+  isBound,
+  type KernelHolders,
+  kernelHolders,
+} from '../interlock/holders.ts';
+import { interlockName } from '../interlock/name.ts';
 import { answerable } from '../interlock/watchers.ts';
 import { printable } from '../printable.ts';
 import type { InterlockHolder, LockRecord } from '../types.ts';
@@ -126,4 +133,16 @@ export function kernelAfterAsk(asked: Asked, before: KernelHolders, read: () => 
     answer.processStart !== undefined &&
     before.holders.some((holder) => holder.pid === answer.pid && holder.startTime === answer.processStart);
   return shown ? before : read();
+}
+
+/**
+ * After a holder has let go of a port's lock: the processes that still hold its kernel name
+ * orphaned, having inherited it (a background child of the command of `portlock run`), or
+ * undefined. Cheap when the name is free: one read of the kernel's table of names.
+ */
+export function orphanedAfterRelease(port: number, dir: string): Orphaned | undefined {
+  const name = interlockName({ kind: 'port', port }, dir);
+  const bound = boundAbstractNames();
+  if (name === undefined || bound === undefined || !isBound(bound, name)) return undefined;
+  return orphaned(kernelHolders(name), undefined, port);
 }

@@ -46,6 +46,12 @@ describe('a port held by a process that inherited its interlock', () => {
       child = Number(ran.stdout.trim());
       assert.ok(child > 0, ran.stdout);
       assert.equal(existsSync(lockFile(dir, port)), false);
+      // Told at once, as it exits, that the port stays locked, and by whom.
+      assert.equal(
+        ran.stderr,
+        `portlock: port ${port} stays locked: held by pid ${child} (sleep 30, user root) through the kernel interlock, with no lock file (it inherited the lock from portlock run, pid ${run.pid}).\n` +
+          `Next step: let it exit, or stop it: portlock stop ${port} --force.\n`,
+      );
       const sentence = `held by pid ${child} (sleep 30, user root) through the kernel interlock, with no lock file (it inherited the lock from portlock run, pid ${run.pid}, which has exited)`;
 
       const refused = await cli(['run', '-p', String(port), '--dir', dir, '--', 'true']);

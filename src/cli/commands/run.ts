@@ -7,6 +7,7 @@ import { mayBeInUse, portHolders } from '../../listeners/port-holders.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import { Lock } from '../../lock/handle.ts';
 import { HANDOFF_ENV, handoffValue, RUN_PID_ENV } from '../../lock/handoff.ts';
+import { orphanedAfterRelease } from '../../lock/orphan.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
 import type { AcquireOptions, LockHandle } from '../../types.ts';
 import { parseExitCode, parseSeconds, stringValue, UsageError } from '../args.ts';
@@ -109,6 +110,17 @@ export async function refuseInUse(
     { port, listeners },
   );
   return exitCode;
+}
+
+/**
+ * Says so when the lock outlives this run: a background child of the command inherited the lock's
+ * descriptor and holds the port locked, with no lock file, until it exits.
+ */
+function warnInherited(out: Output, port: number, dir: string): void {
+  const left = orphanedAfterRelease(port, dir);
+  if (left === undefined) return;
+  out.err(`portlock: port ${port} stays locked: ${left.reason}.`);
+  out.err(`Next step: let it exit, or stop it: portlock stop ${port} --force.`);
 }
 
 export function refuse(out: Output, error: LockHeldError, exitCode: number): number {
@@ -324,6 +336,7 @@ export const run: Command = {
       clearTimeout(killTimer);
       // A release that fails must not hide the command's exit code; say so and go on.
       await lock?.release().catch((error: unknown) => out.err(`portlock: releasing the lock failed: ${String(error)}`));
+      if (child !== undefined && lock !== undefined) warnInherited(out, port, dirname(lock.path));
       process.off('exit', onExit);
       background.close();
       for (const signal of FORWARDED) process.off(signal, onSignal);

@@ -69,6 +69,14 @@ function heldLines(d: HeldDetails): string[] {
     );
     return lines;
   }
+  if (d.meta === undefined && !fileExists(d.lockPath)) {
+    // No file to read or remove: the kernel interlock alone is held, by a process not shown here.
+    lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
+    lines.push(
+      "Next step: it is held through the kernel interlock by a process you cannot see (another user's, or hidden): ask whoever runs it, or root, to stop it.",
+    );
+    return lines;
+  }
   if (d.meta === undefined) {
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
     lines.push(`Lock file: ${d.lockPath}`);

@@ -146,21 +146,22 @@ describe('a port held by a process that inherited its interlock', () => {
   });
 });
 
-describe("portlock stop of another user's holder", { skip: nobodyUnavailable() }, () => {
+describe("a port held by another user's process", { skip: nobodyUnavailable() }, () => {
   it('says whose it is and that only that user or root can stop it; --force says it may not signal it', async () => {
     const { dir, port } = await place();
     const lock = await acquireLock({ port, dir });
     try {
       const own = tempDir();
       giveToNobody(own);
-      const stopAsNobody = async (args: string[]) =>
+      const asNobody = async (args: string[]) =>
         finished(
-          spawnTracked(
-            'setpriv',
-            [...setprivArgs(), process.execPath, '--import', 'tsx', BIN, 'stop', String(port), '--dir', own, ...args],
-            { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: '/nonexistent' }, timeoutMs: 30_000 },
-          ),
+          spawnTracked('setpriv', [...setprivArgs(), process.execPath, '--import', 'tsx', BIN, ...args], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            env: { ...process.env, HOME: '/nonexistent' },
+            timeoutMs: 30_000,
+          }),
         );
+      const stopAsNobody = (args: string[]) => asNobody(['stop', String(port), '--dir', own, ...args]);
       const argv = readFileSync('/proc/self/cmdline', 'utf8').split('\0').filter(Boolean).join(' ');
       const holder = `pid ${process.pid} (${argv}, user root)`;
       const why = `port ${port} is held by another user's process: ${holder}, by its own account (/proc does not show you which process holds it, as it shows no other user's descriptors); only root can stop it`;
@@ -171,6 +172,14 @@ describe("portlock stop of another user's holder", { skip: nobodyUnavailable() }
       const forced = await stopAsNobody(['--force']);
       assert.equal(forced.code, 1);
       assert.equal(forced.stderr, `portlock: ${why}; no process was signalled, as you may not signal it.\n${next}`);
+      // A start is refused with the same truth: no lock file of nobody's to remove.
+      const refused = await asNobody(['run', '-p', String(port), '--dir', own, '--', 'true']);
+      assert.equal(refused.code, 75);
+      assert.match(
+        refused.stderr,
+        /^Next step: it is held through the kernel interlock by a process you cannot see \(another user's, or hidden\): ask whoever runs it, or root, to stop it\.$/m,
+      );
+      assert.doesNotMatch(refused.stderr, /remove|Lock file/);
     } finally {
       await lock.release();
     }

@@ -45,7 +45,7 @@ const answerBudget = (deadline: number) =>
   Math.round(Math.max(MIN_ANSWER_MS, Math.min(ASK_TIMEOUT_MS, deadline - performance.now())));
 
 /** What a stop knows of the lock it stops: the facts every verification is checked against. */
-export interface Place {
+interface Place {
   path: string;
   /** The lock's kernel name, where the OS has one. */
   name: string | undefined;
@@ -65,6 +65,8 @@ interface Verified {
 
 interface Verification {
   holders: Verified[];
+  /** Every process the kernel shows holding the lock's name, verified or not. */
+  onName: number[];
   /** Why a holder the lock has is not among `holders`, where that is so. */
   doubt?: string;
   /** The record, and whether its holder listens on the lock's name and may be given its token. */
@@ -142,6 +144,7 @@ function verify(place: Place): Verification {
   }
   return {
     holders,
+    onName: (kernel?.holders ?? []).map((holder) => holder.pid),
     record,
     ...(tokenFor !== undefined && { tokenFor }),
     ...(doubts.length > 0 && { doubt: doubts.join('; ') }),
@@ -171,7 +174,7 @@ function usersOf(holders: InterlockHolder[]): string {
  * are another user's: a user sees all of their own), the holder's own answer names it, checked
  * against what /proc shows of that pid (its user, its start time) and said to be its own account.
  */
-export function anotherUsersHolder(place: Place, before: LockInspection): { user: string; why: string } | undefined {
+function anotherUsersHolder(place: Place, before: LockInspection): { user: string; why: string } | undefined {
   if (place.owner === undefined || place.name === undefined) return undefined;
   const kernel = kernelHolders(place.name, undefined, place.socket);
   if (kernel.state !== 'held') return undefined;
@@ -445,7 +448,8 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
       next.length === 0
         ? ''
         : `; the lock has passed to pid ${next.map((holder) => holder.pid).join(', ')}, which was sent nothing`;
-    // A release through the name is reported only once the name is free (nothing listens on it), or a successor's.
+    // A release through the name is reported only once the name is free (nothing listens on it), or
+    // taken by a process that did not hold it before: a successor.
     const kernel =
       place.name === undefined ||
       next.length > 0 ||
@@ -454,20 +458,24 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
       !(await listening(place.name))
         ? undefined
         : kernelHolders(place.name, undefined, place.socket);
-    if (kernel !== undefined) {
-      const still =
-        kernel.holders.length === 0 ? 'a process /proc does not show' : kernel.holders.map(describeHolder).join(', ');
+    // Still there from the start (a holder that was not stopped), or one that took it since.
+    const stayed = kernel?.holders.filter((holder) => verified.onName.includes(holder.pid)) ?? [];
+    if (stayed.length > 0) {
       return result(
         'still-running',
-        `the holder let go (${how}), but ${still} still holds the lock's kernel interlock`,
+        `the holder let go (${how}), but ${stayed.map(describeHolder).join(', ')} still holds the lock's kernel interlock`,
         via,
       );
     }
-    const removed = next.length === 0 ? await removeRecordRead() : '';
+    const taken =
+      kernel === undefined
+        ? ''
+        : `; the lock has passed to ${kernel.holders.length === 0 ? 'a process /proc does not show' : kernel.holders.map(describeHolder).join(', ')}, which was sent nothing`;
+    const removed = next.length === 0 && kernel === undefined ? await removeRecordRead() : '';
     const reason =
       lingering.length === 0
-        ? `the holder released the lock and exited (${how})${removed}${handedOn}`
-        : `the holder released the lock (${how}); process ${lingering.map((holder) => holder.pid).join(', ')} is still exiting${removed}${handedOn}`;
+        ? `the holder released the lock and exited (${how})${removed}${handedOn}${taken}`
+        : `the holder released the lock (${how}); process ${lingering.map((holder) => holder.pid).join(', ')} is still exiting${removed}${handedOn}${taken}`;
     return result('stopped', reason, via);
   }
 

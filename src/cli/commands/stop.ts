@@ -80,9 +80,11 @@ export const stop: Command = {
     if (!out.json && result.holderUser !== undefined) {
       const user = result.holderUser;
       out.err(
-        user === 'another user'
-          ? `Next step: ask whoever runs it (or root) to stop it; as that user: portlock stop ${port}.`
-          : `Next step: ask ${user === 'root' ? 'root' : `${user} (or root)`} to stop it; as ${user}: portlock stop ${port}.`,
+        process.getuid?.() === 0
+          ? `Next step: stop it as ${user} (as ${user}: portlock stop ${port}), or kill it yourself.`
+          : user === 'another user'
+            ? `Next step: ask whoever runs it (or root) to stop it; as that user: portlock stop ${port}.`
+            : `Next step: ask ${user === 'root' ? 'root' : `${user} (or root)`} to stop it; as ${user}: portlock stop ${port}.`,
       );
     } else if (!out.json && !force && result.outcome === 'still-running') {
       out.err(`Next step: portlock stop ${port} --force (SIGTERM, then SIGKILL).`);

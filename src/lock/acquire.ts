@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
-import { ask, Park, waitForRelease } from '../interlock/client.ts';
+import { ASK_TIMEOUT_MS, Park, waitForRelease } from '../interlock/client.ts';
 import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
 import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
@@ -22,7 +22,7 @@ import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { ensureLockDir } from './lock-dir.ts';
-import { kernelAfterAsk, orphaned } from './orphan.ts';
+import { askUnlessOrphaned, kernelAfterAsk } from './orphan.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
@@ -107,17 +107,16 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   // Held by processes that cannot answer: named from the kernel's table at once, not asked.
   const file = readRecordFileQuietly(options.path)?.record;
   const port = options.scope.kind === 'port' ? options.scope.port : undefined;
-  const before = kernelHolders(name);
-  const orphan = orphaned(before, file, port);
-  if (orphan !== undefined) {
-    const reason = orphan.reason;
-    const verdict = { state: 'held', certainty: 'certain', reason } as const;
-    return { kind: 'held', viaInterlock: true, record: undefined, holders: orphan.holders, orphaned: true, verdict };
-  }
-  const answer = await ask(name, { op: 'who' }, undefined, options.signal);
+  const heard = await askUnlessOrphaned(name, () => kernelHolders(name), file, port, ASK_TIMEOUT_MS, options.signal);
   // Given up while asking: the caller's reason, not a refusal.
   options.signal?.throwIfAborted();
-  const kernel = kernelAfterAsk(answer, before, () => kernelHolders(name));
+  if (heard.orphan !== undefined) {
+    const { reason, holders } = heard.orphan;
+    const verdict = { state: 'held', certainty: 'certain', reason } as const;
+    return { kind: 'held', viaInterlock: true, record: undefined, holders, orphaned: true, verdict };
+  }
+  const answer = heard.asked;
+  const kernel = kernelAfterAsk(answer, heard.kernel, () => kernelHolders(name));
   const held = heldByAnswer(answer, probe, kernel, options.scope);
   if (held === undefined) {
     // Released between our bind and our question: try again at once.

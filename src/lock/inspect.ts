@@ -2,7 +2,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { LockPathError } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
-import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
+import { ASK_TIMEOUT_MS, type Asked } from '../interlock/client.ts';
 import {
   boundAbstractNames,
   isBound,
@@ -21,7 +21,7 @@ import type { InspectOptions, InterlockHolder, ListOptions, LockInspection, Publ
 import { judgeWith } from './acquire.ts';
 import { heldByAnswer } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
-import { kernelAfterAsk, orphaned } from './orphan.ts';
+import { askUnlessOrphaned, kernelAfterAsk, orphaned } from './orphan.ts';
 
 /** Interlocks asked at once by `listLocks`. */
 const CONCURRENCY = 32;
@@ -79,20 +79,25 @@ export async function judgeLock(
   // A name missing from the kernel's table of bound names is free: no need to knock.
   const unbound = name !== undefined && bound !== undefined && !isBound(bound, name);
   // Held by processes that cannot answer (none waits on the name's socket): the kernel says who,
-  // at once, and nobody waits a second for an answer that cannot come.
-  const before = name === undefined || unbound ? undefined : kernelHolders(name, owners);
-  const orphan = orphaned(before, file?.record, scope.kind === 'port' ? scope.port : undefined);
-  if (orphan !== undefined) {
-    const verdict = { state: 'held', certainty: 'certain', reason: orphan.reason } as const;
-    return { file, verdict, record: undefined, holders: orphan.holders, orphaned: true };
+  // and nobody waits a second for an answer that cannot come.
+  const port = scope.kind === 'port' ? scope.port : undefined;
+  const heard =
+    name === undefined
+      ? undefined
+      : unbound
+        ? { asked: FREE }
+        : await askUnlessOrphaned(name, () => kernelHolders(name, owners), file?.record, port, askTimeoutMs);
+  if (heard?.orphan !== undefined) {
+    const verdict = { state: 'held', certainty: 'certain', reason: heard.orphan.reason } as const;
+    return { file, verdict, record: undefined, holders: heard.orphan.holders, orphaned: true };
   }
-  const asked = name === undefined ? undefined : unbound ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
+  const asked = heard?.asked;
   // Someone holds the kernel name: held, whatever the file says. Who, the kernel says (read again
   // unless the holder that answered was seen before: the name may have changed hands meanwhile).
   const kernel =
-    name === undefined || before === undefined || asked === undefined
+    name === undefined || unbound || asked === undefined
       ? undefined
-      : kernelAfterAsk(asked, before, () => kernelHolders(name, owners));
+      : kernelAfterAsk(asked, heard?.kernel, () => kernelHolders(name, owners));
   const held = asked && kernel && heldByAnswer(asked, probe, kernel, scope);
   if (held !== undefined) {
     // An answer the kernel does not confirm is not shown; the record is, where the kernel

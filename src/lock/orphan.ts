@@ -1,5 +1,5 @@
 import { readText } from '../identity/probe.ts';
-import type { Asked } from '../interlock/client.ts';
+import { type Asked, ask } from '../interlock/client.ts';
 import {
   boundAbstractNames,
   describeProcess,
@@ -120,12 +120,61 @@ export function orphaned(
 }
 
 /**
+ * How long a question runs before the kernel is asked whether anyone can answer it. A holder
+ * answers well within this as a rule, and then /proc is scanned once, after the answer, as
+ * before; a question still open by then has its holders looked at in the kernel, and where none
+ * can answer (see {@link orphaned}) it is abandoned at once instead of running to its timeout.
+ */
+export const ORPHAN_LOOK_MS = 50;
+
+/** What a question on a lock's name came to: an answer (or silence), or holders that cannot answer. */
+export type Heard =
+  | { asked: Asked; kernel?: KernelHolders; orphan?: undefined }
+  | { orphan: Orphaned; kernel: KernelHolders };
+
+/**
+ * Asks the holder of `name` who it is, and meanwhile, once {@link ORPHAN_LOOK_MS} has passed
+ * without an answer, looks in the kernel (`read`) whether any holder can answer at all: held
+ * orphaned, the question is abandoned and the orphans are returned. The kernel's holders, where
+ * they were read, come back too, for judging the answer by (see {@link kernelAfterAsk}).
+ */
+export async function askUnlessOrphaned(
+  name: string,
+  read: () => KernelHolders,
+  record: LockRecord | undefined,
+  port: number | undefined,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<Heard> {
+  const give = new AbortController();
+  const question = ask(name, { op: 'who' }, timeoutMs, signal ? AbortSignal.any([signal, give.signal]) : give.signal);
+  let timer: NodeJS.Timeout | undefined;
+  const look = new Promise<'look'>((resolve) => {
+    timer = setTimeout(resolve, ORPHAN_LOOK_MS, 'look');
+  });
+  const first = await Promise.race([question, look]);
+  clearTimeout(timer);
+  if (first !== 'look') return { asked: first };
+  const kernel = read();
+  const orphan = orphaned(kernel, record, port);
+  if (orphan === undefined) return { asked: await question, kernel };
+  give.abort();
+  await question;
+  return { orphan, kernel };
+}
+
+/**
  * The kernel's holders to judge an answer by: those read before the question, where the process
  * that answered is among them (the same pid and start time: it held the name then, and answered
  * on it since), else read again (`read`), for the name may have changed hands while it was asked.
  * One scan of /proc instead of two for the common case, a holder that answers.
  */
-export function kernelAfterAsk(asked: Asked, before: KernelHolders, read: () => KernelHolders): KernelHolders {
+export function kernelAfterAsk(
+  asked: Asked,
+  before: KernelHolders | undefined,
+  read: () => KernelHolders,
+): KernelHolders {
+  if (before === undefined) return read();
   const answer =
     asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
   const shown =

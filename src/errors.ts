@@ -26,11 +26,22 @@ interface HeldDetails extends HeldVerdict {
   holders?: InterlockHolder[];
   /** The kernel says the interlock is held, by a process /proc does not show the reader (another user's). */
   hidden?: true;
+  /** Set when those hold it orphaned: no record names them and none can answer (see `LockInspection.orphaned`). */
+  orphaned?: true;
 }
 
 function age(startedAt: string, now: number): string {
   const ago = since(startedAt, now);
   return ago === undefined ? '' : ` (${ago} ago)`;
+}
+
+function fileExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The message of a refusal: every line made safe to print, for records and answers are anyone's to write. */
@@ -66,6 +77,18 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
       : `Lock file: ${lockPath} ${elsewhereNote(elsewhere, d.meta, d.name, wording)}`;
   const lines: string[] = [];
   const [squatter] = d.holders ?? [];
+  // Signalled as the reader: only where they are all the reader's own (another's is theirs to stop).
+  const own = (d.holders ?? []).every((holder) => holder.uid === process.getuid?.());
+  if (d.orphaned && squatter !== undefined && own) {
+    // Processes of its own user hold it with nothing to ask: the reason says who and whence.
+    const pids = (d.holders ?? []).map((holder) => holder.pid).join(' ');
+    lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
+    if (fileExists(d.lockPath)) lines.push(`Lock file: ${d.lockPath} (the process it names no longer holds the lock)`);
+    lines.push(
+      `Next step: stop ${pids.includes(' ') ? 'them' : 'it'} (kill ${pids}; none answers a stop request, so it must be signalled), then try again.`,
+    );
+    return lines;
+  }
   if (d.meta === undefined && squatter !== undefined) {
     // The kernel names who holds the name, and no record vouches for it: say who it is.
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
@@ -80,6 +103,14 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
     lines.push(`Lock file: not known (the holder keeps its record where this user cannot check it)`);
     lines.push(othersNextStep(d.target, undefined));
+    return lines;
+  }
+  if (d.meta === undefined && !fileExists(d.lockPath)) {
+    // No file to read or remove: the kernel interlock alone is held, by a process not shown here.
+    lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
+    lines.push(
+      "Next step: it is held through the kernel interlock by a process you cannot see (another user's, or hidden): ask whoever runs it, or root, to stop it.",
+    );
     return lines;
   }
   if (d.meta === undefined) {
@@ -146,6 +177,11 @@ export class LockHeldError extends Error {
   readonly state: 'held' | 'unknown';
   readonly certainty: Certainty;
   readonly reason: string;
+  /**
+   * Set when processes with no record hold the lock's kernel interlock and cannot answer (a
+   * command that outlived `portlock run`, a child that inherited its descriptor): who they are.
+   */
+  readonly holders?: InterlockHolder[];
 
   constructor(details: HeldDetails) {
     super(heldMessage(details, 'library'));
@@ -155,6 +191,7 @@ export class LockHeldError extends Error {
     this.state = details.state;
     this.certainty = details.certainty;
     this.reason = details.reason;
+    if (details.orphaned) this.holders = details.holders;
   }
 }
 

@@ -240,6 +240,13 @@ export interface LockInspection {
    * squatter of the name): never to be taken for the holder's record.
    */
   claim?: PublicLockRecord;
+  /**
+   * Set when the processes holding the lock's kernel interlock hold it orphaned: no record names
+   * them as its holder and none can answer a question (a command that outlived the `portlock run`
+   * that took the lock, a background child that inherited its descriptor). `holders` names them,
+   * `reason` says where the lock came from, and `record` is absent. `stopLock` with `force` stops them.
+   */
+  orphaned?: true;
 }
 
 /** Called when another process asks the holder to stop (for example `portlock stop`). */
@@ -352,6 +359,11 @@ export interface StopLockResult {
   reason: string;
   /** Set when root stopped a lock in another user's directory: that user's uid, whose processes alone were trusted. */
   dirOwner?: number;
+  /**
+   * Set when another user's process holds the lock, which the caller may not ask or signal: that
+   * user's name (`another user` where /proc does not tell). Only that user or root can stop it.
+   */
+  holderUser?: string;
 }
 
 /** A process {@link stopLock} signalled, and what became of it. */

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
 import { UNREADABLE_GRACE_MS } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
-import { ask, Park, waitForRelease } from '../interlock/client.ts';
+import { ASK_TIMEOUT_MS, Park, waitForRelease } from '../interlock/client.ts';
 import { interlockKind, nameOfKind } from '../interlock/flavour.ts';
 import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
 import { directoryIdentity, keyPathName } from '../interlock/name.ts';
@@ -25,6 +25,7 @@ import { heldByAnswer } from './interlock-answer.ts';
 import { judgeWith } from './judge-here.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { checkOwnLockDir, ensureLockDir } from './lock-dir.ts';
+import { askUnlessOrphaned, kernelAfterAsk } from './orphan.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
@@ -42,6 +43,8 @@ type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   holders?: InterlockHolder[];
   /** The kernel says the interlock is held, by a process /proc does not show this user. */
   hidden?: true;
+  /** Set when those hold it orphaned (see `orphaned`). */
+  orphaned?: true;
 };
 
 const UNIDENTIFIED: Refusal = {
@@ -98,10 +101,19 @@ function describeScope(scope: LockScope): string {
 
 /** Asks the holder of a taken interlock who it is, for a refusal that names the real holder. */
 async function heldByInterlock(name: string, options: ResolvedAcquire, probe: ProcessProbe): Promise<Refusal> {
-  const answer = await ask(name, { op: 'who' }, undefined, options.signal);
+  // Held by processes that cannot answer: named from the kernel's table at once, not asked.
+  const file = readRecordFileQuietly(options.path)?.record;
+  const port = options.scope.kind === 'port' ? options.scope.port : undefined;
+  const heard = await askUnlessOrphaned(name, () => kernelHolders(name), file, port, ASK_TIMEOUT_MS, options.signal);
   // Given up while asking: the caller's reason, not a refusal.
   options.signal?.throwIfAborted();
-  const kernel = kernelHolders(name);
+  if (heard.orphan !== undefined) {
+    const { reason, holders } = heard.orphan;
+    const verdict = { state: 'held', certainty: 'certain', reason } as const;
+    return { kind: 'held', viaInterlock: true, record: undefined, holders, orphaned: true, verdict };
+  }
+  const answer = heard.asked;
+  const kernel = kernelAfterAsk(answer, heard.kernel, () => kernelHolders(name));
   const held = heldByAnswer(answer, probe, kernel, options.scope);
   if (held === undefined) {
     // Released between our bind and our question: try again at once.
@@ -313,6 +325,7 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
     now,
     ...(refusal.holders && { holders: refusal.holders }),
     ...(refusal.hidden && { hidden: true }),
+    ...(refusal.orphaned && { orphaned: true }),
   });
 }
 

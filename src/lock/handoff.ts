@@ -22,7 +22,14 @@ import { ownTokens } from './own-tokens.ts';
  */
 export const HANDOFF_ENV = 'PORTLOCK_HANDOFF';
 
-interface Handoff {
+/**
+ * Beside a handoff: the pid of the process that handed the lock on. A process that inherits the
+ * lock's descriptor and outlives that process (a background child of the command) is then named
+ * with where its lock came from.
+ */
+export const RUN_PID_ENV = 'PORTLOCK_RUN_PID';
+
+export interface Handoff {
   port: number;
   fd: number;
   token: string;
@@ -35,7 +42,7 @@ export function handoffValue(handoff: Handoff): string {
   return `${handoff.port}:${handoff.fd}:${handoff.token}:${how}:${handoff.dir}`;
 }
 
-function parseHandoff(text: string | undefined): Handoff | undefined {
+export function parseHandoff(text: string | undefined): Handoff | undefined {
   const match = /^(\d{1,5}):(\d{1,4}):([0-9a-f]{16,128}):(leaving|staying):(\/.*)$/s.exec(text ?? '');
   if (match === null) return undefined;
   return {

@@ -1,11 +1,19 @@
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { LockPathError, PATH_PROBLEMS } from '../errors.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
-import { ASK_TIMEOUT_MS, type Asked, ask } from '../interlock/client.ts';
+import { ASK_TIMEOUT_MS, type Asked } from '../interlock/client.ts';
 import { interlockToAsk } from '../interlock/flavour.ts';
-import { boundAbstractNames, isBound, kernelHolders, type SocketOwners, socketOwners } from '../interlock/holders.ts';
-import { resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
+import {
+  boundAbstractNames,
+  isBound,
+  kernelHolders,
+  runsWhollyAs,
+  type SocketOwners,
+  socketOwners,
+} from '../interlock/holders.ts';
+import { interlockName } from '../interlock/name.ts';
+import { lockFileName, resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
@@ -21,6 +29,7 @@ import type {
 import { heldByAnswer } from './interlock-answer.ts';
 import { judgeWith } from './judge-here.ts';
 import { checkLockDir } from './lock-dir.ts';
+import { askUnlessOrphaned, kernelAfterAsk, orphaned } from './orphan.ts';
 
 /** Interlocks asked at once by `listLocks`. */
 const CONCURRENCY = 32;
@@ -36,6 +45,8 @@ interface Judgement {
   holders?: InterlockHolder[];
   /** An answer on the interlock that the kernel contradicts. */
   claim?: PublicLockRecord;
+  /** Set when the kernel's holders hold it orphaned (see `orphaned`). */
+  orphaned?: true;
 }
 
 const FREE: Asked = { kind: 'free' };
@@ -77,9 +88,26 @@ export async function judgeLock(
   const name = asking?.name;
   // A name missing from the kernel's table of bound names is free: no need to knock.
   const unbound = name !== undefined && bound !== undefined && !isBound(bound, name);
-  const asked = name === undefined ? undefined : unbound ? FREE : await ask(name, { op: 'who' }, askTimeoutMs);
-  // Someone holds the kernel name: held, whatever the file says. Who, the kernel says.
-  const kernel = name === undefined || unbound ? undefined : kernelHolders(name, owners);
+  // Held by processes that cannot answer (none waits on the name's socket): the kernel says who,
+  // and nobody waits a second for an answer that cannot come.
+  const port = scope.kind === 'port' ? scope.port : undefined;
+  const heard =
+    name === undefined
+      ? undefined
+      : unbound
+        ? { asked: FREE }
+        : await askUnlessOrphaned(name, () => kernelHolders(name, owners), file?.record, port, askTimeoutMs);
+  if (heard?.orphan !== undefined) {
+    const verdict = { state: 'held', certainty: 'certain', reason: heard.orphan.reason } as const;
+    return { file, verdict, record: undefined, holders: heard.orphan.holders, orphaned: true };
+  }
+  const asked = heard?.asked;
+  // Someone holds the kernel name: held, whatever the file says. Who, the kernel says (read again
+  // unless the holder that answered was seen before: the name may have changed hands meanwhile).
+  const kernel =
+    name === undefined || unbound || asked === undefined
+      ? undefined
+      : kernelAfterAsk(asked, heard?.kernel, () => kernelHolders(name, owners));
   const held = asked && kernel && heldByAnswer(asked, probe, kernel, scope);
   if (held !== undefined) {
     // An answer the kernel does not confirm is not shown; the record is, where the kernel
@@ -102,7 +130,13 @@ export async function judgeLock(
 /** A judgement as `inspectLock` reports it. */
 export function toInspection(
   path: string,
-  { verdict, record, holders, claim }: Pick<Judgement, 'verdict' | 'record' | 'holders' | 'claim'>,
+  {
+    verdict,
+    record,
+    holders,
+    claim,
+    orphaned,
+  }: Pick<Judgement, 'verdict' | 'record' | 'holders' | 'claim' | 'orphaned'>,
 ): LockInspection {
   return {
     state: verdict.state,
@@ -113,6 +147,7 @@ export function toInspection(
     certainty: verdict.certainty,
     ...(holders !== undefined && holders.length > 0 && { holders }),
     ...(claim && { claim }),
+    ...(orphaned && { orphaned }),
   };
 }
 
@@ -158,7 +193,8 @@ async function mapLimited<T, R>(items: T[], limit: number, map: (item: T) => Pro
 export async function listLocks(options: ListOptions = {}): Promise<LockInspection[]> {
   const { dir } = resolveListDir(options);
   const interlock = validateInterlock(options.interlock);
-  if (checkLockDir(dir) === undefined) return [];
+  const where = checkLockDir(dir);
+  if (where === undefined) return [];
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -182,7 +218,69 @@ export async function listLocks(options: ListOptions = {}): Promise<LockInspecti
     scanned ??= socketOwners();
     return scanned;
   };
-  return mapLimited(locks, CONCURRENCY, (lock) =>
+  const inspected = await mapLimited(locks, CONCURRENCY, (lock) =>
     inspectPath(join(dir, lock.name), lock.scope, dir, interlock, systemProbe, { bound, owners }),
   );
+  const filed = new Set(locks.flatMap((lock) => (lock.scope.kind === 'port' ? [lock.scope.port] : [])));
+  const orphans = bound === undefined ? [] : orphansWithoutFile(dir, where.uid, bound, filed, owners);
+  if (orphans.length === 0) return inspected;
+  // In port order, with the keys after the ports as before.
+  const port = (lock: LockInspection) => {
+    const scope = scopeOfFileName(basename(lock.path));
+    return scope?.kind === 'port' ? scope.port : Number.POSITIVE_INFINITY;
+  };
+  return [...inspected, ...orphans].sort((a, b) => port(a) - port(b));
+}
+
+// A port's kernel name as /proc/net/unix shows it: padded (NULs shown as `@`), or the legacy form.
+const PORT_NAME = /^@portlock\/port-([1-9]\d{0,4})@*$/;
+
+/** Whether two paths are one directory. */
+function sameDir(a: string, b: string): boolean {
+  try {
+    const [one, two] = [statSync(a), statSync(b)];
+    return one.dev === two.dev && one.ino === two.ino;
+  } catch {
+    return resolve(a) === resolve(b);
+  }
+}
+
+/**
+ * The ports held orphaned (see `orphaned`) that have no lock file in `dir`: a command that outlived
+ * its `portlock run`, whose lock file went with it. Each is this directory's where its holders run
+ * as the directory's owner and their environment names this one as the lock directory they
+ * inherited the lock from (see `PORTLOCK_HANDOFF`).
+ */
+function orphansWithoutFile(
+  dir: string,
+  owner: number | undefined,
+  bound: Set<string>,
+  filed: Set<number>,
+  owners: () => SocketOwners,
+): LockInspection[] {
+  const ports = new Set<number>();
+  for (const shown of bound) {
+    const port = Number(PORT_NAME.exec(shown)?.[1]);
+    if (port >= 1 && port <= 65535 && !filed.has(port)) ports.add(port);
+  }
+  const found: LockInspection[] = [];
+  for (const port of [...ports].sort((a, b) => a - b)) {
+    const scope = { kind: 'port', port } as const;
+    const name = interlockName(scope, dir);
+    if (name === undefined) continue;
+    const orphan = orphaned(kernelHolders(name, owners), undefined, port);
+    if (orphan === undefined) continue;
+    if (owner !== undefined && !orphan.holders.every((holder) => runsWhollyAs(holder, owner))) continue;
+    // Only this directory's: another's, or one that cannot be told, is that port's own to report.
+    if (orphan.dir === undefined || !sameDir(orphan.dir, dir)) continue;
+    found.push(
+      toInspection(join(dir, lockFileName(scope)), {
+        verdict: { state: 'held', certainty: 'certain', reason: orphan.reason },
+        record: undefined,
+        holders: orphan.holders,
+        orphaned: true,
+      }),
+    );
+  }
+  return found;
 }

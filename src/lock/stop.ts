@@ -1,6 +1,8 @@
 import { lstatSync } from 'node:fs';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { systemProbe } from '../identity/probe.ts';
+import { userName } from '../identity/users.ts';
 import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
 import { interlockKind, recordedKind, unverifiable } from '../interlock/flavour.ts';
 import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from '../interlock/holders.ts';
@@ -19,6 +21,7 @@ import type {
   StopLockOptions,
   StopLockResult,
 } from '../types.ts';
+import { removeStaleLock } from './clean.ts';
 import { lockFileElsewhere, otherDirectory } from './held-through.ts';
 import { inspectLockWith } from './inspect.ts';
 import { listed } from './interlock-answer.ts';
@@ -69,6 +72,8 @@ interface Verified {
 
 interface Verification {
   holders: Verified[];
+  /** Every process the kernel shows holding the lock's name, verified or not. */
+  onName: number[];
   /** Why a holder the lock has is not among `holders`, where that is so. */
   doubt?: string;
   /** The record, and whether its holder listens on the lock's name and may be given its token. */
@@ -146,6 +151,7 @@ function verify(place: Place): Verification {
   }
   return {
     holders,
+    onName: (kernel?.holders ?? []).map((holder) => holder.pid),
     record,
     ...(tokenFor !== undefined && { tokenFor }),
     ...(doubts.length > 0 && { doubt: doubts.join('; ') }),
@@ -161,6 +167,65 @@ function stillHolding(initial: Verified[], place: Place): Verified[] {
 /** The processes that hold the lock now but were not verified before: a successor, never signalled. */
 function successors(initial: Verified[], place: Place): Verified[] {
   return verify(place).holders.filter((holder) => !initial.some((before) => samePlace(before, holder)));
+}
+
+/** The users of `holders`, for a message: `root`, or `alice and bob`. */
+function usersOf(holders: InterlockHolder[]): string {
+  const users = [...new Set(holders.map((holder) => holder.user ?? `uid ${holder.uid}`))];
+  return users.join(' and ');
+}
+
+/**
+ * Why the caller cannot stop the lock's holder because it is another user's process, or undefined
+ * when it is not. The kernel names it where /proc shows its descriptors; where it hides them (they
+ * are another user's: a user sees all of their own), the holder's own answer names it, checked
+ * against what /proc shows of that pid (its user, its start time) and said to be its own account.
+ */
+function anotherUsersHolder(place: Place, before: LockInspection): { user: string; why: string } | undefined {
+  if (place.owner === undefined || place.name === undefined) return undefined;
+  const kernel = kernelHolders(place.name, undefined, place.socket);
+  if (kernel.state !== 'held') return undefined;
+  const owner = place.owner;
+  const caller = process.getuid?.();
+  if (kernel.holders.length > 0) {
+    const foreign = kernel.holders.filter((holder) => !runsWhollyAs(holder, owner));
+    if (foreign.length === 0 || foreign.length < kernel.holders.length) return undefined;
+    const user = usersOf(foreign);
+    const who = foreign.map(describeHolder).join(', ');
+    if (caller === 0 && owner !== 0) {
+      return { user, why: `held by ${who}, which is not ${userName(owner)}'s, whose lock directory this is` };
+    }
+    if (caller === 0) {
+      return {
+        user,
+        why: `held by ${who}: portlock signals only processes of the lock directory's user (${userName(owner)}), and this one is ${user}'s (stop it as ${user}, or kill it yourself)`,
+      };
+    }
+    return {
+      user,
+      why: `held by ${who}, ${user}'s process, not yours: only ${user === 'root' ? 'root' : `${user} or root`} can stop it`,
+    };
+  }
+  // Nobody is seen holding it: every process of one's own shows its descriptors, so it is another user's.
+  if (caller === 0) return undefined;
+  const claim = before.claim ?? before.record;
+  const claimed = claim === undefined ? undefined : describeProcess(claim.pid);
+  if (
+    claim !== undefined &&
+    claimed?.uid !== undefined &&
+    claimed.uid !== caller &&
+    (claim.processStart === undefined || claim.processStart === claimed.startTime)
+  ) {
+    const user = usersOf([claimed]);
+    return {
+      user,
+      why: `held by another user's process: ${describeHolder(claimed)}, by its own account (/proc does not show you which process holds it, as it shows no other user's descriptors); only ${user === 'root' ? 'root' : `${user} or root`} can stop it`,
+    };
+  }
+  return {
+    user: 'another user',
+    why: "held by another user's process (/proc does not show you which, as it shows no other user's descriptors); only that user or root can stop it",
+  };
 }
 
 /** Asks the holder through its interlock to stop; undefined when it agreed, else why not. */
@@ -235,6 +300,24 @@ async function untilExited(holders: Verified[], deadline: number): Promise<Verif
     left = alive();
   }
   return left;
+}
+
+/**
+ * Whether something listens on exactly this kernel name now: a connection is accepted into its
+ * queue (or the queue is full), whether or not it would ever answer. Refused: nothing does.
+ */
+function listening(name: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ path: name });
+    const done = (bound: boolean) => {
+      socket.destroy();
+      resolve(bound);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      done(error.code !== 'ECONNREFUSED' && error.code !== 'ENOENT'),
+    );
+  });
 }
 
 /** Sends a signal to each verified holder; the pids it reached. */
@@ -323,9 +406,21 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   // Verify: who holds it, as the kernel tells.
   const verified = verify(place);
   const holders = verified.holders;
+  // The token of the record read now: once its holder is stopped, that record, and no successor's, goes.
+  const readToken = verified.record?.token;
 
-  // Ask, with the token, only the verified holder; and wait for it to let go.
-  const refused = await request(place, verified, askDeadline);
+  // Another user's process: not this caller's to ask or signal, and the reader is told whose it is.
+  const foreign = holders.length === 0 ? anotherUsersHolder(place, before) : undefined;
+  if (foreign !== undefined) {
+    const why = force ? `${foreign.why}; no process was signalled, as you may not signal it` : foreign.why;
+    return { ...result('still-running', why), holderUser: foreign.user };
+  }
+
+  // Ask, with the token, only the verified holder; and wait for it to let go. Holders that hold
+  // it orphaned cannot be asked: nothing waits on the interlock for a question.
+  const refused = before.orphaned
+    ? `${before.reason}; ${before.holders && before.holders.length > 1 ? 'they cannot be asked to stop, as none waits' : 'it cannot be asked to stop, as it does not wait'} on the interlock for requests`
+    : await request(place, verified, askDeadline);
   if (refused === undefined && (await untilLetGo(holders, place, askDeadline))) {
     return gone('request', askDeadline);
   }
@@ -383,10 +478,51 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
       next.length === 0
         ? ''
         : `; the lock has passed to pid ${next.map((holder) => holder.pid).join(', ')}, which was sent nothing`;
+    // A release through the name is reported only once the name is free (nothing listens on it), or
+    // taken by a process that did not hold it before: a successor.
+    const kernel =
+      place.name === undefined ||
+      next.length > 0 ||
+      // A holder by its record alone never held the name: whoever listens there is no holder of the lock.
+      !holders.some((holder) => holder.via === 'kernel') ||
+      !(await listening(place.name))
+        ? undefined
+        : kernelHolders(place.name, undefined, place.socket);
+    // Still there from the start (a holder that was not stopped), or one that took it since.
+    const stayed = kernel?.holders.filter((holder) => verified.onName.includes(holder.pid)) ?? [];
+    if (stayed.length > 0) {
+      return result(
+        'still-running',
+        `the holder let go (${how}), but ${stayed.map(describeHolder).join(', ')} still holds the lock's kernel interlock`,
+        via,
+      );
+    }
+    const taken =
+      kernel === undefined
+        ? ''
+        : `; the lock has passed to ${kernel.holders.length === 0 ? 'a process /proc does not show' : kernel.holders.map(describeHolder).join(', ')}, which was sent nothing`;
+    const removed = next.length === 0 && kernel === undefined ? await removeRecordRead() : '';
     const reason =
       lingering.length === 0
-        ? `the holder released the lock and exited (${how})${handedOn}`
-        : `the holder released the lock (${how}); process ${lingering.map((holder) => holder.pid).join(', ')} is still exiting${handedOn}`;
+        ? `the holder released the lock and exited (${how})${removed}${handedOn}${taken}`
+        : `the holder released the lock (${how}); process ${lingering.map((holder) => holder.pid).join(', ')} is still exiting${removed}${handedOn}${taken}`;
     return result('stopped', reason, via);
+  }
+
+  /**
+   * Removes the record this stop read, if it is still there with the same token: the holder it
+   * names is stopped, and a record left behind would make the lock look stale. A successor's
+   * record carries another token and stays; a record replaced between the look and the removal is
+   * left to the claim chain (see `removeStaleLock`), which removes it only while it is stale.
+   */
+  async function removeRecordRead(): Promise<string> {
+    if (readToken === undefined || readRecordFileQuietly(place.path)?.record?.token !== readToken) return '';
+    try {
+      const { removed } = await removeStaleLock(target);
+      return removed ? `; its lock file ${place.path} was removed` : '';
+    } catch {
+      // Not removed (the directory changed, the disk is full): the next start replaces it.
+      return '';
+    }
   }
 }

@@ -270,20 +270,22 @@ describe('portlock run, as a real process', () => {
     assert.match(
       status.stdout,
       new RegExp(
-        `^port ${port}: running: held by pid ${child} \\(.*cli-child\\.mjs plain, user \\S+\\) through the kernel interlock; taken for it by percy, pid ${run.pid}, .*which no longer holds it`,
+        `^port ${port}: running: held by pid ${child} \\(.*cli-child\\.mjs plain, user \\S+\\) through the kernel interlock \\(it inherited the lock from portlock run --name percy, pid ${run.pid}, which has exited\\)\\n$`,
       ),
     );
 
     const refused = await cli(['run', '-p', String(port), '--dir', dir, '--', node, '-e', '0']);
     assert.equal(refused.code, 75);
-    assert.match(refused.stderr, new RegExp(`Held now by: pid ${child} .*, through the kernel interlock\\.`));
-    assert.match(refused.stderr, new RegExp(`Next step: stop that process first \\(for example: kill ${child}\\)`));
+    assert.match(refused.stderr, new RegExp(`: held by pid ${child} .* through the kernel interlock \\(`));
+    assert.match(refused.stderr, new RegExp(`Next step: stop it \\(kill ${child};`));
 
     const polite = await cli(['stop', String(port), '--dir', dir, '--timeout', '1']);
     assert.equal(polite.code, 1);
     assert.match(
       polite.stderr,
-      new RegExp(`process ${child} .* holds its kernel interlock and does not answer stop requests`),
+      new RegExp(
+        `held by pid ${child} .*; it cannot be asked to stop, as it does not wait on the interlock for requests`,
+      ),
     );
     assert.match(polite.stderr, /Next step: portlock stop .* --force/);
 

@@ -34,7 +34,10 @@ export const list: Command = {
   description:
     'One row per lock file: the port (or key), its state, the application, pid, user and age, and what the\n' +
     'holder says it serves: its command, directory and URL. Stale locks\n' +
-    "are marked STALE, with the reason; 'portlock clean' removes them.",
+    "are marked STALE, with the reason; 'portlock clean' removes them. A port held through its kernel\n" +
+    'interlock by processes no lock file names (a command that outlived its `portlock run`, a background\n' +
+    "child that inherited the lock) is listed too, from the kernel's table; 'portlock stop' with its\n" +
+    'force option stops them.',
   options: {},
   exitCodes: [
     [EXIT.ok, 'listed (also when there are no locks)'],
@@ -67,11 +70,14 @@ export const list: Command = {
     ];
     const rows = locks.map((lock) => {
       const record = lock.record;
+      // Held orphaned: the reason is the kernel's account of who holds it and whence.
       const note = [
         // A port's holder may keep its record in another lock directory: name the file to act on.
         heldThrough(record, lock.path, name, 'cli'),
         interlockNote(lock) ??
-          (lock.state === 'held' && lock.certainty === 'certain' && lock.claim === undefined ? '' : lock.reason),
+          (lock.state === 'held' && lock.certainty === 'certain' && lock.claim === undefined && !lock.orphaned
+            ? ''
+            : lock.reason),
       ]
         .filter(Boolean)
         .join('; ');

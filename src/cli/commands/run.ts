@@ -6,7 +6,8 @@ import { currentReader, describeListeners, portInUseNextStep } from '../../liste
 import { mayBeInUse, portHolders } from '../../listeners/port-holders.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import { Lock } from '../../lock/handle.ts';
-import { HANDOFF_ENV, handoffValue } from '../../lock/handoff.ts';
+import { HANDOFF_ENV, handoffValue, RUN_PID_ENV } from '../../lock/handoff.ts';
+import { orphanedAfterRelease } from '../../lock/orphan.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
 import { STOP_SIGNALS, signalExitCode } from '../../signals.ts';
 import type { AcquireOptions, LockHandle } from '../../types.ts';
@@ -111,12 +112,24 @@ export async function refuseInUse(
   return exitCode;
 }
 
+/**
+ * Says so when the lock outlives this run: a background child of the command inherited the lock's
+ * descriptor and holds the port locked, with no lock file, until it exits.
+ */
+function warnInherited(out: Output, port: number, dir: string): void {
+  const left = orphanedAfterRelease(port, dir);
+  if (left === undefined) return;
+  out.err(`portlock: port ${port} stays locked: ${left.reason}.`);
+  out.err(`Next step: let it exit, or stop it: portlock stop ${port} --force.`);
+}
+
 export function refuse(out: Output, error: LockHeldError, exitCode: number): number {
   out.error(error.code, lockHeldMessage(error, 'cli'), {
     state: error.state,
     certainty: error.certainty,
     lockPath: error.lockPath,
     ...(error.meta !== undefined && { holder: error.meta }),
+    ...(error.holders !== undefined && { holders: error.holders }),
   });
   return exitCode;
 }
@@ -137,7 +150,10 @@ function start(
   const token = lock.record.token;
   const handoff =
     fd !== undefined && token !== undefined && lock instanceof Lock
-      ? { [HANDOFF_ENV]: handoffValue({ port, fd: 3, token, leaving: false, dir: dirname(lock.path) }) }
+      ? {
+          [HANDOFF_ENV]: handoffValue({ port, fd: 3, token, leaving: false, dir: dirname(lock.path) }),
+          [RUN_PID_ENV]: String(process.pid),
+        }
       : {};
   if (handoff[HANDOFF_ENV] !== undefined) (lock as Lock).handOff('staying');
   const output = logged ? 'pipe' : 'inherit';
@@ -370,6 +386,7 @@ export const run: Command = {
       stopOnRequest?.clear();
       // A release that fails must not hide the command's exit code; say so and go on.
       await lock?.release().catch((error: unknown) => out.err(`portlock: releasing the lock failed: ${String(error)}`));
+      if (signals.child !== undefined && lock !== undefined) warnInherited(out, port, dirname(lock.path));
       process.off('exit', onExit);
       background.close();
       signals.close();

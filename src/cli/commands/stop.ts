@@ -1,6 +1,8 @@
 import { dirname } from 'node:path';
 import { lockFileElsewhere, otherDirectory, shellWord } from '../../lock/held-through.ts';
+import { listed } from '../../lock/interlock-answer.ts';
 import { stopLock } from '../../lock/stop.ts';
+import { describeHolder } from '../../record/holder-text.ts';
 import { parsePort, parseSeconds, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -17,7 +19,10 @@ export const stop: Command = {
     'It never waits longer than the timeout for a step (a question to the holder gets at least 0.1 s).\n' +
     'With --force, a holder that refuses, does not answer or takes too long is sent SIGTERM, then\n' +
     'SIGKILL: first the process that took the lock, then every process that still holds its kernel\n' +
-    'interlock.',
+    'interlock. Processes that hold the interlock with no record (a command that outlived its\n' +
+    '`portlock run`, a background child that inherited the lock) cannot be asked, and are signalled\n' +
+    "with --force. Once the holder is stopped, the lock file it left is removed. Another user's\n" +
+    'process is never signalled: only that user or root can stop it.',
   arguments: [['<port>', 'the port whose holder to stop (1-65535)']],
   options: {
     timeout: {
@@ -50,7 +55,14 @@ export const stop: Command = {
     const force = values.force === true;
     const result = await stopLock({ port, dir, name, timeout, force });
     const record = result.before.record;
-    const who = record === undefined ? '' : ` ${describeRecord(record)}`;
+    // Held orphaned: no record, and the kernel names the holders.
+    const orphans = result.before.orphaned ? (result.before.holders ?? []) : [];
+    const who =
+      record !== undefined
+        ? ` ${describeRecord(record)}`
+        : orphans.length > 0
+          ? ` ${listed(orphans.map(describeHolder))}`
+          : '';
     if (!out.json) {
       for (const { pid, signals, outcome } of result.processes)
         out.err(`pid ${pid}: sent ${signals.join(', then ')}; ${outcome}.`);
@@ -62,11 +74,25 @@ export const stop: Command = {
       return EXIT.ok;
     }
     const code = result.outcome === 'unknown' ? 'EUNKNOWN' : 'ESTILLRUNNING';
-    out.error(code, `port ${port} is still held by${who || ' a process'}: ${result.reason}.`, { port, ...result });
+    // An orphaned hold's reason, and another user's, names the holders itself.
+    const held =
+      orphans.length > 0 || result.holderUser !== undefined
+        ? `port ${port} is ${result.reason}`
+        : `port ${port} is still held by${who || ' a process'}: ${result.reason}`;
+    out.error(code, `${held}.`, { port, ...result });
     // Held through a lock file in another directory of this user's: that directory's token stops it.
     const elsewhere = lockFileElsewhere(result.before.record, result.before.path);
     const actable = result.before.record !== undefined && otherDirectory(result.before.record, name).actable;
-    if (!out.json && elsewhere !== undefined && actable && result.signalled.length === 0) {
+    if (!out.json && result.holderUser !== undefined) {
+      const user = result.holderUser;
+      out.err(
+        process.getuid?.() === 0
+          ? `Next step: stop it as ${user} (as ${user}: portlock stop ${port}), or kill it yourself.`
+          : user === 'another user'
+            ? `Next step: ask whoever runs it (or root) to stop it; as that user: portlock stop ${port}.`
+            : `Next step: ask ${user === 'root' ? 'root' : `${user} (or root)`} to stop it; as ${user}: portlock stop ${port}.`,
+      );
+    } else if (!out.json && elsewhere !== undefined && actable && result.signalled.length === 0) {
       out.err(`Next step: portlock stop ${port} --dir ${shellWord(dirname(elsewhere))}`);
     } else if (!out.json && !force && result.outcome === 'still-running') {
       out.err(`Next step: portlock stop ${port} --force (SIGTERM, then SIGKILL).`);

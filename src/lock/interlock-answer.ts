@@ -4,7 +4,7 @@ import type { Asked } from '../interlock/client.ts';
 import { type KernelHolders, setApartLookAlikes } from '../interlock/holders.ts';
 import type { LockScope } from '../options/validate.ts';
 import { printable } from '../printable.ts';
-import { describeHolder } from '../record/holder-text.ts';
+import { describeHolder, holdersHold, listed } from '../record/holder-text.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
 
 /** What the interlock says about a lock, once the kernel has been heard: undefined when nobody holds it. */
@@ -23,16 +23,6 @@ interface HeldByInterlock {
   hidden?: true;
   /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
   lookAlikes?: InterlockHolder[];
-}
-
-/** `a`, `a and b`, `a, b and c`. */
-export function listed(items: readonly string[]): string {
-  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
-}
-
-/** `pid 4711 (...) holds` or `pid 4711 (...) and pid 4712 (...) hold`: the processes, with the verb that agrees. */
-export function holdersHold(holders: readonly InterlockHolder[]): string {
-  return `${listed(holders.map(describeHolder))} ${holders.length === 1 ? 'holds' : 'hold'}`;
 }
 
 /** `"percy" pid 1`: what an answer claims to be. */

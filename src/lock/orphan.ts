@@ -10,7 +10,7 @@ import {
 import { interlockName } from '../interlock/name.ts';
 import { answerable } from '../interlock/watchers.ts';
 import { printable } from '../printable.ts';
-import { describeHolder } from '../record/holder-text.ts';
+import { describeHolder, listed } from '../record/holder-text.ts';
 import type { InterlockHolder, LockRecord } from '../types.ts';
 import { HANDOFF_ENV, parseHandoff, RUN_PID_ENV } from './handoff.ts';
 
@@ -114,7 +114,7 @@ export function orphaned(
         })`;
   const file = record === undefined ? ', with no lock file' : '';
   const reason = printable(
-    `held by ${kernel.holders.map(describeHolder).join(', ')} through the kernel interlock${file}${origin}`,
+    `held by ${listed(kernel.holders.map(describeHolder))} through the kernel interlock${file}${origin}`,
   );
   return { holders: kernel.holders, reason, ...(known?.dir !== undefined && { dir: known.dir }) };
 }

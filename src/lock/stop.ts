@@ -11,7 +11,7 @@ import { liveSocketFile } from '../interlock/socket-file.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
-import { describeHolder } from '../record/holder-text.ts';
+import { describeHolder, listed } from '../record/holder-text.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import type {
   InterlockHolder,
@@ -24,7 +24,6 @@ import type {
 import { removeStaleLock } from './clean.ts';
 import { lockFileElsewhere, otherDirectory } from './held-through.ts';
 import { inspectLockWith } from './inspect.ts';
-import { listed } from './interlock-answer.ts';
 import { checkLockDir } from './lock-dir.ts';
 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;

@@ -36,3 +36,13 @@ export function describeHolder(holder: InterlockHolder): string {
   const parts = [holder.command, holder.user && `user ${holder.user}`].filter(Boolean) as string[];
   return printable(`pid ${holder.pid}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`);
 }
+
+/** `a`, `a and b`, `a, b and c`. */
+export function listed(items: readonly string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+}
+
+/** `pid 4711 (...) holds` or `pid 4711 (...) and pid 4712 (...) hold`: the processes, with the verb that agrees. */
+export function holdersHold(holders: readonly InterlockHolder[]): string {
+  return `${listed(holders.map(describeHolder))} ${holders.length === 1 ? 'holds' : 'hold'}`;
+}

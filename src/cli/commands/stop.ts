@@ -1,8 +1,7 @@
 import { dirname } from 'node:path';
 import { lockFileElsewhere, otherDirectory, shellWord } from '../../lock/held-through.ts';
-import { listed } from '../../lock/interlock-answer.ts';
 import { stopLock } from '../../lock/stop.ts';
-import { describeHolder } from '../../record/holder-text.ts';
+import { describeHolder, listed } from '../../record/holder-text.ts';
 import { parsePort, parseSeconds, stringValue, UsageError } from '../args.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';

@@ -1,6 +1,5 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
-import { threadId } from 'node:worker_threads';
 import { type PresenceOwner, presenceBound } from '../interlock/presence.ts';
 
 /** What the process table says about a pid. */
@@ -190,7 +189,11 @@ const INITIAL_PID_NAMESPACE = 'pid:[4026531836]';
 /** The probe of the machine this process runs on. */
 export const systemProbe: ProcessProbe = {
   pid: process.pid,
-  threadId,
+  // Read on first use: node:worker_threads costs a start some milliseconds (it loads the stream
+  // classes), which a refusal, needing no record of its own, would pay for nothing.
+  get threadId() {
+    return process.getBuiltinModule('node:worker_threads').threadId;
+  },
   presenceBound,
   hostname: once(() => hostname()),
   user: once(() => {

@@ -1,6 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crypto } from '../lazy-crypto.ts';
+import { monotonicMs } from '../monotonic.ts';
 import { encode, PROTOCOL_VERSION, parkName, parseReply, type Reply, type Request } from './protocol.ts';
 
 /** How long an asker waits for a holder's answer before reporting it unresponsive. */
@@ -344,13 +345,13 @@ export async function waitForRelease(
           if (until.aborted) return 'timeout';
           if (asked.kind !== 'free') continue;
           before = heard.after;
-          turnAt = performance.now() + TURN_STEP_MS;
+          turnAt = monotonicMs() + TURN_STEP_MS;
           break;
         }
         continue;
       }
       case 'released': {
-        const now = performance.now();
+        const now = monotonicMs();
         // The one this waiter let go first has had its turn: it was the holder that released.
         if (before !== undefined && heard.holder === before) before = undefined;
         if (heard.ahead > 0) {
@@ -366,7 +367,7 @@ export async function waitForRelease(
         continue;
       }
       case 'free': {
-        const wait = turnAt - performance.now();
+        const wait = turnAt - monotonicMs();
         if (before === undefined || wait <= 0 || !exists(before)) return 'released';
         // Free, but the one ahead has not had its turn: look again, a little later each time.
         if (!(await pauseUnless(Math.min(lookPause, wait), until))) return 'timeout';

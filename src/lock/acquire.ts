@@ -7,10 +7,11 @@ import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, Park, waitForRelease } from '../interlock/client.ts';
-import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
+import { legacyFormBound } from '../interlock/holders.ts';
 import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
 import { Interlock } from '../interlock/server.ts';
+import { monotonicMs } from '../monotonic.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import { type RecordFile, readRecordFileQuietly } from '../record/read-record.ts';
@@ -19,7 +20,7 @@ import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord } from '..
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { Lock } from './handle.ts';
 import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
-import { heldByAnswer } from './interlock-answer.ts';
+import { heldByAnswerOn } from './interlock-answer.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { ensureLockDir } from './lock-dir.ts';
 import { ownTokens } from './own-tokens.ts';
@@ -104,8 +105,7 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
   const answer = await ask(name, { op: 'who' }, undefined, options.signal);
   // Given up while asking: the caller's reason, not a refusal.
   options.signal?.throwIfAborted();
-  const kernel = kernelHolders(name);
-  const held = heldByAnswer(answer, probe, kernel, options.scope);
+  const held = heldByAnswerOn(name, answer, probe, options.scope);
   if (held === undefined) {
     // Released between our bind and our question: try again at once.
     return {
@@ -329,7 +329,8 @@ export async function acquireLockWith(
     const adopted = await adoptHandoff(resolved, probe);
     if (adopted !== undefined) return adopted;
   }
-  const started = performance.now();
+  const started = monotonicMs();
+  let since: number | undefined;
   let poll = POLL_MIN_MS;
   // Once it has waited, the event loop has turned: no need to turn it again before resolving.
   let waited = false;
@@ -337,10 +338,10 @@ export async function acquireLockWith(
   let park: Park | undefined;
   try {
     for (;;) {
-      const last = performance.now() - started >= wait;
+      const last = monotonicMs() - started >= wait;
       const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last && identify);
       if (tried.kind === 'acquired') return waited ? tried.lock : await afterMacrotask(tried.lock);
-      const elapsed = performance.now() - started;
+      const elapsed = monotonicMs() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
         if (tried.afterMs > 0) await pause(tried.afterMs, signal);
         signal?.throwIfAborted();
@@ -356,7 +357,7 @@ export async function acquireLockWith(
       }
       // The holder's interlock tells a waiter the moment it is released; otherwise poll.
       // Waiters are served in the order they started waiting (`since`, by the wall clock all share).
-      const since = performance.timeOrigin + started;
+      since ??= Date.now() - (monotonicMs() - started);
       // What taking the lock needs (a token, this process's identity) is made while waiting, not
       // in the hand-over: once, on the first wait (a polling waiter comes here every few ms).
       if (!waited) createRecord(scope, resolved.name, tokenOf(), probe);

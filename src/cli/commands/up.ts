@@ -9,6 +9,7 @@ import { lastLines, linesSince, sizeOf } from '../../background/tail.ts';
 import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import { listLocks } from '../../lock/inspect.ts';
+import { monotonicMs } from '../../monotonic.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
 import { commandText } from '../../record/holder-text.ts';
 import { readRecordFileQuietly } from '../../record/read-record.ts';
@@ -57,7 +58,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
-const remaining = (deadline: number) => Math.max(0, deadline - performance.now());
+const remaining = (deadline: number) => Math.max(0, deadline - monotonicMs());
 
 function urlOf(record: PublicLockRecord, port: number): string {
   return record.url ?? `http://localhost:${port}`;
@@ -347,7 +348,7 @@ export const up: Command = {
       identity: { command: rest, cwd: process.cwd(), name },
       ready: readyText ?? 'tcp',
       readyGiven: readyText !== undefined,
-      deadline: performance.now() + timeoutMs,
+      deadline: monotonicMs() + timeoutMs,
       conflict: parseExitCode(stringValue(values, 'conflict-exit-code') ?? '', '--conflict-exit-code'),
       logOption: stringValue(values, 'log'),
       logSize: parseLogSize(stringValue(values, 'log-size') ?? ''),

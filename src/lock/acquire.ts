@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
 import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
-import { ask, Park, waitForRelease } from '../interlock/client.ts';
+import { type Asked, ask, Park, waitForRelease } from '../interlock/client.ts';
 import { legacyFormBound } from '../interlock/holders.ts';
 import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
@@ -100,9 +100,17 @@ export function judgeWith(
   return (file) => judgeRecordFile(file, context);
 }
 
-/** Asks the holder of a taken interlock who it is, for a refusal that names the real holder. */
-async function heldByInterlock(name: string, options: ResolvedAcquire, probe: ProcessProbe): Promise<Refusal> {
-  const answer = await ask(name, { op: 'who' }, undefined, options.signal);
+/**
+ * Asks the holder of a taken interlock who it is (unless `asked` already did), for a refusal that
+ * names the real holder.
+ */
+async function heldByInterlock(
+  name: string,
+  options: ResolvedAcquire,
+  probe: ProcessProbe,
+  asked?: Asked,
+): Promise<Refusal> {
+  const answer = asked ?? (await ask(name, { op: 'who' }, undefined, options.signal));
   // Given up while asking: the caller's reason, not a refusal.
   options.signal?.throwIfAborted();
   const held = heldByAnswerOn(name, answer, probe, options.scope);
@@ -196,6 +204,23 @@ function firstInDir(dir: string): boolean {
   return true;
 }
 
+let askedFirst = false;
+
+/**
+ * On a process's first try that would name the holder, asks whoever holds `name` before binding
+ * it: undefined where nobody does (then bind). A process's first listen loads node:cluster,
+ * node:child_process and node:dgram (Node's listen checks for a cluster), some milliseconds that
+ * a short-lived process refused because the port is held, the commonest of them, needs not pay:
+ * an answer tells it the name is taken, and who took it. A free name costs one refused connection,
+ * once per process. Linux abstract names only.
+ */
+async function askFirst(name: string, signal: AbortSignal | undefined): Promise<Asked | undefined> {
+  if (askedFirst || !name.startsWith('\0')) return undefined;
+  askedFirst = true;
+  const asked = await ask(name, { op: 'who' }, undefined, signal);
+  return asked.kind === 'free' ? undefined : asked;
+}
+
 /** One try: bind the interlock where there is one, then publish or reclaim the record. */
 async function tryOnce(
   options: ResolvedAcquire,
@@ -212,6 +237,8 @@ async function tryOnce(
   const companions: Interlock[] = [];
   let unavailable: string | undefined;
   if (name !== undefined) {
+    const asked = identifyHolder ? await askFirst(name, options.signal) : undefined;
+    if (asked !== undefined) return { ...(await heldByInterlock(name, options, probe, asked)), takenName: name };
     const bound = await bindBoth(name, scope, dir);
     // Holding the lock's own name is not enough: a holder of its legacy form (an older portlock
     // under Node 22 or later) holds the lock too. It cannot be waited on through the interlock

@@ -208,17 +208,19 @@ let askedFirst = false;
 
 /**
  * On a process's first try that would name the holder, asks whoever holds `name` before binding
- * it: undefined where nobody does (then bind). A process's first listen loads node:cluster,
- * node:child_process and node:dgram (Node's listen checks for a cluster), some milliseconds that
- * a short-lived process refused because the port is held, the commonest of them, needs not pay:
- * an answer tells it the name is taken, and who took it. A free name costs one refused connection,
- * once per process. Linux abstract names only.
+ * it: its answer, or undefined where none came (then bind, as on every later try). A process's
+ * first listen loads node:cluster, node:child_process and node:dgram (Node's listen checks for a
+ * cluster), some milliseconds that a short-lived process refused because the port is held, the
+ * commonest of them, needs not pay: an answer tells it the name is taken, and who took it. Only an
+ * answer counts: a connection that fails proves nothing (bind tells). A free name costs one
+ * refused connection, once per process. Linux abstract names only.
  */
 async function askFirst(name: string, signal: AbortSignal | undefined): Promise<Asked | undefined> {
   if (askedFirst || !name.startsWith('\0')) return undefined;
   askedFirst = true;
   const asked = await ask(name, { op: 'who' }, undefined, signal);
-  return asked.kind === 'free' ? undefined : asked;
+  signal?.throwIfAborted();
+  return asked.kind === 'answered' ? asked : undefined;
 }
 
 /** One try: bind the interlock where there is one, then publish or reclaim the record. */

@@ -186,13 +186,15 @@ function linuxInPidNamespace(pidns: string, pid: number): ProcessInfo | 'gone' |
 // The kernel's fixed inode number of the initial pid namespace (PROC_PID_INIT_INO).
 const INITIAL_PID_NAMESPACE = 'pid:[4026531836]';
 
+const ownThreadId = once(() => process.getBuiltinModule('node:worker_threads').threadId);
+
 /** The probe of the machine this process runs on. */
 export const systemProbe: ProcessProbe = {
   pid: process.pid,
   // Read on first use: node:worker_threads costs a start some milliseconds (it loads the stream
   // classes), which a refusal, needing no record of its own, would pay for nothing.
   get threadId() {
-    return process.getBuiltinModule('node:worker_threads').threadId;
+    return ownThreadId();
   },
   presenceBound,
   hostname: once(() => hostname()),

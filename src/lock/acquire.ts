@@ -208,19 +208,19 @@ let askedFirst = false;
 
 /**
  * On a process's first try that would name the holder, asks whoever holds `name` before binding
- * it: its answer, or undefined where none came (then bind, as on every later try). A process's
- * first listen loads node:cluster, node:child_process and node:dgram (Node's listen checks for a
- * cluster), some milliseconds that a short-lived process refused because the port is held, the
- * commonest of them, needs not pay: an answer tells it the name is taken, and who took it. Only an
- * answer counts: a connection that fails proves nothing (bind tells). A free name costs one
- * refused connection, once per process. Linux abstract names only.
+ * it (undefined: not asked, or nobody listens). A process's first listen loads node:cluster,
+ * node:child_process and node:dgram (Node's listen checks for a cluster), some milliseconds that a
+ * short-lived process refused because the port is held, the commonest of them, needs not pay: an
+ * answer tells it the name is taken, and who took it. Silence is kept: where binding then finds
+ * the name taken, it is the holder's answer (a hung holder is not waited for twice). A free name
+ * costs one refused connection, once per process. Linux abstract names only.
  */
 async function askFirst(name: string, signal: AbortSignal | undefined): Promise<Asked | undefined> {
   if (askedFirst || !name.startsWith('\0')) return undefined;
   askedFirst = true;
   const asked = await ask(name, { op: 'who' }, undefined, signal);
   signal?.throwIfAborted();
-  return asked.kind === 'answered' ? asked : undefined;
+  return asked.kind === 'free' ? undefined : asked;
 }
 
 /** One try: bind the interlock where there is one, then publish or reclaim the record. */
@@ -240,7 +240,10 @@ async function tryOnce(
   let unavailable: string | undefined;
   if (name !== undefined) {
     const asked = identifyHolder ? await askFirst(name, options.signal) : undefined;
-    if (asked !== undefined) return { ...(await heldByInterlock(name, options, probe, asked)), takenName: name };
+    // Only an answer proves the name taken; silence may be a failed connection, which bind tells apart.
+    if (asked?.kind === 'answered') {
+      return { ...(await heldByInterlock(name, options, probe, asked)), takenName: name };
+    }
     const bound = await bindBoth(name, scope, dir);
     // Holding the lock's own name is not enough: a holder of its legacy form (an older portlock
     // under Node 22 or later) holds the lock too. It cannot be waited on through the interlock
@@ -254,7 +257,7 @@ async function tryOnce(
     if (typeof bound === 'string') {
       // A waiter only needs to know when the holder leaves; asking who it is can wait for the refusal.
       const refusal = identifyHolder
-        ? await heldByInterlock(bound, options, probe)
+        ? await heldByInterlock(bound, options, probe, bound === name ? asked : undefined)
         : { ...UNIDENTIFIED, viaInterlock: true };
       return { ...refusal, takenName: bound };
     }

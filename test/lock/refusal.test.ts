@@ -18,7 +18,7 @@ const pidsOf = (holders: InterlockHolder[] | undefined) => (holders ?? []).map((
 
 /** Tries to take the lock in a fresh process (its first acquire), returning what it was told. */
 async function refusalIn(freshProcess: { port: number; dir: string }): Promise<string> {
-  const child = spawnTs(fixture('try-acquire.ts'), [JSON.stringify(freshProcess)], {
+  const child = spawnTs(fixture('try-acquire.ts'), [JSON.stringify({ ...freshProcess, inspect: false })], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const { stdout } = await finished(child);
@@ -89,6 +89,35 @@ describe('the holders of a lock, looked for among the processes an answer names'
         // Gone already.
       }
       innocent.child.kill('SIGKILL');
+    }
+  });
+
+  it('a fresh process asks a holder that does not answer once, and names it', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const silent = spawnTs(fixture('silent-interlock.ts'), [JSON.stringify({ port, dir })], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let asked = 0;
+    try {
+      await lineMatching(silent, /"ready":true/);
+      silent.stdout?.on('data', (chunk: Buffer) => {
+        asked += chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((line) => line.includes('"asked":true')).length;
+      });
+      const message = await refusalIn({ port, dir });
+      assert.match(
+        message,
+        new RegExp(`pid ${silent.pid} \\(.*\\) holds the lock's kernel interlock, and does not answer`),
+      );
+      // Every connection is reported before the refused process could have exited: one line per question.
+      silent.stdin?.end();
+      await once(silent, 'close');
+      assert.equal(asked, 1, 'asked once, not once before binding and again after');
+    } finally {
+      silent.kill('SIGKILL');
     }
   });
 

@@ -388,8 +388,10 @@ export async function acquireLockWith(
         continue;
       }
       // The holder's interlock tells a waiter the moment it is released; otherwise poll.
-      // Waiters are served in the order they started waiting (`since`, by the wall clock all share).
-      since ??= Date.now() - (monotonicMs() - started);
+      // Waiters are served in the order they started waiting (`since`, by the wall clock all share,
+      // to the microsecond: waiters often start within the same millisecond). Only a waiter pays
+      // for loading perf_hooks, which the global `performance` does.
+      since ??= performance.timeOrigin + performance.now() - (monotonicMs() - started);
       // What taking the lock needs (a token, this process's identity) is made while waiting, not
       // in the hand-over: once, on the first wait (a polling waiter comes here every few ms).
       if (!waited) createRecord(scope, resolved.name, tokenOf(), probe);

@@ -117,7 +117,18 @@ export function renderLoading(result: RefusalResult, env: Environment, command: 
       ['Goal', 'Measured', 'Met'],
       goals.map((row) => [row.goal, row.measured, row.met]),
     ),
-    ...result.nodes.flatMap((loading) => ['', `### Node ${loading.node}`, '', nodeTable(loading)]),
+    ...result.nodes.flatMap((loading) => [
+      '',
+      `### Node ${loading.node}`,
+      '',
+      nodeTable(loading),
+      ...(loading.cliBuiltins === undefined
+        ? []
+        : [
+            '',
+            `Builtin modules the CLI's refusal loads after its start (Node's internal ones not shown): ${loading.cliBuiltins.map((id) => `\`${id}\``).join(', ') || 'none'}.`,
+          ]),
+    ]),
     ...(sample === undefined ? [] : ['', `First line of a refusal: \`${sample.replaceAll('`', "'")}\``]),
     END,
   ].join('\n');

@@ -2,7 +2,7 @@
 // the port is taken, each against a bare `node -e 0` in the same round, on every Node selected.
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnTracked } from './children.ts';
@@ -29,6 +29,12 @@ export interface NodeLoading {
   node: string;
   execPath: string;
   variants: Record<string, RefusalVariant>;
+  /**
+   * The builtin modules (Node's public ones, not its internals) the CLI's refusal loads beyond
+   * those loaded when its main module starts, in the order it loads them: each costs a fresh
+   * process their compile and setup. Undefined where the Node binary does not list them.
+   */
+  cliBuiltins?: string[];
 }
 
 export interface RefusalResult {
@@ -146,6 +152,33 @@ async function timeOnce(node: string, variant: Variant): Promise<{ ms: number; c
   return { ms: nowMs() - start, code, stderr };
 }
 
+// Run with `--import` before a command: at exit, writes the builtins loaded since it ran to the
+// file PORTLOCK_BENCH_BUILTINS names. process.moduleLoadList is Node's own record of them.
+const LIST_BUILTINS = [
+  'const before = new Set(process.moduleLoadList ?? []);',
+  "process.on('exit', () => {",
+  '  const loaded = (process.moduleLoadList ?? []).filter((entry) => !before.has(entry));',
+  "  const builtins = loaded.map((entry) => /^NativeModule (.*)$/.exec(entry)?.[1]).filter((id) => id !== undefined && !id.startsWith('internal/'));",
+  "  process.getBuiltinModule('node:fs').writeFileSync(process.env.PORTLOCK_BENCH_BUILTINS, JSON.stringify(builtins));",
+  '});',
+].join('\n');
+
+/** The builtins a variant loads once its process has started (see {@link LIST_BUILTINS}). */
+function builtinsLoaded(node: string, variant: Variant): string[] | undefined {
+  const out = join(tempDir('builtins'), 'builtins.json');
+  const preload = `data:text/javascript,${encodeURIComponent(LIST_BUILTINS)}`;
+  spawnSync(node, ['--import', preload, ...variant.args], {
+    env: { ...process.env, ...variant.env, PORTLOCK_BENCH_BUILTINS: out },
+    stdio: 'ignore',
+    timeout: 15_000,
+  });
+  try {
+    return JSON.parse(readFileSync(out, 'utf8')) as string[];
+  } catch {
+    return undefined;
+  }
+}
+
 async function measure(node: string, variants: Variant[], rounds: number): Promise<NodeLoading> {
   const runs = new Map(
     variants.map((v) => [v.key, { ms: [] as number[], codes: {} as Record<string, number>, sample: '' }]),
@@ -178,7 +211,9 @@ async function measure(node: string, variants: Variant[], rounds: number): Promi
   }
   // A binary inside the repository (as .ci/run installs Node 24) is named relative to it.
   const execPath = node.startsWith(repoRoot) ? relative(repoRoot, node) : node;
-  return { node: versionOf(node), execPath, variants: result };
+  const cli = variants.find((variant) => variant.key === 'cli');
+  const cliBuiltins = cli === undefined ? undefined : builtinsLoaded(node, cli);
+  return { node: versionOf(node), execPath, variants: result, ...(cliBuiltins !== undefined && { cliBuiltins }) };
 }
 
 /**

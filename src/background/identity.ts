@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { crypto } from '../lazy-crypto.ts';
 import type { PublicLockRecord } from '../types.ts';
 
 /** What makes two `portlock up` calls the same server: the command, the directory, the name. */
@@ -26,7 +26,7 @@ export function identityText(identity: ServerIdentity): string {
 
 /** The key of the lock that lets one `up` of an identity at a time decide whether to start it. */
 export function startingKey(identity: ServerIdentity): string {
-  return `up-${createHash('sha256').update(identityText(identity)).digest('hex').slice(0, 24)}`;
+  return `up-${crypto().createHash('sha256').update(identityText(identity)).digest('hex').slice(0, 24)}`;
 }
 
 /** The pid that serves: the command under `portlock run`, or the holder itself. */

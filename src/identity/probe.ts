@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
-import { threadId } from 'node:worker_threads';
 import { type PresenceOwner, presenceBound } from '../interlock/presence.ts';
 
 /** What the process table says about a pid. */
@@ -246,10 +245,16 @@ function linuxInPidNamespace(pidns: string, pid: number): ProcessInfo | 'gone' |
 // The kernel's fixed inode number of the initial pid namespace (PROC_PID_INIT_INO).
 const INITIAL_PID_NAMESPACE = 'pid:[4026531836]';
 
+const ownThreadId = once(() => process.getBuiltinModule('node:worker_threads').threadId);
+
 /** The probe of the machine this process runs on. */
 export const systemProbe: ProcessProbe = {
   pid: process.pid,
-  threadId,
+  // Read on first use: node:worker_threads costs a start some milliseconds (it loads the stream
+  // classes), which a refusal, needing no record of its own, would pay for nothing.
+  get threadId() {
+    return ownThreadId();
+  },
   presenceBound,
   hostname: once(() => hostname()),
   user: once(() => {

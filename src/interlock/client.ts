@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { processExists } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
 import { listenOrFail } from '../listen-or-fail.ts';
+import { monotonicMs } from '../monotonic.ts';
 import { MAX_TIMER_MS } from '../options/validate.ts';
 import { readLines } from './lines.ts';
 import { encode, PROTOCOL_VERSION, parkName, parseReply, type Reply, type Request } from './protocol.ts';
@@ -333,13 +334,13 @@ export async function waitForRelease(
           if (until.aborted) return 'timeout';
           if (asked.kind !== 'free') continue;
           before = heard.after;
-          turnAt = performance.now() + TURN_STEP_MS;
+          turnAt = monotonicMs() + TURN_STEP_MS;
           break;
         }
         continue;
       }
       case 'released': {
-        const now = performance.now();
+        const now = monotonicMs();
         // The one this waiter let go first has had its turn: it was the holder that released.
         if (before !== undefined && heard.holder === before) before = undefined;
         if (heard.ahead > 0) {
@@ -355,7 +356,7 @@ export async function waitForRelease(
         continue;
       }
       case 'free': {
-        const wait = turnAt - performance.now();
+        const wait = turnAt - monotonicMs();
         if (before === undefined || wait <= 0 || processExists(before) === 'gone') return 'released';
         // Free, but the one ahead has not had its turn: look again, a little later each time.
         if (!(await pauseUnless(Math.min(lookPause, wait), until))) return 'timeout';

@@ -261,6 +261,40 @@ export function kernelHolders(name: string, owners?: () => SocketOwners, real?: 
   return real === undefined ? kernel : setApartLookAlikes(kernel, real);
 }
 
+/**
+ * {@link kernelHolders} looking at `pids` alone, not at every process in /proc: what it tells
+ * where the kernel shows every socket listening on the name (under either form) held by one of
+ * them; undefined where one is held by none of them, nothing listens, or /proc cannot tell (ask
+ * {@link kernelHolders} then). Processes outside `pids` may hold the same sockets too (a child
+ * the holder handed its socket to): `holders` names only those among `pids` that do. Each pid's
+ * descriptors are read once.
+ */
+export function kernelHoldersAmong(name: string, pids: readonly number[]): KernelHolders | undefined {
+  if (process.platform !== 'linux' || !name.startsWith('\0') || pids.length === 0) return undefined;
+  const table = readText('/proc/net/unix', 'utf8');
+  if (table === undefined) return undefined;
+  const listening = listeningAbstractNames(table);
+  const [own = [], legacy = []] = kernelForms(name).map((form) => listening.get(shownAs(form)) ?? []);
+  if (own.length + legacy.length === 0) return undefined;
+  const links = new Set([...own, ...legacy].map((inode) => `socket:[${inode}]`));
+  const heldBy = new Map<string, number[]>();
+  for (const pid of new Set(pids)) {
+    for (const link of socketsHeldBy(String(pid), links)) heldBy.set(link, [...(heldBy.get(link) ?? []), pid]);
+  }
+  if (heldBy.size < links.size) return undefined;
+  const pidsOf = (inode: string) => heldBy.get(`socket:[${inode}]`) ?? [];
+  const sockets: KernelSocket[] = [
+    ...own.map((inode) => ({ inode, form: 'own' as const, pids: pidsOf(inode) })),
+    ...legacy.map((inode) => ({ inode, form: 'legacy' as const, pids: pidsOf(inode) })),
+  ];
+  const described = new Map<number, InterlockHolder>();
+  for (const pid of new Set([...heldBy.values()].flat())) {
+    const holder = describeProcess(pid);
+    if (holder !== undefined) described.set(pid, holder);
+  }
+  return fromSockets(sockets, described, own.length > 1 ? { ambiguous: true } : {});
+}
+
 /** For each socket link, the pids holding it open: from a shared scan, or by reading /proc now. */
 function socketPids(links: string[], owners: (() => SocketOwners) | undefined): (inode: string) => number[] {
   let index: SocketOwners;

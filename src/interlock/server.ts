@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { listenOrFail } from '../listen-or-fail.ts';
+import { monotonicMs } from '../monotonic.ts';
 import { sameToken } from '../same-token.ts';
 import type { PublicLockRecord, StopRequestHandler } from '../types.ts';
 import { boundAbstractNames, shownAs, socketInode } from './holders.ts';
@@ -162,7 +163,7 @@ export class Interlock {
       const oldest = this.#pending.keys().next().value;
       oldest?.destroy();
     }
-    this.#pending.set(socket, performance.now());
+    this.#pending.set(socket, monotonicMs());
     this.#armSweep();
     readLines(socket, MAX_REQUEST_BYTES, (line) => {
       this.#pending.delete(socket);
@@ -189,10 +190,10 @@ export class Interlock {
     if (this.#sweep !== undefined || this.#closed) return;
     const oldest = this.#pending.values().next().value;
     if (oldest === undefined) return;
-    const delay = Math.max(0, oldest + REQUEST_TIMEOUT_MS - performance.now());
+    const delay = Math.max(0, oldest + REQUEST_TIMEOUT_MS - monotonicMs());
     this.#sweep = setTimeout(() => {
       this.#sweep = undefined;
-      const cutoff = performance.now() - REQUEST_TIMEOUT_MS;
+      const cutoff = monotonicMs() - REQUEST_TIMEOUT_MS;
       for (const [socket, arrived] of this.#pending) {
         if (arrived > cutoff) break;
         this.#pending.delete(socket);

@@ -13,6 +13,7 @@ import { directoryIdentity, keyPathName } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
 import { Interlock } from '../interlock/server.ts';
 import { bindSocketFile, type SocketFileTaker } from '../interlock/socket-file.ts';
+import { monotonicMs } from '../monotonic.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
@@ -21,11 +22,11 @@ import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord } from '..
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { Lock } from './handle.ts';
 import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
-import { heldByAnswer } from './interlock-answer.ts';
+import { heldByAnswer, heldByAnswerOn } from './interlock-answer.ts';
 import { judgeWith } from './judge-here.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { checkOwnLockDir, ensureLockDir } from './lock-dir.ts';
-import { askUnlessOrphaned, kernelAfterAsk } from './orphan.ts';
+import { askUnlessOrphaned, type Heard, kernelAfterAsk } from './orphan.ts';
 import { ownTokens } from './own-tokens.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
@@ -99,12 +100,18 @@ function describeScope(scope: LockScope): string {
   return scope.kind === 'port' ? `port ${scope.port}` : `key ${scope.key}`;
 }
 
-/** Asks the holder of a taken interlock who it is, for a refusal that names the real holder. */
-async function heldByInterlock(name: string, options: ResolvedAcquire, probe: ProcessProbe): Promise<Refusal> {
-  // Held by processes that cannot answer: named from the kernel's table at once, not asked.
-  const file = readRecordFileQuietly(options.path)?.record;
-  const port = options.scope.kind === 'port' ? options.scope.port : undefined;
-  const heard = await askUnlessOrphaned(name, () => kernelHolders(name), file, port, ASK_TIMEOUT_MS, options.signal);
+/**
+ * Asks the holder of a taken interlock who it is (unless `heard` already did), for a refusal that
+ * names the real holder. Held by processes that cannot answer: named from the kernel's table at
+ * once, not asked.
+ */
+async function heldByInterlock(
+  name: string,
+  options: ResolvedAcquire,
+  probe: ProcessProbe,
+  heard?: Heard,
+): Promise<Refusal> {
+  heard ??= await askHolder(name, options);
   // Given up while asking: the caller's reason, not a refusal.
   options.signal?.throwIfAborted();
   if (heard.orphan !== undefined) {
@@ -113,8 +120,17 @@ async function heldByInterlock(name: string, options: ResolvedAcquire, probe: Pr
     return { kind: 'held', viaInterlock: true, record: undefined, holders, orphaned: true, verdict };
   }
   const answer = heard.asked;
-  const kernel = kernelAfterAsk(answer, heard.kernel, () => kernelHolders(name));
-  const held = heldByAnswer(answer, probe, kernel, options.scope);
+  // The kernel read while waiting for the answer serves again where it still shows the answerer;
+  // otherwise the processes the answer names are looked at first (see heldByAnswerOn).
+  const held =
+    heard.kernel === undefined
+      ? heldByAnswerOn(name, answer, probe, options.scope)
+      : heldByAnswer(
+          answer,
+          probe,
+          kernelAfterAsk(answer, heard.kernel, () => kernelHolders(name)),
+          options.scope,
+        );
   if (held === undefined) {
     // Released between our bind and our question: try again at once.
     return {
@@ -214,6 +230,33 @@ function firstInDir(dir: string): boolean {
   return true;
 }
 
+let askedFirst = false;
+
+/**
+ * On a process's first try that would name the holder, asks whoever holds `name` before binding
+ * it (undefined: not asked, or nobody listens). A process's first listen loads node:cluster,
+ * node:child_process and node:dgram (Node's listen checks for a cluster), some milliseconds that a
+ * short-lived process refused because the port is held, the commonest of them, needs not pay: an
+ * answer tells it the name is taken, and who took it, and so does the kernel naming holders that
+ * cannot answer (see askUnlessOrphaned). Silence is kept: where binding then finds the name taken,
+ * it is the holder's answer (a hung holder is not waited for twice). A free name costs one refused
+ * connection, once per process. Linux abstract names only.
+ */
+async function askFirst(name: string, options: ResolvedAcquire): Promise<Heard | undefined> {
+  if (askedFirst || !name.startsWith('\0')) return undefined;
+  askedFirst = true;
+  const heard = await askHolder(name, options);
+  options.signal?.throwIfAborted();
+  return heard.orphan === undefined && heard.asked.kind === 'free' ? undefined : heard;
+}
+
+/** Asks who holds `name`, or learns from the kernel that none of its holders can answer. */
+function askHolder(name: string, options: ResolvedAcquire): Promise<Heard> {
+  const recordOf = () => readRecordFileQuietly(options.path)?.record;
+  const port = options.scope.kind === 'port' ? options.scope.port : undefined;
+  return askUnlessOrphaned(name, () => kernelHolders(name), recordOf, port, ASK_TIMEOUT_MS, options.signal);
+}
+
 /** One try: bind the interlock where there is one, then publish or reclaim the record. */
 async function tryOnce(
   options: ResolvedAcquire,
@@ -234,6 +277,12 @@ async function tryOnce(
   const companions: Interlock[] = [];
   let unavailable: string | undefined;
   if (name !== undefined) {
+    const heard = identifyHolder && kind !== 'socket-file' ? await askFirst(name, options) : undefined;
+    // Only an answer, or the kernel naming holders that cannot answer, proves the name taken;
+    // silence may be a failed connection, which bind tells apart.
+    if (heard !== undefined && (heard.orphan !== undefined || heard.asked.kind === 'answered')) {
+      return { ...(await heldByInterlock(name, options, probe, heard)), takenName: name };
+    }
     const tried =
       kind === 'socket-file'
         ? await bindSocketFile(scope, dir, takerFor(options, probe, tokenOf))
@@ -252,7 +301,7 @@ async function tryOnce(
     if (typeof bound === 'string') {
       // A waiter only needs to know when the holder leaves; asking who it is can wait for the refusal.
       const refusal = identifyHolder
-        ? await heldByInterlock(bound, options, probe)
+        ? await heldByInterlock(bound, options, probe, bound === name ? heard : undefined)
         : { ...UNIDENTIFIED, viaInterlock: true };
       return { ...refusal, takenName: bound };
     }
@@ -362,7 +411,8 @@ export async function acquireLockWith(
     const adopted = await adoptHandoff(resolved, probe);
     if (adopted !== undefined) return adopted;
   }
-  const started = performance.now();
+  const started = monotonicMs();
+  let since: number | undefined;
   let poll = POLL_MIN_MS;
   // Once it has waited, the event loop has turned: no need to turn it again before resolving.
   let waited = false;
@@ -370,10 +420,10 @@ export async function acquireLockWith(
   let park: Park | undefined;
   try {
     for (;;) {
-      const last = performance.now() - started >= wait;
+      const last = monotonicMs() - started >= wait;
       const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last && identify);
       if (tried.kind === 'acquired') return waited ? tried.lock : await afterMacrotask(tried.lock);
-      const elapsed = performance.now() - started;
+      const elapsed = monotonicMs() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
         if (tried.afterMs > 0) await pause(tried.afterMs, signal);
         signal?.throwIfAborted();
@@ -388,8 +438,10 @@ export async function acquireLockWith(
         continue;
       }
       // The holder's interlock tells a waiter the moment it is released; otherwise poll.
-      // Waiters are served in the order they started waiting (`since`, by the wall clock all share).
-      const since = performance.timeOrigin + started;
+      // Waiters are served in the order they started waiting (`since`, by the wall clock all share,
+      // to the microsecond: waiters often start within the same millisecond). Only a waiter pays
+      // for loading perf_hooks, which the global `performance` does.
+      since ??= performance.timeOrigin + performance.now() - (monotonicMs() - started);
       // What taking the lock needs (a token, this process's identity) is made while waiting, not
       // in the hand-over: once, on the first wait (a polling waiter comes here every few ms).
       if (!waited) createRecord(scope, resolved.name, tokenOf(), probe);

@@ -96,7 +96,13 @@ export async function judgeLock(
       ? undefined
       : unbound
         ? { asked: FREE }
-        : await askUnlessOrphaned(name, () => kernelHolders(name, owners), file?.record, port, askTimeoutMs);
+        : await askUnlessOrphaned(
+            name,
+            () => kernelHolders(name, owners),
+            () => file?.record,
+            port,
+            askTimeoutMs,
+          );
   if (heard?.orphan !== undefined) {
     const verdict = { state: 'held', certainty: 'certain', reason: heard.orphan.reason } as const;
     return { file, verdict, record: undefined, holders: heard.orphan.holders, orphaned: true };

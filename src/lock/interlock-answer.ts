@@ -1,7 +1,7 @@
 import type { Verdict } from '../identity/judge.ts';
 import { readText } from '../identity/probe.ts';
 import type { Asked } from '../interlock/client.ts';
-import { type KernelHolders, setApartLookAlikes } from '../interlock/holders.ts';
+import { type KernelHolders, kernelHolders, kernelHoldersAmong, setApartLookAlikes } from '../interlock/holders.ts';
 import type { LockScope } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { describeHolder, holdersHold, listed } from '../record/holder-text.ts';
@@ -177,4 +177,32 @@ export function heldByAnswer(
         ? legacy
         : ', and refused to say who it is';
   return held('certain', `${holdersHold(holders)} the lock's kernel interlock${why}`);
+}
+
+/**
+ * {@link heldByAnswer} for the interlock `name`, asking the kernel no more than it takes. Reading
+ * every process's descriptors for the holders of the name is most of what a refusal costs, and the
+ * answer names the one to look at: where that process holds every socket listening on the name
+ * and the kernel vouches for the answer, that settles it, since the refusal then names the holder
+ * from its answer alone. Every other case is judged on all of /proc, because its message names
+ * every holder: no answer, an answer the kernel does not vouch for, a look-alike, and a port
+ * below the unprivileged start (a holder that could not have bound it is an impostor, even one
+ * the answer does not name).
+ */
+export function heldByAnswerOn(
+  name: string,
+  asked: Asked,
+  probe: { pid: number; pidns?(): string | undefined },
+  scope?: LockScope,
+): HeldByInterlock | undefined {
+  const answer =
+    asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
+  const privileged = scope?.kind === 'port' && scope.port < unprivilegedPortStart();
+  const claimed = answer === undefined || privileged ? undefined : kernelHoldersAmong(name, [answer.pid]);
+  if (claimed !== undefined) {
+    const held = heldByAnswer(asked, probe, claimed, scope);
+    const settled = held?.record !== undefined && held.verdict.state === 'held' && !held.impostor;
+    if (settled && held.lookAlikes === undefined) return held;
+  }
+  return heldByAnswer(asked, probe, kernelHolders(name), scope);
 }

@@ -136,12 +136,13 @@ export type Heard =
  * Asks the holder of `name` who it is, and meanwhile, once {@link ORPHAN_LOOK_MS} has passed
  * without an answer, looks in the kernel (`read`) whether any holder can answer at all: held
  * orphaned, the question is abandoned and the orphans are returned. The kernel's holders, where
- * they were read, come back too, for judging the answer by (see {@link kernelAfterAsk}).
+ * they were read, come back too, for judging the answer by (see {@link kernelAfterAsk}). `recordOf`
+ * gives the lock's record, read only then (a holder that answers at once costs no file read).
  */
 export async function askUnlessOrphaned(
   name: string,
   read: () => KernelHolders,
-  record: LockRecord | undefined,
+  recordOf: () => LockRecord | undefined,
   port: number | undefined,
   timeoutMs: number,
   signal?: AbortSignal,
@@ -156,7 +157,7 @@ export async function askUnlessOrphaned(
   clearTimeout(timer);
   if (first !== 'look') return { asked: first };
   const kernel = read();
-  const orphan = orphaned(kernel, record, port);
+  const orphan = orphaned(kernel, recordOf(), port);
   if (orphan === undefined) return { asked: await question, kernel };
   give.abort();
   await question;

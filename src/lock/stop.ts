@@ -8,6 +8,7 @@ import { interlockKind, recordedKind, unverifiable } from '../interlock/flavour.
 import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { liveSocketFile } from '../interlock/socket-file.ts';
+import { monotonicMs } from '../monotonic.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
@@ -46,7 +47,7 @@ const MIN_ANSWER_MS = 100;
 
 /** The time left until `deadline` for a holder to answer: at most the usual wait, at least a moment. */
 const answerBudget = (deadline: number) =>
-  Math.round(Math.max(MIN_ANSWER_MS, Math.min(ASK_TIMEOUT_MS, deadline - performance.now())));
+  Math.round(Math.max(MIN_ANSWER_MS, Math.min(ASK_TIMEOUT_MS, deadline - monotonicMs())));
 
 /** What a stop knows of the lock it stops: the facts every verification is checked against. */
 interface Place {
@@ -271,14 +272,14 @@ async function untilLetGo(initial: Verified[], place: Place, deadline: number): 
   for (;;) {
     const holding = stillHolding(initial, place);
     if (holding.length === 0) return true;
-    const left = deadline - performance.now();
+    const left = deadline - monotonicMs();
     if (left <= 0) return false;
-    const started = performance.now();
+    const started = monotonicMs();
     // The interlock tells a waiter the moment its holder lets go; never look sooner than a poll period.
     if (place.name !== undefined && holding.some((holder) => holder.via === 'kernel')) {
       await waitForRelease(place.name, Math.min(left, WAKE_MS));
     }
-    const rest = Math.min(POLL_MS - (performance.now() - started), deadline - performance.now());
+    const rest = Math.min(POLL_MS - (monotonicMs() - started), deadline - monotonicMs());
     if (rest > 0) await sleep(rest);
   }
 }
@@ -294,7 +295,7 @@ async function untilExited(holders: Verified[], deadline: number): Promise<Verif
       return info !== 'gone' && info?.startTime === holder.startTime;
     });
   let left = alive();
-  while (left.length > 0 && performance.now() < deadline) {
+  while (left.length > 0 && monotonicMs() < deadline) {
     await sleep(POLL_MS);
     left = alive();
   }
@@ -382,7 +383,7 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   };
 
   // Look. The kernel's table of bound names is read first: a free name is free without a question.
-  const askDeadline = performance.now() + timeout;
+  const askDeadline = monotonicMs() + timeout;
   // Looked at even without a lock directory: a port's kernel name is the same for every directory.
   before = await inspectLockWith(target, systemProbe, {
     askTimeoutMs: answerBudget(askDeadline),
@@ -434,14 +435,14 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   const recordPid = verified.record?.pid;
   const recordHolds = stillHolding(holders, place).some((holder) => holder.pid === recordPid);
   if (signalVerified('SIGTERM', (holder) => !recordHolds || holder.pid === recordPid) === 0) {
-    return gone('request', performance.now() + timeout);
+    return gone('request', monotonicMs() + timeout);
   }
-  const termDeadline = performance.now() + timeout;
+  const termDeadline = monotonicMs() + timeout;
   if (await untilLetGo(holders, place, termDeadline)) return gone('SIGTERM', termDeadline);
 
   // Verify, signal SIGKILL to every verified process still holding it, wait.
-  if (signalVerified('SIGKILL') === 0) return gone('SIGTERM', performance.now() + timeout);
-  const killDeadline = performance.now() + timeout;
+  if (signalVerified('SIGKILL') === 0) return gone('SIGTERM', monotonicMs() + timeout);
+  const killDeadline = monotonicMs() + timeout;
   if (await untilLetGo(holders, place, killDeadline)) return gone('SIGKILL', killDeadline);
   return result('still-running', `${why}; it was sent SIGTERM and SIGKILL and still holds the lock`);
 

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError, LockPathError, PortRangeExhaustedError } from '../errors.ts';
 import { systemProbe } from '../identity/probe.ts';
 import { acquireLockWith } from '../lock/acquire.ts';
+import { monotonicMs } from '../monotonic.ts';
 import type { LockHandle } from '../types.ts';
 import { checkPort } from './bind-check.ts';
 import { candidates } from './candidates.ts';
@@ -76,11 +77,11 @@ export async function acquirePort(options: PortOptions = {}): Promise<PortHandle
   const resolved = resolvePortOptions(options);
   const { signal } = resolved.lock;
   signal?.throwIfAborted();
-  const started = performance.now();
+  const started = monotonicMs();
   for (;;) {
     const search = await searchOnce(resolved);
     if (search.kind === 'found') return search.handle;
-    if (performance.now() - started >= resolved.wait) {
+    if (monotonicMs() - started >= resolved.wait) {
       throw new PortRangeExhaustedError(resolved.range, search.byPortlock, search.byOthers);
     }
     try {

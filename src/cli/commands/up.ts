@@ -10,6 +10,7 @@ import { LockHeldError, PortRangeExhaustedError } from '../../errors.ts';
 import { processExists } from '../../identity/probe.ts';
 import { acquireLock } from '../../lock/acquire.ts';
 import { listLocks } from '../../lock/inspect.ts';
+import { monotonicMs } from '../../monotonic.ts';
 import { acquirePort } from '../../port/acquire-port.ts';
 import { commandText } from '../../record/holder-text.ts';
 import { readRecordFileQuietly } from '../../record/read-record.ts';
@@ -51,7 +52,7 @@ const RELEASE_WAIT_MS = 2000;
 /** Whether a process exists (another user's included). */
 const isAlive = (pid: number) => processExists(pid) !== 'gone';
 
-const remaining = (deadline: number) => Math.max(0, deadline - performance.now());
+const remaining = (deadline: number) => Math.max(0, deadline - monotonicMs());
 
 function urlOf(record: PublicLockRecord, port: number): string {
   return record.url ?? `http://localhost:${port}`;
@@ -341,7 +342,7 @@ export const up: Command = {
       identity: { command: rest, cwd: process.cwd(), name },
       ready: readyText ?? 'tcp',
       readyGiven: readyText !== undefined,
-      deadline: performance.now() + timeoutMs,
+      deadline: monotonicMs() + timeoutMs,
       conflict: parseExitCode(stringValue(values, 'conflict-exit-code') ?? '', '--conflict-exit-code'),
       logOption: stringValue(values, 'log'),
       logSize: parseLogSize(stringValue(values, 'log-size') ?? ''),

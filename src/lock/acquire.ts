@@ -8,7 +8,7 @@ import { type JudgeContext, judgeRecordFile, UNREADABLE_GRACE_MS, type Verdict }
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ask, Park, waitForRelease } from '../interlock/client.ts';
 import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
-import { directoryIdentity, interlockName, keyPathName } from '../interlock/name.ts';
+import { directoryIdentity, interlockName, keyPathName, legacyForm } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
 import { Interlock } from '../interlock/server.ts';
 import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
@@ -152,6 +152,29 @@ async function bindBoth(
   return second === 'unavailable' ? { first } : { first, second };
 }
 
+// Node 22 and later bind an abstract name's exact bytes; Node 20 pads every name to the full
+// sun_path, and so cannot bind a lock name's legacy (unpadded) form.
+const BINDS_EXACT_NAMES = Number(process.versions.node.split('.')[0]) >= 22;
+
+/**
+ * Makes sure no older portlock holds the legacy form of a name just bound (it holds the lock too,
+ * see `legacyForm`): `taken` if one does. Where Node binds exact names, the legacy form is bound
+ * beside the name and returned, to be held with the lock: that answers without reading the
+ * kernel's table, and shuts an older portlock out for as long as the lock is held. Elsewhere (or
+ * if that bind is refused) the table tells.
+ */
+async function guardLegacyForm(name: string): Promise<Interlock | 'taken' | undefined> {
+  const legacy = legacyForm(name);
+  if (legacy === undefined || process.platform !== 'linux') return undefined;
+  if (BINDS_EXACT_NAMES) {
+    const bound = await Interlock.bind(legacy);
+    if (typeof bound === 'object') return bound;
+    // Found taken: by an older portlock, by a holder of both forms that is just exiting (the kernel
+    // closes a dead process's sockets one by one), or, if Node padded it after all, by our own name.
+  }
+  return legacyFormBound(name) ? 'taken' : undefined;
+}
+
 /** Whether a key lock's directory is still the one it was taken in (not moved away, removed or replaced). */
 function dirWatch(dir: string): () => boolean {
   const identity = directoryIdentity(dir);
@@ -216,12 +239,14 @@ async function tryOnce(
     // Holding the lock's own name is not enough: a holder of its legacy form (an older portlock
     // under Node 22 or later) holds the lock too. It cannot be waited on through the interlock
     // under every Node version, so a waiter polls.
-    if (typeof bound === 'object' && legacyFormBound(name)) {
+    const legacy = typeof bound === 'object' ? await guardLegacyForm(name) : undefined;
+    if (typeof bound === 'object' && legacy === 'taken') {
       bound.first.close();
       bound.second?.close();
       const refusal = identifyHolder ? await heldByInterlock(name, options, probe) : UNIDENTIFIED;
       return { ...refusal, viaInterlock: false };
     }
+    if (typeof legacy === 'object') companions.push(legacy);
     if (typeof bound === 'string') {
       // A waiter only needs to know when the holder leaves; asking who it is can wait for the refusal.
       const refusal = identifyHolder

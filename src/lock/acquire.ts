@@ -219,6 +219,20 @@ function firstInDir(dir: string): boolean {
   return true;
 }
 
+/**
+ * A waiter's first look for leftovers in a directory, made while it waits rather than in the
+ * hand-over, where the lock stands free until the next holder is done. Judged as any process
+ * that does not hold the lock judges; a reclaim still sweeps again once the lock is taken.
+ */
+function sweepWhileWaiting({ dir, path }: ResolvedAcquire, probe: ProcessProbe): void {
+  if (!firstInDir(dir)) return;
+  try {
+    sweepLeftovers(path, probe, judgeWith(probe));
+  } catch {
+    // Tidying up after others is a courtesy.
+  }
+}
+
 /** One try: bind the interlock where there is one, then publish or reclaim the record. */
 async function tryOnce(
   options: ResolvedAcquire,
@@ -384,7 +398,10 @@ export async function acquireLockWith(
       const since = performance.timeOrigin + started;
       // What taking the lock needs (a token, this process's identity) is made while waiting, not
       // in the hand-over: once, on the first wait (a polling waiter comes here every few ms).
-      if (!waited) createRecord(scope, resolved.name, tokenOf(), probe);
+      if (!waited) {
+        createRecord(scope, resolved.name, tokenOf(), probe);
+        sweepWhileWaiting(resolved, probe);
+      }
       waited = true;
       // Not awaited: the waiter queues at once, and warms up while it waits.
       void warmUp(probe, options.interlock);

@@ -55,13 +55,15 @@ function afterMacrotask<T>(value: T): Promise<T> {
   return new Promise((resolve) => setImmediate(resolve, value));
 }
 
+/** Whether the code of taking a lock has run in this process (warmed up, or a lock taken). */
 let warmedUp = false;
 
 /**
  * Takes and releases a scratch lock in a private directory once, while this process waits for the
  * real one: the code of a hand-over then runs compiled when its turn comes (run cold, it costs the
- * next holder a few ms more, and the lock stands free meanwhile). Best effort: a failure here only
- * leaves the hand-over as slow as before.
+ * next holder a few ms more, and the lock stands free meanwhile). Not in a process that has taken
+ * a lock before: its code is compiled already. Best effort: a failure here only leaves the
+ * hand-over as slow as before.
  */
 async function warmUp(probe: ProcessProbe, interlock: AcquireOptions['interlock']): Promise<void> {
   if (warmedUp) return;
@@ -317,6 +319,8 @@ async function tryOnce(
     ...(interlock !== undefined && scope.kind === 'key' && { dirStillThere: dirWatch(dir) }),
   };
   lock = new Lock(path, record, token, interlock, lostWatch, companions);
+  // A process that has taken a lock has that code compiled: it need not warm up while it waits.
+  warmedUp = true;
   return { ...attempt, lock };
 }
 

@@ -242,9 +242,10 @@ async function tryOnce(
   tokenOf: () => string,
   interlockNameOf: () => string | undefined,
   identifyHolder: boolean,
+  dirChecked: boolean,
 ): Promise<Tried> {
   const { dir, path, scope } = options;
-  ensureLockDir(dir);
+  if (!dirChecked) ensureLockDir(dir);
   // Named only now that the directory exists: a key's name uses its real path.
   const name = interlockNameOf();
   let interlock: Interlock | undefined;
@@ -347,7 +348,8 @@ export async function acquireLockWith(
   options: AcquireOptions,
   probe: ProcessProbe,
   // acquirePort skips held ports by the dozen: asking each holder who it is would only cost time.
-  { identify = true }: { identify?: boolean } = {},
+  // acquirePort checks the directory once for all the ports it tries, not again for each.
+  { identify = true, dirChecked = false }: { identify?: boolean; dirChecked?: boolean } = {},
 ): Promise<LockHandle> {
   const resolved = resolveAcquire(options);
   const { dir, scope, wait, signal } = resolved;
@@ -381,7 +383,7 @@ export async function acquireLockWith(
   try {
     for (;;) {
       const last = performance.now() - started >= wait;
-      const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last && identify);
+      const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last && identify, dirChecked);
       if (tried.kind === 'acquired') return waited ? tried.lock : await afterMacrotask(tried.lock);
       const elapsed = performance.now() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {

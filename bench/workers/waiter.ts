@@ -1,7 +1,10 @@
 // A waiter the bench drives over stdin, for the waiting scenario: `hold` takes the lock at once and
 // keeps it until `release`; `wait` waits for it (reporting the CPU time and context switches it
-// spent waiting), keeps it `holdMs`, and releases it. Times are CLOCK_MONOTONIC ms.
-import { readFileSync } from 'node:fs';
+// spent waiting, from its call to the grant), keeps it `holdMs`, and releases it; with `prime`,
+// after a first lock of its own outside that window. Times are CLOCK_MONOTONIC ms.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { acquireLock, type LockHandle } from '../../src/index.ts';
 import { errorText, nowMs, sleep } from '../common.ts';
 import { reply, serveCommands } from './serve.ts';
@@ -11,6 +14,27 @@ interface Command {
   port: number;
   dir: string;
   holdMs?: number;
+  /** Take and release a scratch lock once before waiting, outside the measured window. */
+  prime?: boolean;
+}
+
+let primed = false;
+
+/**
+ * A process's first lock: the library's code compiled, and the parts of Node it uses loaded (the
+ * first listen loads Node's cluster module; the first token, its crypto), once per process. That
+ * is start-up, not waiting: a primed waiter's measured CPU is what waiting costs it.
+ */
+async function primeOnce(): Promise<void> {
+  if (primed) return;
+  primed = true;
+  const dir = mkdtempSync(join(tmpdir(), 'portlock-bench-prime-'));
+  try {
+    const lock = await acquireLock({ key: 'prime', dir });
+    await lock.release();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Voluntary and involuntary context switches of this process so far. */
@@ -31,6 +55,7 @@ async function handle(command: Command): Promise<void> {
       reply({ type: 'held', t: nowMs(), pid: process.pid });
       return;
     case 'wait': {
+      if (command.prime) await primeOnce();
       const switches = contextSwitches();
       const cpu = process.cpuUsage();
       const t = nowMs();

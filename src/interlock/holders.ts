@@ -1,4 +1,4 @@
-import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { descriptorLinks, parseProcStat, readText } from '../identity/probe.ts';
 import { userName } from '../identity/users.ts';
 import { resolveTarget } from '../options/resolve.ts';
@@ -94,11 +94,60 @@ export function isBound(bound: Set<string>, name: string): boolean {
   return kernelForms(name).some((form) => bound.has(shownAs(form)));
 }
 
-/** Whether a process listens on the legacy form of a lock's name (Linux). */
+/** Where /proc/net/unix is read into, kept between reads (it grows to the largest table seen). */
+let tableBuffer = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * The bytes of /proc/net/unix, read in as few calls as the buffer allows (the kernel walks its
+ * socket table again on every read call); undefined where it cannot be read.
+ */
+function readUnixTable(): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync('/proc/net/unix', 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    let length = 0;
+    for (;;) {
+      if (length === tableBuffer.length) {
+        const bigger = Buffer.allocUnsafe(tableBuffer.length * 2);
+        tableBuffer.copy(bigger, 0, 0, length);
+        tableBuffer = bigger;
+      }
+      const read = readSync(fd, tableBuffer, length, tableBuffer.length - length, null);
+      if (read === 0) return tableBuffer.subarray(0, length);
+      length += read;
+    }
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Whether a process listens on the legacy form of a lock's name (Linux). On the path of every
+ * acquire that binds a name under a Node that cannot bind the legacy form itself (Node 20), so it
+ * does not parse the whole table: it looks for the name's bytes at the end of a line, and parses
+ * only the lines found, exactly as {@link listeningAbstractNames} would.
+ */
 export function legacyFormBound(name: string): boolean {
   const legacy = legacyForm(name);
   if (legacy === undefined || process.platform !== 'linux') return false;
-  return boundAbstractNames()?.has(shownAs(legacy)) === true;
+  const table = readUnixTable();
+  if (table === undefined) return false;
+  const shown = shownAs(legacy);
+  // Every line ends in a newline; one more at the end lets the last line be found the same way.
+  const text = table.at(-1) === 0x0a ? table : Buffer.concat([table, Buffer.from('\n')]);
+  const needle = Buffer.from(` ${shown}\n`, 'utf8');
+  for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+    const start = text.lastIndexOf(0x0a, at) + 1;
+    const line = text.toString('utf8', start, at + needle.length - 1);
+    if (listeningAbstractNames(line).has(shown)) return true;
+  }
+  return false;
 }
 
 /** Which of `links` (`socket:[inode]`) a process holds open; none where /proc does not show its descriptors. */

@@ -9,7 +9,7 @@ import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS, Park, waitForRelease } from '../interlock/client.ts';
 import { interlockKind, nameOfKind } from '../interlock/flavour.ts';
 import { kernelHolders, legacyFormBound } from '../interlock/holders.ts';
-import { directoryIdentity, keyPathName } from '../interlock/name.ts';
+import { directoryIdentity, keyPathName, legacyForm } from '../interlock/name.ts';
 import { bindPresence } from '../interlock/presence.ts';
 import { Interlock } from '../interlock/server.ts';
 import { bindSocketFile, type SocketFileTaker } from '../interlock/socket-file.ts';
@@ -64,13 +64,15 @@ function afterMacrotask<T>(value: T): Promise<T> {
   return new Promise((resolve) => setImmediate(resolve, value));
 }
 
+/** Whether the code of taking a lock has run in this process (warmed up, or a lock taken). */
 let warmedUp = false;
 
 /**
  * Takes and releases a scratch lock in a private directory once, while this process waits for the
  * real one: the code of a hand-over then runs compiled when its turn comes (run cold, it costs the
- * next holder a few ms more, and the lock stands free meanwhile). Best effort: a failure here only
- * leaves the hand-over as slow as before.
+ * next holder a few ms more, and the lock stands free meanwhile). Not in a process that has taken
+ * a lock before: its code is compiled already. Best effort: a failure here only leaves the
+ * hand-over as slow as before.
  */
 async function warmUp(probe: ProcessProbe, interlock: AcquireOptions['interlock']): Promise<void> {
   if (warmedUp) return;
@@ -186,6 +188,29 @@ function takerFor(options: ResolvedAcquire, probe: ProcessProbe, tokenOf: () => 
   };
 }
 
+// Node 22 and later bind an abstract name's exact bytes; Node 20 pads every name to the full
+// sun_path, and so cannot bind a lock name's legacy (unpadded) form.
+const BINDS_EXACT_NAMES = Number(process.versions.node.split('.')[0]) >= 22;
+
+/**
+ * Makes sure no older portlock holds the legacy form of a name just bound (it holds the lock too,
+ * see `legacyForm`): `taken` if one does. Where Node binds exact names, the legacy form is bound
+ * beside the name and returned, to be held with the lock: that answers without reading the
+ * kernel's table, and shuts an older portlock out for as long as the lock is held. Elsewhere (or
+ * if that bind is refused) the table tells.
+ */
+async function guardLegacyForm(name: string): Promise<Interlock | 'taken' | undefined> {
+  const legacy = legacyForm(name);
+  if (legacy === undefined || process.platform !== 'linux') return undefined;
+  if (BINDS_EXACT_NAMES) {
+    const bound = await Interlock.bind(legacy);
+    if (typeof bound === 'object') return bound;
+    // Found taken: by an older portlock, by a holder of both forms that is just exiting (the kernel
+    // closes a dead process's sockets one by one), or, if Node padded it after all, by our own name.
+  }
+  return legacyFormBound(name) ? 'taken' : undefined;
+}
+
 /** Whether a key lock's directory is still the one it was taken in (not moved away, removed or replaced). */
 function dirWatch(dir: string): () => boolean {
   const identity = directoryIdentity(dir);
@@ -257,6 +282,20 @@ function askHolder(name: string, options: ResolvedAcquire): Promise<Heard> {
   return askUnlessOrphaned(name, () => kernelHolders(name), recordOf, port, ASK_TIMEOUT_MS, options.signal);
 }
 
+/**
+ * A waiter's first look for leftovers in a directory, made while it waits rather than in the
+ * hand-over, where the lock stands free until the next holder is done. Judged as any process
+ * that does not hold the lock judges; a reclaim still sweeps again once the lock is taken.
+ */
+function sweepWhileWaiting({ dir, path }: ResolvedAcquire, probe: ProcessProbe): void {
+  if (!firstInDir(dir)) return;
+  try {
+    sweepLeftovers(path, probe, judgeWith(probe));
+  } catch {
+    // Tidying up after others is a courtesy.
+  }
+}
+
 /** One try: bind the interlock where there is one, then publish or reclaim the record. */
 async function tryOnce(
   options: ResolvedAcquire,
@@ -264,13 +303,15 @@ async function tryOnce(
   tokenOf: () => string,
   interlockNameOf: () => string | undefined,
   identifyHolder: boolean,
+  dirChecked: boolean,
 ): Promise<Tried> {
   const { dir, path, scope } = options;
   // A missing directory is created only once there is a record to write in it, so that a refusal
   // leaves no new, empty one behind: a port's kernel name needs none. A key's name comes from its
-  // directory's identity and real path, so that directory is made first.
-  if (scope.kind === 'key') ensureLockDir(dir);
-  const dirExists = scope.kind === 'key' || checkOwnLockDir(dir);
+  // directory's identity and real path, so that directory is made first. `dirChecked`: the caller
+  // has made and checked it already (acquirePort, once for each pass over its range).
+  if (scope.kind === 'key' && !dirChecked) ensureLockDir(dir);
+  const dirExists = dirChecked || scope.kind === 'key' || checkOwnLockDir(dir);
   const name = interlockNameOf();
   const kind = interlockKind(options.interlock);
   let interlock: Interlock | undefined;
@@ -292,12 +333,14 @@ async function tryOnce(
     // Holding the lock's own name is not enough: a holder of its legacy form (an older portlock
     // under Node 22 or later) holds the lock too. It cannot be waited on through the interlock
     // under every Node version, so a waiter polls.
-    if (typeof bound === 'object' && legacyFormBound(name)) {
+    const legacy = typeof bound === 'object' ? await guardLegacyForm(name) : undefined;
+    if (typeof bound === 'object' && legacy === 'taken') {
       bound.first.close();
       bound.second?.close();
       const refusal = identifyHolder ? await heldByInterlock(name, options, probe) : UNIDENTIFIED;
       return { ...refusal, viaInterlock: false };
     }
+    if (typeof legacy === 'object') companions.push(legacy);
     if (typeof bound === 'string') {
       // A waiter only needs to know when the holder leaves; asking who it is can wait for the refusal.
       const refusal = identifyHolder
@@ -358,6 +401,8 @@ async function tryOnce(
     ...(interlock !== undefined && scope.kind === 'key' && { dirStillThere: dirWatch(dir) }),
   };
   lock = new Lock(path, record, token, interlock, lostWatch, companions);
+  // A process that has taken a lock has that code compiled: it need not warm up while it waits.
+  warmedUp = true;
   return { ...attempt, lock };
 }
 
@@ -386,7 +431,8 @@ export async function acquireLockWith(
   options: AcquireOptions,
   probe: ProcessProbe,
   // acquirePort skips held ports by the dozen: asking each holder who it is would only cost time.
-  { identify = true }: { identify?: boolean } = {},
+  // acquirePort checks the directory once for all the ports it tries, not again for each.
+  { identify = true, dirChecked = false }: { identify?: boolean; dirChecked?: boolean } = {},
 ): Promise<LockHandle> {
   const resolved = resolveAcquire(options);
   const { dir, scope, wait, signal } = resolved;
@@ -421,7 +467,7 @@ export async function acquireLockWith(
   try {
     for (;;) {
       const last = monotonicMs() - started >= wait;
-      const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last && identify);
+      const tried = await tryOnce(resolved, probe, tokenOf, interlockNameOf, last && identify, dirChecked);
       if (tried.kind === 'acquired') return waited ? tried.lock : await afterMacrotask(tried.lock);
       const elapsed = monotonicMs() - started;
       if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
@@ -444,7 +490,10 @@ export async function acquireLockWith(
       since ??= performance.timeOrigin + performance.now() - (monotonicMs() - started);
       // What taking the lock needs (a token, this process's identity) is made while waiting, not
       // in the hand-over: once, on the first wait (a polling waiter comes here every few ms).
-      if (!waited) createRecord(scope, resolved.name, tokenOf(), probe);
+      if (!waited) {
+        createRecord(scope, resolved.name, tokenOf(), probe);
+        sweepWhileWaiting(resolved, probe);
+      }
       waited = true;
       // Not awaited: the waiter queues at once, and warms up while it waits.
       void warmUp(probe, options.interlock);

@@ -148,8 +148,9 @@ export class Lock implements LockHandle {
         removeIfOwned(this.path, this.#token);
       }
     } finally {
-      this.#interlock?.close();
+      // The lock's own name goes last: a waiter woken by its closing finds every other name free.
       for (const companion of this.#companions) companion.close();
+      this.#interlock?.close();
       ownTokens.delete(this.#token);
     }
   }

@@ -3,7 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError, LockPathError, PortRangeExhaustedError } from '../errors.ts';
 import { systemProbe } from '../identity/probe.ts';
 import { acquireLockWith } from '../lock/acquire.ts';
+import { ensureLockDir } from '../lock/lock-dir.ts';
 import { monotonicMs } from '../monotonic.ts';
+import { resolveAcquire } from '../options/resolve.ts';
 import type { LockHandle } from '../types.ts';
 import { checkPort } from './bind-check.ts';
 import { candidates } from './candidates.ts';
@@ -32,11 +34,14 @@ async function searchOnce(options: ResolvedPortOptions): Promise<Search> {
   const { range, preferred, hosts, listen, lock: lockOptions } = options;
   let byPortlock = 0;
   let byOthers = 0;
+  // The lock directory is made and checked once for the whole pass, as one acquire would: every
+  // port's record goes into the same directory, microseconds apart.
+  ensureLockDir(resolveAcquire({ ...lockOptions, port: range[0] }).dir);
   for (const port of candidates(range, preferred)) {
     lockOptions.signal?.throwIfAborted();
     let lock: LockHandle;
     try {
-      lock = await acquireLockWith({ ...lockOptions, port }, systemProbe, { identify: false });
+      lock = await acquireLockWith({ ...lockOptions, port }, systemProbe, { identify: false, dirChecked: true });
     } catch (error) {
       // An odd file at one port's lock path (another user's record, a directory) keeps that port
       // from us, not the others.

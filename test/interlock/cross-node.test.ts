@@ -68,4 +68,24 @@ describe('one kernel name per lock across Node versions', { skip: linuxOnly ?? o
       await finished(older);
     }
   });
+
+  it('a holder under Node 22 or later holds the unpadded name too, so an older portlock is refused', async () => {
+    const exactNode = Number(process.versions.node.split('.')[0]) >= 22 ? here : there;
+    const dir = tempDir();
+    const port = await freePort();
+    const holder = runTs(exactNode, 'holder.ts', { port, dir, name: 'holder-app' });
+    await lineMatching(holder, /"ready":true/);
+    try {
+      // What an older portlock under that Node binds: the name's bytes, unpadded.
+      const legacy = JSON.stringify(`\0portlock/port-${port}`);
+      const bind = `require('net').createServer().on('error', (e) => console.log(e.code)).listen({ path: ${legacy}, exclusive: true }, () => { console.log('bound'); process.exit(0); })`;
+      const { stdout } = await finished(
+        spawnTracked(exactNode, ['-e', bind], { stdio: ['ignore', 'pipe', 'inherit'] }),
+      );
+      assert.equal(stdout.trim(), 'EADDRINUSE');
+    } finally {
+      holder.stdin?.end();
+      await finished(holder);
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
-import { LockHeldError, type LockLostError } from '../errors.ts';
+import { LockHeldError, type LockLostError, lockHeldMessage } from '../errors.ts';
 import { crypto } from '../lazy-crypto.ts';
 import { acquireLock } from '../lock/acquire.ts';
 import { lockPathFor } from '../options/resolve.ts';
@@ -57,6 +57,14 @@ const interrupters = new WeakMap<Agent, (reason: Error) => void>();
  */
 export function interruptAgent(agent: Agent, reason: Error): void {
   interrupters.get(agent)?.(reason);
+}
+
+/** Agents that speak to a command line: their refusals name `--dir`, not the `dir` option. */
+const commandLineAgents = new WeakSet<Agent>();
+
+/** Makes `agent`'s logged refusals use the command line's words (`portlock agent`). */
+export function speakCommandLine(agent: Agent): void {
+  commandLineAgents.add(agent);
 }
 
 /**
@@ -273,7 +281,7 @@ class PortAgent implements Agent {
       // Stopped while the holder was being asked who it is: the stop's reason, not a refusal.
       run.abort.signal.throwIfAborted();
       if (!(error instanceof LockHeldError)) throw error;
-      this.logger.error(error.message);
+      this.logger.error(lockHeldMessage(error, commandLineAgents.has(this) ? 'cli' : 'library'));
       throw new AlreadyRunningError(this.#refusal(port), {
         port,
         cause: error,

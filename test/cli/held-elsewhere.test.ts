@@ -56,6 +56,15 @@ describe('a port held through another lock directory', () => {
     assert.equal(JSON.parse(json.stdout).error.lockPath, alphaFile);
   });
 
+  it("a refused agent logs the --dir to act on it, in the command line's words", async () => {
+    const refused = await cli(['agent', '-p', String(port), '--name', 'beta'], { env: env() });
+    assert.equal(refused.code, 75, refused.stderr);
+    assert.ok(refused.stderr.includes(`pass --dir ${alphaDir} to act on it`), refused.stderr);
+    assert.doesNotMatch(refused.stderr, /`dir` option/);
+    const json = await cli(['agent', '-p', String(port), '--name', 'beta', '--json'], { env: env() });
+    assert.ok(JSON.parse(json.stdout).error.message.includes(`pass --dir ${alphaDir}`), json.stdout);
+  });
+
   it('acquireLock refuses in the library words, with lockPath the real file, and creates no directory', async () => {
     const dir = join(home, '.beta');
     const error = await acquireLock({ port, name: 'beta', dir }).then(

@@ -1,9 +1,9 @@
-import { createAgent, DEFAULT_PORT } from '../../agent/agent.ts';
+import { createAgent, DEFAULT_PORT, speakCommandLine } from '../../agent/agent.ts';
 import { AlreadyRunningError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/logger.ts';
 import { handleShutdown } from '../../agent/shutdown.ts';
 import type { Agent } from '../../agent/types.ts';
-import { LockHeldError } from '../../errors.ts';
+import { LockHeldError, lockHeldMessage } from '../../errors.ts';
 import { currentReader, portInUseLine, portInUseNextStep } from '../../listeners/describe.ts';
 import { lockPathFor } from '../../options/resolve.ts';
 import { STOP_SIGNALS, signalExitCode } from '../../signals.ts';
@@ -14,7 +14,7 @@ import type { Output } from '../output.ts';
 
 /** What the agent logged about a refused start: the lock's holder, or the program on the port. */
 function explanation(error: AlreadyRunningError): string {
-  if (error.cause instanceof LockHeldError) return error.cause.message;
+  if (error.cause instanceof LockHeldError) return lockHeldMessage(error.cause, 'cli');
   if (error.listeners === undefined || error.listeners.length === 0) return error.message;
   return `${portInUseLine(error.port, error.listeners)}.\n${portInUseNextStep(error.port, error.listeners, currentReader())}`;
 }
@@ -113,6 +113,7 @@ export const agent: Command = {
     });
     // A teardown runs on every stop, whoever asked for it: a signal, `portlock stop`, POST /stop.
     const instance = createAgent({ port, name, dir, logger, setup: () => stopped });
+    speakCommandLine(instance);
     let first: NodeJS.Signals | undefined;
     const remember = (signal: NodeJS.Signals) => {
       first ??= signal;

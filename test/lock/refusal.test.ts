@@ -48,9 +48,15 @@ describe('the holders of a lock, looked for among the processes an answer names'
       assert.equal(mine?.state, 'held');
       assert.deepEqual(pidsOf(mine?.holders), [process.pid]);
       assert.deepEqual(mine?.onOwnName, [process.pid]);
-      assert.deepEqual(pidsOf(kernelHoldersAmong(name, [bystander.pid as number, sharer.pid as number])?.holders), [
-        sharer.pid,
-      ]);
+      // Under Node 22 and later the holder also keeps the name's legacy form, which the sharer did
+      // not inherit: the sharer alone then does not hold every socket on the name, and settles nothing.
+      const others = kernelHoldersAmong(name, [bystander.pid as number, sharer.pid as number]);
+      if (Number(process.versions.node.split('.')[0]) >= 22) assert.equal(others, undefined);
+      else assert.deepEqual(pidsOf(others?.holders), [sharer.pid]);
+      assert.deepEqual(
+        pidsOf(kernelHoldersAmong(name, [bystander.pid as number, sharer.pid as number, process.pid])?.holders),
+        [process.pid, sharer.pid].sort(),
+      );
       assert.equal(kernelHoldersAmong(name, [bystander.pid as number]), undefined);
       assert.equal(kernelHoldersAmong(name, []), undefined);
       // All of /proc finds both.

@@ -161,8 +161,10 @@ function verify(place: Place): Verification {
     // must show it too, as the record's own process, one it started, or one portlock handed this
     // port's lock to (by the environment it was started with, which only its own user can set).
     const shown = { pid: holder.pid, startTime: holder.startTime };
+    // Not descent from pid 1: every process descends from it, orphans too, once adopted.
     const vouched =
-      (recorded !== undefined && (samePlace(shown, recorded) || descendsFrom(holder.pid, recorded))) ||
+      (recorded !== undefined &&
+        (samePlace(shown, recorded) || (recorded.pid !== 1 && descendsFrom(holder.pid, recorded)))) ||
       handedPort(holder.pid, place.port);
     if (vouched) holders.push({ ...shown, via: 'kernel' });
     else {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { stopLock } from '../../src/index.ts';
+import { kernelHolders } from '../../src/interlock/holders.ts';
 import { interlockName, legacyForm } from '../../src/interlock/name.ts';
 import { nobodyUnavailable, spawnAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
@@ -25,33 +27,61 @@ const skip =
 
 // /proc/net/unix prints an abstract name's bytes raw, newlines included: another user binds a name
 // holding a newline and a whole forged line after it ("listening, inode I, on the lock's legacy
-// name"), where I is a socket of any process, here a TCP listener of root's.
+// name"), where I is a socket of any process: here a listener of root's, on TCP or on a Unix path.
 describe('a line of /proc/net/unix forged by another user', { skip }, () => {
-  it("stop --force as root signals no process of root's whose socket inode the forged line names", async () => {
-    const port = await freePort();
-    const dir = tempDir('portlock-forged-line-');
-    const name = interlockName({ kind: 'port', port }, dir) as string;
-    const legacy = legacyForm(name) as string;
-    const bystander = spawnTracked(process.execPath, [fixture('tcp-bystander.mjs')], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const inode = (await lineMatching(bystander, /^\d+$/)).trim();
-    const forged = `\0x\n0000000000000000: 00000002 00000000 00010000 0001 01 ${inode} ${legacy.replaceAll('\0', '@')}`;
+  /** Binds, as nobody, a name whose bytes end in a forged line: the lock's legacy name on `inode`. */
+  async function forgeLine(name: string, inode: string) {
+    const legacy = (legacyForm(name) as string).replaceAll('\0', '@');
+    const forged = `\0x\n0000000000000000: 00000002 00000000 00010000 0001 01 ${inode} ${legacy}`;
     assert.ok(Buffer.byteLength(forged, 'latin1') <= 108, 'fits in sun_path');
     const squatter = spawnAsNobody(
       node as string,
       [fixture('bind-exact-name.mjs'), Buffer.from(forged, 'latin1').toString('hex')],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
+    await lineMatching(squatter, /^ready$/);
+    return squatter;
+  }
+
+  it("stop --force as root signals no process of root's whose socket inode the forged line names", async () => {
+    const port = await freePort();
+    const dir = tempDir('portlock-forged-line-');
+    const name = interlockName({ kind: 'port', port }, dir) as string;
+    const bystander = spawnTracked(process.execPath, [fixture('listening-bystander.mjs')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let squatter: ReturnType<typeof spawnAsNobody> | undefined;
     try {
-      await lineMatching(squatter, /^ready$/);
+      squatter = await forgeLine(name, (await lineMatching(bystander, /^\d+$/)).trim());
       const stopped = await stopLock({ port, dir, force: true, timeout: 500 });
       assert.deepEqual(stopped.signalled, [], stopped.reason);
       assert.equal(stopped.outcome, 'still-running');
       assert.equal(bystander.exitCode, null, 'the bystander still runs');
       assert.equal(bystander.signalCode, null, 'the bystander still runs');
     } finally {
-      squatter.stdin?.end();
+      squatter?.stdin?.end();
+      bystander.kill('SIGKILL');
+    }
+  });
+
+  it('a forged line giving the inode of another Unix socket (shown on its own line too) names no holder', async () => {
+    const port = await freePort();
+    const dir = tempDir('portlock-forged-line-');
+    const name = interlockName({ kind: 'port', port }, dir) as string;
+    const bystander = spawnTracked(process.execPath, [fixture('listening-bystander.mjs'), join(dir, 'daemon.sock')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let squatter: ReturnType<typeof spawnAsNobody> | undefined;
+    try {
+      squatter = await forgeLine(name, (await lineMatching(bystander, /^\d+$/)).trim());
+      const kernel = kernelHolders(name);
+      assert.equal(kernel.state, 'held');
+      assert.deepEqual(
+        kernel.holders.map((holder) => holder.pid),
+        [],
+      );
+    } finally {
+      squatter?.stdin?.end();
       bystander.kill('SIGKILL');
     }
   });

@@ -60,6 +60,26 @@ export function listeningAtSocketFile(table: string, path: string): string[] {
   return inodes;
 }
 
+/**
+ * Of `inodes`, those shown on more than one line of /proc/net/unix. A socket has one line; the
+ * table prints a name's bytes raw, newlines too, so a name may carry a forged line after its own,
+ * giving a lock's name with the inode of some other socket. Such an inode is not taken as the
+ * name's socket: its processes are no holders.
+ */
+export function repeatedInodes(table: string, inodes: readonly string[]): Set<string> {
+  const wanted = new Set(inodes);
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  if (wanted.size === 0) return repeated;
+  for (const line of table.split('\n')) {
+    const inode = line.trim().split(/\s+/)[6];
+    if (inode === undefined || !wanted.has(inode)) continue;
+    if (seen.has(inode)) repeated.add(inode);
+    seen.add(inode);
+  }
+  return repeated;
+}
+
 /** The inode of the socket listening on exactly this abstract name, from the text of /proc/net/unix. */
 export function listeningInode(name: string, table: string): string | undefined {
   return listeningAbstractNames(table).get(shownAs(name))?.[0];
@@ -293,10 +313,12 @@ export function kernelHolders(name: string, owners?: () => SocketOwners, real?: 
     ? [listeningAtSocketFile(table, name)]
     : kernelForms(name).map((form) => listening.get(shownAs(form)) ?? []);
   if (own.length + legacy.length === 0) return { state: 'free', holders: [] };
-  const pidsOf = socketPids(
-    [...own, ...legacy].map((inode) => `socket:[${inode}]`),
+  const forged = repeatedInodes(table, [...own, ...legacy]);
+  const found = socketPids(
+    [...own, ...legacy].filter((inode) => !forged.has(inode)).map((inode) => `socket:[${inode}]`),
     owners,
   );
+  const pidsOf = (inode: string) => (forged.has(inode) ? [] : found(inode));
   const sockets: KernelSocket[] = [
     ...own.map((inode) => ({ inode, form: 'own' as const, pids: pidsOf(inode) })),
     ...legacy.map((inode) => ({ inode, form: 'legacy' as const, pids: pidsOf(inode) })),
@@ -325,6 +347,8 @@ export function kernelHoldersAmong(name: string, pids: readonly number[]): Kerne
   const listening = listeningAbstractNames(table);
   const [own = [], legacy = []] = kernelForms(name).map((form) => listening.get(shownAs(form)) ?? []);
   if (own.length + legacy.length === 0) return undefined;
+  // A socket shown on several lines is not known to be the name's: the full look tells.
+  if (repeatedInodes(table, [...own, ...legacy]).size > 0) return undefined;
   const links = new Set([...own, ...legacy].map((inode) => `socket:[${inode}]`));
   const heldBy = new Map<string, number[]>();
   for (const pid of new Set(pids)) {

@@ -1,4 +1,3 @@
-import { readText } from '../identity/probe.ts';
 import { type Asked, ask } from '../interlock/client.ts';
 import {
   boundAbstractNames,
@@ -6,6 +5,7 @@ import {
   isBound,
   type KernelHolders,
   kernelHolders,
+  runsWhollyAs,
 } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { answerable } from '../interlock/watchers.ts';
@@ -13,6 +13,7 @@ import { printable } from '../printable.ts';
 import { describeHolder, listed } from '../record/holder-text.ts';
 import type { InterlockHolder, LockRecord } from '../types.ts';
 import { HANDOFF_ENV, parseHandoff, RUN_PID_ENV } from './handoff.ts';
+import { environment } from './lineage.ts';
 
 /**
  * A lock held through its kernel name by processes that no record of theirs names and that cannot
@@ -34,16 +35,11 @@ interface Origin {
   pid?: number;
   exited?: boolean;
   dir?: string;
-}
-
-/** The variables a process was started with (Linux, its own user's or root's to read). */
-function environment(pid: number): Map<string, string> {
-  const env = new Map<string, string>();
-  for (const entry of (readText(`/proc/${pid}/environ`, 'utf8') ?? '').split('\0')) {
-    const at = entry.indexOf('=');
-    if (at > 0) env.set(entry.slice(0, at), entry.slice(at + 1));
-  }
-  return env;
+  /**
+   * Set where only the holder's environment tells it, and that environment is not the reader's
+   * own: any process may set its own, so it is the holder's claim, not a fact.
+   */
+  claimed?: true;
 }
 
 /** Whether pid `pid` is no longer the process that started before `holder` (gone, or reused since). */
@@ -76,8 +72,14 @@ function originOf(
   if (handoff === undefined || (port !== undefined && handoff.port !== port)) return undefined;
   const giver = handoff.leaving ? 'portlock up' : 'portlock run';
   const pid = Number(env.get(RUN_PID_ENV));
-  if (!Number.isSafeInteger(pid) || pid <= 0) return { giver, dir: handoff.dir };
-  return { giver, pid, exited: exitedBefore(pid, holder), dir: handoff.dir };
+  const named = Number.isSafeInteger(pid) && pid > 0;
+  // The reader's own process was started by the reader's own; another user's environment is only
+  // its own account. Not its ancestors either: an orphan is adopted by pid 1 or a subreaper, which
+  // would then look like the giver it names.
+  const caller = process.getuid?.();
+  const claimed = caller === undefined || !runsWhollyAs(holder, caller);
+  const origin: Origin = { giver, dir: handoff.dir, ...(claimed && { claimed: true as const }) };
+  return named ? { ...origin, pid, exited: exitedBefore(pid, holder) } : origin;
 }
 
 /**
@@ -106,12 +108,17 @@ export function orphaned(
   if (recorded.length > 0 || answerable(kernel, inherited) !== 'no') return undefined;
   const origins = kernel.holders.map((holder) => originOf(holder, port, record));
   const known = origins.find((origin) => origin !== undefined);
+  const they = kernel.holders.length > 1;
+  const giver =
+    known === undefined
+      ? ''
+      : `${known.giver}${known.pid === undefined ? '' : `, pid ${known.pid}${known.exited ? ', which has exited' : ''}`}`;
   const origin =
     known === undefined
       ? ''
-      : ` (${kernel.holders.length > 1 ? 'they' : 'it'} inherited the lock from ${known.giver}${
-          known.pid === undefined ? '' : `, pid ${known.pid}${known.exited ? ', which has exited' : ''}`
-        })`;
+      : known.claimed
+        ? ` (${they ? 'their environment says' : 'its environment says'} ${giver}${known.pid === undefined ? '' : ','} handed ${they ? 'them' : 'it'} the lock)`
+        : ` (${they ? 'they' : 'it'} inherited the lock from ${giver})`;
   const file = record === undefined ? ', with no lock file' : '';
   const reason = printable(
     `held by ${listed(kernel.holders.map(describeHolder))} through the kernel interlock${file}${origin}`,

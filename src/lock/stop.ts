@@ -25,6 +25,7 @@ import type {
 import { removeStaleLock } from './clean.ts';
 import { lockFileElsewhere, otherDirectory } from './held-through.ts';
 import { inspectLockWith } from './inspect.ts';
+import { descendsFrom, handedPort } from './lineage.ts';
 import { checkLockDir } from './lock-dir.ts';
 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
@@ -54,6 +55,8 @@ interface Place {
   path: string;
   /** The lock's kernel name, where the OS has one. */
   name: string | undefined;
+  /** The lock's port, for a port's lock: a process portlock handed it to says so in its environment. */
+  port?: number;
   /** The uid whose processes the lock directory's records vouch for: its owner. */
   owner: number | undefined;
   /** The inode of the name's own socket, as its holder reported it: other sockets shown alike are look-alikes. */
@@ -95,10 +98,12 @@ function ownerOf(path: string): number | undefined {
 
 /**
  * The one verification every question and signal passes through: which processes hold the lock
- * now, as the kernel tells. A process holds it when the kernel lists it as holding the lock's
- * name, or when a record of the lock directory's owner names it (pid, start time, pid namespace,
- * boot, host all its own). Either way it must run as the lock directory's owner: a user vouches
- * only for their own processes, and a squatter of a name (which has no permissions) is no holder.
+ * now. A process holds it when a record of the lock directory's owner names it (pid, start time,
+ * pid namespace, boot, host all its own), or when the kernel lists it as holding the lock's name
+ * and shows it to be that process, a descendant of it, or one that portlock handed this port's
+ * lock to (see `handedPort`): /proc/net/unix alone can be forged. Either way it must run as the
+ * lock directory's owner: a user vouches only for their own processes, and a squatter of a name
+ * (which has no permissions) is no holder.
  * This process may be among them (it may be asked, and waited for), but is never signalled.
  */
 function verify(place: Place): Verification {
@@ -109,12 +114,9 @@ function verify(place: Place): Verification {
     place.owner === undefined || runsWhollyAs(holder, place.owner);
   const holders: Verified[] = [];
   const doubts: string[] = [];
-  for (const holder of kernel?.holders ?? []) {
-    if (holder.startTime === undefined) continue;
-    if (ours(holder)) holders.push({ pid: holder.pid, startTime: holder.startTime, via: 'kernel' });
-    else doubts.push(`${describeHolder(holder)} holds its kernel name but is not the lock directory's user`);
-  }
   let tokenFor: number | undefined;
+  // The record's own process, where every check of it holds: pid, start time, user, namespace.
+  let recorded: Verified | undefined;
   if (record !== undefined) {
     const proc = describeProcess(record.pid);
     const why = (() => {
@@ -145,10 +147,34 @@ function verify(place: Place): Verification {
       const nameHolders = (kernel?.holders ?? []).filter((holder) => onName.includes(holder.pid));
       // The token goes to the record's own process, listening on the name with nobody else's.
       if (onName.includes(record.pid) && nameHolders.every((holder) => ours(holder))) tokenFor = record.pid;
-      const verified: Verified = { pid: record.pid, startTime: record.processStart as string, via: 'record' };
-      if (!holders.some((holder) => samePlace(holder, verified))) holders.push(verified);
+      recorded = { pid: record.pid, startTime: record.processStart as string, via: 'record' };
     }
   }
+  for (const holder of kernel?.holders ?? []) {
+    if (holder.startTime === undefined) continue;
+    if (!ours(holder)) {
+      doubts.push(`${describeHolder(holder)} holds its kernel name but is not the lock directory's user`);
+      continue;
+    }
+    // /proc/net/unix prints a name's bytes raw, newlines too: anyone may forge a line giving the
+    // name with any socket's inode. So the table alone makes nobody a holder to signal: the kernel
+    // must show it too, as the record's own process, one it started, or one portlock handed this
+    // port's lock to (by the environment it was started with, which only its own user can set).
+    const shown = { pid: holder.pid, startTime: holder.startTime };
+    // Not descent from pid 1: every process descends from it, orphans too, once adopted.
+    const vouched =
+      (recorded !== undefined &&
+        (samePlace(shown, recorded) || (recorded.pid !== 1 && descendsFrom(holder.pid, recorded)))) ||
+      handedPort(holder.pid, place.port);
+    if (vouched) holders.push({ ...shown, via: 'kernel' });
+    else {
+      doubts.push(
+        `${describeHolder(holder)} shows on its kernel name in /proc/net/unix, but is not the process its record names, nor one it started, nor one portlock handed the lock to`,
+      );
+    }
+  }
+  const own = recorded;
+  if (own !== undefined && !holders.some((holder) => samePlace(holder, own))) holders.push(own);
   return {
     holders,
     onName: (kernel?.holders ?? []).map((holder) => holder.pid),
@@ -351,7 +377,12 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   const timeout = validateTimeout(options.timeout);
   const force = options.force === true;
   const where = checkLockDir(dir);
-  const place: Place = { path, name: interlockName(scope, dir), owner: where?.uid ?? process.getuid?.() };
+  const place: Place = {
+    path,
+    name: interlockName(scope, dir),
+    owner: where?.uid ?? process.getuid?.(),
+    ...(scope.kind === 'port' && { port: scope.port }),
+  };
   // The holder's interlock is looked at whatever PORTLOCK_INTERLOCK says: the record names its kind.
   const target = {
     ...(scope.kind === 'port' ? { port: scope.port } : { key: scope.key }),

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock, inspectLock } from '../../src/index.ts';
@@ -23,13 +23,33 @@ function killQuietly(pid: number | undefined): void {
 
 const lockFile = (dir: string, port: number) => join(dir, `agent-${port}.lock`);
 
+/**
+ * A shell loop that returns once process `pid` has exec'd `sleep` (a forked shell shows as `sh`
+ * until then): its /proc/<pid>/comm is read by the shell itself, a bounded number of times.
+ */
+const UNTIL_SLEEP = (pid: string) =>
+  `i=0; until { read -r c 2>/dev/null </proc/${pid}/comm && [ "$c" = sleep ]; } || [ $i -ge 1000000 ]; do i=$((i + 1)); done`;
+
+/**
+ * Waits until process `pid` runs `comm` (it has exec'd it): nothing signals an exec, so its
+ * /proc/<pid>/comm is looked at between turns of the event loop, for 10 s at most.
+ */
+async function untilCommand(pid: number, comm: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== comm) {
+    assert.ok(Date.now() < deadline, `pid ${pid} did not exec ${comm} within 10 s`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 describe('a port held by a process that inherited its interlock', () => {
   it('a background child of the command of portlock run: named at once by run, status, list and stop; stop --force stops it', async () => {
     const { dir, port } = await place();
     let child: number | undefined;
     try {
       // The command starts a background sleep (its output elsewhere, so that run's pipes close) and exits: portlock run exits and removes its lock
-      // file, and the sleep keeps the interlock's descriptor (3).
+      // file, and the sleep keeps the interlock's descriptor (3). The command exits only once its
+      // child has become `sleep` (a forked shell until it execs), so that run names it so.
       const run = spawnCli([
         'run',
         '-p',
@@ -39,7 +59,7 @@ describe('a port held by a process that inherited its interlock', () => {
         '--',
         'sh',
         '-c',
-        'sleep 30 >/dev/null 2>&1 & echo $!',
+        `sleep 30 >/dev/null 2>&1 & ${UNTIL_SLEEP('$!')}; echo $!`,
       ]);
       const ran = await finished(run);
       assert.equal(ran.code, 0, ran.stderr);
@@ -109,6 +129,8 @@ describe('a port held by a process that inherited its interlock', () => {
     try {
       const run = spawnCli(['run', '-p', String(port), '--dir', dir, '--', 'sh', '-c', 'echo $$; exec sleep 30']);
       command = Number(await lineMatching(run, /^\d+$/));
+      // Named by its command line: a shell until it execs, so wait until it is `sleep`.
+      await untilCommand(command, 'sleep');
       run.kill('SIGKILL');
       await exited(run);
       const sentence = `held by pid ${command} (sleep 30, user root) through the kernel interlock (it inherited the lock from portlock run, pid ${run.pid}, which has exited)`;

@@ -6,6 +6,7 @@ import type { LockScope } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { describeHolder, holdersHold, listed } from '../record/holder-text.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
+import { isHoldersLockFile } from './vouched-lock-file.ts';
 
 /** What the interlock says about a lock, once the kernel has been heard: undefined when nobody holds it. */
 interface HeldByInterlock {
@@ -143,8 +144,14 @@ export function heldByAnswer(
   const pidns = probe.pidns?.();
   const vouched = answer === undefined ? undefined : vouchedHolder(answer, holders, pidns);
   if (answer !== undefined && vouched !== undefined) {
-    // Shown as the kernel tells it: the user is the process's, whatever the answer says.
-    const record = { ...answer, ...(vouched.user !== undefined && { user: vouched.user }) };
+    // Shown as the kernel tells it: the user is the process's, whatever the answer says; and the
+    // lock file it names only where the file agrees (the kernel vouches for the process, not the path).
+    const { lockFile, ...rest } = answer;
+    const record: PublicLockRecord = {
+      ...rest,
+      ...(vouched.user !== undefined && { user: vouched.user }),
+      ...(lockFile !== undefined && isHoldersLockFile(lockFile, answer, vouched) && { lockFile }),
+    };
     if (pidns !== undefined && vouched.pidns !== pidns) {
       // Held for sure, but by a pid that names some other process here: out of reach, never signalled.
       const reason = `process ${answer.pid} runs in another pid namespace (${vouched.pidns}) and holds the lock's kernel interlock; stop it inside that namespace`;

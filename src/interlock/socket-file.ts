@@ -125,11 +125,15 @@ function existingSlots(base: string): string[] {
 
 /**
  * What a socket path holds now: `live` (something listens; a full backlog counts), `dead` (a
- * socket nobody listens on, or not a socket at all), `missing`. A socket that refuses this user
- * (not portlock's: its port sockets are open to all) is dead only where the kernel shows nothing
- * listening on that path (Linux); elsewhere it counts as live.
+ * socket nobody listens on), `missing`, or `foreign`: not a socket file at all (a symbolic link,
+ * a regular file), which no holder ever leaves there, and which is never connected to (a link
+ * planted in the shared directory could point at any socket on the host). A socket that refuses
+ * this user (not portlock's: its port sockets are open to all) is dead only where the kernel shows
+ * nothing listening on that path (Linux); elsewhere it counts as live.
  */
-export function knock(path: string): Promise<'live' | 'dead' | 'missing'> {
+export function knock(path: string): Promise<'live' | 'dead' | 'missing' | 'foreign'> {
+  const kind = fileKind(path);
+  if (kind !== 'socket') return Promise.resolve(kind);
   return new Promise((settle) => {
     const socket = connect({ path });
     socket.once('connect', () => {
@@ -144,6 +148,15 @@ export function knock(path: string): Promise<'live' | 'dead' | 'missing'> {
       else settle('live');
     });
   });
+}
+
+/** What is at a socket path, without following a symbolic link: a socket, nothing, or something else. */
+function fileKind(path: string): 'socket' | 'missing' | 'foreign' {
+  try {
+    return lstatSync(path).isSocket() ? 'socket' : 'foreign';
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'foreign';
+  }
 }
 
 /** Whether /proc/net/unix shows a socket listening on exactly this path; undefined where it cannot tell. */
@@ -307,14 +320,15 @@ export async function bindSocketFile(scope: LockScope, dir: string, taker: Socke
     return rival;
   }
   return {
-    unavailable: `the first ${MAX_SLOTS} socket files of this port in ${dirname(base)} are other users' dead sockets, which only they or root can remove`,
+    unavailable: `the first ${MAX_SLOTS} socket files of this port in ${dirname(base)} are other users' dead sockets (or links and files that are not sockets), which only they or root can remove`,
   };
 }
 
 /**
  * Binds one socket path: a new socket under a temp name, linked at `path` if it is free, renamed
  * over it if a dead socket of this user's is there (through the claim chain). `foreign`: a dead
- * socket this user cannot remove (another user's, in the sticky directory).
+ * socket this user cannot remove (another user's, in the sticky directory), or in the shared
+ * directory anything that is not a socket (a link or file planted there): skipped, never followed.
  */
 async function bindAt(
   path: string,
@@ -353,6 +367,11 @@ async function bindAt(
       if (state === 'live') {
         bound.close();
         return path;
+      }
+      // Not a socket (a link or file another user put in the shared directory): a slot it squats.
+      if (state === 'foreign' && shared) {
+        bound.close();
+        return 'foreign';
       }
       const me = uid();
       if (me !== undefined && me !== 0 && found.uid !== me) {

@@ -170,6 +170,30 @@ function listeningOnPath(path: string): boolean | undefined {
   });
 }
 
+/**
+ * A socket that still listens under a name of this lock's (a slot, or the temp name a holder bound
+ * before linking it) whose file is gone (Linux, from /proc/net/unix): a holder whose link a cleaner
+ * of /tmp removed. It holds the lock still; a new link at the slot would grant it twice. A temp
+ * name whose file is still there is a taker that has not linked yet: the slots decide between them.
+ */
+function unlinkedHolder(base: string): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const table = readText('/proc/net/unix', 'utf8');
+  if (table === undefined) return undefined;
+  const dir = dirname(base);
+  const stem = basename(base)
+    .replace(/\.sock$/, '')
+    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const ours = new RegExp(`^\\.?${stem}(?:\\.\\d{1,2})?\\.sock(?:\\.[0-9a-f]{8})?$`);
+  for (const line of table.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if ((Number.parseInt(fields[3] ?? '', 16) & 0x10000) === 0) continue;
+    const path = fields.slice(7).join(' ');
+    if (dirname(path) === dir && ours.test(basename(path)) && fileKind(path) === 'missing') return path;
+  }
+  return undefined;
+}
+
 /** The lowest live slot of a port's socket, other than `except`; undefined when none is live. */
 async function liveSlot(base: string, except?: string): Promise<string | undefined> {
   for (const path of existingSlots(base)) {
@@ -308,6 +332,9 @@ export async function bindSocketFile(scope: LockScope, dir: string, taker: Socke
     const live = await liveSlot(base);
     if (live !== undefined) return live;
   }
+  // No live slot, yet a holder may still listen whose link is gone: its name is the one held.
+  const unlinked = unlinkedHolder(base);
+  if (unlinked !== undefined && (port || (await knock(base)) !== 'live')) return unlinked;
   for (let n = 0; n < (port ? MAX_SLOTS : 1); n++) {
     const path = slotPath(base, n);
     const bound = await bindAt(path, port, taker);

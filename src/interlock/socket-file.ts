@@ -24,6 +24,7 @@ import { SOCKET_DIR_ENV } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { unlinkQuietly } from '../record/unlink-quietly.ts';
+import type { LockRecord } from '../types.ts';
 import { Interlock } from './server.ts';
 
 /**
@@ -286,6 +287,28 @@ export function ensureSocketDir(dir: string, shared: boolean): void {
   if (why !== undefined) throw new SocketDirectoryError(dir, why, shared);
 }
 
+/**
+ * Why the socket file at `path` is not the one a holder's record says it linked there (its
+ * `socketFile`), or undefined where it is, or the record does not say: the record's token goes
+ * only to that file, never to a socket another user linked at the path once the holder's was gone.
+ */
+export function notHoldersSocketFile(
+  path: string,
+  record: Pick<LockRecord, 'socketFile'> | undefined,
+): string | undefined {
+  if (record?.socketFile === undefined || !path.startsWith('/')) return undefined;
+  let found: string;
+  try {
+    const stat = lstatSync(path, { bigint: true });
+    found = `${stat.dev}:${stat.ino}`;
+  } catch {
+    return `the holder's socket file ${path} is gone (removed while the holder still listens)`;
+  }
+  return found === record.socketFile
+    ? undefined
+    : `the socket file at ${path} is not the one its holder linked there (its link was removed, and another file put in its place)`;
+}
+
 /** Points `link` at `target` (a key lock's long directory to its short socket), replacing an old link. */
 function pointTo(link: string, target: string): void {
   try {
@@ -314,7 +337,7 @@ export interface SocketFileTaker {
  * The outcome of binding a lock's socket file: held (`first`), the path of the live socket that
  * holds it (a string), or why it could not be bound.
  */
-export type SocketFileBound = { first: Interlock } | string | { unavailable: string };
+export type SocketFileBound = { first: Interlock; file: string } | string | { unavailable: string };
 
 /**
  * Binds a lock's socket file: for a key, its one path; for a port, the lowest usable slot when no
@@ -361,18 +384,20 @@ async function bindAt(
   path: string,
   shared: boolean,
   taker: SocketFileTaker,
-): Promise<{ first: Interlock } | string | 'foreign' | { unavailable: string }> {
+): Promise<{ first: Interlock; file: string } | string | 'foreign' | { unavailable: string }> {
   const temp = join(dirname(path), `.${basename(path)}.${crypto().randomBytes(4).toString('hex')}`);
   const bound = await Interlock.bind(temp, { shared });
   if (bound === 'taken' || bound === 'unavailable') return { unavailable: `binding a socket at ${temp} failed` };
   const { dev, ino } = lstatSync(temp, { bigint: true });
-  const held = (): { first: Interlock } => {
+  // The socket file's own identity: a link at the path and a rename over it both keep it.
+  const file = `${dev}:${ino}`;
+  const held = (): { first: Interlock; file: string } => {
     unlinkQuietly(temp);
     // Released while it still listens, so the path cannot have passed to anyone else: ours to remove.
     bound.beforeClose(() => {
       if (sameFile(path, dev, ino)) unlinkSync(path);
     });
-    return { first: bound };
+    return { first: bound, file };
   };
   try {
     // A few turns: each means another process changed the path in between, which is rare.

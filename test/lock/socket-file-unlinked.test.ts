@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
-import { chmodSync, unlinkSync } from 'node:fs';
+import { once } from 'node:events';
+import { chmodSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { acquireLock } from '../../src/index.ts';
+import { acquireLock, stopLock } from '../../src/index.ts';
+import { giveToNobody, nobodyUnavailable, spawnAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { interlockMode } from '../helpers/interlock-mode.ts';
+import { processStartOf } from '../helpers/records.ts';
+import { fixture, lineMatching } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 // These force the socket file: run once, in the default run, not again in each PORTLOCK_INTERLOCK run.
@@ -35,6 +39,61 @@ describe('a socket-file holder whose link at the slot was removed', linuxOnly, (
       assert.equal(second, undefined, 'granted twice');
     } finally {
       first.releaseSync();
+    }
+  });
+
+  it("its token never reaches another user's socket linked at the slot in its place", {
+    skip: nobodyUnavailable(),
+  }, async () => {
+    const port = await freePort();
+    const dir = tempDir();
+    const lock = await acquireLock({ port, dir, interlock: 'socket-file' });
+    const slot = join(socketDir, `port-${port}.sock`);
+    const token = JSON.parse(readFileSync(join(dir, `agent-${port}.lock`), 'utf8')).token as string;
+    // What anyone can read of the holder: its pid and start time, and the inode of its listening
+    // socket (/proc/net/unix shows it under the temp name it was bound at).
+    const line = readFileSync('/proc/net/unix', 'utf8')
+      .split('\n')
+      .find((l) => l.includes(`${socketDir}/.port-${port}.sock.`));
+    const socketInode = line?.trim().split(/\s+/)[6];
+    assert.ok(socketInode, 'the holder is in the table');
+    unlinkSync(slot);
+    const own = join(parent, `nobody-${port}`);
+    mkdirSync(own);
+    giveToNobody(own);
+    const answer = {
+      portlock: 1,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      user: 'root',
+      port,
+      processStart: processStartOf(process.pid),
+      interlock: true,
+      interlockKind: 'socket-file',
+      socketInode,
+    };
+    const squatter = spawnAsNobody(
+      process.execPath,
+      [fixture('linked-squatter.mjs'), JSON.stringify({ bindAt: join(own, 's.sock'), linkAt: slot, answer })],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    try {
+      await lineMatching(squatter, /^ready$/);
+      let heard = '';
+      squatter.stdout?.on('data', (chunk: Buffer) => {
+        heard += chunk.toString();
+      });
+      const stopped = await stopLock({ port, dir, timeout: 300 });
+      assert.equal(stopped.outcome, 'still-running');
+      assert.match(stopped.reason ?? '', /token was not sent: the socket file at .* is not the one its holder linked/);
+      // The squatter prints a token before it answers: all it heard is in by the time it has exited.
+      const closed = once(squatter, 'close');
+      squatter.stdin?.end();
+      await closed;
+      assert.ok(!heard.includes(token), `the token reached the squatter: ${heard}`);
+    } finally {
+      squatter.stdin?.end();
+      lock.releaseSync();
     }
   });
 });

@@ -242,6 +242,9 @@ function waitOnce(
     socket.on('error', (error: NodeJS.ErrnoException) => {
       // The holder's backlog is full: as good as a full queue.
       if (!connected && error.code === 'EAGAIN') heard = { kind: 'busy' };
+      // No socket file at the path: its holder may still listen, its link removed (see
+      // socket-file.ts); the caller binds again after a pause rather than at once.
+      else if (!connected && error.code === 'ENOENT' && name.startsWith('/')) heard = { kind: 'poll' };
       // Refused: nobody holds the name; anything else, it is gone too (the default).
       finish();
     });

@@ -176,6 +176,7 @@ function listeningOnPath(path: string): boolean | undefined {
  * before linking it) whose file is gone (Linux, from /proc/net/unix): a holder whose link a cleaner
  * of /tmp removed. It holds the lock still; a new link at the slot would grant it twice. A temp
  * name whose file is still there is a taker that has not linked yet: the slots decide between them.
+ * Returns the path of the slot it was linked at.
  */
 function unlinkedHolder(base: string): string | undefined {
   if (process.platform !== 'linux') return undefined;
@@ -190,7 +191,14 @@ function unlinkedHolder(base: string): string | undefined {
     const fields = line.trim().split(/\s+/);
     if ((Number.parseInt(fields[3] ?? '', 16) & 0x10000) === 0) continue;
     const path = fields.slice(7).join(' ');
-    if (dirname(path) === dir && ours.test(basename(path)) && fileKind(path) === 'missing') return path;
+    if (dirname(path) !== dir || !ours.test(basename(path)) || fileKind(path) !== 'missing') continue;
+    // Named by its slot, as the kernel's table is read for a socket file (see listeningAtSocketFile).
+    return join(
+      dir,
+      basename(path)
+        .replace(/^\./, '')
+        .replace(/\.[0-9a-f]{8}$/, ''),
+    );
   }
   return undefined;
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Verdict } from '../identity/judge.ts';
 import { readText } from '../identity/probe.ts';
 import type { Asked } from '../interlock/client.ts';
@@ -204,6 +205,15 @@ export function heldByAnswerOn(
 ): HeldByInterlock | undefined {
   const answer =
     asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
+  if (asked.kind === 'free' && name.startsWith('/') && !existsSync(name)) {
+    // A socket file whose link was removed (a cleaner of /tmp): nothing answers at the path, yet
+    // its holder still listens under the name it was bound at, and holds the lock.
+    const kernel = kernelHolders(name);
+    if (kernel.state === 'held' && kernel.holders.length > 0) {
+      const reason = `${holdersHold(kernel.holders)} the lock's socket, though its file at ${name} was removed (a cleaner of /tmp?): it cannot be asked who it is`;
+      return { verdict: { state: 'held', certainty: 'certain', reason: printable(reason) }, holders: kernel.holders };
+    }
+  }
   const privileged = scope?.kind === 'port' && scope.port < unprivilegedPortStart();
   const claimed = answer === undefined || privileged ? undefined : kernelHoldersAmong(name, [answer.pid]);
   if (claimed !== undefined) {

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { chmodSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { acquireLock, stopLock } from '../../src/index.ts';
+import { acquireLock, LockHeldError, stopLock } from '../../src/index.ts';
 import { giveToNobody, nobodyUnavailable, spawnAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { interlockMode } from '../helpers/interlock-mode.ts';
@@ -31,12 +31,16 @@ describe('a socket-file holder whose link at the slot was removed', linuxOnly, (
     const first = await acquireLock({ port, dir: tempDir(), interlock: 'socket-file' });
     unlinkSync(join(socketDir, `port-${port}.sock`));
     try {
-      const second = await acquireLock({ port, dir: tempDir(), interlock: 'socket-file', wait: 0 }).then(
+      const second: unknown = await acquireLock({ port, dir: tempDir(), interlock: 'socket-file', wait: 0 }).then(
         (lock) => lock,
-        () => undefined,
+        (error: unknown) => error,
       );
-      second?.releaseSync();
-      assert.equal(second, undefined, 'granted twice');
+      if (!(second instanceof Error)) {
+        (second as { releaseSync(): void }).releaseSync();
+        assert.fail('granted twice');
+      }
+      assert.ok(second instanceof LockHeldError, String(second));
+      assert.match(second.message, new RegExp(`pid ${process.pid} .*holds the lock's socket, though its file at`));
     } finally {
       first.releaseSync();
     }

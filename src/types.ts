@@ -163,6 +163,12 @@ export interface LockRecord {
    */
   interlockUnavailable?: string;
   /**
+   * With the socket-file interlock: the device and inode (`dev:ino`) of the socket file its holder
+   * linked at the lock's path. The record's token is sent in a stop request only to the file at
+   * that path while it is still this one (a link another user put there in its place is not).
+   */
+  socketFile?: string;
+  /**
    * In a holder's answer on its interlock only (Linux): the inode of the socket that answered, as
    * /proc/net/unix shows it. It tells that socket from look-alike names another process may bind
    * (the table shows a NUL and an `@` alike). Never in the record file.

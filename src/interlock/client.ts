@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processExists } from '../identity/probe.ts';
@@ -30,6 +31,15 @@ export function roundFigure(ms: number): string {
   return ms < 100 ? `${Math.round(ms)} ms` : `${Math.round(ms / 100) / 10} s`;
 }
 
+/** Whether a path holds a socket or nothing (lstat: a symbolic link is not followed). */
+function socketOrNothing(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
 /**
  * Sends one request to whoever holds `name` and waits for the reply. An aborted `signal` stops the
  * waiting at once (the answer is then `silent`; the caller looks at its signal).
@@ -51,6 +61,8 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
       resolve(result);
     };
     const attempt = () => {
+      // A socket file's path holding a link or a file is no holder's: never connected through.
+      if (name.startsWith('/') && !socketOrNothing(name)) return finish({ kind: 'free' });
       let connected = false;
       const current = connect({ path: name });
       socket = current;
@@ -230,6 +242,9 @@ function waitOnce(
     socket.on('error', (error: NodeJS.ErrnoException) => {
       // The holder's backlog is full: as good as a full queue.
       if (!connected && error.code === 'EAGAIN') heard = { kind: 'busy' };
+      // No socket file at the path: its holder may still listen, its link removed (see
+      // socket-file.ts); the caller binds again after a pause rather than at once.
+      else if (!connected && error.code === 'ENOENT' && name.startsWith('/')) heard = { kind: 'poll' };
       // Refused: nobody holds the name; anything else, it is gone too (the default).
       finish();
     });

@@ -24,6 +24,7 @@ import { SOCKET_DIR_ENV } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { unlinkQuietly } from '../record/unlink-quietly.ts';
+import type { LockRecord } from '../types.ts';
 import { Interlock } from './server.ts';
 
 /**
@@ -125,11 +126,15 @@ function existingSlots(base: string): string[] {
 
 /**
  * What a socket path holds now: `live` (something listens; a full backlog counts), `dead` (a
- * socket nobody listens on, or not a socket at all), `missing`. A socket that refuses this user
- * (not portlock's: its port sockets are open to all) is dead only where the kernel shows nothing
- * listening on that path (Linux); elsewhere it counts as live.
+ * socket nobody listens on), `missing`, or `foreign`: not a socket file at all (a symbolic link,
+ * a regular file), which no holder ever leaves there, and which is never connected to (a link
+ * planted in the shared directory could point at any socket on the host). A socket that refuses
+ * this user (not portlock's: its port sockets are open to all) is dead only where the kernel shows
+ * nothing listening on that path (Linux); elsewhere it counts as live.
  */
-export function knock(path: string): Promise<'live' | 'dead' | 'missing'> {
+export function knock(path: string): Promise<'live' | 'dead' | 'missing' | 'foreign'> {
+  const kind = fileKind(path);
+  if (kind !== 'socket') return Promise.resolve(kind);
   return new Promise((settle) => {
     const socket = connect({ path });
     socket.once('connect', () => {
@@ -146,6 +151,15 @@ export function knock(path: string): Promise<'live' | 'dead' | 'missing'> {
   });
 }
 
+/** What is at a socket path, without following a symbolic link: a socket, nothing, or something else. */
+function fileKind(path: string): 'socket' | 'missing' | 'foreign' {
+  try {
+    return lstatSync(path).isSocket() ? 'socket' : 'foreign';
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'foreign';
+  }
+}
+
 /** Whether /proc/net/unix shows a socket listening on exactly this path; undefined where it cannot tell. */
 function listeningOnPath(path: string): boolean | undefined {
   if (process.platform !== 'linux') return undefined;
@@ -155,6 +169,38 @@ function listeningOnPath(path: string): boolean | undefined {
     const fields = line.trim().split(/\s+/);
     return (Number.parseInt(fields[3] ?? '', 16) & 0x10000) !== 0 && fields.slice(7).join(' ') === path;
   });
+}
+
+/**
+ * A socket that still listens under a name of this lock's (a slot, or the temp name a holder bound
+ * before linking it) whose file is gone (Linux, from /proc/net/unix): a holder whose link a cleaner
+ * of /tmp removed. It holds the lock still; a new link at the slot would grant it twice. A temp
+ * name whose file is still there is a taker that has not linked yet: the slots decide between them.
+ * Returns the path of the slot it was linked at.
+ */
+function unlinkedHolder(base: string): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const table = readText('/proc/net/unix', 'utf8');
+  if (table === undefined) return undefined;
+  const dir = dirname(base);
+  const stem = basename(base)
+    .replace(/\.sock$/, '')
+    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const ours = new RegExp(`^\\.?${stem}(?:\\.\\d{1,2})?\\.sock(?:\\.[0-9a-f]{8})?$`);
+  for (const line of table.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if ((Number.parseInt(fields[3] ?? '', 16) & 0x10000) === 0) continue;
+    const path = fields.slice(7).join(' ');
+    if (dirname(path) !== dir || !ours.test(basename(path)) || fileKind(path) !== 'missing') continue;
+    // Named by its slot, as the kernel's table is read for a socket file (see listeningAtSocketFile).
+    return join(
+      dir,
+      basename(path)
+        .replace(/^\./, '')
+        .replace(/\.[0-9a-f]{8}$/, ''),
+    );
+  }
+  return undefined;
 }
 
 /** The lowest live slot of a port's socket, other than `except`; undefined when none is live. */
@@ -249,6 +295,28 @@ export function ensureSocketDir(dir: string, shared: boolean): void {
   if (why !== undefined) throw new SocketDirectoryError(dir, why, shared);
 }
 
+/**
+ * Why the socket file at `path` is not the one a holder's record says it linked there (its
+ * `socketFile`), or undefined where it is, or the record does not say: the record's token goes
+ * only to that file, never to a socket another user linked at the path once the holder's was gone.
+ */
+export function notHoldersSocketFile(
+  path: string,
+  record: Pick<LockRecord, 'socketFile'> | undefined,
+): string | undefined {
+  if (record?.socketFile === undefined || !path.startsWith('/')) return undefined;
+  let found: string;
+  try {
+    const stat = lstatSync(path, { bigint: true });
+    found = `${stat.dev}:${stat.ino}`;
+  } catch {
+    return `the holder's socket file ${path} is gone (removed while the holder still listens)`;
+  }
+  return found === record.socketFile
+    ? undefined
+    : `the socket file at ${path} is not the one its holder linked there (its link was removed, and another file put in its place)`;
+}
+
 /** Points `link` at `target` (a key lock's long directory to its short socket), replacing an old link. */
 function pointTo(link: string, target: string): void {
   try {
@@ -277,7 +345,7 @@ export interface SocketFileTaker {
  * The outcome of binding a lock's socket file: held (`first`), the path of the live socket that
  * holds it (a string), or why it could not be bound.
  */
-export type SocketFileBound = { first: Interlock } | string | { unavailable: string };
+export type SocketFileBound = { first: Interlock; file: string } | string | { unavailable: string };
 
 /**
  * Binds a lock's socket file: for a key, its one path; for a port, the lowest usable slot when no
@@ -295,6 +363,9 @@ export async function bindSocketFile(scope: LockScope, dir: string, taker: Socke
     const live = await liveSlot(base);
     if (live !== undefined) return live;
   }
+  // No live slot, yet a holder may still listen whose link is gone: its name is the one held.
+  const unlinked = unlinkedHolder(base);
+  if (unlinked !== undefined && (port || (await knock(base)) !== 'live')) return unlinked;
   for (let n = 0; n < (port ? MAX_SLOTS : 1); n++) {
     const path = slotPath(base, n);
     const bound = await bindAt(path, port, taker);
@@ -307,31 +378,34 @@ export async function bindSocketFile(scope: LockScope, dir: string, taker: Socke
     return rival;
   }
   return {
-    unavailable: `the first ${MAX_SLOTS} socket files of this port in ${dirname(base)} are other users' dead sockets, which only they or root can remove`,
+    unavailable: `the first ${MAX_SLOTS} socket files of this port in ${dirname(base)} are other users' dead sockets (or links and files that are not sockets), which only they or root can remove`,
   };
 }
 
 /**
  * Binds one socket path: a new socket under a temp name, linked at `path` if it is free, renamed
  * over it if a dead socket of this user's is there (through the claim chain). `foreign`: a dead
- * socket this user cannot remove (another user's, in the sticky directory).
+ * socket this user cannot remove (another user's, in the sticky directory), or in the shared
+ * directory anything that is not a socket (a link or file planted there): skipped, never followed.
  */
 async function bindAt(
   path: string,
   shared: boolean,
   taker: SocketFileTaker,
-): Promise<{ first: Interlock } | string | 'foreign' | { unavailable: string }> {
+): Promise<{ first: Interlock; file: string } | string | 'foreign' | { unavailable: string }> {
   const temp = join(dirname(path), `.${basename(path)}.${crypto().randomBytes(4).toString('hex')}`);
   const bound = await Interlock.bind(temp, { shared });
   if (bound === 'taken' || bound === 'unavailable') return { unavailable: `binding a socket at ${temp} failed` };
   const { dev, ino } = lstatSync(temp, { bigint: true });
-  const held = (): { first: Interlock } => {
+  // The socket file's own identity: a link at the path and a rename over it both keep it.
+  const file = `${dev}:${ino}`;
+  const held = (): { first: Interlock; file: string } => {
     unlinkQuietly(temp);
     // Released while it still listens, so the path cannot have passed to anyone else: ours to remove.
     bound.beforeClose(() => {
       if (sameFile(path, dev, ino)) unlinkSync(path);
     });
-    return { first: bound };
+    return { first: bound, file };
   };
   try {
     // A few turns: each means another process changed the path in between, which is rare.
@@ -353,6 +427,11 @@ async function bindAt(
       if (state === 'live') {
         bound.close();
         return path;
+      }
+      // Not a socket (a link or file another user put in the shared directory): a slot it squats.
+      if (state === 'foreign' && shared) {
+        bound.close();
+        return 'foreign';
       }
       const me = uid();
       if (me !== undefined && me !== 0 && found.uid !== me) {

@@ -317,6 +317,7 @@ async function tryOnce(
   let interlock: Interlock | undefined;
   const companions: Interlock[] = [];
   let unavailable: string | undefined;
+  let socketFile: string | undefined;
   if (name !== undefined) {
     const heard = identifyHolder && kind !== 'socket-file' ? await askFirst(name, options) : undefined;
     // Only an answer, or the kernel naming holders that cannot answer, proves the name taken;
@@ -349,6 +350,7 @@ async function tryOnce(
       return { ...refusal, takenName: bound };
     }
     interlock = bound?.first;
+    if (typeof tried === 'object' && 'file' in tried) socketFile = tried.file;
     if (bound?.second !== undefined) companions.push(bound.second);
     if (bound === undefined) {
       unavailable = typeof tried === 'object' && 'unavailable' in tried ? tried.unavailable : await whyUnbindable(name);
@@ -370,12 +372,15 @@ async function tryOnce(
     if (!dirExists) ensureLockDir(dir);
     // Made only once the interlock is ours: a refusal needs neither a record nor a token.
     token = tokenOf();
-    record = createRecord(scope, options.name, token, probe, interlock !== undefined, {
-      presence: presence?.id,
-      interlockUnavailable: unavailable,
-      holder: options.holder,
-      interlockKind: kind,
-    });
+    record = {
+      ...createRecord(scope, options.name, token, probe, interlock !== undefined, {
+        presence: presence?.id,
+        interlockUnavailable: unavailable,
+        holder: options.holder,
+        interlockKind: kind,
+      }),
+      ...(socketFile !== undefined && { socketFile }),
+    };
     const answers = { record: publicRecord(record), lockFile: path, token, stopHandler: () => lock?.onStopRequest };
     interlock?.answerWith(answers);
     if (interlock !== undefined) for (const companion of companions) companion.answerWith(answers);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Verdict } from '../identity/judge.ts';
 import { readText } from '../identity/probe.ts';
 import type { Asked } from '../interlock/client.ts';
@@ -6,6 +7,7 @@ import type { LockScope } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { describeHolder, holdersHold, listed } from '../record/holder-text.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
+import { isHoldersLockFile } from './vouched-lock-file.ts';
 
 /** What the interlock says about a lock, once the kernel has been heard: undefined when nobody holds it. */
 interface HeldByInterlock {
@@ -143,8 +145,14 @@ export function heldByAnswer(
   const pidns = probe.pidns?.();
   const vouched = answer === undefined ? undefined : vouchedHolder(answer, holders, pidns);
   if (answer !== undefined && vouched !== undefined) {
-    // Shown as the kernel tells it: the user is the process's, whatever the answer says.
-    const record = { ...answer, ...(vouched.user !== undefined && { user: vouched.user }) };
+    // Shown as the kernel tells it: the user is the process's, whatever the answer says; and the
+    // lock file it names only where the file agrees (the kernel vouches for the process, not the path).
+    const { lockFile, ...rest } = answer;
+    const record: PublicLockRecord = {
+      ...rest,
+      ...(vouched.user !== undefined && { user: vouched.user }),
+      ...(lockFile !== undefined && isHoldersLockFile(lockFile, answer, vouched) && { lockFile }),
+    };
     if (pidns !== undefined && vouched.pidns !== pidns) {
       // Held for sure, but by a pid that names some other process here: out of reach, never signalled.
       const reason = `process ${answer.pid} runs in another pid namespace (${vouched.pidns}) and holds the lock's kernel interlock; stop it inside that namespace`;
@@ -197,6 +205,15 @@ export function heldByAnswerOn(
 ): HeldByInterlock | undefined {
   const answer =
     asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
+  if (asked.kind === 'free' && name.startsWith('/') && !existsSync(name)) {
+    // A socket file whose link was removed (a cleaner of /tmp): nothing answers at the path, yet
+    // its holder still listens under the name it was bound at, and holds the lock.
+    const kernel = kernelHolders(name);
+    if (kernel.state === 'held' && kernel.holders.length > 0) {
+      const reason = `${holdersHold(kernel.holders)} the lock's socket, though its file at ${name} was removed (a cleaner of /tmp?): it cannot be asked who it is`;
+      return { verdict: { state: 'held', certainty: 'certain', reason: printable(reason) }, holders: kernel.holders };
+    }
+  }
   const privileged = scope?.kind === 'port' && scope.port < unprivilegedPortStart();
   const claimed = answer === undefined || privileged ? undefined : kernelHoldersAmong(name, [answer.pid]);
   if (claimed !== undefined) {

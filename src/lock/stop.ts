@@ -7,7 +7,7 @@ import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
 import { interlockKind, recordedKind, unverifiable } from '../interlock/flavour.ts';
 import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
-import { liveSocketFile } from '../interlock/socket-file.ts';
+import { liveSocketFile, notHoldersSocketFile } from '../interlock/socket-file.ts';
 import { monotonicMs } from '../monotonic.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe, validateInterlock } from '../options/validate.ts';
@@ -282,6 +282,9 @@ async function request(place: Place, verified: Verification, deadline: number): 
     const doubt = verified.doubt === undefined ? '' : ` (${verified.doubt})`;
     return `its token was not sent: the process on the lock's kernel name is not the record's holder run by the lock directory's user${doubt}`;
   }
+  // The kernel vouched for the socket the holder listens on; the token goes to the file at the path.
+  const swapped = notHoldersSocketFile(place.name, verified.record);
+  if (swapped !== undefined) return `its token was not sent: ${swapped}`;
   const asked = await ask(place.name, { op: 'stop', token }, answerBudget(deadline));
   if (asked.kind === 'free') return 'the holder has no control channel (it holds the lock without an interlock)';
   if (asked.kind === 'silent') return `the holder does not answer stop requests (${asked.reason})`;

@@ -102,6 +102,7 @@ const FIELD_CHECKS: Record<string, (value: unknown) => boolean> = {
   commandPid: optional(isPid),
   supervisorPid: optional(isPid),
   socketInode: optional((value): value is string => isString(value) && /^\d{1,20}$/.test(value)),
+  socketFile: optional((value): value is string => isString(value) && /^\d{1,20}:\d{1,20}$/.test(value)),
   token: optional((value): value is string => isString(value) && /^[0-9a-f]{16,128}$/.test(value)),
 };
 

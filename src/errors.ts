@@ -201,6 +201,7 @@ export type LockDirectoryProblem =
   | 'foreign-owner'
   | 'shared-writable'
   | 'unwritable'
+  | 'unreachable'
   | 'unsafe-parent';
 
 const DIRECTORY_PROBLEMS: Record<LockDirectoryProblem, string> = {
@@ -209,6 +210,7 @@ const DIRECTORY_PROBLEMS: Record<LockDirectoryProblem, string> = {
   'foreign-owner': 'it is owned by another user, who could replace any lock in it',
   'shared-writable': 'it is writable by group or others, who could replace any lock in it',
   unwritable: 'this process cannot create files in it',
+  unreachable: 'this process cannot reach it: a directory above it is closed to this user',
   'unsafe-parent':
     'a directory above it can be changed by another user, who could move it away or replace it with one of their own',
 };

@@ -21,7 +21,10 @@ function lstatOrUndefined(dir: string): Stats | undefined {
   try {
     return lstatSync(dir);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    // Looking it up is refused: a directory on the way may not be searched by this user.
+    if (code === 'EACCES') throw new LockDirectoryError(dir, 'unreachable', code);
     throw asLockDirectoryError(dir, error);
   }
 }

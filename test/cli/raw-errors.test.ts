@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { giveToNobody, nobodyUnavailable, setprivArgs } from '../helpers/as-nobody.ts';
+import { privateNetworkUnavailable } from '../helpers/namespaces.ts';
 import { finished, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { BIN } from './_support.ts';
@@ -36,16 +36,6 @@ const inPrivateNetworkAsNobody = (args: string[]) =>
     ...PORTLOCK,
     ...args,
   ]);
-
-function privateNetworkUnavailable(): string | undefined {
-  const probe = spawnSync('unshare', ['--net', '--', 'ip', 'link', 'set', 'lo', 'up'], {
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  return probe.status === 0
-    ? undefined
-    : `unshare --net with ip failed (${probe.error?.message ?? probe.stderr.trim()})`;
-}
 
 describe('no raw errors', { skip: nobodyUnavailable() }, () => {
   it("list of another user's private directory: names the directory and says what to do", async () => {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -14,6 +13,7 @@ import { BIN, CHILD, cli, exited, spawnCli } from '../cli/_support.ts';
 import { giveToNobody, nobodyUnavailable, setprivArgs } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { type Holder, startHolder } from '../helpers/holder.ts';
+import { privateNetworkUnavailable } from '../helpers/namespaces.ts';
 import { deadPid, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, lineMatching, projectRoot, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -86,17 +86,6 @@ const sharedTmp = (() => {
     return 'no /tmp';
   }
 })();
-
-/** Why a network namespace of its own cannot be made here, or undefined when it can. */
-function privateNetworkUnavailable(): string | undefined {
-  const probe = spawnSync('unshare', ['--net', '--', 'ip', 'link', 'set', 'lo', 'up'], {
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  return probe.status === 0
-    ? undefined
-    : `unshare --net with ip failed (${probe.error?.message ?? probe.stderr.trim()})`;
-}
 
 const linux = process.platform === 'linux' ? undefined : 'the README shows what Linux prints';
 

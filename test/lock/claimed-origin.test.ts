@@ -3,13 +3,17 @@ import { describe, it } from 'node:test';
 import { acquireLock, LockHeldError, stopLock } from '../../src/index.ts';
 import { nobodyUnavailable, runTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
+import { abstractSocketOnly } from '../helpers/interlock-mode.ts';
 import { fixture } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 // Where an orphaned holder got the lock from is read from the environment it was started with
 // (PORTLOCK_HANDOFF, PORTLOCK_RUN_PID), which any process sets for itself: another user's is told
 // as that process's account, never as fact.
-describe('an orphaned holder of another user whose environment names a giver', { skip: nobodyUnavailable() }, () => {
+// The planted holder keeps the port's abstract name: the abstract socket's own case.
+describe('an orphaned holder of another user whose environment names a giver', {
+  skip: nobodyUnavailable() ?? abstractSocketOnly,
+}, () => {
   it("is said to claim it, not to have inherited the lock from root's pid 1; stop --force signals nothing", async () => {
     const port = await freePort();
     const dir = tempDir('portlock-claimed-origin-');

@@ -18,6 +18,7 @@ import { startHolder } from '../helpers/holder.ts';
 import { abstractSocketOnly } from '../helpers/interlock-mode.ts';
 import { otherNode } from '../helpers/other-node.ts';
 import { deadRecord, liveProcess, processStartOf, recordFor, writeRecord } from '../helpers/records.ts';
+import { seed } from '../helpers/seed.ts';
 import { finished, fixture, lineMatching, spawnTracked, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -256,8 +257,7 @@ describe('a squatter of a lock name, as another user', { skip: asNobody.skip || 
   it("binding a look-alike with a literal '@' (shown as the real name) changes nothing: the token reaches the holder, no impostor, a dead holder is gone", async () => {
     const dir = tempDir();
     const port = await freePort();
-    // A port below 1024 too, whose name nobody holds; seeded, so a failure can be replayed.
-    const seed = Number(process.env.PORTLOCK_TEST_SEED ?? Date.now() % 100_000);
+    // A port below 1024 too, whose name nobody holds; from the run's seed, so a failure can be replayed.
     let low = 600 + ((seed + 200) % 400);
     while (kernelHolders(interlockName({ kind: 'port', port: low }, '') as string).state !== 'free') low++;
     console.log(`privileged port ${low} (seed ${seed})`);
@@ -304,8 +304,7 @@ describe('a squatter of a lock name, as another user', { skip: asNobody.skip || 
   });
 
   it('of a privileged port is an impostor: status and a start say so, with its pid and user, exit 75', async () => {
-    // A port below 1024 whose name nobody holds; seeded, so a failure can be replayed.
-    const seed = Number(process.env.PORTLOCK_TEST_SEED ?? Date.now() % 100_000);
+    // A port below 1024 whose name nobody holds; from the run's seed, so a failure can be replayed.
     let port = 600 + (seed % 400);
     while (kernelHolders(interlockName({ kind: 'port', port }, '') as string).state !== 'free') port++;
     console.log(`privileged port ${port} (seed ${seed})`);

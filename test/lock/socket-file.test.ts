@@ -15,14 +15,7 @@ import {
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import {
-  acquireLock,
-  inspectLock,
-  LockHeldError,
-  lockPathFor,
-  SocketDirectoryError,
-  stopLock,
-} from '../../src/index.ts';
+import { acquireLock, inspectLock, lockPathFor, SocketDirectoryError, stopLock } from '../../src/index.ts';
 import { ensureSocketDir, MAX_SOCKET_PATH_BYTES, slotPath } from '../../src/interlock/socket-file.ts';
 import { cli } from '../cli/_support.ts';
 import { giveToNobody, NOBODY_UID, nobodyUnavailable, runTsAsNobody, spawnTsAsNobody } from '../helpers/as-nobody.ts';
@@ -30,6 +23,7 @@ import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
 import { interlockMode } from '../helpers/interlock-mode.ts';
 import { deadPid, recordFor, writeRecord } from '../helpers/records.ts';
+import { refusalOf } from '../helpers/refusal.ts';
 import { finished, fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -150,11 +144,7 @@ describe('socket-file interlock', posixOnly, () => {
       assert.equal(outcome.acquired, true, JSON.stringify(outcome));
       assert.equal(lstatSync(portSocket(port, 1)).uid, NOBODY_UID, "nobody's socket is in the second slot");
       // The port is held, host-wide: another user's acquire is refused, naming nobody's process.
-      const error = await acquireLock({ port, dir: tempDir(), interlock }).then(
-        () => assert.fail('acquired a port held in another slot'),
-        (caught: unknown) => caught,
-      );
-      assert.ok(error instanceof LockHeldError, String(error));
+      const error = await refusalOf({ port, dir: tempDir(), interlock }, 'acquired a port held in another slot');
       assert.match(error.message, new RegExp(`pid ${holder.pid}|nobody`));
     } finally {
       holder.stdin?.end();
@@ -178,11 +168,7 @@ describe('socket-file interlock', posixOnly, () => {
     try {
       await lineMatching(squatter, /"ready":true/);
       const dir = tempDir();
-      const error = await acquireLock({ port, dir, interlock }).then(
-        () => assert.fail('acquired a squatted port'),
-        (caught: unknown) => caught,
-      );
-      assert.ok(error instanceof LockHeldError, String(error));
+      const error = await refusalOf({ port, dir, interlock }, 'acquired a squatted port');
       assert.match(error.message, new RegExp(`pid ${squatter.pid} .*user nobody.*claims to be "percy" pid 1`));
       const inspection = await inspectLock({ port, dir, interlock });
       assert.equal(inspection.holders?.[0]?.pid, squatter.pid);
@@ -205,11 +191,7 @@ describe('socket-file interlock', posixOnly, () => {
     const target = readlinkSync(pointer);
     assert.ok(Buffer.byteLength(target) < MAX_SOCKET_PATH_BYTES, target);
     assert.ok(lstatSync(target).isSocket());
-    const error = await acquireLock({ key: 'build', dir, interlock }).then(
-      () => assert.fail('acquired a held key'),
-      (caught: unknown) => caught,
-    );
-    assert.ok(error instanceof LockHeldError);
+    const error = await refusalOf({ key: 'build', dir, interlock }, 'acquired a held key');
     assert.equal(error.meta?.pid, holder.pid);
     holder.child.kill('SIGKILL');
     await once(holder.child, 'exit');
@@ -251,11 +233,10 @@ describe('socket-file interlock', posixOnly, () => {
     const holder = await startHolder({ port, dir, interlock });
     try {
       // The abstract name is free, but the holder never held it: its record says the socket file.
-      const error = await acquireLock({ port, dir, interlock: 'auto' }).then(
-        () => assert.fail('two holders: one by the socket file, one by the abstract socket'),
-        (caught: unknown) => caught,
+      const error = await refusalOf(
+        { port, dir, interlock: 'auto' },
+        'two holders: one by the socket file, one by the abstract socket',
       );
-      assert.ok(error instanceof LockHeldError, String(error));
       assert.equal(error.meta?.pid, holder.pid);
     } finally {
       holder.child.kill('SIGKILL');

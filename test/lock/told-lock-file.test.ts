@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { acquireLock, LockHeldError } from '../../src/index.ts';
 import { interlockName } from '../../src/interlock/name.ts';
 import { cli } from '../cli/_support.ts';
 import { nobodyUnavailable, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { interlockMode } from '../helpers/interlock-mode.ts';
+import { refusalOf } from '../helpers/refusal.ts';
 import { fixture, lineMatching } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -39,14 +39,7 @@ describe('a holder naming a lock file that is not its own', { skip }, () => {
     ]);
     try {
       await lineMatching(squatter, /"ready":true/);
-      const error = await acquireLock({ port, dir, wait: 0 }).then(
-        (lock) => {
-          lock.releaseSync();
-          return undefined;
-        },
-        (e: unknown) => e,
-      );
-      assert.ok(error instanceof LockHeldError, String(error));
+      const error = await refusalOf({ port, dir, wait: 0 });
       assert.notEqual(error.lockPath, named);
       assert.equal(error.meta?.lockFile, undefined);
       const refused = await cli(['run', '-p', String(port), '--dir', dir, '--', 'true']);

@@ -84,24 +84,30 @@ export function readText(path: string, encoding: 'latin1' | 'utf8' = 'latin1'): 
 }
 
 /**
- * What a process's open descriptors point at (`socket:[4711]`, a path), from /proc/<pid>/fd; none
- * where /proc does not show them (the process is gone, or another user's).
+ * A process's open descriptors and what each points at (`socket:[4711]`, `anon_inode:[eventpoll]`,
+ * a path), from /proc/<pid>/fd; undefined where /proc does not show them (the process is gone, or
+ * another user's).
  */
-export function descriptorLinks(pid: number | string): string[] {
+export function descriptors(pid: number | string): { fd: string; link: string }[] | undefined {
   let fds: string[];
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
   } catch {
-    return [];
+    return undefined;
   }
   return fds.flatMap((fd) => {
     try {
-      return [readlinkSync(`/proc/${pid}/fd/${fd}`)];
+      return [{ fd, link: readlinkSync(`/proc/${pid}/fd/${fd}`) }];
     } catch {
       // Closed while we looked.
       return [];
     }
   });
+}
+
+/** What a process's open descriptors point at; none where /proc does not show them (see {@link descriptors}). */
+export function descriptorLinks(pid: number | string): string[] {
+  return descriptors(pid)?.map(({ link }) => link) ?? [];
 }
 
 /** Parses `/proc/<pid>/stat`; the command name in parentheses may itself hold spaces and ')'. */

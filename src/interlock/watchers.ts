@@ -1,5 +1,4 @@
-import { readdirSync, readlinkSync } from 'node:fs';
-import { readText } from '../identity/probe.ts';
+import { descriptors, readText } from '../identity/probe.ts';
 import type { KernelHolders } from './holders.ts';
 
 /** What a process waits on, as the kernel shows it. */
@@ -19,20 +18,10 @@ export interface Watched {
  * does not, and so never accepts a question.
  */
 export function watchedBy(pid: number): Watched | undefined {
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return undefined;
-  }
+  const open = descriptors(pid);
+  if (open === undefined) return undefined;
   const watched: Watched = { epoll: false, inodes: new Set() };
-  for (const fd of fds) {
-    let link: string;
-    try {
-      link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      continue;
-    }
+  for (const { fd, link } of open) {
     if (link !== 'anon_inode:[eventpoll]') continue;
     watched.epoll = true;
     const info = readText(`/proc/${pid}/fdinfo/${fd}`, 'utf8') ?? '';

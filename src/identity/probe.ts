@@ -111,15 +111,15 @@ export function descriptorLinks(pid: number | string): string[] {
 }
 
 /** Parses `/proc/<pid>/stat`; the command name in parentheses may itself hold spaces and ')'. */
-export function parseProcStat(text: string): { state: string; startTime: string } | undefined {
+export function parseProcStat(text: string): { state: string; ppid: number; startTime: string } | undefined {
   const end = text.lastIndexOf(')');
   if (end < 0) return undefined;
   const fields = text.slice(end + 2).split(' ');
-  // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-  const state = fields[0];
+  // fields[0] is field 3 (state), fields[1] field 4 (ppid), so field 22 (starttime) is fields[19].
+  const [state, ppid] = fields;
   const startTime = fields[19];
-  if (!state || !startTime || !/^\d+$/.test(startTime)) return undefined;
-  return { state, startTime };
+  if (!state || !ppid || !/^\d+$/.test(ppid) || !startTime || !/^\d+$/.test(startTime)) return undefined;
+  return { state, ppid: Number(ppid), startTime };
 }
 
 function parseTgid(status: string | undefined): number | undefined {
@@ -189,8 +189,9 @@ function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
   }
   const parsed = parseProcStat(stat);
   if (parsed === undefined) return undefined;
-  const info: ProcessInfo = { ...parsed, tgid: parseTgid(readText(`/proc/${pid}/status`)) };
-  if (parsed.state === 'Z' || parsed.state === 'X') {
+  const { state, startTime } = parsed;
+  const info: ProcessInfo = { state, startTime, tgid: parseTgid(readText(`/proc/${pid}/status`)) };
+  if (state === 'Z' || state === 'X') {
     try {
       info.threads = readdirSync(`/proc/${pid}/task`).length;
     } catch {

@@ -27,7 +27,7 @@ export type Asked =
  * `1 s`, `0.3 s`, `50 ms`: a time limit as a person would state it. A caller that gives a question
  * what is left of a deadline passes 996 ms for a limit of 1 s; the limit is what a reader knows.
  */
-export function roundFigure(ms: number): string {
+function roundFigure(ms: number): string {
   return ms < 100 ? `${Math.round(ms)} ms` : `${Math.round(ms / 100) / 10} s`;
 }
 

@@ -66,7 +66,7 @@ export function listeningAtSocketFile(table: string, path: string): string[] {
  * giving a lock's name with the inode of some other socket. Such an inode is not taken as the
  * name's socket: its processes are no holders.
  */
-export function repeatedInodes(table: string, inodes: readonly string[]): Set<string> {
+function repeatedInodes(table: string, inodes: readonly string[]): Set<string> {
   const wanted = new Set(inodes);
   const seen = new Set<string>();
   const repeated = new Set<string>();

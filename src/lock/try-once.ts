@@ -15,7 +15,7 @@ import { firstInDir, sweepLeftovers } from './leftovers.ts';
 import { checkOwnLockDir, ensureLockDir } from './lock-dir.ts';
 
 /** The outcome of one try: the lock, or why not. */
-export type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
+type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
 
 /** The kernel names one try holds: the interlock (none where it is off or the kernel refused it) and those beside it. */
 interface Bound {

@@ -78,14 +78,12 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
 }
 
 /**
- * `acquireLock` with the process probe as a parameter, and the choice not to ask a holder who it
- * is (acquirePort's, which passes held ports by the dozen).
+ * `acquireLock` with the process probe as a parameter, and acquirePort's choices (see
+ * `AcquireChoices`): it passes held ports by the dozen, and checks the directory once for them all.
  */
 export async function acquireLockWith(
   options: AcquireOptions,
   probe: ProcessProbe,
-  // acquirePort skips held ports by the dozen: asking each holder who it is would only cost time.
-  // acquirePort checks the directory once for all the ports it tries, not again for each.
   { identify = true, dirChecked = false }: Partial<AcquireChoices> = {},
 ): Promise<LockHandle> {
   const resolved = resolveAcquire(options);
@@ -98,7 +96,7 @@ export async function acquireLockWith(
   const acquisition = new Acquisition(resolved, probe, { identify, dirChecked });
   try {
     for (;;) {
-      const tried = await tryOnce(acquisition, acquisition.waitIsOver() && identify);
+      const tried = await tryOnce(acquisition, acquisition.namesHolder());
       if (tried.kind === 'acquired') {
         // A process that has taken a lock has that code compiled: it need not warm up while it waits.
         warmedUp = true;

@@ -13,7 +13,10 @@ const POLL_MAX_MS = 25;
 
 /** How an acquire goes about its tries (acquirePort's choices, for ports it passes by the dozen). */
 export interface AcquireChoices {
-  /** Whether to ask a holder who it is for a refusal (acquirePort skips held ports without asking). */
+  /**
+   * Whether to ask a holder who it is, for a refusal that names it: acquirePort passes held ports
+   * by the dozen, and asking each holder would only cost time.
+   */
   identify: boolean;
   /** Whether the caller has made and checked the lock directory already (acquirePort, once a pass). */
   dirChecked: boolean;
@@ -74,6 +77,14 @@ export class Acquisition {
   /** Whether the time to wait is up: the next try is the last. */
   waitIsOver(): boolean {
     return this.elapsed() >= this.options.wait;
+  }
+
+  /**
+   * Whether the next try asks a holder who it is: only where the caller wants it named, and only
+   * once the time to wait is up (a waiter needs to know only when the holder leaves).
+   */
+  namesHolder(): boolean {
+    return this.waitIsOver() && this.choices.identify;
   }
 
   /**

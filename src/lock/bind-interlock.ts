@@ -73,7 +73,8 @@ export async function presenceOf(probe: ProcessProbe): Promise<{ id: string; bou
 
 /**
  * Why the kernel refused to bind an interlock's name, for the record of a lock that falls back to
- * the record alone: the error of one more try (undefined if that one succeeds, and is let go).
+ * the record alone: the error of one more try (if that one succeeds, it is let go, and the record
+ * says that binding failed once).
  */
 export function whyUnbindable(name: string): Promise<string> {
   return new Promise((resolve) => {

@@ -110,11 +110,19 @@ export function descriptorLinks(pid: number | string): string[] {
   return descriptors(pid)?.map(({ link }) => link) ?? [];
 }
 
-/** Parses `/proc/<pid>/stat`; the command name in parentheses may itself hold spaces and ')'. */
-export function parseProcStat(text: string): { state: string; ppid: number; startTime: string } | undefined {
+/**
+ * The fields of a `/proc/<pid>/stat` line after the command name, from field 3 on (state, ppid,
+ * pgrp, session, tty_nr, tpgid, ...): the name in parentheses may itself hold spaces and ')'.
+ */
+export function procStatFields(text: string): string[] | undefined {
   const end = text.lastIndexOf(')');
-  if (end < 0) return undefined;
-  const fields = text.slice(end + 2).split(' ');
+  return end < 0 ? undefined : text.slice(end + 2).split(' ');
+}
+
+/** Parses `/proc/<pid>/stat` for a process's state, parent and start time. */
+export function parseProcStat(text: string): { state: string; ppid: number; startTime: string } | undefined {
+  const fields = procStatFields(text);
+  if (fields === undefined) return undefined;
   // fields[0] is field 3 (state), fields[1] field 4 (ppid), so field 22 (starttime) is fields[19].
   const [state, ppid] = fields;
   const startTime = fields[19];

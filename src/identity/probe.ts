@@ -210,7 +210,7 @@ function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
 }
 
 /** A process's pid in each pid namespace from this /proc's down to its own (`NSpid`). */
-function nsPids(pid: string): string[] | undefined {
+export function nsPids(pid: number | string): string[] | undefined {
   return /^NSpid:\s*([\d\s]+)$/m
     .exec(readText(`/proc/${pid}/status`) ?? '')?.[1]
     ?.trim()

@@ -29,6 +29,7 @@ interface Bound {
   socketFile: string | undefined;
 }
 
+/** `port 8080`, `key build-cache`: how a refusal or a loss names the lock. */
 export function describeScope(scope: LockScope): string {
   return scope.kind === 'port' ? `port ${scope.port}` : `key ${scope.key}`;
 }

@@ -5,6 +5,7 @@ import { repoRoot, type Summary } from './common.ts';
 import { type ContenderId, contenders } from './contenders.ts';
 import { CONTENTION_IDS, CONTENTION_NS, type ContentionResult } from './contention.ts';
 import { CRASH_IDS, type CrashResult } from './crash-reacquire.ts';
+import type { ForcedStopResult } from './forced-stop.ts';
 import { type FreePortResult, PORT_NS } from './free-port.ts';
 import { LIST_MODES, LIST_SIZES, type ListLocksResult, listKey } from './list-locks.ts';
 import { FINDER_IDS, finders } from './port-finders.ts';
@@ -44,6 +45,8 @@ export interface Results {
   waiting?: Outcome<WaitingResult>;
   /** Absent from results written before the tight-loop scenario existed. */
   tightLoop?: Outcome<TightLoopResult>;
+  /** Absent from results written before the forced-stop scenario existed. */
+  forcedStop?: Outcome<ForcedStopResult>;
 }
 
 export interface GoalRow {
@@ -160,7 +163,27 @@ export function evaluateGoals(results: Results): GoalRow[] {
         : `${(loop.heapGrowthBytes / 1024).toFixed(0)} KiB after GC (peak ${(loop.heapPeakGrowthBytes / 1024 / 1024).toFixed(1)} MiB); a 10 ms timer fired ${loop.timerTicks} of ${loop.timerTicksDue} times`,
     met: met(loop === undefined ? undefined : loop.heapGrowthBytes <= 1024 * 1024 && loop.timerTicks > 0),
   });
+  rows.push(forcedStopGoal(results.forcedStop));
   return rows;
+}
+
+/**
+ * A forced stop of a holder that ignores SIGTERM waits one step's timeout after SIGTERM, then sends
+ * SIGKILL: within that timeout and one second more, far from the default 10 s a step.
+ */
+function forcedStopGoal(outcome: Outcome<ForcedStopResult> | undefined): GoalRow {
+  const stop = ok(outcome);
+  const limit = (stop?.timeoutMs ?? 1000) + 1000;
+  return {
+    goal: `A forced stop of a holder that ignores SIGTERM, timeout ${ms(stop?.timeoutMs ?? 1000)} a step: under ${ms(limit)} (median), ended by SIGKILL`,
+    measured:
+      stop === undefined
+        ? outcome === undefined
+          ? 'not run'
+          : 'failed'
+        : `${ms(stop.stopMs.median)} (${ms(stop.stopMs.min)} – ${ms(stop.stopMs.max)} over ${stop.stopMs.n})${stop.failures.length === 0 ? '' : `; ${stop.failures.join('; ')}`}`,
+    met: met(stop === undefined ? undefined : stop.stopMs.median < limit && stop.failures.length === 0),
+  };
 }
 
 function freePortGoals(outcome: Outcome<FreePortResult> | undefined): GoalRow[] {
@@ -260,6 +283,24 @@ function tightLoopSection(outcome: Outcome<TightLoopResult> | undefined): string
         ['10 ms timer firings during the loop (of those due)', `${loop.timerTicks} of ${loop.timerTicksDue}`],
         ['heap growth after GC', `${(loop.heapGrowthBytes / 1024).toFixed(0)} KiB`],
         ['heap peak during the loop, above the start', `${(loop.heapPeakGrowthBytes / 1024 / 1024).toFixed(1)} MiB`],
+      ],
+    ),
+  ].join('\n');
+}
+
+function forcedStopSection(outcome: Outcome<ForcedStopResult> | undefined): string {
+  if (outcome === undefined) return 'Not run.';
+  if ('error' in outcome) return failed(outcome);
+  const { timeoutMs, stopMs, failures } = outcome;
+  return [
+    `\`stopLock({ port, dir, force: true, timeout: ${timeoutMs} })\` against a process that holds the port's lock, refuses stop requests and ignores SIGTERM, from the call to its result; a fresh holder each round.`,
+    '',
+    table(
+      ['Measure', 'Value'],
+      [
+        ['forced stop, median', ms(stopMs.median)],
+        ['range', `${ms(stopMs.min)} – ${ms(stopMs.max)} over ${stopMs.n} rounds`],
+        ['rounds not ended by SIGKILL', failures.length === 0 ? '–' : failures.join('; ')],
       ],
     ),
   ].join('\n');
@@ -524,6 +565,10 @@ export function renderMarkdown(results: Results): string {
     '## 8. A tight loop of acquire and release',
     '',
     tightLoopSection(results.tightLoop),
+    '',
+    '## 9. A forced stop',
+    '',
+    forcedStopSection(results.forcedStop),
     END,
   ].join('\n');
 }

@@ -1,7 +1,7 @@
 // `npm run bench`: every scenario in one run, then bench/results.json and BENCHMARKS.md.
 // `--quick` shrinks every loop for a smoke run and writes its files to the temp directory instead;
 // `--only=crash,refusal` runs just those scenarios (uncontended, crash, contention, refusal, list,
-// ports, waiting, loop).
+// ports, waiting, loop, stop).
 // Lock files go under TMPDIR: point it elsewhere when the host's /tmp is busy with other work.
 // `--node=PATH[,PATH]` (or PORTLOCK_BENCH_NODE) adds Node binaries on which the refusal scenario also
 // measures loading and refusal; the bench itself runs on the `node` that npm finds (to run it all on
@@ -14,6 +14,7 @@ import { killAll } from './children.ts';
 import { errorText, nowMs, removeTempDirs, repoRoot, type Scale } from './common.ts';
 import { runContention } from './contention.ts';
 import { runCrash } from './crash-reacquire.ts';
+import { runForcedStop } from './forced-stop.ts';
 import { runFreePort } from './free-port.ts';
 import { runListLocks } from './list-locks.ts';
 import { loadingGoals, writeLoadingMarkdown } from './loading-report.ts';
@@ -77,6 +78,7 @@ const listLocks = await scenario('5. listLocks', 'list', runListLocks);
 const freePort = await scenario('6. a free port for each process', 'ports', runFreePort);
 const waiting = await scenario('7. waiting in line', 'waiting', runWaiting);
 const tightLoop = await scenario('8. a tight loop of acquire and release', 'loop', runTightLoop);
+const forcedStop = await scenario('9. a forced stop', 'stop', runForcedStop);
 
 const results: Results = {
   environment: {
@@ -99,6 +101,7 @@ const results: Results = {
   freePort,
   waiting,
   tightLoop,
+  forcedStop,
 };
 
 const scratch = quick || only !== undefined;

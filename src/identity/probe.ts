@@ -110,16 +110,24 @@ export function descriptorLinks(pid: number | string): string[] {
   return descriptors(pid)?.map(({ link }) => link) ?? [];
 }
 
-/** Parses `/proc/<pid>/stat`; the command name in parentheses may itself hold spaces and ')'. */
-export function parseProcStat(text: string): { state: string; startTime: string } | undefined {
+/**
+ * The fields of a `/proc/<pid>/stat` line after the command name, from field 3 on (state, ppid,
+ * pgrp, session, tty_nr, tpgid, ...): the name in parentheses may itself hold spaces and ')'.
+ */
+export function procStatFields(text: string): string[] | undefined {
   const end = text.lastIndexOf(')');
-  if (end < 0) return undefined;
-  const fields = text.slice(end + 2).split(' ');
-  // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-  const state = fields[0];
+  return end < 0 ? undefined : text.slice(end + 2).split(' ');
+}
+
+/** Parses `/proc/<pid>/stat` for a process's state, parent and start time. */
+export function parseProcStat(text: string): { state: string; ppid: number; startTime: string } | undefined {
+  const fields = procStatFields(text);
+  if (fields === undefined) return undefined;
+  // fields[0] is field 3 (state), fields[1] field 4 (ppid), so field 22 (starttime) is fields[19].
+  const [state, ppid] = fields;
   const startTime = fields[19];
-  if (!state || !startTime || !/^\d+$/.test(startTime)) return undefined;
-  return { state, startTime };
+  if (!state || !ppid || !/^\d+$/.test(ppid) || !startTime || !/^\d+$/.test(startTime)) return undefined;
+  return { state, ppid: Number(ppid), startTime };
 }
 
 function parseTgid(status: string | undefined): number | undefined {
@@ -189,8 +197,9 @@ function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
   }
   const parsed = parseProcStat(stat);
   if (parsed === undefined) return undefined;
-  const info: ProcessInfo = { ...parsed, tgid: parseTgid(readText(`/proc/${pid}/status`)) };
-  if (parsed.state === 'Z' || parsed.state === 'X') {
+  const { state, startTime } = parsed;
+  const info: ProcessInfo = { state, startTime, tgid: parseTgid(readText(`/proc/${pid}/status`)) };
+  if (state === 'Z' || state === 'X') {
     try {
       info.threads = readdirSync(`/proc/${pid}/task`).length;
     } catch {
@@ -201,7 +210,7 @@ function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
 }
 
 /** A process's pid in each pid namespace from this /proc's down to its own (`NSpid`). */
-function nsPids(pid: string): string[] | undefined {
+export function nsPids(pid: number | string): string[] | undefined {
   return /^NSpid:\s*([\d\s]+)$/m
     .exec(readText(`/proc/${pid}/status`) ?? '')?.[1]
     ?.trim()

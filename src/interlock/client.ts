@@ -27,7 +27,7 @@ export type Asked =
  * `1 s`, `0.3 s`, `50 ms`: a time limit as a person would state it. A caller that gives a question
  * what is left of a deadline passes 996 ms for a limit of 1 s; the limit is what a reader knows.
  */
-export function roundFigure(ms: number): string {
+function roundFigure(ms: number): string {
   return ms < 100 ? `${Math.round(ms)} ms` : `${Math.round(ms / 100) / 10} s`;
 }
 
@@ -41,22 +41,38 @@ function socketOrNothing(path: string): boolean {
 }
 
 /**
- * Sends one request to whoever holds `name` and waits for the reply. An aborted `signal` stops the
- * waiting at once (the answer is then `silent`; the caller looks at its signal).
+ * A signal that aborts when `signal` does or `ms` has passed, whichever comes first. The time is
+ * held to what a timer can wait: Node runs a longer one (Infinity too) at once.
+ */
+function deadlineOf(ms: number, signal: AbortSignal | undefined): { deadline: AbortSignal; until: AbortSignal } {
+  const deadline = AbortSignal.timeout(Math.max(0, Math.ceil(Math.min(ms, MAX_TIMER_MS))));
+  return { deadline, until: signal === undefined ? deadline : AbortSignal.any([signal, deadline]) };
+}
+
+/**
+ * Sends one request to whoever holds `name` and waits for the reply, for at most `timeoutMs`. An
+ * aborted `signal` stops the waiting at once (the answer is then `silent`; the caller looks at its
+ * signal).
  */
 export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, signal?: AbortSignal): Promise<Asked> {
+  const { deadline, until } = deadlineOf(timeoutMs, signal);
   return new Promise((resolve) => {
     let socket: Socket | undefined;
     let retry: NodeJS.Timeout | undefined;
     let backlogPause = 1;
     let done = false;
-    const onAbort = () => finish({ kind: 'silent', reason: 'the question was abandoned' });
+    // The caller's signal first: a question given up as its time runs out is the caller's doing.
+    const onAbort = () =>
+      finish(
+        signal?.aborted || !deadline.aborted
+          ? { kind: 'silent', reason: 'the question was abandoned' }
+          : { kind: 'silent', reason: `it did not answer within ${roundFigure(timeoutMs)}` },
+      );
     const finish = (result: Asked) => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
       clearTimeout(retry);
-      signal?.removeEventListener('abort', onAbort);
+      until.removeEventListener('abort', onAbort);
       socket?.destroy();
       resolve(result);
     };
@@ -64,7 +80,8 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
       // A socket file's path holding a link or a file is no holder's: never connected through.
       if (name.startsWith('/') && !socketOrNothing(name)) return finish({ kind: 'free' });
       let connected = false;
-      const current = connect({ path: name });
+      // The socket ends with the question: `until` aborting destroys it.
+      const current = connect({ path: name, signal: until });
       socket = current;
       current.on('connect', () => {
         connected = true;
@@ -90,13 +107,9 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
       });
       current.on('close', () => finish({ kind: 'silent', reason: 'it closed the connection without an answer' }));
     };
-    const timer = setTimeout(
-      () => finish({ kind: 'silent', reason: `it did not answer within ${roundFigure(timeoutMs)}` }),
-      timeoutMs,
-    );
-    if (signal?.aborted) onAbort();
+    if (until.aborted) onAbort();
     else {
-      signal?.addEventListener('abort', onAbort, { once: true });
+      until.addEventListener('abort', onAbort, { once: true });
       attempt();
     }
   });
@@ -320,8 +333,7 @@ export async function waitForRelease(
   park?: Park,
 ): Promise<'released' | 'poll' | 'timeout'> {
   if (signal?.aborted) return 'timeout';
-  const deadline = AbortSignal.timeout(Math.max(0, Math.ceil(Math.min(timeoutMs, MAX_TIMER_MS))));
-  const until = signal === undefined ? deadline : AbortSignal.any([signal, deadline]);
+  const { until } = deadlineOf(timeoutMs, signal);
   // The waiter that was just ahead of this one at the last release, until it has had its turn;
   // and when this one goes regardless.
   let before: number | undefined;

@@ -20,20 +20,30 @@ export function shownAs(name: string): string {
 }
 
 /**
- * The listening sockets bound to abstract names, from the text of /proc/net/unix
- * (`Num RefCount Protocol Flags Type St Inode Path`): each name as the table shows it (see
- * {@link shownAs}), with the inodes of the sockets listening on it.
+ * The sockets /proc/net/unix shows listening (`Num RefCount Protocol Flags Type St Inode Path`):
+ * each one's inode, and the name or path it was bound at as the table shows it (see {@link shownAs}).
  */
-export function listeningAbstractNames(table: string): Map<string, string[]> {
-  const names = new Map<string, string[]>();
+function listeningSockets(table: string): { inode: string; path: string }[] {
+  const sockets: { inode: string; path: string }[] = [];
   for (const line of table.split('\n')) {
     const fields = line.trim().split(/\s+/);
     const flags = Number.parseInt(fields[3] ?? '', 16);
     const inode = fields[6];
     // A path never holds a space in our names; one that does is not ours, and stays whole anyway.
     const path = fields.slice(7).join(' ');
-    if (inode === undefined || !path.startsWith('@') || (flags & LISTENING) === 0) continue;
-    names.set(path, [...(names.get(path) ?? []), inode]);
+    if (inode !== undefined && (flags & LISTENING) !== 0) sockets.push({ inode, path });
+  }
+  return sockets;
+}
+
+/**
+ * The listening sockets bound to abstract names, from the text of /proc/net/unix: each name as
+ * the table shows it (see {@link shownAs}), with the inodes of the sockets listening on it.
+ */
+export function listeningAbstractNames(table: string): Map<string, string[]> {
+  const names = new Map<string, string[]>();
+  for (const { inode, path } of listeningSockets(table)) {
+    if (path.startsWith('@')) names.set(path, [...(names.get(path) ?? []), inode]);
   }
   return names;
 }
@@ -47,17 +57,11 @@ export function listeningAbstractNames(table: string): Map<string, string[]> {
 export function listeningAtSocketFile(table: string, path: string): string[] {
   const slash = path.lastIndexOf('/');
   const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.`;
-  const inodes: string[] = [];
-  for (const line of table.split('\n')) {
-    const fields = line.trim().split(/\s+/);
-    const flags = Number.parseInt(fields[3] ?? '', 16);
-    const inode = fields[6];
-    const bound = fields.slice(7).join(' ');
-    if (inode === undefined || (flags & LISTENING) === 0) continue;
-    if (bound === path || (bound.startsWith(temp) && /^[0-9a-f]{8}$/.test(bound.slice(temp.length))))
-      inodes.push(inode);
-  }
-  return inodes;
+  return listeningSockets(table)
+    .filter(
+      ({ path: bound }) => bound === path || (bound.startsWith(temp) && /^[0-9a-f]{8}$/.test(bound.slice(temp.length))),
+    )
+    .map(({ inode }) => inode);
 }
 
 /**
@@ -66,7 +70,7 @@ export function listeningAtSocketFile(table: string, path: string): string[] {
  * giving a lock's name with the inode of some other socket. Such an inode is not taken as the
  * name's socket: its processes are no holders.
  */
-export function repeatedInodes(table: string, inodes: readonly string[]): Set<string> {
+function repeatedInodes(table: string, inodes: readonly string[]): Set<string> {
   const wanted = new Set(inodes);
   const seen = new Set<string>();
   const repeated = new Set<string>();

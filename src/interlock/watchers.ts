@@ -17,7 +17,7 @@ export interface Watched {
  * process that merely inherited the socket (a `sleep` started by the command of `portlock run`)
  * does not, and so never accepts a question.
  */
-export function watchedBy(pid: number): Watched | undefined {
+function watchedBy(pid: number): Watched | undefined {
   const open = descriptors(pid);
   if (open === undefined) return undefined;
   const watched: Watched = { epoll: false, inodes: new Set() };

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Verdict } from '../identity/judge.ts';
-import { readText } from '../identity/probe.ts';
+import { nsPids, readText } from '../identity/probe.ts';
 import type { Asked } from '../interlock/client.ts';
 import { type KernelHolders, kernelHolders, kernelHoldersAmong, setApartLookAlikes } from '../interlock/holders.ts';
 import type { LockScope } from '../options/validate.ts';
@@ -46,8 +46,7 @@ function impostorsOf(scope: LockScope | undefined, holders: InterlockHolder[]): 
 
 /** The innermost pid of a process (its pid in its own pid namespace), from /proc/<pid>/status. */
 function innermostPid(pid: number): number | undefined {
-  const line = /^NSpid:\s+([\d\s]+)$/m.exec(readText(`/proc/${pid}/status`, 'utf8') ?? '')?.[1];
-  const innermost = line?.trim().split(/\s+/).at(-1);
+  const innermost = nsPids(pid)?.at(-1);
   return innermost === undefined ? undefined : Number(innermost);
 }
 

@@ -6,6 +6,7 @@ import { TEMP_SUFFIX } from '../record/publish.ts';
 import { type RecordFile, readRecordFileQuietly } from '../record/read-record.ts';
 import { unlinkQuietly } from '../record/unlink-quietly.ts';
 import { CLAIM_INFIX, followClaims } from './claim-chain.ts';
+import { judgeWith } from './judge-here.ts';
 
 // A temp file lives for microseconds. One this old is left over, even where its pid cannot be
 // checked (a writer in another pid namespace has a pid that means nothing here).
@@ -87,4 +88,33 @@ export function sweepDirectoryLeftovers(
     if (lock.endsWith('.lock')) locks.add(lock);
   }
   return [...locks].flatMap((lock) => sweepLeftovers(join(dir, lock), probe, judge));
+}
+
+// Reading the lock directory takes its lock in the kernel, which every create and unlink in it
+// takes too: many processes taking locks in one directory at once queue on it (32 at once made
+// each acquire some 15 ms slower). So a process looks for leftovers in a directory on its first
+// acquire there, and after every reclaim; clean looks every time.
+const swept = new Set<string>();
+
+/** Whether this process has yet to look for leftovers in this lock directory. */
+export function firstInDir(dir: string): boolean {
+  if (swept.has(dir)) return false;
+  // A process that takes locks in many directories keeps no long memory of them.
+  if (swept.size >= 64) swept.clear();
+  swept.add(dir);
+  return true;
+}
+
+/**
+ * A waiter's first look for leftovers in a directory, made while it waits rather than in the
+ * hand-over, where the lock stands free until the next holder is done. Judged as any process
+ * that does not hold the lock judges; a reclaim still sweeps again once the lock is taken.
+ */
+export function sweepWhileWaiting({ dir, path }: { dir: string; path: string }, probe: ProcessProbe): void {
+  if (!firstInDir(dir)) return;
+  try {
+    sweepLeftovers(path, probe, judgeWith(probe));
+  } catch {
+    // Tidying up after others is a courtesy.
+  }
 }

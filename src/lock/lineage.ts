@@ -1,4 +1,4 @@
-import { readText } from '../identity/probe.ts';
+import { parseProcStat, readText } from '../identity/probe.ts';
 import { HANDOFF_ENV, parseHandoff } from './handoff.ts';
 
 /**
@@ -24,13 +24,7 @@ export function handedPort(pid: number, port: number | undefined): boolean {
 /** A process's parent and start time, as the kernel shows them now. */
 function parentOf(pid: number): { ppid: number; startTime: string } | undefined {
   const stat = readText(`/proc/${pid}/stat`);
-  const end = stat?.lastIndexOf(')') ?? -1;
-  if (stat === undefined || end < 0) return undefined;
-  // After the command: state, ppid, ..., and field 22 (start time) as the 20th.
-  const fields = stat.slice(end + 2).split(' ');
-  const ppid = Number(fields[1]);
-  const startTime = fields[19];
-  return Number.isSafeInteger(ppid) && startTime !== undefined ? { ppid, startTime } : undefined;
+  return stat === undefined ? undefined : parseProcStat(stat);
 }
 
 /**

@@ -21,7 +21,7 @@ import { environment } from './lineage.ts';
  * `portlock run` that took the lock, or a background child that inherited its descriptor. The
  * kernel's table is all there is to tell of it, and every command tells it the same way, at once.
  */
-export interface Orphaned {
+interface Orphaned {
   holders: InterlockHolder[];
   /** The one sentence every command prints: who holds it, how, and where it came from. */
   reason: string;
@@ -132,7 +132,7 @@ export function orphaned(
  * before; a question still open by then has its holders looked at in the kernel, and where none
  * can answer (see {@link orphaned}) it is abandoned at once instead of running to its timeout.
  */
-export const ORPHAN_LOOK_MS = 50;
+const ORPHAN_LOOK_MS = 50;
 
 /** What a question on a lock's name came to: an answer (or silence), or holders that cannot answer. */
 export type Heard =

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { Agent as HttpAgent, type IncomingMessage, request } from 'node:http';
 import { describe, it } from 'node:test';
 import { stopLock } from '../../src/index.ts';
+import { monotonicMs } from '../../src/monotonic.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -11,7 +12,7 @@ const SNAPSHOT = 'x'.repeat(16 * 1024);
 
 interface Sent {
   id: string;
-  /** When the request was wholly handed to the OS ('finish'), in ms since the epoch, if it was. */
+  /** When the request was wholly handed to the OS ('finish'), in ms on the host's monotonic clock (the agent's too), if it was. */
   sentAt?: number;
   status?: number;
   error?: string;
@@ -22,7 +23,7 @@ function post(agent: HttpAgent, port: number, sent: Sent): Promise<void> {
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path: '/snapshots', method: 'POST', agent });
     req.once('finish', () => {
-      sent.sentAt = performance.timeOrigin + performance.now();
+      sent.sentAt = monotonicMs();
     });
     req.once('response', (res: IncomingMessage) => {
       res.resume();

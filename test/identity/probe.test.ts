@@ -159,16 +159,21 @@ describe('parseProcStat', () => {
       ...Array.from({ length: 30 }, () => '0'),
     ].join(' ');
 
-  it('reads state and start time after a command name holding spaces and ")"', () => {
+  it('reads state, parent and start time after a command name holding spaces and ")"', () => {
     assert.deepEqual(parseProcStat(`4242 (a) b ) S 1 (c) ${rest('R', '987654')}\n`), {
       state: 'R',
+      ppid: 4,
       startTime: '987654',
     });
-    assert.deepEqual(parseProcStat(`7 ()) ${rest('Z', '5')}`), { state: 'Z', startTime: '5' });
+    assert.deepEqual(parseProcStat(`7 ()) ${rest('Z', '5')}`), { state: 'Z', ppid: 4, startTime: '5' });
   });
 
   it('reads a plain stat line', () => {
-    assert.deepEqual(parseProcStat(`1 (init) ${rest('S', '1')}`), { state: 'S', startTime: '1' });
+    assert.deepEqual(parseProcStat(`1 (init) ${rest('S', '1')}`), { state: 'S', ppid: 4, startTime: '1' });
+  });
+
+  it("reads this process's own parent", { skip }, () => {
+    assert.equal(parseProcStat(readFileSync('/proc/self/stat', 'latin1'))?.ppid, process.ppid);
   });
 
   it('returns undefined for lines it cannot read', () => {

@@ -19,13 +19,16 @@ describe('acquireLock', () => {
     const { dir, port, path } = await target();
     const before = Date.now();
     const lock = await acquireLock({ port, dir, name: 'percy' });
+    const after = Date.now();
     assert.equal(lock.path, path);
     const record = JSON.parse(readFileSync(path, 'utf8'));
     assert.equal(record.pid, process.pid);
     assert.equal(record.port, port);
     assert.equal(record.name, 'percy');
     assert.equal(record.portlock, 1);
-    assert.ok(Date.parse(record.startedAt) >= before - 1000);
+    // Stamped while it was taken: between the calls before and after.
+    const startedAt = Date.parse(record.startedAt);
+    assert.ok(before <= startedAt && startedAt <= after, `${record.startedAt} outside the acquire`);
     assert.match(record.token, /^[0-9a-f]{32}$/);
     assert.equal(typeof record.hostname, 'string');
     if (process.platform === 'linux') {

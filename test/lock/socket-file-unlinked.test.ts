@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock, LockHeldError, stopLock } from '../../src/index.ts';
-import { giveToNobody, nobodyUnavailable, spawnAsNobody } from '../helpers/as-nobody.ts';
+import { giveToNobody, nobodyUnavailable, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { interlockMode } from '../helpers/interlock-mode.ts';
 import { processStartOf } from '../helpers/records.ts';
@@ -76,13 +76,12 @@ describe('a socket-file holder whose link at the slot was removed', linuxOnly, (
       interlockKind: 'socket-file',
       socketInode,
     };
-    const squatter = spawnAsNobody(
-      process.execPath,
-      [fixture('linked-squatter.mjs'), JSON.stringify({ bindAt: join(own, 's.sock'), linkAt: slot, answer })],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
+    const bindAt = Buffer.from(join(own, 's.sock'), 'latin1').toString('hex');
+    const squatter = spawnTsAsNobody(fixture('squatter.ts'), [
+      JSON.stringify({ names: [bindAt], linkAt: slot, answer }),
+    ]);
     try {
-      await lineMatching(squatter, /^ready$/);
+      await lineMatching(squatter, /"ready":true/);
       let heard = '';
       squatter.stdout?.on('data', (chunk: Buffer) => {
         heard += chunk.toString();
@@ -90,7 +89,7 @@ describe('a socket-file holder whose link at the slot was removed', linuxOnly, (
       const stopped = await stopLock({ port, dir, timeout: 300 });
       assert.equal(stopped.outcome, 'still-running');
       assert.match(stopped.reason ?? '', /token was not sent: the socket file at .* is not the one its holder linked/);
-      // The squatter prints a token before it answers: all it heard is in by the time it has exited.
+      // The squatter reports a stop request's token before it answers: all it heard is in by the time it has exited.
       const closed = once(squatter, 'close');
       squatter.stdin?.end();
       await closed;

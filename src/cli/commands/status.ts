@@ -22,7 +22,7 @@ function servingDetails(record: PublicLockRecord): string[] {
 }
 
 /** One line: the state, who, and why. */
-export function statusLine(port: number, lock: LockInspection, out: Output, name?: string): string {
+function statusLine(port: number, lock: LockInspection, out: Output, name?: string): string {
   const word = out.paint(
     lock.state === 'held' ? 'green' : lock.state === 'stale' ? 'yellow' : lock.state === 'unknown' ? 'magenta' : 'dim',
     WORDS[lock.state],

@@ -1,0 +1,122 @@
+import type { ProcessProbe } from '../identity/probe.ts';
+import { ASK_TIMEOUT_MS } from '../interlock/client.ts';
+import { kernelHolders } from '../interlock/holders.ts';
+import type { ResolvedAcquire } from '../options/resolve.ts';
+import { readRecordFileQuietly } from '../record/read-record.ts';
+import type { InterlockHolder } from '../types.ts';
+import type { Attempt } from './attempt.ts';
+import { heldByAnswer, heldByAnswerOn } from './interlock-answer.ts';
+import { askUnlessOrphaned, type Heard, kernelAfterAsk } from './orphan.ts';
+
+/** Why a try did not take the lock: the record's account, and what the interlock told of its holder. */
+export type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
+  viaInterlock?: boolean;
+  /** The kernel name found taken (a key lock holds two): the one to ask, and to wait on. */
+  takenName?: string;
+  unidentified?: boolean;
+  /** Who holds the interlock, when its holder does not answer and is not the one recorded. */
+  holders?: InterlockHolder[];
+  /** The kernel says the interlock is held, by a process /proc does not show this user. */
+  hidden?: true;
+  /** Set when those hold it orphaned (see `orphaned`). */
+  orphaned?: true;
+};
+
+/** A refusal by a taken interlock whose holder was not asked who it is. */
+export const UNIDENTIFIED: Refusal = {
+  kind: 'held',
+  unidentified: true,
+  record: undefined,
+  verdict: { state: 'held', certainty: 'certain', reason: "another process holds the lock's kernel interlock" },
+};
+
+/**
+ * Asks the holder of a taken interlock who it is (unless `heard` already did), for a refusal that
+ * names the real holder. Held by processes that cannot answer: named from the kernel's table at
+ * once, not asked.
+ */
+export async function heldByInterlock(
+  name: string,
+  options: ResolvedAcquire,
+  probe: ProcessProbe,
+  heard?: Heard,
+): Promise<Refusal> {
+  heard ??= await askHolder(name, options);
+  // Given up while asking: the caller's reason, not a refusal.
+  options.signal?.throwIfAborted();
+  if (heard.orphan !== undefined) {
+    const { reason, holders } = heard.orphan;
+    const verdict = { state: 'held', certainty: 'certain', reason } as const;
+    return { kind: 'held', viaInterlock: true, record: undefined, holders, orphaned: true, verdict };
+  }
+  const answer = heard.asked;
+  // The kernel read while waiting for the answer serves again where it still shows the answerer;
+  // otherwise the processes the answer names are looked at first (see heldByAnswerOn).
+  const held =
+    heard.kernel === undefined
+      ? heldByAnswerOn(name, answer, probe, options.scope)
+      : heldByAnswer(
+          answer,
+          probe,
+          kernelAfterAsk(answer, heard.kernel, () => kernelHolders(name)),
+          options.scope,
+        );
+  if (held === undefined) {
+    // Released between our bind and our question: try again at once.
+    return {
+      kind: 'transient',
+      afterMs: 0,
+      record: undefined,
+      verdict: { state: 'unknown', certainty: 'likely', reason: 'the holder was just leaving' },
+    };
+  }
+  if (held.record !== undefined)
+    return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
+  const record = held.claim === undefined && !held.impostor ? readRecordFileQuietly(options.path)?.record : undefined;
+  // It does not answer, or the kernel contradicts its answer: name whoever holds its interlock,
+  // if not the process the record names.
+  const holders = held.holders.filter((holder) => holder.pid !== record?.pid);
+  return {
+    kind: 'held',
+    viaInterlock: true,
+    record,
+    ...(holders.length > 0 && { holders }),
+    ...(held.hidden && { hidden: true }),
+    verdict: held.verdict,
+  };
+}
+
+let askedFirst = false;
+
+/**
+ * On a process's first try that would name the holder, asks whoever holds `name` before binding
+ * it (undefined: not asked, or nobody listens). A process's first listen loads node:cluster,
+ * node:child_process and node:dgram (Node's listen checks for a cluster), some milliseconds that a
+ * short-lived process refused because the port is held, the commonest of them, needs not pay: an
+ * answer tells it the name is taken, and who took it, and so does the kernel naming holders that
+ * cannot answer (see askUnlessOrphaned). Silence is kept: where binding then finds the name taken,
+ * it is the holder's answer (a hung holder is not waited for twice). A free name costs one refused
+ * connection, once per process. Linux abstract names only.
+ */
+export async function askFirst(name: string, options: ResolvedAcquire): Promise<Heard | undefined> {
+  if (askedFirst || !name.startsWith('\0')) return undefined;
+  askedFirst = true;
+  const heard = await askHolder(name, options);
+  options.signal?.throwIfAborted();
+  return heard.orphan === undefined && heard.asked.kind === 'free' ? undefined : heard;
+}
+
+/**
+ * Whether what was heard before binding proves the name taken: only an answer, or the kernel
+ * naming holders that cannot answer, does; silence may be a failed connection, which bind tells apart.
+ */
+export function provesTaken(heard: Heard | undefined): heard is Heard {
+  return heard !== undefined && (heard.orphan !== undefined || heard.asked.kind === 'answered');
+}
+
+/** Asks who holds `name`, or learns from the kernel that none of its holders can answer. */
+function askHolder(name: string, options: ResolvedAcquire): Promise<Heard> {
+  const recordOf = () => readRecordFileQuietly(options.path)?.record;
+  const port = options.scope.kind === 'port' ? options.scope.port : undefined;
+  return askUnlessOrphaned(name, () => kernelHolders(name), recordOf, port, ASK_TIMEOUT_MS, options.signal);
+}

@@ -84,61 +84,93 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
 export async function acquireLockWith(
   options: AcquireOptions,
   probe: ProcessProbe,
-  { identify = true, dirChecked = false }: Partial<AcquireChoices> = {},
+  choices: Partial<AcquireChoices> = {},
 ): Promise<LockHandle> {
   const resolved = resolveAcquire(options);
+  const taken = await takeOrRefuse(resolved, probe, { identify: true, dirChecked: false, ...choices });
+  if (taken.kind === 'acquired') return taken.lock;
+  throw heldError(resolved, taken, probe.now());
+}
+
+/**
+ * acquirePort's try at one port of its range (`options` resolved once for the range, see
+ * `withScope`): the lock, or undefined where another process holds it. No refusal is built: a
+ * port passed costs a failed bind and nothing more (a refusal's message reads the lock directory).
+ * The directory is the caller's to make and check.
+ */
+export async function tryPortLock(options: ResolvedAcquire, probe: ProcessProbe): Promise<LockHandle | undefined> {
+  const taken = await takeOrRefuse(options, probe, { identify: false, dirChecked: true });
+  return taken.kind === 'acquired' ? taken.lock : undefined;
+}
+
+/**
+ * Tries until the lock is taken or the time to wait is up: the lock, or the last refusal (naming
+ * the holder where the choices ask for it).
+ */
+async function takeOrRefuse(
+  resolved: ResolvedAcquire,
+  probe: ProcessProbe,
+  choices: AcquireChoices,
+): Promise<{ kind: 'acquired'; lock: LockHandle } | Refusal> {
   resolved.signal?.throwIfAborted();
   // A lock handed over by `portlock run` to this process, for this port, is taken over, not fought.
   if (process.env[HANDOFF_ENV] !== undefined) {
     const adopted = await adoptHandoff(resolved, probe);
-    if (adopted !== undefined) return adopted;
+    if (adopted !== undefined) return { kind: 'acquired', lock: adopted };
   }
-  const acquisition = new Acquisition(resolved, probe, { identify, dirChecked });
+  const acquisition = new Acquisition(resolved, probe, choices);
+  let refused = true;
   try {
     for (;;) {
       const tried = await tryOnce(acquisition, acquisition.namesHolder());
       if (tried.kind === 'acquired') {
+        refused = false;
         // A process that has taken a lock has that code compiled: it need not warm up while it waits.
         warmedUp = true;
-        return acquisition.waited ? tried.lock : await afterMacrotask(tried.lock);
+        return { kind: 'acquired', lock: acquisition.waited ? tried.lock : await afterMacrotask(tried.lock) };
       }
-      await afterRefusal(acquisition, tried);
+      const refusal = await afterRefusal(acquisition, tried);
+      if (refusal !== undefined) return refusal;
     }
-  } catch (error) {
-    acquisition.forgetToken();
-    throw error;
   } finally {
+    // A refused acquire, or one that failed, holds no lock that carries its token.
+    if (refused) acquisition.forgetToken();
     acquisition.close();
   }
 }
 
 /**
  * What follows a try that did not take the lock: a short pause where something is in flux, the
- * refusal once the time to wait is up (thrown), else a wait for the holder to leave. Returns when
- * it is time to try again.
+ * final refusal once the time to wait is up, else a wait for the holder to leave. Returns nothing
+ * when it is time to try again.
  */
-async function afterRefusal(acquisition: Acquisition, tried: Refusal): Promise<void> {
+async function afterRefusal(acquisition: Acquisition, tried: Refusal): Promise<Refusal | undefined> {
   const { wait, signal } = acquisition.options;
   const elapsed = acquisition.elapsed();
   if (tried.kind === 'transient' && elapsed < Math.max(wait, TRANSIENT_BUDGET_MS)) {
     if (tried.afterMs > 0) await pause(tried.afterMs, signal);
     signal?.throwIfAborted();
-    return;
+    return undefined;
   }
   const taken = tried.takenName ?? acquisition.name;
-  if (elapsed >= wait) return await refuse(acquisition, tried, taken);
+  if (elapsed >= wait) return await finalRefusal(acquisition, tried, taken);
   await waitForTurn(acquisition, tried, taken, wait - elapsed);
+  return undefined;
 }
 
 /**
- * Gives up: throws the refusal, naming the holder where the last try did not ask it. Returns only
- * where the holder left while being asked: one last try.
+ * The refusal to give up with, naming the holder where the last try did not ask it. Nothing where
+ * the holder left while being asked: one last try.
  */
-async function refuse(acquisition: Acquisition, tried: Refusal, taken: string | undefined): Promise<void> {
+async function finalRefusal(
+  acquisition: Acquisition,
+  tried: Refusal,
+  taken: string | undefined,
+): Promise<Refusal | undefined> {
   const { options, probe } = acquisition;
-  if (!tried.unidentified || !taken || !acquisition.choices.identify) throw heldError(options, tried, probe.now());
+  if (!tried.unidentified || !taken || !acquisition.choices.identify) return tried;
   const identified = await heldByInterlock(taken, options, probe);
-  if (identified.kind === 'held') throw heldError(options, identified, probe.now());
+  return identified.kind === 'held' ? identified : undefined;
 }
 
 /**

@@ -72,7 +72,12 @@ export function resolveTarget(options: LockTarget, what = 'acquireLock'): Resolv
   const scope = validateScope(options);
   const name = validateName(options.name);
   const dir = lockDirOf(validateDir(options.dir), name);
-  return { scope, name, dir, path: join(dir, lockFileName(scope)) };
+  return withScope({ scope, name, dir, path: '' }, scope);
+}
+
+/** The same lock options for another port or key: its scope, and the path of its lock file. */
+export function withScope<T extends ResolvedTarget>(resolved: T, scope: LockScope): T {
+  return { ...resolved, scope, path: join(resolved.dir, lockFileName(scope)) };
 }
 
 export function resolveAcquire(options: AcquireOptions): ResolvedAcquire {

@@ -1,11 +1,11 @@
 import type { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockHeldError, LockPathError, PortRangeExhaustedError } from '../errors.ts';
+import { LockPathError, PortRangeExhaustedError } from '../errors.ts';
 import { systemProbe } from '../identity/probe.ts';
-import { acquireLockWith } from '../lock/acquire.ts';
+import { tryPortLock } from '../lock/acquire.ts';
 import { ensureLockDir } from '../lock/lock-dir.ts';
 import { monotonicMs } from '../monotonic.ts';
-import { resolveAcquire } from '../options/resolve.ts';
+import { withScope } from '../options/resolve.ts';
 import type { LockHandle } from '../types.ts';
 import { checkPort } from './bind-check.ts';
 import { candidates } from './candidates.ts';
@@ -36,16 +36,18 @@ async function searchOnce(options: ResolvedPortOptions): Promise<Search> {
   let byOthers = 0;
   // The lock directory is made and checked once for the whole pass, as one acquire would: every
   // port's record goes into the same directory, microseconds apart.
-  ensureLockDir(resolveAcquire({ ...lockOptions, port: range[0] }).dir);
+  ensureLockDir(lockOptions.dir);
   for (const port of candidates(range, preferred)) {
     lockOptions.signal?.throwIfAborted();
-    let lock: LockHandle;
+    let lock: LockHandle | undefined;
     try {
-      lock = await acquireLockWith({ ...lockOptions, port }, systemProbe, { identify: false, dirChecked: true });
+      lock = await tryPortLock(withScope(lockOptions, { kind: 'port', port }), systemProbe);
     } catch (error) {
       // An odd file at one port's lock path (another user's record, a directory) keeps that port
       // from us, not the others.
-      if (!(error instanceof LockHeldError || error instanceof LockPathError)) throw error;
+      if (!(error instanceof LockPathError)) throw error;
+    }
+    if (lock === undefined) {
       byPortlock++;
       continue;
     }

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { resolveAcquire } from '../options/resolve.ts';
+import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import { assertOptionsObject, describe, isPort, validateWait } from '../options/validate.ts';
 import { hashToPort } from './prefer.ts';
 import { defaultRange } from './range.ts';
@@ -15,8 +15,8 @@ export interface ResolvedPortOptions {
   hosts: readonly string[];
   listen: boolean;
   wait: number;
-  /** What each port's `acquireLock` is given, less the port. */
-  lock: Omit<PortOptions, 'prefer' | 'range' | 'host' | 'listen' | 'wait'>;
+  /** Each port's lock options, checked once, as acquireLock checks them (see `withScope`). */
+  lock: ResolvedAcquire;
 }
 
 function validateRange(range: unknown): readonly [number, number] {
@@ -79,7 +79,7 @@ export function resolvePortOptions(options: PortOptions = {}): ResolvedPortOptio
   if (listen !== undefined && typeof listen !== 'boolean') {
     throw new TypeError(`listen must be true or false, got ${describe(listen)}`);
   }
-  // The lock's own options are checked as acquireLock would, for a port in the range.
-  resolveAcquire({ ...lock, port: checkedRange[0] });
-  return { range: checkedRange, preferred, hosts, listen: listen ?? false, wait: validateWait(wait), lock };
+  // The lock's own options are checked as acquireLock checks them, once for every port of the range.
+  const resolved = resolveAcquire({ ...lock, port: checkedRange[0] });
+  return { range: checkedRange, preferred, hosts, listen: listen ?? false, wait: validateWait(wait), lock: resolved };
 }

@@ -1,6 +1,7 @@
 import {
   chmodSync,
   linkSync,
+  fstatSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -25,6 +26,7 @@ import type { LockScope } from '../options/validate.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { unlinkQuietly } from '../record/unlink-quietly.ts';
 import type { LockRecord } from '../types.ts';
+import { listeningAtSocketFile } from './holders.ts';
 import { Interlock } from './server.ts';
 
 /**
@@ -221,7 +223,12 @@ export async function liveSocketFile(scope: LockScope, dir: string): Promise<str
     const base = socketFileBase(scope, dir);
     return (await liveSlot(base)) ?? base;
   }
-  const beside = besidePath(dir, scope.key);
+  return keySocketPath(scope.key, dir);
+}
+
+/** A key's socket path: beside its record, or where the holder left a link there (a long directory), its target. */
+function keySocketPath(key: string, dir: string): string {
+  const beside = besidePath(dir, key);
   if (fits(beside)) return beside;
   try {
     const target = readlinkSync(beside);
@@ -229,7 +236,7 @@ export async function liveSocketFile(scope: LockScope, dir: string): Promise<str
   } catch {
     // No link: nobody has held it yet, or not from here.
   }
-  return shortPath(dir, scope.key);
+  return shortPath(dir, key);
 }
 
 /** What makes a socket file this file: a dead one is taken over only while it is still the same. */
@@ -315,6 +322,37 @@ export function notHoldersSocketFile(
   return found === record.socketFile
     ? undefined
     : `the socket file at ${path} is not the one its holder linked there (its link was removed, and another file put in its place)`;
+}
+
+/**
+ * Whether descriptor `fd` is the listening socket whose file is a lock's socket file now (a lock
+ * handed to this process by `portlock run`): the file there must be the one the holder's record
+ * names (`socketFile`), and the kernel must list `fd`'s socket as listening on it (Linux, from
+ * /proc/net/unix: a socket file's holder bound it under its temp name, then linked it at the path).
+ * False where the kernel cannot tell: the environment alone never hands a lock over.
+ */
+export function isLocksSocketFile(fd: number, scope: LockScope, dir: string, socketFile: string | undefined): boolean {
+  if (socketFile === undefined || process.platform !== 'linux') return false;
+  let inode: string;
+  try {
+    const stat = fstatSync(fd, { bigint: true });
+    if (!stat.isSocket()) return false;
+    inode = String(stat.ino);
+  } catch {
+    return false;
+  }
+  const base = socketFileBase(scope, dir);
+  const paths = scope.kind === 'port' ? existingSlots(base) : [keySocketPath(scope.key, dir)];
+  const path = paths.find((candidate) => {
+    try {
+      const { dev, ino } = lstatSync(candidate, { bigint: true });
+      return `${dev}:${ino}` === socketFile;
+    } catch {
+      return false;
+    }
+  });
+  const table = path === undefined ? undefined : readText('/proc/net/unix', 'utf8');
+  return path !== undefined && table !== undefined && listeningAtSocketFile(table, path).includes(inode);
 }
 
 /** Points `link` at `target` (a key lock's long directory to its short socket), replacing an old link. */

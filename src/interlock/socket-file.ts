@@ -1,7 +1,8 @@
 import {
+  type BigIntStats,
   chmodSync,
-  linkSync,
   fstatSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -107,16 +108,19 @@ export function slotPath(base: string, n: number): string {
   return n === 0 ? base : base.replace(/\.sock$/, `.${n}.sock`);
 }
 
-/** The slots of a port's socket that exist now, lowest first. */
-function existingSlots(base: string): string[] {
-  const stem = basename(base).replace(/\.sock$/, '');
-  const slot = new RegExp(`^${stem.replaceAll('.', '\\.')}(?:\\.(\\d{1,2}))?\\.sock$`);
-  let names: string[];
+/** The names in a socket directory now; none where it cannot be read. */
+function namesIn(dir: string): string[] {
   try {
-    names = readdirSync(dirname(base));
+    return readdirSync(dir);
   } catch {
     return [];
   }
+}
+
+/** The slots of a port's socket that exist now (of `names`, the directory read once), lowest first. */
+function existingSlots(base: string, names: readonly string[] = namesIn(dirname(base))): string[] {
+  const stem = basename(base).replace(/\.sock$/, '');
+  const slot = new RegExp(`^${stem.replaceAll('.', '\\.')}(?:\\.(\\d{1,2}))?\\.sock$`);
   return names
     .flatMap((name) => {
       const match = slot.exec(name);
@@ -206,11 +210,95 @@ function unlinkedHolder(base: string): string | undefined {
 }
 
 /** The lowest live slot of a port's socket, other than `except`; undefined when none is live. */
-async function liveSlot(base: string, except?: string): Promise<string | undefined> {
-  for (const path of existingSlots(base)) {
+async function liveSlot(base: string, except?: string, names?: readonly string[]): Promise<string | undefined> {
+  for (const path of existingSlots(base, names)) {
     if (path !== except && (await knock(path)) === 'live') return path;
   }
   return undefined;
+}
+
+/**
+ * A temp socket this old that refuses connections was left by a process that died between binding
+ * it and linking it at its lock's path (or removing it after). A live taker binds, listens, links
+ * and removes it within microseconds, but between its bind and its listen a connection is refused
+ * too: the age tells that moment apart from a death.
+ */
+const TEMP_SOCKET_MAX_AGE_MS = 5000;
+
+/** The temp names (`.<socket name>.<8 hex>`) of a lock's socket, or of any slot of a port's. */
+function tempNamesOf(base: string, names: readonly string[]): string[] {
+  const stem = basename(base)
+    .replace(/\.sock$/, '')
+    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const temp = new RegExp(`^\\.${stem}(?:\\.\\d{1,2})?\\.sock\\.[0-9a-f]{8}$`);
+  return names.filter((name) => temp.test(name));
+}
+
+/** Whether this user owns `dir` (on a system without users, yes). */
+function ownedByMe(dir: string): boolean {
+  try {
+    return uid() === undefined || lstatSync(dir).uid === uid();
+  } catch {
+    return false;
+  }
+}
+
+// A key's socket directory (its lock directory, or this user's private one) is read for temp
+// sockets once per process, as the lock directory is for other leftovers (see `leftovers.ts`);
+// a port's temp names come with the read of its slots, on every acquire.
+const sweptDirs = new Set<string>();
+
+function firstInSocketDir(dir: string): boolean {
+  if (sweptDirs.has(dir)) return false;
+  if (sweptDirs.size >= 64) sweptDirs.clear();
+  sweptDirs.add(dir);
+  return true;
+}
+
+/**
+ * Removes the temp sockets of this lock (of `names`, its socket directory's) that provably belong
+ * to a dead process: a socket file, older than any live taker's, that refuses connections (or is
+ * gone by then), and this user's own; in a private directory (`shared` false: the lock directory
+ * or this user's socket directory), any owner's. Never another user's in the shared directory,
+ * which the sticky bit keeps theirs. Returns the paths removed.
+ */
+export async function sweepDeadTemps(base: string, names: readonly string[], shared: boolean): Promise<string[]> {
+  const removed: string[] = [];
+  const me = uid();
+  for (const name of tempNamesOf(base, names)) {
+    const path = join(dirname(base), name);
+    let stat: BigIntStats;
+    try {
+      stat = lstatSync(path, { bigint: true });
+    } catch {
+      continue;
+    }
+    if (!stat.isSocket() || Date.now() - Number(stat.mtimeMs) < TEMP_SOCKET_MAX_AGE_MS) continue;
+    if (shared && me !== undefined && Number(stat.uid) !== me) continue;
+    const state = await knockOnce(path);
+    if (state !== 'refused') continue;
+    // Still the same dead file: unlinked only if nobody replaced it meanwhile.
+    if (sameFile(path, stat.dev, stat.ino)) {
+      unlinkQuietly(path);
+      removed.push(path);
+    }
+  }
+  return removed;
+}
+
+/** Connects once: `refused` only for ECONNREFUSED, the kernel's word that nothing listens there. */
+function knockOnce(path: string): Promise<'refused' | 'other'> {
+  return new Promise((settle) => {
+    const socket = connect({ path });
+    socket.once('connect', () => {
+      socket.destroy();
+      settle('other');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      socket.destroy();
+      settle(error.code === 'ECONNREFUSED' ? 'refused' : 'other');
+    });
+  });
 }
 
 /**
@@ -398,8 +486,13 @@ export async function bindSocketFile(scope: LockScope, dir: string, taker: Socke
     pointTo(besidePath(dir, scope.key), base);
   }
   if (port) {
-    const live = await liveSlot(base);
+    const names = namesIn(dirname(base));
+    await sweepDeadTemps(base, names, true);
+    const live = await liveSlot(base, undefined, names);
     if (live !== undefined) return live;
+  } else if (firstInSocketDir(dirname(base))) {
+    // A lock directory of another user's (shared with this one) is no private directory.
+    await sweepDeadTemps(base, namesIn(dirname(base)), !ownedByMe(dirname(base)));
   }
   // No live slot, yet a holder may still listen whose link is gone: its name is the one held.
   const unlinked = unlinkedHolder(base);

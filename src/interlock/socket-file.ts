@@ -471,7 +471,7 @@ export interface SocketFileTaker {
  * The outcome of binding a lock's socket file: held (`first`), the path of the live socket that
  * holds it (a string), or why it could not be bound.
  */
-export type SocketFileBound = { first: Interlock; file: string } | string | { unavailable: string };
+export type SocketFileBound = { first: Interlock; file: string; second?: Interlock } | string | { unavailable: string };
 
 /**
  * Binds a lock's socket file: for a key, its one path; for a port, the lowest usable slot when no
@@ -479,29 +479,79 @@ export type SocketFileBound = { first: Interlock; file: string } | string | { un
  */
 export async function bindSocketFile(scope: LockScope, dir: string, taker: SocketFileTaker): Promise<SocketFileBound> {
   const base = socketFileBase(scope, dir);
-  const port = scope.kind === 'port';
-  if (port) ensureSocketDir(dirname(base), true);
-  else if (dirname(base) !== dir) {
-    ensureSocketDir(dirname(base), false);
-    pointTo(besidePath(dir, scope.key), base);
+  if (scope.kind === 'port') return bindHostWide(base, taker, 'port');
+  const first = await bindKeySocket(scope.key, dir, base, taker);
+  if (typeof first !== 'object' || !('first' in first)) return first;
+  // Its second name, from the directory's real path (see `keyPathSocket`): held only with both.
+  const pathBase = keyPathSocket(scope.key, dir);
+  if (pathBase === undefined) return first;
+  const second = await bindHostWide(pathBase, taker, 'key');
+  if (typeof second === 'string') {
+    first.first.close();
+    return second;
   }
-  if (port) {
-    const names = namesIn(dirname(base));
-    await sweepDeadTemps(base, names, true);
-    const live = await liveSlot(base, undefined, names);
-    if (live !== undefined) return live;
-  } else if (firstInSocketDir(dirname(base))) {
+  // Not bindable (the shared directory refused, or its slots are all other users' dead sockets):
+  // the key is held by its first name alone, as where there is no second name.
+  return 'first' in second ? { ...first, second: second.first } : first;
+}
+
+/**
+ * A key lock's second socket, host-wide in the shared socket directory, named from its directory's
+ * real path: a directory moved away, or deleted and created anew at the same path, has new
+ * contents (the first socket, `<dir>/<key>.sock`, went with the old one, or is gone) but the same
+ * path, so a lock taken in the new one still meets the holder of the old one. As the abstract
+ * socket's second name (`keyPathName`), where no /proc shows a holder whose file is gone.
+ * Undefined where the directory cannot be resolved.
+ */
+export function keyPathSocket(key: string, dir: string): string | undefined {
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    return undefined;
+  }
+  return join(portSocketDir(), `keypath-${digest(`${real}\0${key}`)}.sock`);
+}
+
+/** Binds a key's own socket: its one path, beside its record or (a long directory) a short name. */
+async function bindKeySocket(key: string, dir: string, base: string, taker: SocketFileTaker): Promise<SocketFileBound> {
+  if (dirname(base) !== dir) {
+    // A directory moved here keeps its link to the socket its holder bound under the old path.
+    const pointed = keySocketPath(key, dir);
+    if (pointed !== base && (await knock(pointed)) === 'live') return pointed;
+    ensureSocketDir(dirname(base), false);
+    pointTo(besidePath(dir, key), base);
+  }
+  if (firstInSocketDir(dirname(base))) {
     // A lock directory of another user's (shared with this one) is no private directory.
     await sweepDeadTemps(base, namesIn(dirname(base)), !ownedByMe(dirname(base)));
   }
+  // A holder may still listen whose link is gone: its name is the one held.
+  const unlinked = unlinkedHolder(base);
+  if (unlinked !== undefined && (await knock(base)) !== 'live') return unlinked;
+  const bound = await bindAt(base, false, taker);
+  return bound === 'foreign' ? { unavailable: `${base} is not a socket file` } : bound;
+}
+
+/**
+ * Binds a host-wide socket in the shared directory (a port's, or a key's second one), in numbered
+ * slots: the lowest usable slot when no slot is live, checked against every other slot once bound
+ * (see the opening comment).
+ */
+async function bindHostWide(base: string, taker: SocketFileTaker, what: 'port' | 'key'): Promise<SocketFileBound> {
+  ensureSocketDir(dirname(base), true);
+  const names = namesIn(dirname(base));
+  await sweepDeadTemps(base, names, true);
+  const live = await liveSlot(base, undefined, names);
+  if (live !== undefined) return live;
   // No live slot, yet a holder may still listen whose link is gone: its name is the one held.
   const unlinked = unlinkedHolder(base);
-  if (unlinked !== undefined && (port || (await knock(base)) !== 'live')) return unlinked;
-  for (let n = 0; n < (port ? MAX_SLOTS : 1); n++) {
+  if (unlinked !== undefined) return unlinked;
+  for (let n = 0; n < MAX_SLOTS; n++) {
     const path = slotPath(base, n);
-    const bound = await bindAt(path, port, taker);
+    const bound = await bindAt(path, true, taker);
     if (bound === 'foreign') continue;
-    if (!port || typeof bound !== 'object' || !('first' in bound)) return bound;
+    if (typeof bound !== 'object' || !('first' in bound)) return bound;
     // Another taker may have bound another slot meanwhile: whichever listened later sees it.
     const rival = await liveSlot(base, path);
     if (rival === undefined) return bound;
@@ -509,7 +559,7 @@ export async function bindSocketFile(scope: LockScope, dir: string, taker: Socke
     return rival;
   }
   return {
-    unavailable: `the first ${MAX_SLOTS} socket files of this port in ${dirname(base)} are other users' dead sockets (or links and files that are not sockets), which only they or root can remove`,
+    unavailable: `the first ${MAX_SLOTS} socket files of this ${what} in ${dirname(base)} are other users' dead sockets (or links and files that are not sockets), which only they or root can remove`,
   };
 }
 

@@ -144,7 +144,13 @@ async function heldByInterlock(
   }
   if (held.record !== undefined)
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
-  const record = held.claim === undefined && !held.impostor ? readRecordFileQuietly(options.path)?.record : undefined;
+  const file = held.claim === undefined && !held.impostor ? readRecordFileQuietly(options.path) : undefined;
+  const record = file?.record;
+  if (held.otherNetwork && file !== undefined) {
+    // Its holder's socket is out of this namespace's sight: the record is judged, as without an interlock.
+    const judged = judgeWith(probe)(file);
+    if (judged.state !== 'stale') return { kind: 'held', viaInterlock: true, record, verdict: judged };
+  }
   // It does not answer, or the kernel contradicts its answer: name whoever holds its interlock,
   // if not the process the record names.
   const holders = held.holders.filter((holder) => holder.pid !== record?.pid);
@@ -350,7 +356,7 @@ async function tryOnce(
       return { ...refusal, takenName: bound };
     }
     interlock = bound?.first;
-    if (typeof tried === 'object' && 'file' in tried) socketFile = tried.file;
+    if (typeof tried === 'object' && 'file' in tried && typeof tried.file === 'string') socketFile = tried.file;
     if (bound?.second !== undefined) companions.push(bound.second);
     if (bound === undefined) {
       unavailable = typeof tried === 'object' && 'unavailable' in tried ? tried.unavailable : await whyUnbindable(name);

@@ -485,7 +485,15 @@ export async function bindSocketFile(scope: LockScope, dir: string, taker: Socke
   // Its second name, from the directory's real path (see `keyPathSocket`): held only with both.
   const pathBase = keyPathSocket(scope.key, dir);
   if (pathBase === undefined) return first;
-  const second = await bindHostWide(pathBase, taker, 'key');
+  let second: SocketFileBound;
+  try {
+    second = await bindHostWide(pathBase, taker, 'key');
+  } catch (error) {
+    // A shared directory that is refused (see ensureSocketDir) fails a port's lock; a key's own
+    // socket needs none of it.
+    if (!(error instanceof SocketDirectoryError)) throw error;
+    second = { unavailable: error.message };
+  }
   if (typeof second === 'string') {
     first.first.close();
     return second;

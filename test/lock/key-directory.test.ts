@@ -43,6 +43,18 @@ describe('a key lock is one lock however its directory is reached, while it is h
     await refused(join(parent, 'moved'));
   });
 
+  it('a directory with a 200-character path moved away: refused at the new path and at the old one', async () => {
+    // Too long for a socket beside the record (sun_path): a socket file then has a short name elsewhere.
+    const top = tempDir();
+    const parent = join(top, 'p'.repeat(200 - top.length - '/locks'.length - 1));
+    const dir = join(parent, 'locks');
+    assert.equal(dir.length, 200);
+    await startHolder({ key: KEY, dir });
+    renameSync(dir, join(parent, 'moved'));
+    await refused(join(parent, 'moved'));
+    await refused(dir);
+  });
+
   it('directory deleted and created anew: refused', async () => {
     const { dir } = await held();
     replace(dir);

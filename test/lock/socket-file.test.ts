@@ -279,6 +279,21 @@ describe('socket-file interlock', posixOnly, () => {
     unlinkSync(link);
   });
 
+  it('takes a key lock, by its own socket, where the shared socket directory is refused; a port lock there is refused', async () => {
+    const plain = join(tempDir(), 'plain');
+    mkdirSync(plain, { mode: 0o777 });
+    chmodSync(plain, 0o777);
+    process.env.PORTLOCK_SOCKET_DIR = plain;
+    try {
+      const lock = await acquireLock({ key: 'own-socket', dir: tempDir(), interlock });
+      assert.equal(lock.interlocked, true);
+      await lock.release();
+      await assert.rejects(acquireLock({ port: await freePort(), dir: tempDir(), interlock }), SocketDirectoryError);
+    } finally {
+      process.env.PORTLOCK_SOCKET_DIR = socketDir;
+    }
+  });
+
   it('sweeps the temp sockets of processes that died between bind and link: old, refusing connections, and its own', async () => {
     const port = await freePort();
     ensureSocketDir(socketDir, true);

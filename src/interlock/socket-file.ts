@@ -50,6 +50,11 @@ import { Interlock } from './server.ts';
  * - `sun_path` holds 108 bytes on Linux and 104 on macOS: a key lock whose directory's path is too
  *   long for `<dir>/<key>.sock` gets a short hashed name in a private per-user directory, and a
  *   symbolic link from `<dir>/<key>.sock` points to it.
+ * - A key lock holds a second socket, host-wide in the sticky directory, named from its
+ *   directory's real path (`keypath-<hash>.sock`, in slots as a port's): a directory moved away,
+ *   or deleted and made anew, still meets its holder (see `keyPathSocket`).
+ * - A taker killed between its bind and its link leaves its temp name: swept once it is old and
+ *   refuses connections (see `sweepDeadTemps`).
  */
 
 /** The host-wide directory of port sockets, sticky like `/tmp/.X11-unix`. */
@@ -474,8 +479,9 @@ export interface SocketFileTaker {
 export type SocketFileBound = { first: Interlock; file: string; second?: Interlock } | string | { unavailable: string };
 
 /**
- * Binds a lock's socket file: for a key, its one path; for a port, the lowest usable slot when no
- * slot is live, checked against every other slot once bound (see the opening comment).
+ * Binds a lock's socket file: for a key, its own path, then its second socket (from its
+ * directory's real path); for a port, the lowest usable slot when no slot is live, checked
+ * against every other slot once bound (see the opening comment).
  */
 export async function bindSocketFile(scope: LockScope, dir: string, taker: SocketFileTaker): Promise<SocketFileBound> {
   const base = socketFileBase(scope, dir);

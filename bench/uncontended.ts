@@ -1,5 +1,6 @@
-import { closeSync, constants, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { socketFileBase } from '../src/interlock/socket-file.ts';
 import { freePort, nowMs, rotated, type Scale, type Summary, summarize, tempDir } from './common.ts';
 import { type ContenderId, contenders, type Target } from './contenders.ts';
 
@@ -28,6 +29,11 @@ export interface UncontendedResult {
   ratioToFloor: Record<UncontendedId, Summary>;
   /** Whether an abstract socket naming the port appeared while portlock held it with interlock 'auto'. */
   interlockSeen: boolean;
+  /**
+   * Where portlock with interlock 'socket-file' put the port's socket file, if one appeared there
+   * while it held the lock and was gone once it released it; undefined if none did.
+   */
+  socketFileSeen?: string;
 }
 
 const EXCLUSIVE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
@@ -71,6 +77,15 @@ async function detectInterlock(target: Target): Promise<boolean> {
   return during > before;
 }
 
+/** The port's socket file, if it is there while portlock holds the lock with interlock 'socket-file', and gone after. */
+async function detectSocketFile(target: Target): Promise<string | undefined> {
+  const path = socketFileBase({ kind: 'port', port: target.port }, target.dir);
+  const held = await contenders['portlock-socket-file'].acquire(target, 0);
+  const during = existsSync(path);
+  await held.release();
+  return during && !existsSync(path) ? path : undefined;
+}
+
 export async function runUncontended(scale: Scale): Promise<UncontendedResult> {
   const cycles = scale.quick ? 100 : 150;
   const rounds = scale.quick ? 3 : 50;
@@ -79,6 +94,8 @@ export async function runUncontended(scale: Scale): Promise<UncontendedResult> {
   const samples = new Map<UncontendedId, number[]>(UNCONTENDED_IDS.map((id) => [id, []]));
   const auto = targets.get('portlock-auto');
   const interlockSeen = auto === undefined ? false : await detectInterlock(auto);
+  const socketFile = targets.get('portlock-socket-file');
+  const socketFileSeen = socketFile === undefined ? undefined : await detectSocketFile(socketFile);
   // Round 0 warms up the JIT and the file system's caches and is not counted.
   for (let round = 0; round <= rounds; round++) {
     for (const id of rotated(UNCONTENDED_IDS, round)) {
@@ -100,5 +117,12 @@ export async function runUncontended(scale: Scale): Promise<UncontendedResult> {
       summarize((samples.get(id) ?? []).map((us, round) => us / (floor[round] ?? Number.NaN))),
     ]),
   ) as Record<UncontendedId, Summary>;
-  return { cyclesPerRound: cycles, rounds, perOpUs, ratioToFloor, interlockSeen };
+  return {
+    cyclesPerRound: cycles,
+    rounds,
+    perOpUs,
+    ratioToFloor,
+    interlockSeen,
+    ...(socketFileSeen !== undefined && { socketFileSeen }),
+  };
 }

@@ -348,8 +348,8 @@ export class Interlock {
     return !this.#closed && typeof fd === 'number' && fd >= 0 ? fd : undefined;
   }
 
-  /** Runs `step` in `close()`, before the name is freed (at most one such step). */
-  beforeClose(step: () => void): void {
+  /** Runs `step` in `close()`, before the name is freed (at most one such step; undefined: none). */
+  beforeClose(step: (() => void) | undefined): void {
     this.#beforeClose = step;
   }
 

@@ -1,5 +1,7 @@
 import {
+  type BigIntStats,
   chmodSync,
+  fstatSync,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -25,6 +27,7 @@ import type { LockScope } from '../options/validate.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { unlinkQuietly } from '../record/unlink-quietly.ts';
 import type { LockRecord } from '../types.ts';
+import { listeningAtSocketFile } from './holders.ts';
 import { Interlock } from './server.ts';
 
 /**
@@ -47,6 +50,11 @@ import { Interlock } from './server.ts';
  * - `sun_path` holds 108 bytes on Linux and 104 on macOS: a key lock whose directory's path is too
  *   long for `<dir>/<key>.sock` gets a short hashed name in a private per-user directory, and a
  *   symbolic link from `<dir>/<key>.sock` points to it.
+ * - A key lock holds a second socket, host-wide in the sticky directory, named from its
+ *   directory's real path (`keypath-<hash>.sock`, in slots as a port's): a directory moved away,
+ *   or deleted and made anew, still meets its holder (see `keyPathSocket`).
+ * - A taker killed between its bind and its link leaves its temp name: swept once it is old and
+ *   refuses connections (see `sweepDeadTemps`).
  */
 
 /** The host-wide directory of port sockets, sticky like `/tmp/.X11-unix`. */
@@ -105,16 +113,19 @@ export function slotPath(base: string, n: number): string {
   return n === 0 ? base : base.replace(/\.sock$/, `.${n}.sock`);
 }
 
-/** The slots of a port's socket that exist now, lowest first. */
-function existingSlots(base: string): string[] {
-  const stem = basename(base).replace(/\.sock$/, '');
-  const slot = new RegExp(`^${stem.replaceAll('.', '\\.')}(?:\\.(\\d{1,2}))?\\.sock$`);
-  let names: string[];
+/** The names in a socket directory now; none where it cannot be read. */
+function namesIn(dir: string): string[] {
   try {
-    names = readdirSync(dirname(base));
+    return readdirSync(dir);
   } catch {
     return [];
   }
+}
+
+/** The slots of a port's socket that exist now (of `names`, the directory read once), lowest first. */
+function existingSlots(base: string, names: readonly string[] = namesIn(dirname(base))): string[] {
+  const stem = basename(base).replace(/\.sock$/, '');
+  const slot = new RegExp(`^${stem.replaceAll('.', '\\.')}(?:\\.(\\d{1,2}))?\\.sock$`);
   return names
     .flatMap((name) => {
       const match = slot.exec(name);
@@ -204,11 +215,95 @@ function unlinkedHolder(base: string): string | undefined {
 }
 
 /** The lowest live slot of a port's socket, other than `except`; undefined when none is live. */
-async function liveSlot(base: string, except?: string): Promise<string | undefined> {
-  for (const path of existingSlots(base)) {
+async function liveSlot(base: string, except?: string, names?: readonly string[]): Promise<string | undefined> {
+  for (const path of existingSlots(base, names)) {
     if (path !== except && (await knock(path)) === 'live') return path;
   }
   return undefined;
+}
+
+/**
+ * A temp socket this old that refuses connections was left by a process that died between binding
+ * it and linking it at its lock's path (or removing it after). A live taker binds, listens, links
+ * and removes it within microseconds, but between its bind and its listen a connection is refused
+ * too: the age tells that moment apart from a death.
+ */
+const TEMP_SOCKET_MAX_AGE_MS = 5000;
+
+/** The temp names (`.<socket name>.<8 hex>`) of a lock's socket, or of any slot of a port's. */
+function tempNamesOf(base: string, names: readonly string[]): string[] {
+  const stem = basename(base)
+    .replace(/\.sock$/, '')
+    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const temp = new RegExp(`^\\.${stem}(?:\\.\\d{1,2})?\\.sock\\.[0-9a-f]{8}$`);
+  return names.filter((name) => temp.test(name));
+}
+
+/** Whether this user owns `dir` (on a system without users, yes). */
+function ownedByMe(dir: string): boolean {
+  try {
+    return uid() === undefined || lstatSync(dir).uid === uid();
+  } catch {
+    return false;
+  }
+}
+
+// A key's socket directory (its lock directory, or this user's private one) is read for temp
+// sockets once per process, as the lock directory is for other leftovers (see `leftovers.ts`);
+// a port's temp names come with the read of its slots, on every acquire.
+const sweptDirs = new Set<string>();
+
+function firstInSocketDir(dir: string): boolean {
+  if (sweptDirs.has(dir)) return false;
+  if (sweptDirs.size >= 64) sweptDirs.clear();
+  sweptDirs.add(dir);
+  return true;
+}
+
+/**
+ * Removes the temp sockets of this lock (of `names`, its socket directory's) that provably belong
+ * to a dead process: a socket file, older than any live taker's, that refuses connections (or is
+ * gone by then), and this user's own; in a private directory (`shared` false: the lock directory
+ * or this user's socket directory), any owner's. Never another user's in the shared directory,
+ * which the sticky bit keeps theirs. Returns the paths removed.
+ */
+export async function sweepDeadTemps(base: string, names: readonly string[], shared: boolean): Promise<string[]> {
+  const removed: string[] = [];
+  const me = uid();
+  for (const name of tempNamesOf(base, names)) {
+    const path = join(dirname(base), name);
+    let stat: BigIntStats;
+    try {
+      stat = lstatSync(path, { bigint: true });
+    } catch {
+      continue;
+    }
+    if (!stat.isSocket() || Date.now() - Number(stat.mtimeMs) < TEMP_SOCKET_MAX_AGE_MS) continue;
+    if (shared && me !== undefined && Number(stat.uid) !== me) continue;
+    const state = await knockOnce(path);
+    if (state !== 'refused') continue;
+    // Still the same dead file: unlinked only if nobody replaced it meanwhile.
+    if (sameFile(path, stat.dev, stat.ino)) {
+      unlinkQuietly(path);
+      removed.push(path);
+    }
+  }
+  return removed;
+}
+
+/** Connects once: `refused` only for ECONNREFUSED, the kernel's word that nothing listens there. */
+function knockOnce(path: string): Promise<'refused' | 'other'> {
+  return new Promise((settle) => {
+    const socket = connect({ path });
+    socket.once('connect', () => {
+      socket.destroy();
+      settle('other');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      socket.destroy();
+      settle(error.code === 'ECONNREFUSED' ? 'refused' : 'other');
+    });
+  });
 }
 
 /**
@@ -221,7 +316,12 @@ export async function liveSocketFile(scope: LockScope, dir: string): Promise<str
     const base = socketFileBase(scope, dir);
     return (await liveSlot(base)) ?? base;
   }
-  const beside = besidePath(dir, scope.key);
+  return keySocketPath(scope.key, dir);
+}
+
+/** A key's socket path: beside its record, or where the holder left a link there (a long directory), its target. */
+function keySocketPath(key: string, dir: string): string {
+  const beside = besidePath(dir, key);
   if (fits(beside)) return beside;
   try {
     const target = readlinkSync(beside);
@@ -229,7 +329,7 @@ export async function liveSocketFile(scope: LockScope, dir: string): Promise<str
   } catch {
     // No link: nobody has held it yet, or not from here.
   }
-  return shortPath(dir, scope.key);
+  return shortPath(dir, key);
 }
 
 /** What makes a socket file this file: a dead one is taken over only while it is still the same. */
@@ -317,6 +417,37 @@ export function notHoldersSocketFile(
     : `the socket file at ${path} is not the one its holder linked there (its link was removed, and another file put in its place)`;
 }
 
+/**
+ * Whether descriptor `fd` is the listening socket whose file is a lock's socket file now (a lock
+ * handed to this process by `portlock run`): the file there must be the one the holder's record
+ * names (`socketFile`), and the kernel must list `fd`'s socket as listening on it (Linux, from
+ * /proc/net/unix: a socket file's holder bound it under its temp name, then linked it at the path).
+ * False where the kernel cannot tell: the environment alone never hands a lock over.
+ */
+export function isLocksSocketFile(fd: number, scope: LockScope, dir: string, socketFile: string | undefined): boolean {
+  if (socketFile === undefined || process.platform !== 'linux') return false;
+  let inode: string;
+  try {
+    const stat = fstatSync(fd, { bigint: true });
+    if (!stat.isSocket()) return false;
+    inode = String(stat.ino);
+  } catch {
+    return false;
+  }
+  const base = socketFileBase(scope, dir);
+  const paths = scope.kind === 'port' ? existingSlots(base) : [keySocketPath(scope.key, dir)];
+  const path = paths.find((candidate) => {
+    try {
+      const { dev, ino } = lstatSync(candidate, { bigint: true });
+      return `${dev}:${ino}` === socketFile;
+    } catch {
+      return false;
+    }
+  });
+  const table = path === undefined ? undefined : readText('/proc/net/unix', 'utf8');
+  return path !== undefined && table !== undefined && listeningAtSocketFile(table, path).includes(inode);
+}
+
 /** Points `link` at `target` (a key lock's long directory to its short socket), replacing an old link. */
 function pointTo(link: string, target: string): void {
   try {
@@ -345,32 +476,96 @@ export interface SocketFileTaker {
  * The outcome of binding a lock's socket file: held (`first`), the path of the live socket that
  * holds it (a string), or why it could not be bound.
  */
-export type SocketFileBound = { first: Interlock; file: string } | string | { unavailable: string };
+export type SocketFileBound = { first: Interlock; file: string; second?: Interlock } | string | { unavailable: string };
 
 /**
- * Binds a lock's socket file: for a key, its one path; for a port, the lowest usable slot when no
- * slot is live, checked against every other slot once bound (see the opening comment).
+ * Binds a lock's socket file: for a key, its own path, then its second socket (from its
+ * directory's real path); for a port, the lowest usable slot when no slot is live, checked
+ * against every other slot once bound (see the opening comment).
  */
 export async function bindSocketFile(scope: LockScope, dir: string, taker: SocketFileTaker): Promise<SocketFileBound> {
   const base = socketFileBase(scope, dir);
-  const port = scope.kind === 'port';
-  if (port) ensureSocketDir(dirname(base), true);
-  else if (dirname(base) !== dir) {
+  if (scope.kind === 'port') return bindHostWide(base, taker, 'port');
+  const first = await bindKeySocket(scope.key, dir, base, taker);
+  if (typeof first !== 'object' || !('first' in first)) return first;
+  // Its second name, from the directory's real path (see `keyPathSocket`): held only with both.
+  const pathBase = keyPathSocket(scope.key, dir);
+  if (pathBase === undefined) return first;
+  let second: SocketFileBound;
+  try {
+    second = await bindHostWide(pathBase, taker, 'key');
+  } catch (error) {
+    // A shared directory that is refused (see ensureSocketDir) fails a port's lock; a key's own
+    // socket needs none of it.
+    if (!(error instanceof SocketDirectoryError)) throw error;
+    second = { unavailable: error.message };
+  }
+  if (typeof second === 'string') {
+    first.first.close();
+    return second;
+  }
+  // Not bindable (the shared directory refused, or its slots are all other users' dead sockets):
+  // the key is held by its first name alone, as where there is no second name.
+  return 'first' in second ? { ...first, second: second.first } : first;
+}
+
+/**
+ * A key lock's second socket, host-wide in the shared socket directory, named from its directory's
+ * real path: a directory moved away, or deleted and created anew at the same path, has new
+ * contents (the first socket, `<dir>/<key>.sock`, went with the old one, or is gone) but the same
+ * path, so a lock taken in the new one still meets the holder of the old one. As the abstract
+ * socket's second name (`keyPathName`), where no /proc shows a holder whose file is gone.
+ * Undefined where the directory cannot be resolved.
+ */
+export function keyPathSocket(key: string, dir: string): string | undefined {
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    return undefined;
+  }
+  return join(portSocketDir(), `keypath-${digest(`${real}\0${key}`)}.sock`);
+}
+
+/** Binds a key's own socket: its one path, beside its record or (a long directory) a short name. */
+async function bindKeySocket(key: string, dir: string, base: string, taker: SocketFileTaker): Promise<SocketFileBound> {
+  if (dirname(base) !== dir) {
+    // A directory moved here keeps its link to the socket its holder bound under the old path.
+    const pointed = keySocketPath(key, dir);
+    if (pointed !== base && (await knock(pointed)) === 'live') return pointed;
     ensureSocketDir(dirname(base), false);
-    pointTo(besidePath(dir, scope.key), base);
+    pointTo(besidePath(dir, key), base);
   }
-  if (port) {
-    const live = await liveSlot(base);
-    if (live !== undefined) return live;
+  if (firstInSocketDir(dirname(base))) {
+    // A lock directory of another user's (shared with this one) is no private directory.
+    await sweepDeadTemps(base, namesIn(dirname(base)), !ownedByMe(dirname(base)));
   }
+  // A holder may still listen whose link is gone: its name is the one held.
+  const unlinked = unlinkedHolder(base);
+  if (unlinked !== undefined && (await knock(base)) !== 'live') return unlinked;
+  const bound = await bindAt(base, false, taker);
+  return bound === 'foreign' ? { unavailable: `${base} is not a socket file` } : bound;
+}
+
+/**
+ * Binds a host-wide socket in the shared directory (a port's, or a key's second one), in numbered
+ * slots: the lowest usable slot when no slot is live, checked against every other slot once bound
+ * (see the opening comment).
+ */
+async function bindHostWide(base: string, taker: SocketFileTaker, what: 'port' | 'key'): Promise<SocketFileBound> {
+  ensureSocketDir(dirname(base), true);
+  const names = namesIn(dirname(base));
+  await sweepDeadTemps(base, names, true);
+  const live = await liveSlot(base, undefined, names);
+  if (live !== undefined) return live;
   // No live slot, yet a holder may still listen whose link is gone: its name is the one held.
   const unlinked = unlinkedHolder(base);
-  if (unlinked !== undefined && (port || (await knock(base)) !== 'live')) return unlinked;
-  for (let n = 0; n < (port ? MAX_SLOTS : 1); n++) {
+  if (unlinked !== undefined) return unlinked;
+  for (let n = 0; n < MAX_SLOTS; n++) {
     const path = slotPath(base, n);
-    const bound = await bindAt(path, port, taker);
+    const bound = await bindAt(path, true, taker);
     if (bound === 'foreign') continue;
-    if (!port || typeof bound !== 'object' || !('first' in bound)) return bound;
+    if (typeof bound !== 'object' || !('first' in bound)) return bound;
     // Another taker may have bound another slot meanwhile: whichever listened later sees it.
     const rival = await liveSlot(base, path);
     if (rival === undefined) return bound;
@@ -378,7 +573,7 @@ export async function bindSocketFile(scope: LockScope, dir: string, taker: Socke
     return rival;
   }
   return {
-    unavailable: `the first ${MAX_SLOTS} socket files of this port in ${dirname(base)} are other users' dead sockets (or links and files that are not sockets), which only they or root can remove`,
+    unavailable: `the first ${MAX_SLOTS} socket files of this ${what} in ${dirname(base)} are other users' dead sockets (or links and files that are not sockets), which only they or root can remove`,
   };
 }
 

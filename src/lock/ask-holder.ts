@@ -6,6 +6,7 @@ import { readRecordFileQuietly } from '../record/read-record.ts';
 import type { InterlockHolder } from '../types.ts';
 import type { Attempt } from './attempt.ts';
 import { heldByAnswer, heldByAnswerOn } from './interlock-answer.ts';
+import { judgeWith } from './judge-here.ts';
 import { askUnlessOrphaned, type Heard, kernelAfterAsk } from './orphan.ts';
 
 /** Why a try did not take the lock: the record's account, and what the interlock told of its holder. */
@@ -72,7 +73,13 @@ export async function heldByInterlock(
   }
   if (held.record !== undefined)
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
-  const record = held.claim === undefined && !held.impostor ? readRecordFileQuietly(options.path)?.record : undefined;
+  const file = held.claim === undefined && !held.impostor ? readRecordFileQuietly(options.path) : undefined;
+  const record = file?.record;
+  if (held.otherNetwork && file !== undefined) {
+    // Its holder's socket is out of this namespace's sight: the record is judged, as without an interlock.
+    const judged = judgeWith(probe)(file);
+    if (judged.state !== 'stale') return { kind: 'held', viaInterlock: true, record, verdict: judged };
+  }
   // It does not answer, or the kernel contradicts its answer: name whoever holds its interlock,
   // if not the process the record names.
   const holders = held.holders.filter((holder) => holder.pid !== record?.pid);

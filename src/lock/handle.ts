@@ -91,6 +91,9 @@ export class Lock implements LockHandle {
    */
   handOff(how: Exclude<HandedOff, 'no'>): void {
     this.#handedOff = how;
+    // The child holds the same socket: a socket file stays in place when this process lets go
+    // (once every holder has closed it, it is a dead socket file, which the next taker takes over).
+    this.#interlock?.beforeClose(undefined);
     this.#answer();
   }
 

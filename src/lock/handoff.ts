@@ -2,9 +2,11 @@ import { fstatSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProcessProbe } from '../identity/probe.ts';
 import { readText } from '../identity/probe.ts';
+import { recordedKind } from '../interlock/flavour.ts';
 import { listeningInode } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { Interlock } from '../interlock/server.ts';
+import { isLocksSocketFile } from '../interlock/socket-file.ts';
 import { lockFileName, type ResolvedAcquire } from '../options/resolve.ts';
 import { replaceAtomically } from '../record/publish.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
@@ -69,8 +71,8 @@ function isKernelName(fd: number, name: string): boolean {
 
 /**
  * Takes over a lock handed to this process, if one was handed for this port: the descriptor must
- * be the port's kernel name (the kernel says so, not the environment) and the record must carry
- * the token. The record is rewritten to name this process; the command, directory and log the
+ * be the port's kernel name or socket file (the kernel says so, not the environment) and the
+ * record must carry the token. The record is rewritten to name this process; the command, directory and log the
  * giver recorded stay. Undefined when there is nothing to adopt, and acquiring goes on as usual.
  */
 export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe): Promise<Lock | undefined> {
@@ -81,12 +83,18 @@ export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe
   }
   // Taken once: a later acquire in this process, or a process it starts, must not take it again.
   delete process.env[HANDOFF_ENV];
-  const name = interlockName(scope, handoff.dir);
-  if (name === undefined || !isKernelName(handoff.fd, name)) return undefined;
   // The record is where the giver keeps it; the token proves it is the one handed over.
   const path = join(handoff.dir, lockFileName(scope));
   const given = readRecordFileQuietly(path)?.record;
   if (given?.token !== handoff.token) return undefined;
+  // The record says which interlock the giver holds: an abstract name, or a socket file.
+  const kind = recordedKind(given);
+  if (kind === 'socket-file') {
+    if (!isLocksSocketFile(handoff.fd, scope, handoff.dir, given.socketFile)) return undefined;
+  } else {
+    const name = interlockName(scope, handoff.dir);
+    if (name === undefined || !isKernelName(handoff.fd, name)) return undefined;
+  }
   const interlock = await Interlock.adopt(handoff.fd);
   if (interlock === undefined) return undefined;
   const kept = holderFields({
@@ -97,7 +105,8 @@ export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe
   });
   const { commandPid: _itself, ...described } = kept;
   const record: LockRecord = {
-    ...createRecord(scope, options.name, handoff.token, probe, true, { holder: described }),
+    ...createRecord(scope, options.name, handoff.token, probe, true, { holder: described, interlockKind: kind }),
+    ...(given.socketFile !== undefined && { socketFile: given.socketFile }),
     ...(!handoff.leaving && { supervisorPid: given.pid }),
   };
   let lock: Lock | undefined;

@@ -115,6 +115,11 @@ export async function judgeLock(
       ? undefined
       : kernelAfterAsk(asked, heard?.kernel, () => kernelHolders(name, owners));
   const held = asked && kernel && heldByAnswer(asked, probe, kernel, scope);
+  if (held?.otherNetwork && file !== undefined) {
+    // Its holder's socket is out of this namespace's sight: the record is judged, as without an interlock.
+    const judged = judgeWith(probe)(file);
+    if (judged.state !== 'stale') return { file, verdict: judged, record: shown };
+  }
   if (held !== undefined) {
     // An answer the kernel does not confirm is not shown; the record is, where the kernel
     // cannot tell who holds the name (at most `likely`), or where it names the record's process.

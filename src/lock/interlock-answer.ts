@@ -25,6 +25,11 @@ interface HeldByInterlock {
   hidden?: true;
   /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
   lookAlikes?: InterlockHolder[];
+  /**
+   * Set when the holder answers from another network namespace (a socket file is reached across
+   * them; this namespace's /proc/net/unix does not show its socket): the record decides, judged.
+   */
+  otherNetwork?: true;
 }
 
 /** `"percy" pid 1`: what an answer claims to be. */
@@ -94,12 +99,23 @@ function withoutLookAlikes(asked: Asked, answer: PublicLockRecord | undefined, k
  */
 export function heldByAnswer(
   asked: Asked,
-  probe: { pid: number; pidns?(): string | undefined },
+  probe: { pid: number; pidns?(): string | undefined; netns?(): string | undefined },
   found: KernelHolders,
   scope?: LockScope,
 ): HeldByInterlock | undefined {
   const answer =
     asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
+  const netns = probe.netns?.();
+  if (found.state === 'free' && answer?.netns !== undefined && netns !== undefined && answer.netns !== netns) {
+    // A socket file answers across network namespaces, but only its own namespace's table lists
+    // it: the answer cannot be checked here, and is not believed; the record on file decides.
+    const reason = `a process of another network namespace (${answer.netns}) holds the lock's socket file; the kernel does not show this one which, so its answer cannot be checked from here`;
+    return {
+      verdict: { state: 'held', certainty: 'likely', reason: printable(reason) },
+      holders: [],
+      otherNetwork: true,
+    };
+  }
   const kernel = withoutLookAlikes(asked, answer, found);
   const { holders } = kernel;
   // Free to the question and to the kernel: nobody holds it. (A holder of the legacy form alone
@@ -199,7 +215,7 @@ export function heldByAnswer(
 export function heldByAnswerOn(
   name: string,
   asked: Asked,
-  probe: { pid: number; pidns?(): string | undefined },
+  probe: { pid: number; pidns?(): string | undefined; netns?(): string | undefined },
   scope?: LockScope,
 ): HeldByInterlock | undefined {
   const answer =

@@ -105,7 +105,7 @@ async function bindInterlock(
   const held = nothingBound();
   if (typeof legacy === 'object') held.companions.push(legacy);
   held.interlock = bound?.first;
-  if (typeof tried === 'object' && 'file' in tried) held.socketFile = tried.file;
+  if (typeof tried === 'object' && 'file' in tried && typeof tried.file === 'string') held.socketFile = tried.file;
   if (bound?.second !== undefined) held.companions.push(bound.second);
   if (bound === undefined) {
     held.unavailable =

@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock, inspectLock, LockLostError } from '../../src/index.ts';
 import { ask } from '../../src/interlock/client.ts';
-import { interlockName } from '../../src/interlock/name.ts';
+import { interlockToAsk } from '../../src/interlock/flavour.ts';
 import type { Lock } from '../../src/lock/handle.ts';
 import { HANDOFF_ENV, handoffValue } from '../../src/lock/handoff.ts';
+import { validateInterlock } from '../../src/options/validate.ts';
 import { jsonLine } from '../cli/_support.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { abstractSocketOnly } from '../helpers/interlock-mode.ts';
+import { interlockOnly } from '../helpers/interlock-mode.ts';
 import { writeRecord } from '../helpers/records.ts';
+import { refusalOf } from '../helpers/refusal.ts';
 import { fixture, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -20,7 +23,12 @@ async function target() {
   return { dir, port, path: join(dir, `agent-${port}.lock`) };
 }
 
-describe("the holder's state", { skip: abstractSocketOnly }, () => {
+/** Where this run's interlock (PORTLOCK_INTERLOCK) asks about a port's lock: its abstract name, or its socket file. */
+async function askedName(port: number, dir: string): Promise<string> {
+  return (await interlockToAsk(validateInterlock(undefined), { kind: 'port', port }, dir, undefined))?.name ?? '';
+}
+
+describe("the holder's state", { skip: interlockOnly }, () => {
   it('is in the record and the who answer; update() changes both, and only while the record is ours', async () => {
     const { dir, port, path } = await target();
     const holder = { command: ['node', 'server.js'], cwd: '/srv/app', state: 'starting' as const };
@@ -38,7 +46,8 @@ describe("the holder's state", { skip: abstractSocketOnly }, () => {
     assert.equal(asked.record?.cwd, '/srv/app');
     assert.equal(lock.record.state, 'ready');
     // The answer still names its socket, by which an asker tells it from a look-alike of its name.
-    const name = interlockName({ kind: 'port', port }, dir) ?? '';
+    // This run's interlock (PORTLOCK_INTERLOCK): the abstract name, or the socket file.
+    const name = await askedName(port, dir);
     const who = await ask(name, { op: 'who' });
     assert.ok(who.kind === 'answered' && who.reply.ok && 'record' in who.reply);
     assert.match(who.reply.record.socketInode ?? '', /^\d+$/);
@@ -52,7 +61,8 @@ describe("the holder's state", { skip: abstractSocketOnly }, () => {
   });
 });
 
-describe('a lock handed to a child process', { skip: abstractSocketOnly }, () => {
+// Also with a socket file: the child is handed the socket that listens on it.
+describe('a lock handed to a child process', { skip: interlockOnly }, () => {
   async function handOut(extra: { fd?: 'pipe'; token?: string } = {}) {
     const { dir, port, path } = await target();
     const lock = (await acquireLock({ port, dir, holder: { command: ['portlock', 'agent'], cwd: '/srv' } })) as Lock;
@@ -84,6 +94,21 @@ describe('a lock handed to a child process', { skip: abstractSocketOnly }, () =>
     assert.equal((await inspectLock({ port, dir })).record?.pid, child.pid);
     child.stdin?.end();
     await lock.release();
+  });
+
+  it('stays held by the child once the process that handed it over lets go; free once the child has gone too', async () => {
+    const { lock, child, answer, port, dir } = await handOut();
+    assert.equal(answer.record?.pid, child.pid);
+    const socket = lock.record.interlockKind === 'socket-file' ? await askedName(port, dir) : undefined;
+    await lock.release();
+    // A socket file is the child's too: it is not removed under it.
+    if (socket !== undefined) assert.ok(existsSync(socket), `${socket} is still there`);
+    await refusalOf({ port, dir, wait: 0 }, 'taken while the child holds it');
+    const gone = once(child, 'exit');
+    child.stdin?.end();
+    await gone;
+    const again = await acquireLock({ port, dir });
+    await again.release();
   });
 
   it('is refused as before when the descriptor is not the kernel name, or the token is not the record’s', async () => {

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type AcquireOptions, acquireLock, stopLock } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { abstractSocketOnly } from '../helpers/interlock-mode.ts';
+import { interlockMode } from '../helpers/interlock-mode.ts';
+import { refusalOf } from '../helpers/refusal.ts';
 import { fixture, lineMatching, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -51,7 +53,7 @@ describe('a holder in another pid namespace sharing the lock directory', () => {
     const skip = unshareUnavailable(flags);
     for (const scope of ['record-only port lock', 'interlocked key lock'] as const) {
       it(`${scope}, ${what}: the host is refused, told so; after SIGKILL it acquires at once`, {
-        skip: skip || (scope === 'interlocked key lock' && abstractSocketOnly),
+        skip,
         timeout: 60_000,
       }, async () => {
         const dir = tempDir();
@@ -79,6 +81,38 @@ describe('a holder in another pid namespace sharing the lock directory', () => {
         await lock.release();
       });
     }
+  }
+});
+
+describe('a key holder in another network namespace whose lock directory is moved away or replaced', () => {
+  // The socket file reaches across network namespaces, and a key has a second one named from its
+  // directory's path; an abstract name is seen only in its own network namespace, and the holder's
+  // record went with its directory.
+  const skip =
+    unshareUnavailable(PID_NET_NS) ||
+    (interlockMode !== 'socket-file' && `it tests the socket file; this run uses PORTLOCK_INTERLOCK=${interlockMode}`);
+  for (const how of ['moved away', 'replaced'] as const) {
+    it(`directory ${how}: refused at its path; after SIGKILL it acquires at once`, {
+      skip,
+      timeout: 60_000,
+    }, async () => {
+      const parent = tempDir();
+      const dir = join(parent, 'locks');
+      const inside = await holdInside(PID_NET_NS, { key: 'moved', dir });
+      try {
+        if (how === 'moved away') renameSync(dir, join(parent, 'moved'));
+        else {
+          mkdirSync(`${dir}.new`, { mode: 0o700 });
+          rmSync(dir, { recursive: true });
+          renameSync(`${dir}.new`, dir);
+        }
+        await refusalOf({ key: 'moved', dir, wait: 0 }, 'taken while a holder of another network namespace holds it');
+      } finally {
+        await inside.kill();
+      }
+      const lock = await acquireLock({ key: 'moved', dir });
+      await lock.release();
+    });
   }
 });
 

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import {
   chmodSync,
   existsSync,
+  lchownSync,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -11,9 +12,11 @@ import {
   readlinkSync,
   symlinkSync,
   unlinkSync,
+  utimesSync,
+  writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { acquireLock, inspectLock, lockPathFor, SocketDirectoryError, stopLock } from '../../src/index.ts';
 import { ensureSocketDir, MAX_SOCKET_PATH_BYTES, slotPath } from '../../src/interlock/socket-file.ts';
@@ -274,6 +277,68 @@ describe('socket-file interlock', posixOnly, () => {
     ensureSocketDir(fresh, true);
     assert.equal(lstatSync(fresh).mode & 0o7777, 0o1777);
     unlinkSync(link);
+  });
+
+  it('takes a key lock, by its own socket, where the shared socket directory is refused; a port lock there is refused', async () => {
+    const plain = join(tempDir(), 'plain');
+    mkdirSync(plain, { mode: 0o777 });
+    chmodSync(plain, 0o777);
+    process.env.PORTLOCK_SOCKET_DIR = plain;
+    try {
+      const lock = await acquireLock({ key: 'own-socket', dir: tempDir(), interlock });
+      assert.equal(lock.interlocked, true);
+      await lock.release();
+      await assert.rejects(acquireLock({ port: await freePort(), dir: tempDir(), interlock }), SocketDirectoryError);
+    } finally {
+      process.env.PORTLOCK_SOCKET_DIR = socketDir;
+    }
+  });
+
+  it('sweeps the temp sockets of processes that died between bind and link: old, refusing connections, and its own', async () => {
+    const port = await freePort();
+    ensureSocketDir(socketDir, true);
+    const temp = (slot: number, hex: string, of = port) => join(socketDir, `.${basename(portSocket(of, slot))}.${hex}`);
+    const longAgo = new Date(Date.now() - 60_000);
+    const plantOld = async (path: string) => {
+      await plantDeadSocket(path);
+      utimesSync(path, longAgo, longAgo);
+    };
+    const swept = [temp(0, 'deadbeef'), temp(3, 'deadbee3')];
+    for (const path of swept) await plantOld(path);
+    // A taker's, between its bind and its listen (refused, as a dead one is, but new).
+    const fresh = temp(0, 'f0f0f0f0');
+    await plantDeadSocket(fresh);
+    // Another user's: the sticky directory keeps it theirs.
+    const theirs = temp(0, 'b2b2b2b2');
+    await plantOld(theirs);
+    lchownSync(theirs, NOBODY_UID, NOBODY_UID);
+    const notSocket = temp(0, 'c3c3c3c3');
+    writeFileSync(notSocket, '');
+    utimesSync(notSocket, longAgo, longAgo);
+    const otherPort = temp(0, 'deadbeef', port + 1);
+    await plantOld(otherPort);
+    // Old, but something listens on it.
+    const live = temp(0, 'a1a1a1a1');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen({ path: live }, resolve));
+    utimesSync(live, longAgo, longAgo);
+    try {
+      const lock = await acquireLock({ port, dir: tempDir(), interlock });
+      await lock.release();
+      for (const path of swept) assert.equal(existsSync(path), false, `${path} swept`);
+      for (const path of [fresh, theirs, notSocket, otherPort, live]) assert.ok(existsSync(path), `${path} kept`);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      for (const path of [fresh, theirs, notSocket, otherPort]) unlinkSync(path);
+    }
+
+    // A key's, in its lock directory: on this process's first acquire there.
+    const dir = tempDir();
+    const keyTemp = join(dir, '.build.sock.0badf00d');
+    await plantOld(keyTemp);
+    const lock = await acquireLock({ key: 'build', dir, interlock });
+    await lock.release();
+    assert.equal(existsSync(keyTemp), false, `${keyTemp} swept`);
   });
 
   it('works for nobody too, in the socket directory root made', { skip: nobodyUnavailable() }, async () => {

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { stopLock } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
-import { abstractSocketOnly, interlockOnly } from '../helpers/interlock-mode.ts';
+import { interlockMode, interlockOnly } from '../helpers/interlock-mode.ts';
 import { liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -39,16 +39,17 @@ describe('stopLock', linuxOnly, () => {
     await finished(holder.child);
   });
 
-  it('gives a holder that does not answer no more than the timeout to answer', {
-    skip: abstractSocketOnly,
-  }, async () => {
+  it('gives a holder that does not answer no more than the timeout to answer', { skip: interlockOnly }, async () => {
     const dir = tempDir();
     const port = await freePort();
-    // Holds the port's interlock and never answers: every question to it runs into its time limit.
-    const silent = spawnTs(fixture('silent-interlock.ts'), [JSON.stringify({ port, dir })]);
+    // Holds the port's interlock (this run's: the abstract name, or the socket file) and never
+    // answers: every question to it runs into its time limit.
+    const socketFile = interlockMode === 'socket-file';
+    const silent = spawnTs(fixture('silent-interlock.ts'), [JSON.stringify({ port, dir, socketFile })]);
     try {
       await lineMatching(silent, /"ready":true/);
-      writeRecord(join(dir, `agent-${port}.lock`), recordFor(silent.pid ?? 0, { port }));
+      const kind = socketFile ? ({ interlock: true, interlockKind: 'socket-file' } as const) : {};
+      writeRecord(join(dir, `agent-${port}.lock`), recordFor(silent.pid ?? 0, { port, ...kind }));
       const result = await stopLock({ port, dir, timeout: 300 });
       assert.equal(result.outcome, 'still-running');
       // Each question is cut off at what is left of the 300 ms, not at the usual second (and says so

@@ -1,30 +1,36 @@
 // Writes every .js in dist (tsc writes the declarations, tsconfig.build.json). Nothing is minified,
 // so that a stack trace and a reader of node_modules see the source's own names.
 //
-// Why bundle: Node loads an ES module file in about a millisecond on a small machine, and a tool
-// importing the lock crossed some forty of them, as did `portlock run` refusing a held port: most
-// of their start beyond that of a bare `node`. So the package holds:
-//   dist/library.js       the whole library, once: all of src/ but src/cli, one file;
-//   dist/index.js         the main entry, and dist/lock/index.js, `portlock/lock`: each only names
-//                         what its source entry exports, from library.js;
-//   dist/cli/bin.js       the command: turns on Node's compile cache, then loads dist/cli/main.js,
-//                         the command line with every command, which takes the library from
-//                         library.js.
-// A refusal by `portlock run` loads those three files and the library's; V8 compiles a function
-// only when it first runs, so the parts a run does not use (stop, clean, list, the agent) cost it
-// little more than reading them.
+// Why bundle: Node loads an ES module file in about a millisecond on a small machine, and compiles
+// a bundle in time that grows with its size. A tool importing the lock crossed some forty files, as
+// did `portlock run` refusing a held port: most of their start beyond that of a bare `node`. Split
+// at every shared module (esbuild's code splitting), the package is some forty files again. So the
+// library is built in layers, one bundle each, every piece of code in exactly one of them:
+//   dist/chunks/lock.js     the lock: all that `portlock/lock` (src/lock/index.ts) reaches;
+//   dist/chunks/library.js  the rest of the main entry (src/index.ts): the agent, acquirePort;
+//                           it takes the lock's code from lock.js;
+//   dist/lock/index.js, dist/index.js   each only names its source entry's exports, from the
+//                           layer that has them: `portlock/lock` loads two files and no agent;
+//   dist/cli/bin.js         the command: turns on Node's compile cache, then loads
+//   dist/cli/main.js        the command line with every command (one file of a few more
+//                           kilobytes loads faster than a file per command), and the library
+//                           code that only the command uses; it takes the rest from the layers.
+// A layer exports, besides its entry's public names, what the code above it imports from its
+// modules, under names of their own (module path and name, lock_acquire$acquireLock), which no
+// public name can shadow.
 //
-// Nothing here lists an export: the entries come from package.json (`exports` and `bin`), what each
-// exports from its source file, and what the command needs from the library from its imports.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, posix, relative, resolve } from 'node:path';
-import { build, type Plugin } from 'esbuild';
+// Nothing here lists an export or a file: the entries come from package.json (`exports` and `bin`),
+// each layer's modules from what its entry reaches, and what a layer must export from the imports
+// of the code above it.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, posix, relative, resolve } from 'node:path';
+import { type BuildOptions, build, type Plugin } from 'esbuild';
 import ts from 'typescript';
 
 const SRC = resolve('src');
 const CLI = join(SRC, 'cli');
 const DIST = resolve('dist');
-const LIBRARY = join(DIST, 'library.js');
+const CHUNKS = join(DIST, 'chunks');
 
 interface Manifest {
   exports: Record<string, string | { default?: string }>;
@@ -51,29 +57,60 @@ const binEntries = [
   ...new Set(typeof manifest.bin === 'string' ? [manifest.bin] : Object.values(manifest.bin ?? {})),
 ].filter(isJsInDist);
 
-const isLibraryModule = (path: string): boolean =>
-  path.startsWith(`${SRC}/`) && !path.startsWith(`${CLI}/`) && path.endsWith('.ts');
-
-/** The name the library gives, for the command alone, to `name` from the module at `path`. */
+/** The name a layer gives, for the code above it alone, to `name` from the module at `path`. */
 const internalName = (path: string, name: string): string =>
   `${relative(SRC, path)
     .replace(/\.ts$/, '')
     .replace(/[^A-Za-z0-9]/g, '_')}$${name}`;
 
+const common = {
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20.19',
+  // The package has no runtime dependencies: an import of a package is a mistake to see, not to bundle.
+  packages: 'external',
+  legalComments: 'none',
+  logLevel: 'warning',
+  write: false,
+} as const satisfies BuildOptions;
+
+/** The source files a bundle of `entries` holds, and the names each entry exports, as esbuild sees them. */
+async function survey(entries: string[]): Promise<{ modules: Set<string>; exports: string[] }> {
+  const result = await build({ ...common, entryPoints: entries, outdir: DIST, metafile: true });
+  const modules = new Set(Object.keys(result.metafile.inputs).map((input) => resolve(input)));
+  const exports = Object.values(result.metafile.outputs).flatMap((output) => output.exports);
+  return { modules, exports };
+}
+
+const exportsCache = new Map<string, string[]>();
+async function exportsOf(path: string): Promise<string[]> {
+  const known = exportsCache.get(path);
+  if (known !== undefined) return known;
+  const { exports } = await survey([path]);
+  exportsCache.set(path, exports);
+  return exports;
+}
+
 /**
- * What the command imports from library modules: module path to the names it imports, read from
- * the import declarations of every file under src/cli (type-only imports aside).
+ * What the files `importers` take from the modules `below`: module path to the names, read from
+ * their import and export declarations and dynamic imports (type-only ones aside). A namespace
+ * import, an `export *` and a dynamic import take every name the module exports.
  */
-function commandNeeds(): Map<string, Set<string>> {
+async function needsOf(importers: Iterable<string>, below: Set<string>): Promise<Map<string, Set<string>>> {
   const needs = new Map<string, Set<string>>();
-  const files = readdirSync(CLI, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'));
-  for (const file of files.map((name) => join(CLI, name))) {
+  const add = (path: string, names: Iterable<string>) => {
+    const set = needs.get(path) ?? new Set<string>();
+    for (const name of names) set.add(name);
+    needs.set(path, set);
+  };
+  const everything: string[] = [];
+  for (const file of importers) {
     const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest);
     const visit = (node: ts.Node): void => {
+      const declaration = ts.isImportDeclaration(node) || ts.isExportDeclaration(node);
       const specifier =
-        (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
-        node.moduleSpecifier !== undefined &&
-        ts.isStringLiteral(node.moduleSpecifier)
+        declaration && node.moduleSpecifier !== undefined && ts.isStringLiteral(node.moduleSpecifier)
           ? node.moduleSpecifier.text
           : ts.isCallExpression(node) &&
               node.expression.kind === ts.SyntaxKind.ImportKeyword &&
@@ -82,44 +119,42 @@ function commandNeeds(): Map<string, Set<string>> {
             ? node.arguments[0].text
             : undefined;
       const path = specifier?.startsWith('.') ? resolve(dirname(file), specifier) : undefined;
-      const typesOnly = ts.isExportDeclaration(node) && node.isTypeOnly;
-      if (path !== undefined && isLibraryModule(path) && !typesOnly) {
-        const where = `${relative('.', file)}: ${node.getText(source).split('\n')[0]}`;
-        if (!ts.isImportDeclaration(node)) throw new Error(`${where}: import the library by name, statically`);
-        const clause = node.importClause;
-        if (clause?.isTypeOnly !== true) {
+      if (path !== undefined && below.has(path)) {
+        if (ts.isImportDeclaration(node)) {
+          const clause = node.importClause;
           const named = clause?.namedBindings;
-          if (clause?.name !== undefined || (named !== undefined && !ts.isNamedImports(named))) {
-            throw new Error(`${where}: import the library by name, not as a default or a namespace`);
+          if (clause?.isTypeOnly === true) {
+            // Types only: nothing at run time.
+          } else if (clause?.name !== undefined || (named !== undefined && !ts.isNamedImports(named))) {
+            everything.push(path);
+          } else {
+            add(
+              path,
+              (named?.elements ?? []).flatMap((e) => (e.isTypeOnly ? [] : [(e.propertyName ?? e.name).text])),
+            );
           }
-          for (const element of named?.elements ?? []) {
-            if (element.isTypeOnly) continue;
-            const names = needs.get(path) ?? new Set<string>();
-            names.add((element.propertyName ?? element.name).text);
-            needs.set(path, names);
+        } else if (ts.isExportDeclaration(node)) {
+          const clause = node.exportClause;
+          if (node.isTypeOnly) {
+            // Types only.
+          } else if (clause === undefined || !ts.isNamedExports(clause)) {
+            everything.push(path);
+          } else {
+            add(
+              path,
+              clause.elements.flatMap((e) => (e.isTypeOnly ? [] : [(e.propertyName ?? e.name).text])),
+            );
           }
+        } else {
+          everything.push(path);
         }
       }
       ts.forEachChild(node, visit);
     };
     visit(source);
   }
+  for (const path of everything) add(path, await exportsOf(path));
   return needs;
-}
-
-/** The names an entry file exports, as esbuild sees them once it has bundled it. */
-async function exportsOf(entry: string): Promise<string[]> {
-  const result = await build({
-    entryPoints: [entry],
-    bundle: true,
-    write: false,
-    metafile: true,
-    format: 'esm',
-    platform: 'node',
-    outdir: 'dist',
-    logLevel: 'warning',
-  });
-  return Object.values(result.metafile.outputs).flatMap((output) => output.exports);
 }
 
 /**
@@ -178,77 +213,101 @@ function write(path: string, text: string): void {
   writeFileSync(path, path.endsWith('.js') ? builtinsWithoutNamespaces(text, relative('.', path)) : text);
 }
 
-const common = {
-  bundle: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20.19',
-  // The package has no runtime dependencies: an import of a package is a mistake to see, not to bundle.
-  packages: 'external',
-  legalComments: 'none',
-  logLevel: 'warning',
-  write: false,
-} as const;
-
-// The library: every public entry's exports under their own names, and what the command imports
-// from library modules under names of their own (module path and name), which no public name can
-// shadow.
-const needs = commandNeeds();
-const libraryEntry = [
-  ...libraryEntries.map((target) => `export * from ${JSON.stringify(sourceOf(target))};`),
-  ...[...needs].flatMap(([path, names]) =>
-    [...names].map((name) => `export { ${name} as ${internalName(path, name)} } from ${JSON.stringify(path)};`),
-  ),
-].join('\n');
-const library = await build({
-  ...common,
-  stdin: { contents: libraryEntry, resolveDir: SRC, sourcefile: 'library.ts', loader: 'ts' },
-  outfile: LIBRARY,
-  banner: {
-    js: [
-      "// portlock's library, once for the package: dist/index.js, dist/lock/index.js and the command",
-      '// all import it. An export named like lock_inspect$listLocks is what src/cli imports from a',
-      '// library module (there, src/lock/inspect.ts), named for that module so that no two collide.',
-    ].join('\n'),
-  },
-});
-for (const file of library.outputFiles) write(file.path, file.text);
-
-// Each public entry names its exports from the library.
-for (const target of libraryEntries) {
-  const path = resolve(target);
-  const from = posix.relative(dirname(path), LIBRARY);
-  const names = (await exportsOf(sourceOf(target))).sort();
-  const header = `// ${relative(SRC, sourceOf(target))}'s exports: the code is in ${from}, shared by every entry.`;
-  write(path, `${header}\nexport { ${names.join(', ')} } from "${from.startsWith('.') ? from : `./${from}`}";\n`);
+interface Layer {
+  /** The bundle's path in dist. */
+  file: string;
+  modules: Set<string>;
+  needs: Map<string, Set<string>>;
 }
 
-/** The command's imports of library modules become imports of dist/library.js. */
-const libraryFromCommand: Plugin = {
-  name: 'library-from-command',
-  setup(plugin) {
-    plugin.onResolve({ filter: /^\./ }, (args) => {
-      const path = resolve(args.resolveDir, args.path);
-      if (!args.importer.startsWith(`${CLI}/`) || !isLibraryModule(path)) return undefined;
-      // Named relative to src/, as the bundle's comments show it.
-      return { path: relative(SRC, path), namespace: 'library' };
-    });
-    plugin.onLoad({ filter: /.*/, namespace: 'library' }, (args) => {
-      const path = join(SRC, args.path);
-      const names = [...(needs.get(path) ?? [])].map((name) => `${internalName(path, name)} as ${name}`);
-      // Every command file sits two levels below the package root (dist/cli, dist/chunks).
-      return { contents: `export { ${names.join(', ')} } from "../library.js";`, loader: 'js' };
-    });
-    plugin.onResolve({ filter: /^\.\.\/library\.js$/, namespace: 'library' }, (args) => ({
-      path: args.path,
-      external: true,
-    }));
-  },
-};
+/**
+ * Imports of a module that a layer below holds become imports of that layer's bundle, under the
+ * layer's own names for them; `outdir` is where the bundle being built is written.
+ */
+function fromLayers(layers: Layer[], outdir: string): Plugin {
+  const layerOf = (path: string) => layers.find((layer) => layer.modules.has(path));
+  return {
+    name: 'from-layers',
+    setup(plugin) {
+      plugin.onResolve({ filter: /^\./ }, (args) => {
+        if (args.namespace === 'layer') return { path: args.path, external: true };
+        const path = resolve(args.resolveDir, args.path);
+        const layer = layerOf(path);
+        if (layer === undefined) return undefined;
+        return { path, namespace: 'layer' };
+      });
+      plugin.onLoad({ filter: /.*/, namespace: 'layer' }, (args) => {
+        const layer = layerOf(args.path) as Layer;
+        const names = [...(layer.needs.get(args.path) ?? [])].map(
+          (name) => `${internalName(args.path, name)} as ${name}`,
+        );
+        const from = posix.relative(outdir, layer.file);
+        return {
+          contents: `export { ${names.join(', ')} } from ${JSON.stringify(from.startsWith('.') ? from : `./${from}`)};`,
+          loader: 'js',
+          resolveDir: SRC,
+        };
+      });
+    },
+  };
+}
+
+const isSource = (path: string) => path.startsWith(`${SRC}/`) && path.endsWith('.ts');
+
+// The layers, smallest entry first: each holds what its entry reaches and no layer below holds.
+const surveyed = await Promise.all(
+  libraryEntries.map(async (target) => ({ target, source: sourceOf(target), ...(await survey([sourceOf(target)])) })),
+);
+surveyed.sort((a, b) => a.modules.size - b.modules.size);
+const command = await survey(binEntries.map(sourceOf));
+const layers: (Layer & { source: string; target: string; exports: string[] })[] = [];
+for (const entry of surveyed) {
+  const modules = new Set(
+    [...entry.modules].filter((path) => isSource(path) && !layers.some((l) => l.modules.has(path))),
+  );
+  // dist/lock/index.js's layer is chunks/lock.js; dist/index.js's, chunks/library.js.
+  const name = relative(DIST, dirname(resolve(entry.target))) || 'library';
+  layers.push({ ...entry, file: join(CHUNKS, `${name}.js`), modules, needs: new Map() });
+}
+// What each layer must export to the code above it: the layers above, and the command.
+for (const [index, layer] of layers.entries()) {
+  const above = [...layers.slice(index + 1).flatMap((l) => [...l.modules]), ...[...command.modules].filter(isSource)];
+  layer.needs = await needsOf(new Set(above.filter((path) => !layer.modules.has(path))), layer.modules);
+}
+
+for (const [index, layer] of layers.entries()) {
+  const contents = [
+    `export * from ${JSON.stringify(layer.source)};`,
+    ...[...layer.needs].flatMap(([path, names]) =>
+      [...names].map((name) => `export { ${name} as ${internalName(path, name)} } from ${JSON.stringify(path)};`),
+    ),
+  ].join('\n');
+  const below = layers.slice(0, index);
+  const result = await build({
+    ...common,
+    stdin: { contents, resolveDir: SRC, sourcefile: `${basename(layer.file, '.js')}.ts`, loader: 'ts' },
+    outfile: layer.file,
+    plugins: [fromLayers(below, dirname(layer.file))],
+    banner: {
+      js: [
+        `// ${relative(SRC, layer.source)} and all it reaches${below.length > 0 ? ` that ${below.map((l) => relative(DIST, l.file)).join(' and ')} does not hold` : ''}, once for the package`,
+        '// (scripts/bundle.ts). An export named like lock_inspect$listLocks is what the code above this',
+        '// layer imports from a module it holds (there, src/lock/inspect.ts).',
+      ].join('\n'),
+    },
+  });
+  for (const file of result.outputFiles) write(file.path, file.text);
+  // The public entry names its exports from the layer.
+  const path = resolve(layer.target);
+  const from = posix.relative(dirname(path), layer.file);
+  const specifier = from.startsWith('.') ? from : `./${from}`;
+  const header = `// ${relative(SRC, layer.source)}'s exports: the code is in ${specifier}.`;
+  write(path, `${header}\nexport { ${[...layer.exports].sort().join(', ')} } from "${specifier}";\n`);
+}
 
 // The command: each bin file stays small, for it turns on Node's compile cache before anything
 // else loads, and what it imports dynamically (the command line itself) is one bundle beside it,
-// every command included: one file of a few more kilobytes loads faster than a file per command.
+// every command included.
 const binSources = binEntries.map(sourceOf);
 const afterCompileCache = new Set<string>();
 const splitAtDynamicImports: Plugin = {
@@ -263,19 +322,24 @@ const splitAtDynamicImports: Plugin = {
     });
   },
 };
+// Where the command's bundles are written: beside its bin file.
+const commandDir = join(DIST, relative(SRC, dirname(binSources[0] ?? CLI)));
+if (binSources.some((source) => dirname(source) !== dirname(binSources[0] ?? ''))) {
+  throw new Error('every bin of package.json must be built from one directory of src');
+}
 const bins = await build({
   ...common,
   entryPoints: binSources,
-  outbase: 'src',
-  outdir: 'dist',
-  plugins: [splitAtDynamicImports, libraryFromCommand],
+  outbase: SRC,
+  outdir: DIST,
+  plugins: [splitAtDynamicImports, fromLayers(layers, commandDir)],
 });
 for (const file of bins.outputFiles) write(file.path, file.text);
-const command = await build({
+const commandLine = await build({
   ...common,
   entryPoints: [...afterCompileCache],
-  outbase: 'src',
-  outdir: 'dist',
-  plugins: [libraryFromCommand],
+  outbase: SRC,
+  outdir: DIST,
+  plugins: [fromLayers(layers, commandDir)],
 });
-for (const file of command.outputFiles) write(file.path, file.text);
+for (const file of commandLine.outputFiles) write(file.path, file.text);

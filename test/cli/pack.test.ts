@@ -52,7 +52,7 @@ describe('the published package', () => {
         path.endsWith('.js') &&
         /\bclass LockHeldError\b|\bLockHeldError = class\b/.test(readFileSync(join(installed, path), 'utf8')),
     );
-    assert.deepEqual(defining, ['dist/library.js'], 'LockHeldError is defined once, in the library bundle');
+    assert.deepEqual(defining, ['dist/chunks/lock.js'], 'LockHeldError is defined once, in the lock bundle');
 
     const bin = join(project, 'node_modules/.bin/portlock');
     const shown = await finished(spawnTracked(bin, ['--version'], { cwd: project }));

@@ -28,7 +28,6 @@ import { type BuildOptions, build, type Plugin } from 'esbuild';
 import ts from 'typescript';
 
 const SRC = resolve('src');
-const CLI = join(SRC, 'cli');
 const DIST = resolve('dist');
 const CHUNKS = join(DIST, 'chunks');
 
@@ -75,19 +74,34 @@ const common = {
   write: false,
 } as const satisfies BuildOptions;
 
-/** The source files a bundle of `entries` holds, and the names each entry exports, as esbuild sees them. */
-async function survey(entries: string[]): Promise<{ modules: Set<string>; exports: string[] }> {
-  const result = await build({ ...common, entryPoints: entries, outdir: DIST, metafile: true });
+/**
+ * What a bundle of `entry` holds when its dynamic imports stay apart: the source files its static
+ * imports reach, the modules it imports dynamically (each loaded on first use), and the names the
+ * entry exports, as esbuild sees them.
+ */
+async function survey(entry: string): Promise<{ modules: Set<string>; lazy: string[]; exports: string[] }> {
+  const lazy: string[] = [];
+  const apart: Plugin = {
+    name: 'dynamic-imports-apart',
+    setup(plugin) {
+      plugin.onResolve({ filter: /^\./ }, (args) => {
+        if (args.kind !== 'dynamic-import') return undefined;
+        lazy.push(resolve(args.resolveDir, args.path));
+        return { path: args.path, external: true };
+      });
+    },
+  };
+  const result = await build({ ...common, entryPoints: [entry], outdir: DIST, metafile: true, plugins: [apart] });
   const modules = new Set(Object.keys(result.metafile.inputs).map((input) => resolve(input)));
   const exports = Object.values(result.metafile.outputs).flatMap((output) => output.exports);
-  return { modules, exports };
+  return { modules, lazy, exports };
 }
 
 const exportsCache = new Map<string, string[]>();
 async function exportsOf(path: string): Promise<string[]> {
   const known = exportsCache.get(path);
   if (known !== undefined) return known;
-  const { exports } = await survey([path]);
+  const { exports } = await survey(path);
   exportsCache.set(path, exports);
   return exports;
 }
@@ -214,18 +228,32 @@ function write(path: string, text: string): void {
 }
 
 interface Layer {
+  /**
+   * The module the layer is built from: a public entry's source, or a module loaded on first use;
+   * none for the modules that two of those share.
+   */
+  root?: string;
   /** The bundle's path in dist. */
   file: string;
+  /** The source files the bundle holds, and no other bundle. */
   modules: Set<string>;
+  /** What the code of other layers imports from these modules: module path to names. */
   needs: Map<string, Set<string>>;
+  /** For a public entry: its file in dist, which names its exports from this layer. */
+  entry?: { target: string; exports: string[] };
 }
 
 /**
- * Imports of a module that a layer below holds become imports of that layer's bundle, under the
- * layer's own names for them; `outdir` is where the bundle being built is written.
+ * A static import of a module that another layer holds becomes an import of that layer's bundle,
+ * under the layer's own names for it; a dynamic import of a layer's root, an import of that layer's
+ * bundle. `outdir` is where the bundle being built is written.
  */
 function fromLayers(layers: Layer[], outdir: string): Plugin {
   const layerOf = (path: string) => layers.find((layer) => layer.modules.has(path));
+  const specifier = (file: string) => {
+    const from = posix.relative(outdir, file);
+    return from.startsWith('.') ? from : `./${from}`;
+  };
   return {
     name: 'from-layers',
     setup(plugin) {
@@ -234,6 +262,8 @@ function fromLayers(layers: Layer[], outdir: string): Plugin {
         const path = resolve(args.resolveDir, args.path);
         const layer = layerOf(path);
         if (layer === undefined) return undefined;
+        if (args.kind === 'dynamic-import' && layer.root === path)
+          return { path: specifier(layer.file), external: true };
         return { path, namespace: 'layer' };
       });
       plugin.onLoad({ filter: /.*/, namespace: 'layer' }, (args) => {
@@ -241,9 +271,8 @@ function fromLayers(layers: Layer[], outdir: string): Plugin {
         const names = [...(layer.needs.get(args.path) ?? [])].map(
           (name) => `${internalName(args.path, name)} as ${name}`,
         );
-        const from = posix.relative(outdir, layer.file);
         return {
-          contents: `export { ${names.join(', ')} } from ${JSON.stringify(from.startsWith('.') ? from : `./${from}`)};`,
+          contents: `export { ${names.join(', ')} } from ${JSON.stringify(specifier(layer.file))};`,
           loader: 'js',
           resolveDir: SRC,
         };
@@ -253,93 +282,119 @@ function fromLayers(layers: Layer[], outdir: string): Plugin {
 }
 
 const isSource = (path: string) => path.startsWith(`${SRC}/`) && path.endsWith('.ts');
+const assigned = (path: string) => layers.some((layer) => layer.modules.has(path));
+const layers: Layer[] = [];
+/** Adds the layer of `root`: what it reaches that no layer holds yet. Returns its lazy imports. */
+function addLayer(
+  root: string,
+  file: string,
+  surveyed: { modules: Set<string>; lazy: string[] },
+  entry?: Layer['entry'],
+) {
+  const modules = new Set([...surveyed.modules].filter((path) => isSource(path) && !assigned(path)));
+  layers.push({ root, file, modules, needs: new Map(), ...(entry && { entry }) });
+  return surveyed.lazy;
+}
 
-// The layers, smallest entry first: each holds what its entry reaches and no layer below holds.
-const surveyed = await Promise.all(
-  libraryEntries.map(async (target) => ({ target, source: sourceOf(target), ...(await survey([sourceOf(target)])) })),
+// The public entries first, the smallest first: `portlock/lock` is all of the lock, and the main
+// entry adds the rest of the library to it.
+const entries = await Promise.all(
+  libraryEntries.map(async (target) => ({ target, root: sourceOf(target), surveyed: await survey(sourceOf(target)) })),
 );
-surveyed.sort((a, b) => a.modules.size - b.modules.size);
-const command = await survey(binEntries.map(sourceOf));
-const layers: (Layer & { source: string; target: string; exports: string[] })[] = [];
-for (const entry of surveyed) {
-  const modules = new Set(
-    [...entry.modules].filter((path) => isSource(path) && !layers.some((l) => l.modules.has(path))),
-  );
+entries.sort((a, b) => a.surveyed.modules.size - b.surveyed.modules.size);
+const lazy: string[] = [];
+for (const { target, root, surveyed } of entries) {
   // dist/lock/index.js's layer is chunks/lock.js; dist/index.js's, chunks/library.js.
-  const name = relative(DIST, dirname(resolve(entry.target))) || 'library';
-  layers.push({ ...entry, file: join(CHUNKS, `${name}.js`), modules, needs: new Map() });
+  const name = relative(DIST, dirname(resolve(target))) || 'library';
+  lazy.push(...addLayer(root, join(CHUNKS, `${name}.js`), surveyed, { target, exports: surveyed.exports }));
 }
-// What each layer must export to the code above it: the layers above, and the command.
-for (const [index, layer] of layers.entries()) {
-  const above = [...layers.slice(index + 1).flatMap((l) => [...l.modules]), ...[...command.modules].filter(isSource)];
-  layer.needs = await needsOf(new Set(above.filter((path) => !layer.modules.has(path))), layer.modules);
+// Then what loads on first use: the library's, then the command's (its command line, loaded by
+// the bin file once the compile cache is on; then each command), one batch at a time: each module
+// imported dynamically is a bundle of its own, loaded when first imported, holding what it alone
+// reaches; what two of a batch reach (and no layer holds yet) is one bundle they share. A module
+// that another of its batch imports statically comes first (cleanLocks lists locks as listLocks
+// does: its bundle imports that of listLocks).
+const binSources = binEntries.map(sourceOf);
+for (const source of binSources) lazy.push(...(await survey(source)).lazy);
+const chunkName = (path: string) => relative(SRC, path).replace(/\.ts$/, '').replaceAll('/', '-');
+while (lazy.length > 0) {
+  const pending = [...new Set(lazy.splice(0))].filter((root) => isSource(root) && !assigned(root));
+  const batch = await Promise.all(pending.map(async (root) => ({ root, surveyed: await survey(root) })));
+  const reachedByOthers = (root: string) =>
+    batch.some((other) => other.root !== root && other.surveyed.modules.has(root));
+  const first = batch.filter(({ root }) => reachedByOthers(root));
+  for (const { root, surveyed } of first.sort((a, b) => a.surveyed.modules.size - b.surveyed.modules.size)) {
+    if (!assigned(root)) lazy.push(...addLayer(root, join(CHUNKS, `${chunkName(root)}.js`), surveyed));
+  }
+  const rest = batch.filter(({ root }) => !assigned(root));
+  const reach = new Map<string, number>();
+  for (const { surveyed } of rest) {
+    for (const path of surveyed.modules)
+      if (isSource(path) && !assigned(path)) reach.set(path, (reach.get(path) ?? 0) + 1);
+  }
+  const shared = [...reach].flatMap(([path, count]) => (count > 1 ? [path] : []));
+  if (shared.length > 0) {
+    // Named for the directory the batch's modules share: chunks/cli-commands-shared.js.
+    const parts = rest.map(({ root }) => relative(SRC, dirname(root)).split('/'));
+    const common = (parts[0] ?? []).filter((part, i) => parts.every((other) => other[i] === part));
+    const name = [...common, 'shared'].join('-');
+    layers.push({ file: join(CHUNKS, `${name}.js`), modules: new Set(shared), needs: new Map() });
+  }
+  for (const { root, surveyed } of rest) lazy.push(...addLayer(root, join(CHUNKS, `${chunkName(root)}.js`), surveyed));
 }
 
-for (const [index, layer] of layers.entries()) {
+// What each layer must export to the code of the others.
+const everyModule = layers.flatMap((layer) => [...layer.modules]);
+for (const layer of layers) {
+  layer.needs = await needsOf(
+    everyModule.filter((path) => !layer.modules.has(path)),
+    layer.modules,
+  );
+}
+
+for (const layer of layers) {
   const contents = [
-    `export * from ${JSON.stringify(layer.source)};`,
+    ...(layer.root === undefined ? [] : [`export * from ${JSON.stringify(layer.root)};`]),
     ...[...layer.needs].flatMap(([path, names]) =>
       [...names].map((name) => `export { ${name} as ${internalName(path, name)} } from ${JSON.stringify(path)};`),
     ),
   ].join('\n');
-  const below = layers.slice(0, index);
+  const others = layers.filter((other) => other !== layer);
   const result = await build({
     ...common,
     stdin: { contents, resolveDir: SRC, sourcefile: `${basename(layer.file, '.js')}.ts`, loader: 'ts' },
     outfile: layer.file,
-    plugins: [fromLayers(below, dirname(layer.file))],
+    plugins: [fromLayers(others, dirname(layer.file))],
     banner: {
       js: [
-        `// ${relative(SRC, layer.source)} and all it reaches${below.length > 0 ? ` that ${below.map((l) => relative(DIST, l.file)).join(' and ')} does not hold` : ''}, once for the package`,
-        '// (scripts/bundle.ts). An export named like lock_inspect$listLocks is what the code above this',
-        '// layer imports from a module it holds (there, src/lock/inspect.ts).',
+        layer.root === undefined
+          ? '// Modules that two or more bundles loaded on first use share: one copy for the'
+          : `// ${relative(SRC, layer.root)} and what it reaches that no other bundle holds: one copy for the`,
+        '// package (see scripts/bundle.ts). An export named like lock_acquire$acquireLock is what code',
+        '// in another bundle imports from a module this one holds (there, src/lock/acquire.ts).',
       ].join('\n'),
     },
   });
   for (const file of result.outputFiles) write(file.path, file.text);
+  if (layer.entry === undefined) continue;
   // The public entry names its exports from the layer.
-  const path = resolve(layer.target);
+  const path = resolve(layer.entry.target);
   const from = posix.relative(dirname(path), layer.file);
   const specifier = from.startsWith('.') ? from : `./${from}`;
-  const header = `// ${relative(SRC, layer.source)}'s exports: the code is in ${specifier}.`;
-  write(path, `${header}\nexport { ${[...layer.exports].sort().join(', ')} } from "${specifier}";\n`);
+  const header = `// ${relative(SRC, layer.root ?? '')}'s exports: the code is in ${specifier}.`;
+  write(path, `${header}\nexport { ${[...layer.entry.exports].sort().join(', ')} } from "${specifier}";\n`);
 }
 
-// The command: each bin file stays small, for it turns on Node's compile cache before anything
-// else loads, and what it imports dynamically (the command line itself) is one bundle beside it,
-// every command included.
-const binSources = binEntries.map(sourceOf);
-const afterCompileCache = new Set<string>();
-const splitAtDynamicImports: Plugin = {
-  name: 'split-at-dynamic-imports',
-  setup(plugin) {
-    plugin.onResolve({ filter: /^\./ }, (args) => {
-      if (args.kind !== 'dynamic-import' || !binSources.includes(args.importer)) return undefined;
-      const path = resolve(args.resolveDir, args.path);
-      afterCompileCache.add(path);
-      const from = posix.relative(dirname(args.importer), path).replace(/\.ts$/, '.js');
-      return { path: from.startsWith('.') ? from : `./${from}`, external: true };
-    });
-  },
-};
-// Where the command's bundles are written: beside its bin file.
-const commandDir = join(DIST, relative(SRC, dirname(binSources[0] ?? CLI)));
-if (binSources.some((source) => dirname(source) !== dirname(binSources[0] ?? ''))) {
-  throw new Error('every bin of package.json must be built from one directory of src');
-}
+// The command's bin files: each stays small, for it turns on Node's compile cache before the
+// command line loads.
 const bins = await build({
   ...common,
   entryPoints: binSources,
   outbase: SRC,
   outdir: DIST,
-  plugins: [splitAtDynamicImports, fromLayers(layers, commandDir)],
+  plugins: [fromLayers(layers, join(DIST, relative(SRC, dirname(binSources[0] ?? SRC))))],
 });
+if (binSources.some((source) => dirname(source) !== dirname(binSources[0] ?? ''))) {
+  throw new Error('every bin of package.json must be built from one directory of src');
+}
 for (const file of bins.outputFiles) write(file.path, file.text);
-const commandLine = await build({
-  ...common,
-  entryPoints: [...afterCompileCache],
-  outbase: SRC,
-  outdir: DIST,
-  plugins: [fromLayers(layers, commandDir)],
-});
-for (const file of commandLine.outputFiles) write(file.path, file.text);

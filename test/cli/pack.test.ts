@@ -94,6 +94,28 @@ await lock.release();
       lockOnly: [true, false],
     });
 
+    // Each entry loads no more of Node than it needs at once: the agent loads node:http when it
+    // starts, and the lock loads node:net when it first asks or answers a holder.
+    const builtinsOf = async (specifier: string) => {
+      const script = [
+        'const before = new Set(process.moduleLoadList);',
+        `await import(${JSON.stringify(specifier)});`,
+        'const loaded = process.moduleLoadList.filter((entry) => !before.has(entry));',
+        'console.log(JSON.stringify(loaded.flatMap((entry) => /^NativeModule ([\\w/]+)$/.exec(entry)?.[1] ?? [])));',
+      ].join('\n');
+      const run = await finished(
+        spawnTracked(process.execPath, ['--input-type=module', '-e', script], { cwd: project }),
+      );
+      assert.equal(run.code, 0, run.stderr);
+      return JSON.parse(run.stdout) as string[];
+    };
+    for (const specifier of ['portlock/lock', 'portlock']) {
+      const loaded = await builtinsOf(specifier);
+      for (const heavy of ['http', 'net', 'child_process', 'dns']) {
+        assert.ok(!loaded.includes(heavy), `import('${specifier}') loads node:${heavy} (${loaded.join(', ')})`);
+      }
+    }
+
     // The package is ESM only; Node 20.19 and later load it with require() all the same.
     writeFileSync(
       join(project, 'cjs.cjs'),

@@ -2,26 +2,28 @@
 // so that a stack trace and a reader of node_modules see the source's own names.
 //
 // Why bundle: Node loads an ES module file in about a millisecond on a small machine, and compiles
-// a bundle in time that grows with its size. A tool importing the lock crossed some forty files, as
+// a file in time that grows with its size. A tool importing the lock crossed some forty files, as
 // did `portlock run` refusing a held port: most of their start beyond that of a bare `node`. Split
-// at every shared module (esbuild's code splitting), the package is some forty files again. So the
-// library is built in layers, one bundle each, every piece of code in exactly one of them:
-//   dist/chunks/lock.js     the lock: all that `portlock/lock` (src/lock/index.ts) reaches;
-//   dist/chunks/library.js  the rest of the main entry (src/index.ts): the agent, acquirePort;
-//                           it takes the lock's code from lock.js;
-//   dist/lock/index.js, dist/index.js   each only names its source entry's exports, from the
-//                           layer that has them: `portlock/lock` loads two files and no agent;
-//   dist/cli/bin.js         the command: turns on Node's compile cache, then loads
-//   dist/cli/main.js        the command line with every command (one file of a few more
-//                           kilobytes loads faster than a file per command), and the library
-//                           code that only the command uses; it takes the rest from the layers.
-// A layer exports, besides its entry's public names, what the code above it imports from its
+// at every module that two entries share (esbuild's code splitting), the package is some forty
+// files again. So the code is built in layers, one bundle each, each module in exactly one of them
+// (the package holds one copy of the library):
+//   dist/chunks/lock.js      the lock: all that `portlock/lock` (src/lock/index.ts) reaches;
+//   dist/chunks/library.js   what the main entry (src/index.ts) adds: the agent, acquirePort;
+//   dist/lock/index.js, dist/index.js   each only names its entry's exports, from its layer:
+//                            `portlock/lock` loads two files, and neither the agent nor node:http;
+//   dist/chunks/<module>.js  each module that is imported dynamically, loaded on first use, with
+//                            what it alone reaches: stopLock, cleanLocks..., the command line
+//                            (cli-main.js) and each command (cli-commands-run.js);
+//   dist/chunks/<dir>-shared.js   what two of those, and no layer below, reach;
+//   dist/cli/bin.js          the command: turns on Node's compile cache, then loads cli-main.js,
+//                            which loads the one command it runs.
+// A layer exports, besides its entry's names, what the code of other layers imports from its
 // modules, under names of their own (module path and name, lock_acquire$acquireLock), which no
 // public name can shadow.
 //
 // Nothing here lists an export or a file: the entries come from package.json (`exports` and `bin`),
-// each layer's modules from what its entry reaches, and what a layer must export from the imports
-// of the code above it.
+// the lazy layers from dynamic imports, each layer's modules from what its root reaches, and what a
+// layer must export from the imports of the code in the others.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, posix, relative, resolve } from 'node:path';
 import { type BuildOptions, build, type Plugin } from 'esbuild';
@@ -56,7 +58,7 @@ const binEntries = [
   ...new Set(typeof manifest.bin === 'string' ? [manifest.bin] : Object.values(manifest.bin ?? {})),
 ].filter(isJsInDist);
 
-/** The name a layer gives, for the code above it alone, to `name` from the module at `path`. */
+/** The name a layer gives, for the code of the other layers alone, to `name` from the module at `path`. */
 const internalName = (path: string, name: string): string =>
   `${relative(SRC, path)
     .replace(/\.ts$/, '')
@@ -107,11 +109,11 @@ async function exportsOf(path: string): Promise<string[]> {
 }
 
 /**
- * What the files `importers` take from the modules `below`: module path to the names, read from
+ * What the files `importers` take from the modules `held`: module path to the names, read from
  * their import and export declarations and dynamic imports (type-only ones aside). A namespace
  * import, an `export *` and a dynamic import take every name the module exports.
  */
-async function needsOf(importers: Iterable<string>, below: Set<string>): Promise<Map<string, Set<string>>> {
+async function needsOf(importers: Iterable<string>, held: Set<string>): Promise<Map<string, Set<string>>> {
   const needs = new Map<string, Set<string>>();
   const add = (path: string, names: Iterable<string>) => {
     const set = needs.get(path) ?? new Set<string>();
@@ -133,7 +135,7 @@ async function needsOf(importers: Iterable<string>, below: Set<string>): Promise
             ? node.arguments[0].text
             : undefined;
       const path = specifier?.startsWith('.') ? resolve(dirname(file), specifier) : undefined;
-      if (path !== undefined && below.has(path)) {
+      if (path !== undefined && held.has(path)) {
         if (ts.isImportDeclaration(node)) {
           const clause = node.importClause;
           const named = clause?.namedBindings;

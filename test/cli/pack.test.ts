@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { finished, projectRoot, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -109,6 +109,22 @@ await lock.release();
       assert.equal(run.code, 0, run.stderr);
       return JSON.parse(run.stdout) as string[];
     };
+    // And no more of the package: what `portlock/lock` imports, file after file, holds neither the
+    // agent nor the operations it loads on first use.
+    const reached = new Set<string>();
+    const visit = (file: string) => {
+      if (reached.has(file)) return;
+      reached.add(file);
+      for (const [, from] of readFileSync(file, 'utf8').matchAll(/^(?:import|export) [^;]*? from "(\.[^"]+)";$/gms)) {
+        visit(join(dirname(file), from as string));
+      }
+    };
+    visit(join(installed, 'dist/lock/index.js'));
+    const lockCode = [...reached].map((file) => readFileSync(file, 'utf8')).join('\n');
+    for (const name of ['createAgent', 'stopLock', 'cleanLocks', 'listLocks']) {
+      assert.ok(!new RegExp(`^(?:async )?function ${name}\\(`, 'm').test(lockCode), `portlock/lock loads ${name}`);
+    }
+    assert.match(lockCode, /^(?:async )?function acquireLock\(/m);
     for (const specifier of ['portlock/lock', 'portlock']) {
       const loaded = await builtinsOf(specifier);
       for (const heavy of ['http', 'net', 'child_process', 'dns']) {

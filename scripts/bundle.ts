@@ -1,30 +1,37 @@
 // Writes every .js in dist (tsc writes the declarations, tsconfig.build.json). Nothing is minified,
 // so that a stack trace and a reader of node_modules see the source's own names.
 //
-// Why bundle: Node loads an ES module file in about a millisecond on a small machine, and a tool
-// importing the lock crossed some forty of them, as did `portlock run` refusing a held port: most
-// of their start beyond that of a bare `node`. So the package holds:
-//   dist/library.js       the whole library, once: all of src/ but src/cli, one file;
-//   dist/index.js         the main entry, and dist/lock/index.js, `portlock/lock`: each only names
-//                         what its source entry exports, from library.js;
-//   dist/cli/bin.js       the command: turns on Node's compile cache, then loads dist/cli/main.js,
-//                         the command line with every command, which takes the library from
-//                         library.js.
-// A refusal by `portlock run` loads those three files and the library's; V8 compiles a function
-// only when it first runs, so the parts a run does not use (stop, clean, list, the agent) cost it
-// little more than reading them.
+// Why bundle: Node loads an ES module file in about a millisecond on a small machine, and compiles
+// a file in time that grows with its size. A tool importing the lock crossed some forty files, as
+// did `portlock run` refusing a held port: most of their start beyond that of a bare `node`. Split
+// at every module that two entries share (esbuild's code splitting), the package is some forty
+// files again. So the code is built in layers, one bundle each, each module in exactly one of them
+// (the package holds one copy of the library):
+//   dist/chunks/lock.js      the lock: all that `portlock/lock` (src/lock/index.ts) reaches;
+//   dist/chunks/library.js   what the main entry (src/index.ts) adds: the agent, acquirePort;
+//   dist/lock/index.js, dist/index.js   each only names its entry's exports, from its layer:
+//                            `portlock/lock` loads two files, and neither the agent nor node:http;
+//   dist/chunks/<module>.js  each module that is imported dynamically, loaded on first use, with
+//                            what it alone reaches: stopLock, cleanLocks..., the command line
+//                            (cli-main.js) and each command (cli-commands-run.js);
+//   dist/chunks/<dir>-shared.js   what two of those, and no layer below, reach;
+//   dist/cli/bin.js          the command: turns on Node's compile cache, then loads cli-main.js,
+//                            which loads the one command it runs.
+// A layer exports, besides its entry's names, what the code of other layers imports from its
+// modules, under names of their own (module path and name, lock_acquire$acquireLock), which no
+// public name can shadow.
 //
-// Nothing here lists an export: the entries come from package.json (`exports` and `bin`), what each
-// exports from its source file, and what the command needs from the library from its imports.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, posix, relative, resolve } from 'node:path';
-import { build, type Plugin } from 'esbuild';
+// Nothing here lists an export or a file: the entries come from package.json (`exports` and `bin`),
+// the lazy layers from dynamic imports, each layer's modules from what its root reaches, and what a
+// layer must export from the imports of the code in the others.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, posix, relative, resolve } from 'node:path';
+import { type BuildOptions, build, type Plugin } from 'esbuild';
 import ts from 'typescript';
 
 const SRC = resolve('src');
-const CLI = join(SRC, 'cli');
 const DIST = resolve('dist');
-const LIBRARY = join(DIST, 'library.js');
+const CHUNKS = join(DIST, 'chunks');
 
 interface Manifest {
   exports: Record<string, string | { default?: string }>;
@@ -51,29 +58,75 @@ const binEntries = [
   ...new Set(typeof manifest.bin === 'string' ? [manifest.bin] : Object.values(manifest.bin ?? {})),
 ].filter(isJsInDist);
 
-const isLibraryModule = (path: string): boolean =>
-  path.startsWith(`${SRC}/`) && !path.startsWith(`${CLI}/`) && path.endsWith('.ts');
-
-/** The name the library gives, for the command alone, to `name` from the module at `path`. */
+/** The name a layer gives, for the code of the other layers alone, to `name` from the module at `path`. */
 const internalName = (path: string, name: string): string =>
   `${relative(SRC, path)
     .replace(/\.ts$/, '')
     .replace(/[^A-Za-z0-9]/g, '_')}$${name}`;
 
+const common = {
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20.19',
+  // The package has no runtime dependencies: an import of a package is a mistake to see, not to bundle.
+  packages: 'external',
+  legalComments: 'none',
+  logLevel: 'warning',
+  write: false,
+} as const satisfies BuildOptions;
+
 /**
- * What the command imports from library modules: module path to the names it imports, read from
- * the import declarations of every file under src/cli (type-only imports aside).
+ * What a bundle of `entry` holds when its dynamic imports stay apart: the source files its static
+ * imports reach, the modules it imports dynamically (each loaded on first use), and the names the
+ * entry exports, as esbuild sees them.
  */
-function commandNeeds(): Map<string, Set<string>> {
+async function survey(entry: string): Promise<{ modules: Set<string>; lazy: string[]; exports: string[] }> {
+  const lazy: string[] = [];
+  const apart: Plugin = {
+    name: 'dynamic-imports-apart',
+    setup(plugin) {
+      plugin.onResolve({ filter: /^\./ }, (args) => {
+        if (args.kind !== 'dynamic-import') return undefined;
+        lazy.push(resolve(args.resolveDir, args.path));
+        return { path: args.path, external: true };
+      });
+    },
+  };
+  const result = await build({ ...common, entryPoints: [entry], outdir: DIST, metafile: true, plugins: [apart] });
+  const modules = new Set(Object.keys(result.metafile.inputs).map((input) => resolve(input)));
+  const exports = Object.values(result.metafile.outputs).flatMap((output) => output.exports);
+  return { modules, lazy, exports };
+}
+
+const exportsCache = new Map<string, string[]>();
+async function exportsOf(path: string): Promise<string[]> {
+  const known = exportsCache.get(path);
+  if (known !== undefined) return known;
+  const { exports } = await survey(path);
+  exportsCache.set(path, exports);
+  return exports;
+}
+
+/**
+ * What the files `importers` take from the modules `held`: module path to the names, read from
+ * their import and export declarations and dynamic imports (type-only ones aside). A namespace
+ * import, an `export *` and a dynamic import take every name the module exports.
+ */
+async function needsOf(importers: Iterable<string>, held: Set<string>): Promise<Map<string, Set<string>>> {
   const needs = new Map<string, Set<string>>();
-  const files = readdirSync(CLI, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'));
-  for (const file of files.map((name) => join(CLI, name))) {
+  const add = (path: string, names: Iterable<string>) => {
+    const set = needs.get(path) ?? new Set<string>();
+    for (const name of names) set.add(name);
+    needs.set(path, set);
+  };
+  const everything: string[] = [];
+  for (const file of importers) {
     const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest);
     const visit = (node: ts.Node): void => {
+      const declaration = ts.isImportDeclaration(node) || ts.isExportDeclaration(node);
       const specifier =
-        (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
-        node.moduleSpecifier !== undefined &&
-        ts.isStringLiteral(node.moduleSpecifier)
+        declaration && node.moduleSpecifier !== undefined && ts.isStringLiteral(node.moduleSpecifier)
           ? node.moduleSpecifier.text
           : ts.isCallExpression(node) &&
               node.expression.kind === ts.SyntaxKind.ImportKeyword &&
@@ -82,44 +135,42 @@ function commandNeeds(): Map<string, Set<string>> {
             ? node.arguments[0].text
             : undefined;
       const path = specifier?.startsWith('.') ? resolve(dirname(file), specifier) : undefined;
-      const typesOnly = ts.isExportDeclaration(node) && node.isTypeOnly;
-      if (path !== undefined && isLibraryModule(path) && !typesOnly) {
-        const where = `${relative('.', file)}: ${node.getText(source).split('\n')[0]}`;
-        if (!ts.isImportDeclaration(node)) throw new Error(`${where}: import the library by name, statically`);
-        const clause = node.importClause;
-        if (clause?.isTypeOnly !== true) {
+      if (path !== undefined && held.has(path)) {
+        if (ts.isImportDeclaration(node)) {
+          const clause = node.importClause;
           const named = clause?.namedBindings;
-          if (clause?.name !== undefined || (named !== undefined && !ts.isNamedImports(named))) {
-            throw new Error(`${where}: import the library by name, not as a default or a namespace`);
+          if (clause?.isTypeOnly === true) {
+            // Types only: nothing at run time.
+          } else if (clause?.name !== undefined || (named !== undefined && !ts.isNamedImports(named))) {
+            everything.push(path);
+          } else {
+            add(
+              path,
+              (named?.elements ?? []).flatMap((e) => (e.isTypeOnly ? [] : [(e.propertyName ?? e.name).text])),
+            );
           }
-          for (const element of named?.elements ?? []) {
-            if (element.isTypeOnly) continue;
-            const names = needs.get(path) ?? new Set<string>();
-            names.add((element.propertyName ?? element.name).text);
-            needs.set(path, names);
+        } else if (ts.isExportDeclaration(node)) {
+          const clause = node.exportClause;
+          if (node.isTypeOnly) {
+            // Types only.
+          } else if (clause === undefined || !ts.isNamedExports(clause)) {
+            everything.push(path);
+          } else {
+            add(
+              path,
+              clause.elements.flatMap((e) => (e.isTypeOnly ? [] : [(e.propertyName ?? e.name).text])),
+            );
           }
+        } else {
+          everything.push(path);
         }
       }
       ts.forEachChild(node, visit);
     };
     visit(source);
   }
+  for (const path of everything) add(path, await exportsOf(path));
   return needs;
-}
-
-/** The names an entry file exports, as esbuild sees them once it has bundled it. */
-async function exportsOf(entry: string): Promise<string[]> {
-  const result = await build({
-    entryPoints: [entry],
-    bundle: true,
-    write: false,
-    metafile: true,
-    format: 'esm',
-    platform: 'node',
-    outdir: 'dist',
-    logLevel: 'warning',
-  });
-  return Object.values(result.metafile.outputs).flatMap((output) => output.exports);
 }
 
 /**
@@ -178,104 +229,174 @@ function write(path: string, text: string): void {
   writeFileSync(path, path.endsWith('.js') ? builtinsWithoutNamespaces(text, relative('.', path)) : text);
 }
 
-const common = {
-  bundle: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20.19',
-  // The package has no runtime dependencies: an import of a package is a mistake to see, not to bundle.
-  packages: 'external',
-  legalComments: 'none',
-  logLevel: 'warning',
-  write: false,
-} as const;
-
-// The library: every public entry's exports under their own names, and what the command imports
-// from library modules under names of their own (module path and name), which no public name can
-// shadow.
-const needs = commandNeeds();
-const libraryEntry = [
-  ...libraryEntries.map((target) => `export * from ${JSON.stringify(sourceOf(target))};`),
-  ...[...needs].flatMap(([path, names]) =>
-    [...names].map((name) => `export { ${name} as ${internalName(path, name)} } from ${JSON.stringify(path)};`),
-  ),
-].join('\n');
-const library = await build({
-  ...common,
-  stdin: { contents: libraryEntry, resolveDir: SRC, sourcefile: 'library.ts', loader: 'ts' },
-  outfile: LIBRARY,
-  banner: {
-    js: [
-      "// portlock's library, once for the package: dist/index.js, dist/lock/index.js and the command",
-      '// all import it. An export named like lock_inspect$listLocks is what src/cli imports from a',
-      '// library module (there, src/lock/inspect.ts), named for that module so that no two collide.',
-    ].join('\n'),
-  },
-});
-for (const file of library.outputFiles) write(file.path, file.text);
-
-// Each public entry names its exports from the library.
-for (const target of libraryEntries) {
-  const path = resolve(target);
-  const from = posix.relative(dirname(path), LIBRARY);
-  const names = (await exportsOf(sourceOf(target))).sort();
-  const header = `// ${relative(SRC, sourceOf(target))}'s exports: the code is in ${from}, shared by every entry.`;
-  write(path, `${header}\nexport { ${names.join(', ')} } from "${from.startsWith('.') ? from : `./${from}`}";\n`);
+interface Layer {
+  /**
+   * The module the layer is built from: a public entry's source, or a module loaded on first use;
+   * none for the modules that two of those share.
+   */
+  root?: string;
+  /** The bundle's path in dist. */
+  file: string;
+  /** The source files the bundle holds, and no other bundle. */
+  modules: Set<string>;
+  /** What the code of other layers imports from these modules: module path to names. */
+  needs: Map<string, Set<string>>;
+  /** For a public entry: its file in dist, which names its exports from this layer. */
+  entry?: { target: string; exports: string[] };
 }
 
-/** The command's imports of library modules become imports of dist/library.js. */
-const libraryFromCommand: Plugin = {
-  name: 'library-from-command',
-  setup(plugin) {
-    plugin.onResolve({ filter: /^\./ }, (args) => {
-      const path = resolve(args.resolveDir, args.path);
-      if (!args.importer.startsWith(`${CLI}/`) || !isLibraryModule(path)) return undefined;
-      // Named relative to src/, as the bundle's comments show it.
-      return { path: relative(SRC, path), namespace: 'library' };
-    });
-    plugin.onLoad({ filter: /.*/, namespace: 'library' }, (args) => {
-      const path = join(SRC, args.path);
-      const names = [...(needs.get(path) ?? [])].map((name) => `${internalName(path, name)} as ${name}`);
-      // Every command file sits two levels below the package root (dist/cli, dist/chunks).
-      return { contents: `export { ${names.join(', ')} } from "../library.js";`, loader: 'js' };
-    });
-    plugin.onResolve({ filter: /^\.\.\/library\.js$/, namespace: 'library' }, (args) => ({
-      path: args.path,
-      external: true,
-    }));
-  },
-};
+/**
+ * A static import of a module that another layer holds becomes an import of that layer's bundle,
+ * under the layer's own names for it; a dynamic import of a layer's root, an import of that layer's
+ * bundle. `outdir` is where the bundle being built is written.
+ */
+function fromLayers(layers: Layer[], outdir: string): Plugin {
+  const layerOf = (path: string) => layers.find((layer) => layer.modules.has(path));
+  const specifier = (file: string) => {
+    const from = posix.relative(outdir, file);
+    return from.startsWith('.') ? from : `./${from}`;
+  };
+  return {
+    name: 'from-layers',
+    setup(plugin) {
+      plugin.onResolve({ filter: /^\./ }, (args) => {
+        if (args.namespace === 'layer') return { path: args.path, external: true };
+        const path = resolve(args.resolveDir, args.path);
+        const layer = layerOf(path);
+        if (layer === undefined) return undefined;
+        if (args.kind === 'dynamic-import' && layer.root === path)
+          return { path: specifier(layer.file), external: true };
+        return { path, namespace: 'layer' };
+      });
+      plugin.onLoad({ filter: /.*/, namespace: 'layer' }, (args) => {
+        const layer = layerOf(args.path) as Layer;
+        const names = [...(layer.needs.get(args.path) ?? [])].map(
+          (name) => `${internalName(args.path, name)} as ${name}`,
+        );
+        return {
+          contents: `export { ${names.join(', ')} } from ${JSON.stringify(specifier(layer.file))};`,
+          loader: 'js',
+          resolveDir: SRC,
+        };
+      });
+    },
+  };
+}
 
-// The command: each bin file stays small, for it turns on Node's compile cache before anything
-// else loads, and what it imports dynamically (the command line itself) is one bundle beside it,
-// every command included: one file of a few more kilobytes loads faster than a file per command.
+const isSource = (path: string) => path.startsWith(`${SRC}/`) && path.endsWith('.ts');
+const assigned = (path: string) => layers.some((layer) => layer.modules.has(path));
+const layers: Layer[] = [];
+/** Adds the layer of `root`: what it reaches that no layer holds yet. Returns its lazy imports. */
+function addLayer(
+  root: string,
+  file: string,
+  surveyed: { modules: Set<string>; lazy: string[] },
+  entry?: Layer['entry'],
+) {
+  const modules = new Set([...surveyed.modules].filter((path) => isSource(path) && !assigned(path)));
+  layers.push({ root, file, modules, needs: new Map(), ...(entry && { entry }) });
+  return surveyed.lazy;
+}
+
+// The public entries first, the smallest first: `portlock/lock` is all of the lock, and the main
+// entry adds the rest of the library to it.
+const entries = await Promise.all(
+  libraryEntries.map(async (target) => ({ target, root: sourceOf(target), surveyed: await survey(sourceOf(target)) })),
+);
+entries.sort((a, b) => a.surveyed.modules.size - b.surveyed.modules.size);
+const lazy: string[] = [];
+for (const { target, root, surveyed } of entries) {
+  // dist/lock/index.js's layer is chunks/lock.js; dist/index.js's, chunks/library.js.
+  const name = relative(DIST, dirname(resolve(target))) || 'library';
+  lazy.push(...addLayer(root, join(CHUNKS, `${name}.js`), surveyed, { target, exports: surveyed.exports }));
+}
+// Then what loads on first use: the library's, then the command's (its command line, loaded by
+// the bin file once the compile cache is on; then each command), one batch at a time: each module
+// imported dynamically is a bundle of its own, loaded when first imported, holding what it alone
+// reaches; what two of a batch reach (and no layer holds yet) is one bundle they share. A module
+// that another of its batch imports statically comes first (cleanLocks lists locks as listLocks
+// does: its bundle imports that of listLocks).
 const binSources = binEntries.map(sourceOf);
-const afterCompileCache = new Set<string>();
-const splitAtDynamicImports: Plugin = {
-  name: 'split-at-dynamic-imports',
-  setup(plugin) {
-    plugin.onResolve({ filter: /^\./ }, (args) => {
-      if (args.kind !== 'dynamic-import' || !binSources.includes(args.importer)) return undefined;
-      const path = resolve(args.resolveDir, args.path);
-      afterCompileCache.add(path);
-      const from = posix.relative(dirname(args.importer), path).replace(/\.ts$/, '.js');
-      return { path: from.startsWith('.') ? from : `./${from}`, external: true };
-    });
-  },
-};
+for (const source of binSources) lazy.push(...(await survey(source)).lazy);
+const chunkName = (path: string) => relative(SRC, path).replace(/\.ts$/, '').replaceAll('/', '-');
+while (lazy.length > 0) {
+  const pending = [...new Set(lazy.splice(0))].filter((root) => isSource(root) && !assigned(root));
+  const batch = await Promise.all(pending.map(async (root) => ({ root, surveyed: await survey(root) })));
+  const reachedByOthers = (root: string) =>
+    batch.some((other) => other.root !== root && other.surveyed.modules.has(root));
+  const first = batch.filter(({ root }) => reachedByOthers(root));
+  for (const { root, surveyed } of first.sort((a, b) => a.surveyed.modules.size - b.surveyed.modules.size)) {
+    if (!assigned(root)) lazy.push(...addLayer(root, join(CHUNKS, `${chunkName(root)}.js`), surveyed));
+  }
+  const rest = batch.filter(({ root }) => !assigned(root));
+  const reach = new Map<string, number>();
+  for (const { surveyed } of rest) {
+    for (const path of surveyed.modules)
+      if (isSource(path) && !assigned(path)) reach.set(path, (reach.get(path) ?? 0) + 1);
+  }
+  const shared = [...reach].flatMap(([path, count]) => (count > 1 ? [path] : []));
+  if (shared.length > 0) {
+    // Named for the directory the batch's modules share: chunks/cli-commands-shared.js.
+    const parts = rest.map(({ root }) => relative(SRC, dirname(root)).split('/'));
+    const common = (parts[0] ?? []).filter((part, i) => parts.every((other) => other[i] === part));
+    const name = [...common, 'shared'].join('-');
+    layers.push({ file: join(CHUNKS, `${name}.js`), modules: new Set(shared), needs: new Map() });
+  }
+  for (const { root, surveyed } of rest) lazy.push(...addLayer(root, join(CHUNKS, `${chunkName(root)}.js`), surveyed));
+}
+
+// What each layer must export to the code of the others.
+const everyModule = layers.flatMap((layer) => [...layer.modules]);
+for (const layer of layers) {
+  layer.needs = await needsOf(
+    everyModule.filter((path) => !layer.modules.has(path)),
+    layer.modules,
+  );
+}
+
+for (const layer of layers) {
+  const contents = [
+    ...(layer.root === undefined ? [] : [`export * from ${JSON.stringify(layer.root)};`]),
+    ...[...layer.needs].flatMap(([path, names]) =>
+      [...names].map((name) => `export { ${name} as ${internalName(path, name)} } from ${JSON.stringify(path)};`),
+    ),
+  ].join('\n');
+  const others = layers.filter((other) => other !== layer);
+  const result = await build({
+    ...common,
+    stdin: { contents, resolveDir: SRC, sourcefile: `${basename(layer.file, '.js')}.ts`, loader: 'ts' },
+    outfile: layer.file,
+    plugins: [fromLayers(others, dirname(layer.file))],
+    banner: {
+      js: [
+        layer.root === undefined
+          ? '// Modules that two or more bundles loaded on first use share: one copy for the'
+          : `// ${relative(SRC, layer.root)} and what it reaches that no other bundle holds: one copy for the`,
+        '// package (see scripts/bundle.ts). An export named like lock_acquire$acquireLock is what code',
+        '// in another bundle imports from a module this one holds (there, src/lock/acquire.ts).',
+      ].join('\n'),
+    },
+  });
+  for (const file of result.outputFiles) write(file.path, file.text);
+  if (layer.entry === undefined) continue;
+  // The public entry names its exports from the layer.
+  const path = resolve(layer.entry.target);
+  const from = posix.relative(dirname(path), layer.file);
+  const specifier = from.startsWith('.') ? from : `./${from}`;
+  const header = `// ${relative(SRC, layer.root ?? '')}'s exports: the code is in ${specifier}.`;
+  write(path, `${header}\nexport { ${[...layer.entry.exports].sort().join(', ')} } from "${specifier}";\n`);
+}
+
+// The command's bin files: each stays small, for it turns on Node's compile cache before the
+// command line loads.
 const bins = await build({
   ...common,
   entryPoints: binSources,
-  outbase: 'src',
-  outdir: 'dist',
-  plugins: [splitAtDynamicImports, libraryFromCommand],
+  outbase: SRC,
+  outdir: DIST,
+  plugins: [fromLayers(layers, join(DIST, relative(SRC, dirname(binSources[0] ?? SRC))))],
 });
+if (binSources.some((source) => dirname(source) !== dirname(binSources[0] ?? ''))) {
+  throw new Error('every bin of package.json must be built from one directory of src');
+}
 for (const file of bins.outputFiles) write(file.path, file.text);
-const command = await build({
-  ...common,
-  entryPoints: [...afterCompileCache],
-  outbase: 'src',
-  outdir: 'dist',
-  plugins: [libraryFromCommand],
-});
-for (const file of command.outputFiles) write(file.path, file.text);

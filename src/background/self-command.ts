@@ -30,11 +30,11 @@ function loaderArgs(execArgv: readonly string[]): string[] {
 
 /**
  * How to start this very `portlock` again: the bin of the package this file is bundled in
- * (`dist/library.js` beside `dist/cli/bin.js`), or the source's.
+ * (a bundle in dist/cli or dist/chunks, beside dist/cli/bin.js), or the source's.
  */
 export function portlockCommand(): { file: string; args: string[] } {
   const here = dirname(fileURLToPath(import.meta.url));
-  const bin = [join(here, 'cli/bin.js'), join(here, '../cli/bin.ts')].find((path) => existsSync(path));
+  const bin = [join(here, '../cli/bin.js'), join(here, '../cli/bin.ts')].find((path) => existsSync(path));
   if (bin === undefined) throw new Error(`the portlock command cannot be found beside ${here}`);
   return { file: process.execPath, args: [...loaderArgs(process.execArgv), bin] };
 }

@@ -34,14 +34,16 @@ function colorFor(stream: Stream, io: CliIO, flags: { json: boolean; noColor: bo
 export class Output {
   readonly io: CliIO;
   readonly json: boolean;
-  readonly #colorOut: boolean;
-  readonly #colorErr: boolean;
+  readonly #flags: { json: boolean; noColor: boolean };
+  // Decided on the first paint: a process's stdout is made when first read, and a refusal never
+  // writes to it.
+  #colorOut: boolean | undefined;
+  #colorErr: boolean | undefined;
 
   constructor(io: CliIO, flags: { json: boolean; noColor: boolean }) {
     this.io = io;
     this.json = flags.json;
-    this.#colorOut = colorFor(io.stdout, io, flags);
-    this.#colorErr = colorFor(io.stderr, io, flags);
+    this.#flags = flags;
   }
 
   /** Whether stderr is a terminal that a live line may be drawn on. */
@@ -50,6 +52,8 @@ export class Output {
   }
 
   paint(style: Style, text: string, stream: 'out' | 'err' = 'out'): string {
+    if (stream === 'out') this.#colorOut ??= colorFor(this.io.stdout, this.io, this.#flags);
+    else this.#colorErr ??= colorFor(this.io.stderr, this.io, this.#flags);
     if (!(stream === 'out' ? this.#colorOut : this.#colorErr)) return text;
     // Whether to colour was decided above, for this stream (which may be a test's) and these flags.
     return styleText(style, text, { validateStream: false });

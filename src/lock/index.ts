@@ -38,6 +38,4 @@ export type {
   StopRequestHandler,
 } from '../types.ts';
 export { acquireLock } from './acquire.ts';
-export { cleanLocks, removeStaleLock } from './clean.ts';
-export { inspectLock, listLocks } from './inspect.ts';
-export { stopLock } from './stop.ts';
+export { cleanLocks, inspectLock, listLocks, removeStaleLock, stopLock } from './on-first-use.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { finished, projectRoot, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -52,7 +52,7 @@ describe('the published package', () => {
         path.endsWith('.js') &&
         /\bclass LockHeldError\b|\bLockHeldError = class\b/.test(readFileSync(join(installed, path), 'utf8')),
     );
-    assert.deepEqual(defining, ['dist/library.js'], 'LockHeldError is defined once, in the library bundle');
+    assert.deepEqual(defining, ['dist/chunks/lock.js'], 'LockHeldError is defined once, in the lock bundle');
 
     const bin = join(project, 'node_modules/.bin/portlock');
     const shown = await finished(spawnTracked(bin, ['--version'], { cwd: project }));
@@ -93,6 +93,44 @@ await lock.release();
       // The same module as the main entry's, without the agent.
       lockOnly: [true, false],
     });
+
+    // Each entry loads no more of Node than it needs at once: the agent loads node:http when it
+    // starts, and the lock loads node:net when it first asks or answers a holder.
+    const builtinsOf = async (specifier: string) => {
+      const script = [
+        'const before = new Set(process.moduleLoadList);',
+        `await import(${JSON.stringify(specifier)});`,
+        'const loaded = process.moduleLoadList.filter((entry) => !before.has(entry));',
+        'console.log(JSON.stringify(loaded.flatMap((entry) => /^NativeModule ([\\w/]+)$/.exec(entry)?.[1] ?? [])));',
+      ].join('\n');
+      const run = await finished(
+        spawnTracked(process.execPath, ['--input-type=module', '-e', script], { cwd: project }),
+      );
+      assert.equal(run.code, 0, run.stderr);
+      return JSON.parse(run.stdout) as string[];
+    };
+    // And no more of the package: what `portlock/lock` imports, file after file, holds neither the
+    // agent nor the operations it loads on first use.
+    const reached = new Set<string>();
+    const visit = (file: string) => {
+      if (reached.has(file)) return;
+      reached.add(file);
+      for (const [, from] of readFileSync(file, 'utf8').matchAll(/^(?:import|export) [^;]*? from "(\.[^"]+)";$/gms)) {
+        visit(join(dirname(file), from as string));
+      }
+    };
+    visit(join(installed, 'dist/lock/index.js'));
+    const lockCode = [...reached].map((file) => readFileSync(file, 'utf8')).join('\n');
+    for (const name of ['createAgent', 'stopLock', 'cleanLocks', 'listLocks']) {
+      assert.ok(!new RegExp(`^(?:async )?function ${name}\\(`, 'm').test(lockCode), `portlock/lock loads ${name}`);
+    }
+    assert.match(lockCode, /^(?:async )?function acquireLock\(/m);
+    for (const specifier of ['portlock/lock', 'portlock']) {
+      const loaded = await builtinsOf(specifier);
+      for (const heavy of ['http', 'net', 'child_process', 'dns']) {
+        assert.ok(!loaded.includes(heavy), `import('${specifier}') loads node:${heavy} (${loaded.join(', ')})`);
+      }
+    }
 
     // The package is ESM only; Node 20.19 and later load it with require() all the same.
     writeFileSync(

@@ -28,6 +28,7 @@ import { sweepLeftovers } from './leftovers.ts';
 import { checkOwnLockDir, ensureLockDir } from './lock-dir.ts';
 import { askUnlessOrphaned, type Heard, kernelAfterAsk } from './orphan.ts';
 import { ownTokens } from './own-tokens.ts';
+import { networkFallback, recordPathHere } from './record-path.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
 const TRANSIENT_BUDGET_MS = UNREADABLE_GRACE_MS + 500;
@@ -144,7 +145,10 @@ async function heldByInterlock(
   }
   if (held.record !== undefined)
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
-  const record = held.claim === undefined && !held.impostor ? readRecordFileQuietly(options.path)?.record : undefined;
+  const record =
+    held.claim === undefined && !held.impostor
+      ? readRecordFileQuietly(recordPathHere(options.dir, options.scope, probe))?.record
+      : undefined;
   // It does not answer, or the kernel contradicts its answer: name whoever holds its interlock,
   // if not the process the record names.
   const holders = held.holders.filter((holder) => holder.pid !== record?.pid);
@@ -277,7 +281,7 @@ async function askFirst(name: string, options: ResolvedAcquire): Promise<Heard |
 
 /** Asks who holds `name`, or learns from the kernel that none of its holders can answer. */
 function askHolder(name: string, options: ResolvedAcquire): Promise<Heard> {
-  const recordOf = () => readRecordFileQuietly(options.path)?.record;
+  const recordOf = () => readRecordFileQuietly(recordPathHere(options.dir, options.scope))?.record;
   const port = options.scope.kind === 'port' ? options.scope.port : undefined;
   return askUnlessOrphaned(name, () => kernelHolders(name), recordOf, port, ASK_TIMEOUT_MS, options.signal);
 }
@@ -384,7 +388,9 @@ async function tryOnce(
     const answers = { record: publicRecord(record), lockFile: path, token, stopHandler: () => lock?.onStopRequest };
     interlock?.answerWith(answers);
     if (interlock !== undefined) for (const companion of companions) companion.answerWith(answers);
-    attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
+    const fallback = interlock && networkFallback(dir, scope, kind, probe);
+    attempt = attemptAcquire(dir, path, serializeRecord(record), judge, fallback);
+    if (attempt.kind === 'acquired') answers.lockFile = attempt.path;
   } catch (error) {
     closeAll();
     throw error;
@@ -395,7 +401,7 @@ async function tryOnce(
   }
   try {
     // What dead processes left next to this lock (a full disk, a crash mid-publish) goes now.
-    if (attempt.reclaimed || firstInDir(dir)) sweepLeftovers(path, probe, judge);
+    if (attempt.reclaimed || firstInDir(dir)) sweepLeftovers(attempt.path, probe, judge);
   } catch {
     // Tidying up after others is a courtesy; the lock is ours either way.
   }
@@ -405,7 +411,7 @@ async function tryOnce(
     onLost: options.onLost,
     ...(interlock !== undefined && scope.kind === 'key' && { dirStillThere: dirWatch(dir) }),
   };
-  lock = new Lock(path, record, token, interlock, lostWatch, companions);
+  lock = new Lock(attempt.path, record, token, interlock, lostWatch, companions);
   // A process that has taken a lock has that code compiled: it need not warm up while it waits.
   warmedUp = true;
   return { ...attempt, lock };
@@ -419,7 +425,7 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
     reason: verdict.reason,
     name: options.name,
     target: describeScope(options.scope),
-    lockPath: options.path,
+    lockPath: recordPathHere(options.dir, options.scope),
     meta: record === undefined ? undefined : publicRecord(record),
     now,
     ...(refusal.holders && { holders: refusal.holders }),

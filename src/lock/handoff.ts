@@ -1,17 +1,17 @@
 import { fstatSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ProcessProbe } from '../identity/probe.ts';
 import { readText } from '../identity/probe.ts';
 import { listeningInode } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { Interlock } from '../interlock/server.ts';
-import { lockFileName, type ResolvedAcquire } from '../options/resolve.ts';
+import type { ResolvedAcquire } from '../options/resolve.ts';
 import { replaceAtomically } from '../record/publish.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import { createRecord, holderFields, publicRecord, serializeRecord } from '../record/record.ts';
 import type { LockRecord } from '../types.ts';
 import { Lock } from './handle.ts';
 import { ownTokens } from './own-tokens.ts';
+import { recordPathHere } from './record-path.ts';
 
 /**
  * A lock handed to a child process through its environment: `<port>:<fd>:<token>:<how>:<dir>`.
@@ -83,8 +83,8 @@ export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe
   delete process.env[HANDOFF_ENV];
   const name = interlockName(scope, handoff.dir);
   if (name === undefined || !isKernelName(handoff.fd, name)) return undefined;
-  // The record is where the giver keeps it; the token proves it is the one handed over.
-  const path = join(handoff.dir, lockFileName(scope));
+  // The record is where the giver keeps it (in this network namespace); the token proves it is the one handed over.
+  const path = recordPathHere(handoff.dir, scope, probe);
   const given = readRecordFileQuietly(path)?.record;
   if (given?.token !== handoff.token) return undefined;
   const interlock = await Interlock.adopt(handoff.fd);

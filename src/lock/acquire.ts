@@ -18,7 +18,7 @@ import { type ResolvedAcquire, resolveAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import { createRecord, newToken, publicRecord, serializeRecord } from '../record/record.ts';
-import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord } from '../types.ts';
+import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord, PublicLockRecord } from '../types.ts';
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { Lock } from './handle.ts';
 import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
@@ -29,6 +29,7 @@ import { checkOwnLockDir, ensureLockDir } from './lock-dir.ts';
 import { askUnlessOrphaned, type Heard, kernelAfterAsk } from './orphan.ts';
 import { ownTokens } from './own-tokens.ts';
 import { networkFallback, recordPathHere } from './record-path.ts';
+import { claimedLockFile } from './vouched-lock-file.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
 const TRANSIENT_BUDGET_MS = UNREADABLE_GRACE_MS + 500;
@@ -45,6 +46,11 @@ type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   holders?: InterlockHolder[];
   /** The kernel says the interlock is held, by a process /proc does not show this user. */
   hidden?: true;
+  /** With `hidden`: the holder runs in another pid namespace; `claimedFile`, the record it claims as its own. */
+  otherPidNamespace?: true;
+  claimedFile?: string | undefined;
+  /** What the process on the interlock claims to be, where the kernel cannot show it. */
+  claim?: PublicLockRecord | undefined;
   /** Set when those hold it orphaned (see `orphaned`). */
   orphaned?: true;
 };
@@ -158,6 +164,11 @@ async function heldByInterlock(
     record,
     ...(holders.length > 0 && { holders }),
     ...(held.hidden && { hidden: true }),
+    ...(held.otherPidNamespace && {
+      otherPidNamespace: true,
+      claim: held.claim,
+      claimedFile: claimedLockFile(recordPathHere(options.dir, options.scope, probe), held.claim),
+    }),
     verdict: held.verdict,
   };
 }
@@ -430,6 +441,11 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
     now,
     ...(refusal.holders && { holders: refusal.holders }),
     ...(refusal.hidden && { hidden: true }),
+    ...(refusal.otherPidNamespace && {
+      otherPidNamespace: true,
+      claimedFile: refusal.claimedFile,
+      claim: refusal.claim,
+    }),
     ...(refusal.orphaned && { orphaned: true }),
   });
 }

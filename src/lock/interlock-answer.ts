@@ -23,6 +23,11 @@ interface HeldByInterlock {
   impostor?: true;
   /** Set when the kernel says the name is held, but /proc shows this user no process that holds it (another user's). */
   hidden?: true;
+  /**
+   * Set with `hidden` when the reader is root, whom /proc hides no process of its own pid namespace:
+   * the holder runs in another one (a container, or the host), and its user is not known from here.
+   */
+  otherPidNamespace?: true;
   /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
   lookAlikes?: InterlockHolder[];
 }
@@ -129,11 +134,18 @@ export function heldByAnswer(
   if (kernel.state === 'unseen' || holders.length === 0) {
     // The kernel says the name is held (or cannot say at all), but not by whom: an answer
     // cannot be checked, so it is not believed.
+    // Root sees every process of the pid namespace its /proc shows: one it does not see runs in another.
+    const elsewhere = kernel.state !== 'unseen' && process.getuid?.() === 0;
     const why =
       kernel.state === 'unseen'
         ? 'this OS does not tell which process holds it'
-        : "/proc does not show which process holds it (another user's, or hidden)";
-    const hidden = kernel.state === 'unseen' ? {} : { hidden: true as const };
+        : elsewhere
+          ? '/proc here does not show it: it runs in another pid namespace (a container, or the host)'
+          : "/proc does not show which process holds it (another user's, or hidden)";
+    const hidden =
+      kernel.state === 'unseen'
+        ? {}
+        : { hidden: true as const, ...(elsewhere && { otherPidNamespace: true as const }) };
     if (answer === undefined) return held('likely', `a process holds the lock's kernel interlock; ${why}`, hidden);
     return held(
       'likely',

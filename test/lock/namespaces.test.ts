@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type AcquireOptions, acquireLock, inspectLock, stopLock } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { abstractSocketOnly, interlockMode } from '../helpers/interlock-mode.ts';
-import { fixture, lineMatching, spawnTracked, spawnTs } from '../helpers/spawn.ts';
+import { abstractSocketOnly, interlockMode, interlockOnly } from '../helpers/interlock-mode.ts';
+import { finished, fixture, lineMatching, spawnTracked, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 /** Why `unshare` with these flags cannot run here, or undefined when it can. */
@@ -244,6 +244,39 @@ describe('a container with a network namespace of its own, sharing the lock dire
       assert.equal(lock.path, join(dir, `agent-${port}.lock`));
     } finally {
       await lock.release();
+    }
+  });
+});
+
+describe('a container in the same network namespace (a pid namespace of its own) refused a port the host holds', () => {
+  it('says the holder runs in another pid namespace (not as another user), names the lock file as the holder reports it, and where to stop it', {
+    skip: unshareUnavailable(PID_NS) || interlockOnly,
+    timeout: 60_000,
+  }, async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const host = spawnTs(fixture('holder.ts'), [JSON.stringify({ port, dir })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      await lineMatching(host, /"ready":true/);
+      const args = [...PID_NS, process.execPath, '--import', 'tsx', fixture('try-acquire.ts')];
+      const tried = finished(spawnTracked('unshare', [...args, JSON.stringify({ port, dir, inspect: false })]));
+      const { stdout } = await tried;
+      const outcome = JSON.parse(stdout) as { acquired: boolean; error?: { message: string } };
+      assert.equal(outcome.acquired, false);
+      const message = outcome.error?.message ?? '';
+      assert.doesNotMatch(message, /another user/, 'root holds it: it runs in another pid namespace, as no other user');
+      assert.match(message, /runs in another pid namespace \(a container, or the host\)/);
+      assert.match(
+        message,
+        new RegExp(`^Lock file: ${join(dir, `agent-${port}.lock`)} \\(.*as its holder reports`, 'm'),
+      );
+      assert.match(
+        message,
+        new RegExp(`^Next step: stop it where it runs \\(pid ${host.pid} there, by its own account\\)`, 'm'),
+      );
+      assert.doesNotMatch(message, /\bkill\b/, 'a pid of another pid namespace is never to be signalled from here');
+    } finally {
+      host.kill('SIGKILL');
     }
   });
 });

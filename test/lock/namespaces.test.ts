@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { type AcquireOptions, acquireLock, inspectLock, stopLock } from '../../src/index.ts';
+import { lockLabel } from '../../src/cli/commands/list.ts';
+import { type AcquireOptions, acquireLock, cleanLocks, inspectLock, listLocks, stopLock } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { abstractSocketOnly, interlockMode, interlockOnly } from '../helpers/interlock-mode.ts';
 import { finished, fixture, lineMatching, spawnTracked, spawnTs } from '../helpers/spawn.ts';
@@ -183,6 +184,18 @@ describe('a container with a network namespace of its own, sharing the lock dire
         assert.equal(there.state, 'held', String(there.reason));
         assert.equal(there.path, taken.path);
         assert.equal((there.record as { pid: number }).pid, taken.pid);
+        // The host lists the container's file as its port, of its namespace, never as running here; clean keeps it.
+        const listed = await listLocks({ dir });
+        assert.deepEqual(
+          listed.map((lock) => [lockLabel(lock.path), lock.state]),
+          [
+            [String(port), 'held'],
+            [`${port} (${netns})`, 'unknown'],
+          ],
+        );
+        assert.match(listed[1]?.reason ?? '', /a lock of another network namespace .*alive there/);
+        assert.deepEqual((await cleanLocks({ dir })).removed, []);
+        assert.equal(existsSync(taken.path as string), true, "the host's clean keeps the container's live record");
         const released = await inside.ask({ type: 'release' });
         assert.equal(released.type, 'released');
         assert.deepEqual(bytesOf(plain), before, "the host holder's record is untouched by the container's release");

@@ -75,8 +75,9 @@ export const logs: Command = {
     const text = stringValue(values, 'lines') ?? '100';
     if (!/^\d{1,7}$/.test(text)) throw new UsageError(`-n must be a number of lines, got '${text}'`);
     const count = Number(text);
+    // Checks the name and directory as every command does; the record read is this network
+    // namespace's own, which names its log (see record-path.ts).
     lockPathFor({ port, dir, name });
-    // This network namespace's record of the port names its log (see record-path.ts).
     const record = readRecordFileQuietly(recordPathHere(dir, { kind: 'port', port }))?.record;
     const path = record?.log ?? join(dir, `agent-${port}.log`);
     if (!exists(path) && !exists(rotatedPath(path))) {

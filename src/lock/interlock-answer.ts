@@ -146,12 +146,17 @@ export function heldByAnswer(
       kernel.state === 'unseen'
         ? {}
         : { hidden: true as const, ...(elsewhere && { otherPidNamespace: true as const }) };
-    if (answer === undefined) return held('likely', `a process holds the lock's kernel interlock; ${why}`, hidden);
-    return held(
-      'likely',
-      `a process holds the lock's kernel interlock; ${why}; it claims to be ${claimOf(answer)}, which cannot be checked from here`,
-      { claim: answer, ...hidden },
-    );
+    const found =
+      answer === undefined
+        ? held('likely', `a process holds the lock's kernel interlock; ${why}`, hidden)
+        : held(
+            'likely',
+            `a process holds the lock's kernel interlock; ${why}; it claims to be ${claimOf(answer)}, which cannot be checked from here`,
+            { claim: answer, ...hidden },
+          );
+    // Held, but out of reach, as a holder of another pid namespace that the kernel shows: `unknown`
+    // here, stopped where it runs, never from here.
+    return elsewhere ? { ...found, verdict: { ...found.verdict, state: 'unknown' } } : found;
   }
   const legacy = kernel.legacy ? ' (in the unpadded form of an older portlock or Node)' : '';
   const pidns = probe.pidns?.();

@@ -272,10 +272,17 @@ describe('a container in the same network namespace (a pid namespace of its own)
     try {
       await lineMatching(host, /"ready":true/);
       const args = [...PID_NS, process.execPath, '--import', 'tsx', fixture('try-acquire.ts')];
-      const tried = finished(spawnTracked('unshare', [...args, JSON.stringify({ port, dir, inspect: false })]));
+      const tried = finished(spawnTracked('unshare', [...args, JSON.stringify({ port, dir })]));
       const { stdout } = await tried;
-      const outcome = JSON.parse(stdout) as { acquired: boolean; error?: { message: string } };
+      const outcome = JSON.parse(stdout) as {
+        acquired: boolean;
+        error?: { message: string };
+        inspection: { state: string; reason: string };
+      };
       assert.equal(outcome.acquired, false);
+      // Its status: held out of reach, as a holder of another pid namespace is (never `stop`ped from here).
+      assert.equal(outcome.inspection.state, 'unknown');
+      assert.match(outcome.inspection.reason, /runs in another pid namespace/);
       const message = outcome.error?.message ?? '';
       assert.doesNotMatch(message, /another user/, 'root holds it: it runs in another pid namespace, as no other user');
       assert.match(message, /runs in another pid namespace \(a container, or the host\)/);

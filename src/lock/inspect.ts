@@ -228,7 +228,10 @@ export async function listLocks(options: ListOptions = {}): Promise<LockInspecti
     if (scope !== undefined) locks.push({ name, scope });
   }
   locks.sort((a, b) => {
-    if (a.scope.kind === 'port' && b.scope.kind === 'port') return a.scope.port - b.scope.port;
+    // A port's plain file before any network namespace's own file of it (see record-path.ts).
+    if (a.scope.kind === 'port' && b.scope.kind === 'port' && a.scope.port !== b.scope.port) {
+      return a.scope.port - b.scope.port;
+    }
     if (a.scope.kind !== b.scope.kind) return a.scope.kind === 'port' ? -1 : 1;
     return a.name < b.name ? -1 : 1;
   });

@@ -227,7 +227,7 @@ describe('a container with a network namespace of its own, sharing the lock dire
     try {
       for (let round = 0; round < RACE_ROUNDS; round++) {
         const port = await freePort();
-        const go = { type: 'go', port, deadline: Date.now() + 150 };
+        const go = { type: 'go', port, deadline: Date.now() + 60 };
         host.send(go);
         inside.send(go);
         const results = [await host.next(), await inside.next()];

@@ -26,8 +26,8 @@ interface HeldDetails extends HeldVerdict {
   holders?: InterlockHolder[];
   /** The kernel says the interlock is held, by a process /proc does not show the reader (another user's). */
   hidden?: true;
-  /** With `hidden`: the holder runs in another pid namespace (a container, or the host), not shown here. */
-  otherPidNamespace?: true;
+  /** With `hidden`: the holder runs in another pid or network namespace (a container, or the host), not shown here. */
+  outOfSight?: 'pid-namespace' | 'network-namespace';
   /** What the process on the interlock claims to be, where the kernel cannot show it. */
   claim?: PublicLockRecord | undefined;
   /** The lock file whose record names the claiming process: the holder's own account, not proof. */
@@ -104,8 +104,9 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     );
     return lines;
   }
-  if (d.meta === undefined && d.otherPidNamespace) {
-    // Root sees every process of its own pid namespace: this holder runs outside it, as any user.
+  if (d.meta === undefined && d.outOfSight) {
+    // Root sees every process of its own pid namespace, /proc/net/unix every socket of its own
+    // network namespace: this holder runs outside them, as any user.
     lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
     lines.push(
       d.claimedFile === undefined

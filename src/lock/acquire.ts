@@ -22,7 +22,7 @@ import type { AcquireOptions, InterlockHolder, LockHandle, LockRecord, PublicLoc
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { Lock } from './handle.ts';
 import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
-import { heldByAnswer, heldByAnswerOn } from './interlock-answer.ts';
+import { heldByAnswer, heldByAnswerOn, type OutOfSight } from './interlock-answer.ts';
 import { judgeWith } from './judge-here.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { checkOwnLockDir, ensureLockDir } from './lock-dir.ts';
@@ -46,8 +46,8 @@ type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   holders?: InterlockHolder[];
   /** The kernel says the interlock is held, by a process /proc does not show this user. */
   hidden?: true;
-  /** With `hidden`: the holder runs in another pid namespace; `claimedFile`, the record it claims as its own. */
-  otherPidNamespace?: true;
+  /** With `hidden`: where the holder runs, out of sight; `claimedFile`, the record it claims as its own. */
+  outOfSight?: OutOfSight;
   claimedFile?: string | undefined;
   /** What the process on the interlock claims to be, where the kernel cannot show it. */
   claim?: PublicLockRecord | undefined;
@@ -164,8 +164,8 @@ async function heldByInterlock(
     record,
     ...(holders.length > 0 && { holders }),
     ...(held.hidden && { hidden: true }),
-    ...(held.otherPidNamespace && {
-      otherPidNamespace: true,
+    ...(held.outOfSight && {
+      outOfSight: held.outOfSight,
       claim: held.claim,
       claimedFile: claimedLockFile(recordPathHere(options.dir, options.scope, probe), held.claim),
     }),
@@ -441,8 +441,8 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
     now,
     ...(refusal.holders && { holders: refusal.holders }),
     ...(refusal.hidden && { hidden: true }),
-    ...(refusal.otherPidNamespace && {
-      otherPidNamespace: true,
+    ...(refusal.outOfSight && {
+      outOfSight: refusal.outOfSight,
       claimedFile: refusal.claimedFile,
       claim: refusal.claim,
     }),

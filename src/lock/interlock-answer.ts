@@ -9,6 +9,9 @@ import { describeHolder, holdersHold, listed } from '../record/holder-text.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
 import { isHoldersLockFile } from './vouched-lock-file.ts';
 
+/** Where a holder that /proc does not show runs (see `HeldByInterlock.outOfSight`). */
+export type OutOfSight = 'pid-namespace' | 'network-namespace';
+
 /** What the interlock says about a lock, once the kernel has been heard: undefined when nobody holds it. */
 interface HeldByInterlock {
   /** `unknown` (certain): held, by a process of another pid namespace, whose pid means nothing here. */
@@ -24,10 +27,12 @@ interface HeldByInterlock {
   /** Set when the kernel says the name is held, but /proc shows this user no process that holds it (another user's). */
   hidden?: true;
   /**
-   * Set with `hidden` when the reader is root, whom /proc hides no process of its own pid namespace:
-   * the holder runs in another one (a container, or the host), and its user is not known from here.
+   * Where a holder /proc does not show runs, where that is known: `pid-namespace` when the reader
+   * is root, whom /proc hides no process of its own pid namespace; `network-namespace` when a socket
+   * file answers that /proc/net/unix, which lists this network namespace's sockets alone, does not
+   * show (it claims another namespace). Either way: a container, or the host; its user is not known.
    */
-  otherPidNamespace?: true;
+  outOfSight?: OutOfSight;
   /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
   lookAlikes?: InterlockHolder[];
 }
@@ -145,7 +150,7 @@ export function heldByAnswer(
     const hidden =
       kernel.state === 'unseen'
         ? {}
-        : { hidden: true as const, ...(elsewhere && { otherPidNamespace: true as const }) };
+        : { hidden: true as const, ...(elsewhere && { outOfSight: 'pid-namespace' as const }) };
     const found =
       answer === undefined
         ? held('likely', `a process holds the lock's kernel interlock; ${why}`, hidden)
@@ -217,7 +222,7 @@ export function heldByAnswer(
 export function heldByAnswerOn(
   name: string,
   asked: Asked,
-  probe: { pid: number; pidns?(): string | undefined },
+  probe: { pid: number; pidns?(): string | undefined; netns?(): string | undefined },
   scope?: LockScope,
 ): HeldByInterlock | undefined {
   const answer =
@@ -238,5 +243,22 @@ export function heldByAnswerOn(
     const settled = held?.record !== undefined && held.verdict.state === 'held' && !held.impostor;
     if (settled && held.lookAlikes === undefined) return held;
   }
-  return heldByAnswer(asked, probe, kernelHolders(name), scope);
+  const kernel = kernelHolders(name);
+  const netns = probe.netns?.();
+  if (answer?.netns !== undefined && netns !== undefined && answer.netns !== netns && name.startsWith('/')) {
+    if (kernel.state === 'free') {
+      // /proc/net/unix lists this network namespace's sockets alone, and a socket file is reached
+      // through the file system from any: one that answers, unlisted, claiming another namespace,
+      // is served from there (a container sharing the directory, or the host). Held: it answered.
+      const reason = `a process holds the lock's socket file, from another network namespace (a container, or the host) by its own account, so /proc here does not show it; it claims to be ${claimOf(answer)}, which cannot be checked from here`;
+      return {
+        verdict: { state: 'unknown', certainty: 'likely', reason: printable(reason) },
+        holders: [],
+        claim: answer,
+        hidden: true,
+        outOfSight: 'network-namespace',
+      };
+    }
+  }
+  return heldByAnswer(asked, probe, kernel, scope);
 }

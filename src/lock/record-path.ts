@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { otherNetworkHere } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
+import { recordedKind } from '../interlock/flavour.ts';
 import { lockFileName, networkLockFileName } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
@@ -11,13 +12,14 @@ import type { InterlockKind, LockRecord } from '../types.ts';
  * Where the record of a port lock lives, seen from one network namespace.
  *
  * A port is a network namespace's own: the host's port 8080 and a container's are two ports, and
- * their abstract interlocks two names. Their records share one lock directory when the container
- * shares the host's home, and one file name, `agent-<port>.lock`. That plain file stays the record
- * of a port lock whenever there is no clash. When it holds the record of another network namespace
- * of this kernel whose holder is not provably gone, a holder in this namespace keeps its record
- * beside it, in `agent-<port>.net-<inode>.lock` (the inode of this namespace, as
- * `/proc/self/ns/net` names it), and never replaces the other's. Every reader in a namespace
- * finds that namespace's record through {@link recordPathHere}.
+ * their abstract interlocks two names (a socket file, or a record alone, is one lock for all that
+ * share it). Their records share one lock directory when the container shares the host's home,
+ * and one file name, `agent-<port>.lock`. That plain file stays the record of a port lock whenever
+ * there is no clash. When it holds the record of another network namespace of this kernel, held
+ * through that namespace's abstract socket, whose holder is not provably gone, a holder in this
+ * namespace keeps its record beside it, in `agent-<port>.net-<inode>.lock` (the inode of this
+ * namespace, as `/proc/self/ns/net` names it), and never replaces the other's. Every reader in a
+ * namespace finds that namespace's record through {@link recordPathHere}.
  */
 
 /** This network namespace's own file of a port lock, or undefined (a key; no network namespace to name). */
@@ -27,9 +29,19 @@ export function networkRecordPath(dir: string, scope: LockScope, probe: ProcessP
   return file === undefined ? undefined : join(dir, file);
 }
 
-/** Whether a record is of another network namespace of this kernel: its port is not this one. */
+/**
+ * Whether a record is of a port lock of another network namespace of this kernel, held through
+ * that namespace's own abstract socket: its port is not this one. A holder of a socket file (shared
+ * by whoever shares its directory) or of a record alone holds one lock for every namespace that
+ * shares the lock directory: its record is everyone's, at the plain path.
+ */
 export function isOtherNetworks(record: LockRecord | undefined, probe: ProcessProbe): boolean {
-  return record !== undefined && record.port !== undefined && otherNetworkHere(record, probe) !== undefined;
+  return (
+    record !== undefined &&
+    record.port !== undefined &&
+    recordedKind(record) === 'abstract-socket' &&
+    otherNetworkHere(record, probe) !== undefined
+  );
 }
 
 /**

@@ -174,6 +174,11 @@ describe('a container with a network namespace of its own, sharing the lock dire
       assert.deepEqual(bytesOf(plain), before, "the host holder's record is untouched by the container's acquire");
       if (!both) {
         assert.equal(taken.won, false, 'a shared interlock (or none) refuses the container');
+        if (interlockMode === 'socket-file') {
+          // The host's socket answers, which the container's /proc/net/unix does not list: said so, at once.
+          assert.match(String(taken.message), /holds the lock's socket file, from another network namespace/);
+          assert.match(String(taken.message), new RegExp(`^Lock file: ${plain} \\(.*as its holder reports`, 'm'));
+        }
       } else {
         assert.equal(taken.won, true, String(taken.message));
         const netns = readlinkSync(`/proc/${inside.child.pid}/ns/net`);

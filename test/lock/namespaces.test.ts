@@ -252,6 +252,38 @@ describe('a container with a network namespace of its own, sharing the lock dire
     }
   });
 
+  it(`the other way round: the container holds the plain file; ${both ? 'the host keeps its record beside it, and finds it there' : 'the host is refused'}`, {
+    skip,
+    timeout: 60_000,
+  }, async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const plain = join(dir, `agent-${port}.lock`);
+    const inside = await holdInside(CONTAINER, { port, dir });
+    try {
+      const before = bytesOf(plain);
+      if (!both) {
+        await assert.rejects(acquireLock({ port, dir }), { name: 'LockHeldError' });
+      } else {
+        const lock = await acquireLock({ port, dir });
+        try {
+          const netns = readlinkSync('/proc/self/ns/net');
+          assert.equal(lock.path, join(dir, `agent-${port}.net-${/\d+/.exec(netns)?.[0]}.lock`));
+          const here = await inspectLock({ port, dir });
+          assert.equal(here.state, 'held', here.reason);
+          assert.equal(here.path, lock.path);
+          assert.equal(here.record?.pid, process.pid);
+        } finally {
+          await lock.release();
+        }
+        assert.equal(existsSync(lock.path), false);
+      }
+      assert.deepEqual(bytesOf(plain), before, "the container holder's record is untouched");
+    } finally {
+      await inside.kill();
+    }
+  });
+
   it("a SIGKILLed container holder's record is still reclaimed by the host", { skip, timeout: 60_000 }, async () => {
     const dir = tempDir();
     const port = await freePort();

@@ -226,9 +226,14 @@ function judgeByInterlock(record: LockRecord, context: JudgeContext, pidns: stri
   return undefined;
 }
 
-/** A record from another host: its processes cannot be checked from here. */
+/**
+ * A record from another host: its processes cannot be checked from here. Not one of another
+ * network namespace of this kernel and boot: that is a container of this machine, whatever
+ * hostname its UTS namespace gave it, and its holder is judged by its pid namespace.
+ */
 function judgeOtherHost(record: LockRecord, probe: ProcessProbe): Verdict | undefined {
   if (record.hostname === undefined || record.hostname === probe.hostname()) return undefined;
+  if (otherNetworkHere(record, probe) !== undefined) return undefined;
   return {
     state: 'unknown',
     certainty: 'likely',

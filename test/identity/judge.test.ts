@@ -272,9 +272,12 @@ describe('judgeHolder across namespaces, threads and impossible times', () => {
   it('calls an interlocked key record of another hostname (UTS namespace) stale when this kernel frees the interlock', () => {
     const rec = record({ hostname: 'box-in-container', netns: 'net:[1]', interlock: true });
     expectVerdict(judgeFree(rec, fakeProbe({}, NS)), 'stale', 'certain', /no longer holds the lock's interlock/);
-    // Another boot or another network namespace: that interlock is not the one seen here.
+    // Another network namespace of this kernel: that interlock is not the one seen here, and its
+    // holder, a container's of this machine whatever its hostname, is judged by its identity.
     const otherNet = record({ hostname: 'box-in-container', netns: 'net:[9]', interlock: true });
-    expectVerdict(judgeFree(otherNet, fakeProbe({}, NS)), 'unknown', 'likely', /box-in-container/);
+    expectVerdict(judgeFree(otherNet, fakeProbe({ [HOLDER]: alive() }, NS)), 'held', 'certain', /4242 is alive/);
+    expectVerdict(judgeFree(otherNet, fakeProbe({}, NS)), 'stale', 'certain', /process 4242 is gone/);
+    // Another boot: another machine's, whose processes cannot be checked from here.
     const otherBoot = record({ hostname: 'box-in-container', netns: 'net:[1]', bootId: 'x', interlock: true });
     expectVerdict(judgeFree(otherBoot, fakeProbe({}, NS)), 'unknown', 'likely', /box-in-container/);
   });

@@ -284,18 +284,26 @@ describe('a container with a network namespace of its own, sharing the lock dire
     }
   });
 
-  it("a SIGKILLed container holder's record is still reclaimed by the host", { skip, timeout: 60_000 }, async () => {
-    const dir = tempDir();
-    const port = await freePort();
-    const inside = await holdInside(CONTAINER, { port, dir });
-    await inside.kill();
-    const lock = await acquireLock({ port, dir });
-    try {
-      assert.equal(lock.path, join(dir, `agent-${port}.lock`));
-    } finally {
-      await lock.release();
-    }
-  });
+  for (const [what, flags, hostname] of [
+    ['', CONTAINER, undefined],
+    [' (with a hostname of its own)', [...CONTAINER, '--uts'], 'portlock-netns-inside'],
+  ] as const) {
+    it(`a SIGKILLed container holder's record is still reclaimed by the host${what}`, {
+      skip: skip || unshareUnavailable([...flags]),
+      timeout: 60_000,
+    }, async () => {
+      const dir = tempDir();
+      const port = await freePort();
+      const inside = await holdInside([...flags], { port, dir }, hostname);
+      await inside.kill();
+      const lock = await acquireLock({ port, dir });
+      try {
+        assert.equal(lock.path, join(dir, `agent-${port}.lock`));
+      } finally {
+        await lock.release();
+      }
+    });
+  }
 });
 
 describe('a container in the same network namespace (a pid namespace of its own) refused a port the host holds', () => {

@@ -26,6 +26,12 @@ interface HeldDetails extends HeldVerdict {
   holders?: InterlockHolder[];
   /** The kernel says the interlock is held, by a process /proc does not show the reader (another user's). */
   hidden?: true;
+  /** With `hidden`: the holder runs in another pid or network namespace (a container, or the host), not shown here. */
+  outOfSight?: 'pid-namespace' | 'network-namespace';
+  /** What the process on the interlock claims to be, where the kernel cannot show it. */
+  claim?: PublicLockRecord | undefined;
+  /** The lock file whose record names the claiming process: the holder's own account, not proof. */
+  claimedFile?: string | undefined;
   /** Set when those hold it orphaned: no record names them and none can answer (see `LockInspection.orphaned`). */
   orphaned?: true;
 }
@@ -95,6 +101,22 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     lines.push(`Lock file: ${d.lockPath}`);
     lines.push(
       `Next step: stop ${describeHolder(squatter)}, or ask whoever runs it to; portlock will not stop it for you.`,
+    );
+    return lines;
+  }
+  if (d.meta === undefined && d.outOfSight) {
+    // Root sees every process of its own pid namespace, /proc/net/unix every socket of its own
+    // network namespace: this holder runs outside them, as any user.
+    lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
+    lines.push(
+      d.claimedFile === undefined
+        ? 'Lock file: not known (no record here names the process that answers on the interlock)'
+        : `Lock file: ${d.claimedFile} (its record names the process that answers on the interlock, as its holder reports; neither can be checked from here)`,
+    );
+    const which = d.claim === undefined ? '' : ` (pid ${d.claim.pid} there, by its own account)`;
+    const instead = d.target.startsWith('port ') ? ', or use another port' : '';
+    lines.push(
+      `Next step: stop it where it runs${which}, in its container or on the host: it cannot be signalled from here; or wait for it to exit${instead}.`,
     );
     return lines;
   }

@@ -81,6 +81,24 @@ function otherPidNamespace(record: LockRecord, probe: ProcessProbe): string | un
 }
 
 /**
+ * The record's network namespace when it is another one of this kernel and boot: the host's seen
+ * from a container sharing the lock directory, or a container's seen from the host. Its holder's
+ * kernel names, and its port, are that namespace's: nothing free here says it is gone, and a lock
+ * file of its port is not this one's to replace (see `networkLockFileName`). Undefined otherwise.
+ */
+export function otherNetworkHere(record: LockRecord, probe: ProcessProbe): string | undefined {
+  const bootId = probe.bootId();
+  const netns = probe.netns?.();
+  return bootId !== undefined &&
+    record.bootId === bootId &&
+    netns !== undefined &&
+    record.netns !== undefined &&
+    record.netns !== netns
+    ? record.netns
+    : undefined;
+}
+
+/**
  * Whether the record was written on this kernel, this boot, in this network namespace: then its
  * holder's kernel names (interlock, presence) are the ones this process sees, whatever hostname a
  * UTS namespace gave it.
@@ -193,7 +211,10 @@ function judgeByInterlock(record: LockRecord, context: JudgeContext, pidns: stri
     );
   }
   const where = elsewhere(record, probe);
-  if (where !== undefined && interlockFree.hostLocal) {
+  // Another network namespace of this kernel (a container sharing the lock directory) is alive or
+  // not whatever is free here: its record is judged by its holder's identity, and never replaced
+  // for being of another namespace (the acquirer keeps its own record beside it, see attempt.ts).
+  if (where !== undefined && interlockFree.hostLocal && otherNetworkHere(record, probe) === undefined) {
     return stale('certain', `it was taken ${where}, whose port is not this one; here the port's interlock is free`);
   }
   if (where === undefined && heldThis) {
@@ -205,9 +226,14 @@ function judgeByInterlock(record: LockRecord, context: JudgeContext, pidns: stri
   return undefined;
 }
 
-/** A record from another host: its processes cannot be checked from here. */
+/**
+ * A record from another host: its processes cannot be checked from here. Not one of another
+ * network namespace of this kernel and boot: that is a container of this machine, whatever
+ * hostname its UTS namespace gave it, and its holder is judged by its pid namespace.
+ */
 function judgeOtherHost(record: LockRecord, probe: ProcessProbe): Verdict | undefined {
   if (record.hostname === undefined || record.hostname === probe.hostname()) return undefined;
+  if (otherNetworkHere(record, probe) !== undefined) return undefined;
   return {
     state: 'unknown',
     certainty: 'likely',

@@ -13,6 +13,7 @@ import { type AcquireChoices, Acquisition } from './acquisition.ts';
 import { heldByInterlock, type Refusal } from './ask-holder.ts';
 import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
 import { sweepWhileWaiting } from './leftovers.ts';
+import { recordPathHere } from './record-path.ts';
 import { describeScope, tryOnce } from './try-once.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
@@ -68,11 +69,16 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
     reason: verdict.reason,
     name: options.name,
     target: describeScope(options.scope),
-    lockPath: options.path,
+    lockPath: recordPathHere(options.dir, options.scope),
     meta: record === undefined ? undefined : publicRecord(record),
     now,
     ...(refusal.holders && { holders: refusal.holders }),
     ...(refusal.hidden && { hidden: true }),
+    ...(refusal.outOfSight && {
+      outOfSight: refusal.outOfSight,
+      claimedFile: refusal.claimedFile,
+      claim: refusal.claim,
+    }),
     ...(refusal.orphaned && { orphaned: true }),
   });
 }

@@ -3,11 +3,13 @@ import { ASK_TIMEOUT_MS } from '../interlock/client.ts';
 import { kernelHolders } from '../interlock/holders.ts';
 import type { ResolvedAcquire } from '../options/resolve.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
-import type { InterlockHolder } from '../types.ts';
+import type { InterlockHolder, PublicLockRecord } from '../types.ts';
 import type { Attempt } from './attempt.ts';
-import { heldByAnswer, heldByAnswerOn } from './interlock-answer.ts';
+import { heldByAnswer, heldByAnswerOn, type OutOfSight } from './interlock-answer.ts';
 import { judgeWith } from './judge-here.ts';
 import { askUnlessOrphaned, type Heard, kernelAfterAsk } from './orphan.ts';
+import { recordPathHere } from './record-path.ts';
+import { claimedLockFile } from './vouched-lock-file.ts';
 
 /** Why a try did not take the lock: the record's account, and what the interlock told of its holder. */
 export type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
@@ -19,6 +21,11 @@ export type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   holders?: InterlockHolder[];
   /** The kernel says the interlock is held, by a process /proc does not show this user. */
   hidden?: true;
+  /** With `hidden`: where the holder runs, out of sight; `claimedFile`, the record it claims as its own. */
+  outOfSight?: OutOfSight;
+  claimedFile?: string | undefined;
+  /** What the process on the interlock claims to be, where the kernel cannot show it. */
+  claim?: PublicLockRecord | undefined;
   /** Set when those hold it orphaned (see `orphaned`). */
   orphaned?: true;
 };
@@ -73,7 +80,8 @@ export async function heldByInterlock(
   }
   if (held.record !== undefined)
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
-  const file = held.claim === undefined && !held.impostor ? readRecordFileQuietly(options.path) : undefined;
+  const here = recordPathHere(options.dir, options.scope, probe);
+  const file = held.claim === undefined && !held.impostor ? readRecordFileQuietly(here) : undefined;
   const record = file?.record;
   if (held.otherNetwork && file !== undefined) {
     // Its holder's socket is out of this namespace's sight: the record is judged, as without an interlock.
@@ -89,6 +97,11 @@ export async function heldByInterlock(
     record,
     ...(holders.length > 0 && { holders }),
     ...(held.hidden && { hidden: true }),
+    ...(held.outOfSight && {
+      outOfSight: held.outOfSight,
+      claim: held.claim,
+      claimedFile: claimedLockFile(here, held.claim),
+    }),
     verdict: held.verdict,
   };
 }
@@ -123,7 +136,7 @@ export function provesTaken(heard: Heard | undefined): heard is Heard {
 
 /** Asks who holds `name`, or learns from the kernel that none of its holders can answer. */
 function askHolder(name: string, options: ResolvedAcquire): Promise<Heard> {
-  const recordOf = () => readRecordFileQuietly(options.path)?.record;
+  const recordOf = () => readRecordFileQuietly(recordPathHere(options.dir, options.scope))?.record;
   const port = options.scope.kind === 'port' ? options.scope.port : undefined;
   return askUnlessOrphaned(name, () => kernelHolders(name), recordOf, port, ASK_TIMEOUT_MS, options.signal);
 }

@@ -12,6 +12,7 @@ import { judgeLock, listLocks, toInspection } from './inspect.ts';
 import { judgeWith } from './judge-here.ts';
 import { sweepDirectoryLeftovers } from './leftovers.ts';
 import { ownTokens } from './own-tokens.ts';
+import { recordPathHere } from './record-path.ts';
 
 /**
  * Removes the stale record `stale` through the claim chain, exactly as a reclaim replaces one: only
@@ -75,8 +76,8 @@ function notARecord(path: string, why: string): LockInspection {
  * changed; `removed` says whether this call removed it.
  */
 export function removeStaleLock(options: LockTarget): Promise<RemoveStaleResult> {
-  const { path, scope, dir, name } = resolveTarget(options, 'removeStaleLock');
-  return removeIfStale(path, scope, dir, name);
+  const { scope, dir, name } = resolveTarget(options, 'removeStaleLock');
+  return removeIfStale(recordPathHere(dir, scope), scope, dir, name);
 }
 
 /**

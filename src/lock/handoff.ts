@@ -1,5 +1,4 @@
 import { fstatSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ProcessProbe } from '../identity/probe.ts';
 import { readText } from '../identity/probe.ts';
 import { recordedKind } from '../interlock/flavour.ts';
@@ -7,13 +6,14 @@ import { listeningInode } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { Interlock } from '../interlock/server.ts';
 import { isLocksSocketFile } from '../interlock/socket-file.ts';
-import { lockFileName, type ResolvedAcquire } from '../options/resolve.ts';
+import type { ResolvedAcquire } from '../options/resolve.ts';
 import { replaceAtomically } from '../record/publish.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import { createRecord, holderFields, publicRecord, serializeRecord } from '../record/record.ts';
 import type { LockRecord } from '../types.ts';
 import { Lock } from './handle.ts';
 import { ownTokens } from './own-tokens.ts';
+import { recordPathHere } from './record-path.ts';
 
 /**
  * A lock handed to a child process through its environment: `<port>:<fd>:<token>:<how>:<dir>`.
@@ -83,8 +83,8 @@ export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe
   }
   // Taken once: a later acquire in this process, or a process it starts, must not take it again.
   delete process.env[HANDOFF_ENV];
-  // The record is where the giver keeps it; the token proves it is the one handed over.
-  const path = join(handoff.dir, lockFileName(scope));
+  // The record is where the giver keeps it (in this network namespace); the token proves it is the one handed over.
+  const path = recordPathHere(handoff.dir, scope, probe);
   const given = readRecordFileQuietly(path)?.record;
   if (given?.token !== handoff.token) return undefined;
   // The record says which interlock the giver holds: an abstract name, or a socket file.

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Wording } from '../errors.ts';
 import { currentReader, type Reader } from '../listeners/describe.ts';
+import { scopeOfFileName } from '../options/resolve.ts';
 import { printable } from '../printable.ts';
 import type { PublicLockRecord } from '../types.ts';
 
@@ -26,8 +27,19 @@ function sameDirectory(a: string, b: string): boolean {
 export function lockFileElsewhere(record: PublicLockRecord | undefined, asked: string): string | undefined {
   const told = record?.lockFile;
   if (told === undefined || told === asked) return undefined;
-  if (basename(told) === basename(asked) && sameDirectory(dirname(told), dirname(asked))) return undefined;
+  if (sameLock(basename(told), basename(asked)) && sameDirectory(dirname(told), dirname(asked))) return undefined;
   return told;
+}
+
+/**
+ * Whether two lock file names are one lock's: the same name, or a port's plain file and a network
+ * namespace's own file of that port (see record-path.ts), which a reader in another namespace of
+ * the same directory may name.
+ */
+function sameLock(a: string, b: string): boolean {
+  if (a === b) return true;
+  const [one, two] = [scopeOfFileName(a), scopeOfFileName(b)];
+  return one?.kind === 'port' && two?.kind === 'port' && one.port === two.port;
 }
 
 /** A path as a shell reads it: quoted where it has anything but plain characters. */

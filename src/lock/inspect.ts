@@ -30,6 +30,7 @@ import { heldByAnswer } from './interlock-answer.ts';
 import { judgeWith } from './judge-here.ts';
 import { checkLockDir } from './lock-dir.ts';
 import { askUnlessOrphaned, kernelAfterAsk, orphaned } from './orphan.ts';
+import { isOtherNetworks, recordPathHere } from './record-path.ts';
 
 /** Interlocks asked at once by `listLocks`. */
 const CONCURRENCY = 32;
@@ -83,6 +84,18 @@ export async function judgeLock(
         : `the lock file cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
   }
   const shown = file?.record && publicRecord(file.record);
+  // A port record of another network namespace (a container's, or the host's): its interlock is
+  // that namespace's, which this one cannot ask. Its holder is judged by identity alone.
+  if (file?.record !== undefined && isOtherNetworks(file.record, probe)) {
+    // Never `held` here: its holder serves that namespace's port, which is not reachable as this one's.
+    const { state, certainty, reason } = judgeWith(probe)(file);
+    const verdict = {
+      state: state === 'held' ? 'unknown' : state,
+      certainty,
+      reason: `a lock of another network namespace (${file.record.netns}), whose port is not this one's: ${reason}`,
+    } as const;
+    return { file, verdict, record: shown };
+  }
   // The kind of interlock the record's holder holds, else the one the option names (none with `off`).
   const asking = await interlockToAsk(interlock, scope, dir, file?.record);
   const name = asking?.name;
@@ -179,9 +192,10 @@ export async function inspectLockWith(
   probe: ProcessProbe,
   look?: Look,
 ): Promise<LockInspection> {
-  const { path, scope, dir } = resolveTarget(options, 'inspectLock');
+  const { scope, dir } = resolveTarget(options, 'inspectLock');
   // Checked as acquireLock checks it: no symlink followed, nobody else's writable directory.
   checkLockDir(dir);
+  const path = recordPathHere(dir, scope, probe);
   return inspectPath(path, scope, dir, validateInterlock(options.interlock), probe, look);
 }
 
@@ -219,7 +233,10 @@ export async function listLocks(options: ListOptions = {}): Promise<LockInspecti
     if (scope !== undefined) locks.push({ name, scope });
   }
   locks.sort((a, b) => {
-    if (a.scope.kind === 'port' && b.scope.kind === 'port') return a.scope.port - b.scope.port;
+    // A port's plain file before any network namespace's own file of it (see record-path.ts).
+    if (a.scope.kind === 'port' && b.scope.kind === 'port' && a.scope.port !== b.scope.port) {
+      return a.scope.port - b.scope.port;
+    }
     if (a.scope.kind !== b.scope.kind) return a.scope.kind === 'port' ? -1 : 1;
     return a.name < b.name ? -1 : 1;
   });

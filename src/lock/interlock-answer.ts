@@ -9,6 +9,9 @@ import { describeHolder, holdersHold, listed } from '../record/holder-text.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
 import { isHoldersLockFile } from './vouched-lock-file.ts';
 
+/** Where a holder that /proc does not show runs (see `HeldByInterlock.outOfSight`). */
+export type OutOfSight = 'pid-namespace' | 'network-namespace';
+
 /** What the interlock says about a lock, once the kernel has been heard: undefined when nobody holds it. */
 interface HeldByInterlock {
   /** `unknown` (certain): held, by a process of another pid namespace, whose pid means nothing here. */
@@ -23,6 +26,13 @@ interface HeldByInterlock {
   impostor?: true;
   /** Set when the kernel says the name is held, but /proc shows this user no process that holds it (another user's). */
   hidden?: true;
+  /**
+   * Where a holder /proc does not show runs, where that is known: `pid-namespace` when the reader
+   * is root, whom /proc hides no process of its own pid namespace; `network-namespace` when a socket
+   * file answers that /proc/net/unix, which lists this network namespace's sockets alone, does not
+   * show (it claims another namespace). Either way: a container, or the host; its user is not known.
+   */
+  outOfSight?: OutOfSight;
   /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
   lookAlikes?: InterlockHolder[];
   /**
@@ -144,17 +154,29 @@ export function heldByAnswer(
   if (kernel.state === 'unseen' || holders.length === 0) {
     // The kernel says the name is held (or cannot say at all), but not by whom: an answer
     // cannot be checked, so it is not believed.
+    // Root sees every process of the pid namespace its /proc shows: one it does not see runs in another.
+    const elsewhere = kernel.state !== 'unseen' && process.getuid?.() === 0;
     const why =
       kernel.state === 'unseen'
         ? 'this OS does not tell which process holds it'
-        : "/proc does not show which process holds it (another user's, or hidden)";
-    const hidden = kernel.state === 'unseen' ? {} : { hidden: true as const };
-    if (answer === undefined) return held('likely', `a process holds the lock's kernel interlock; ${why}`, hidden);
-    return held(
-      'likely',
-      `a process holds the lock's kernel interlock; ${why}; it claims to be ${claimOf(answer)}, which cannot be checked from here`,
-      { claim: answer, ...hidden },
-    );
+        : elsewhere
+          ? '/proc here does not show it: it runs in another pid namespace (a container, or the host)'
+          : "/proc does not show which process holds it (another user's, or hidden)";
+    const hidden =
+      kernel.state === 'unseen'
+        ? {}
+        : { hidden: true as const, ...(elsewhere && { outOfSight: 'pid-namespace' as const }) };
+    const found =
+      answer === undefined
+        ? held('likely', `a process holds the lock's kernel interlock; ${why}`, hidden)
+        : held(
+            'likely',
+            `a process holds the lock's kernel interlock; ${why}; it claims to be ${claimOf(answer)}, which cannot be checked from here`,
+            { claim: answer, ...hidden },
+          );
+    // Held, but out of reach, as a holder of another pid namespace that the kernel shows: `unknown`
+    // here, stopped where it runs, never from here.
+    return elsewhere ? { ...found, verdict: { ...found.verdict, state: 'unknown' } } : found;
   }
   const legacy = kernel.legacy ? ' (in the unpadded form of an older portlock or Node)' : '';
   const pidns = probe.pidns?.();
@@ -236,5 +258,22 @@ export function heldByAnswerOn(
     const settled = held?.record !== undefined && held.verdict.state === 'held' && !held.impostor;
     if (settled && held.lookAlikes === undefined) return held;
   }
-  return heldByAnswer(asked, probe, kernelHolders(name), scope);
+  const kernel = kernelHolders(name);
+  const netns = probe.netns?.();
+  if (answer?.netns !== undefined && netns !== undefined && answer.netns !== netns && name.startsWith('/')) {
+    if (kernel.state === 'free') {
+      // /proc/net/unix lists this network namespace's sockets alone, and a socket file is reached
+      // through the file system from any: one that answers, unlisted, claiming another namespace,
+      // is served from there (a container sharing the directory, or the host). Held: it answered.
+      const reason = `a process holds the lock's socket file, from another network namespace (a container, or the host) by its own account, so /proc here does not show it; it claims to be ${claimOf(answer)}, which cannot be checked from here`;
+      return {
+        verdict: { state: 'unknown', certainty: 'likely', reason: printable(reason) },
+        holders: [],
+        claim: answer,
+        hidden: true,
+        outOfSight: 'network-namespace',
+      };
+    }
+  }
+  return heldByAnswer(asked, probe, kernel, scope);
 }

@@ -27,6 +27,7 @@ import { lockFileElsewhere, otherDirectory } from './held-through.ts';
 import { inspectLockWith } from './inspect.ts';
 import { descendsFrom, handedPort } from './lineage.ts';
 import { checkLockDir } from './lock-dir.ts';
+import { recordPathHere } from './record-path.ts';
 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 const POLL_MS = 25;
@@ -376,10 +377,12 @@ function send(holders: Verified[], sig: 'SIGTERM' | 'SIGKILL'): number[] {
  * alone (`unknown`).
  */
 export async function stopLock(options: StopLockOptions): Promise<StopLockResult> {
-  const { scope, dir, name, path } = resolveTarget(options, 'stopLock');
+  const { scope, dir, name } = resolveTarget(options, 'stopLock');
   const timeout = validateTimeout(options.timeout);
   const force = options.force === true;
   const where = checkLockDir(dir);
+  // This network namespace's record of the port (see record-path.ts).
+  const path = recordPathHere(dir, scope);
   const place: Place = {
     path,
     name: interlockName(scope, dir),

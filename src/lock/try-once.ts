@@ -13,6 +13,7 @@ import { Lock } from './handle.ts';
 import { judgeWith } from './judge-here.ts';
 import { firstInDir, sweepLeftovers } from './leftovers.ts';
 import { checkOwnLockDir, ensureLockDir } from './lock-dir.ts';
+import { networkFallback } from './record-path.ts';
 
 /** The outcome of one try: the lock, or why not. */
 type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
@@ -147,7 +148,9 @@ async function takeRecord(acquisition: Acquisition, bound: Bound, dirExists: boo
     const answers = { record: publicRecord(record), lockFile: path, token, stopHandler: () => lock?.onStopRequest };
     interlock?.answerWith(answers);
     if (interlock !== undefined) for (const companion of companions) companion.answerWith(answers);
-    attempt = attemptAcquire(dir, path, serializeRecord(record), judge);
+    const fallback = interlock && networkFallback(dir, scope, kind, probe);
+    attempt = attemptAcquire(dir, path, serializeRecord(record), judge, fallback);
+    if (attempt.kind === 'acquired') answers.lockFile = attempt.path;
   } catch (error) {
     closeAll();
     throw error;
@@ -158,11 +161,11 @@ async function takeRecord(acquisition: Acquisition, bound: Bound, dirExists: boo
   }
   try {
     // What dead processes left next to this lock (a full disk, a crash mid-publish) goes now.
-    if (attempt.reclaimed || firstInDir(dir)) sweepLeftovers(path, probe, judge);
+    if (attempt.reclaimed || firstInDir(dir)) sweepLeftovers(attempt.path, probe, judge);
   } catch {
     // Tidying up after others is a courtesy; the lock is ours either way.
   }
-  lock = new Lock(path, record, token, interlock, lostWatchOf(options, interlock), companions);
+  lock = new Lock(attempt.path, record, token, interlock, lostWatchOf(options, interlock), companions);
   return { ...attempt, lock };
 }
 

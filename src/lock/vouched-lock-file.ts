@@ -1,6 +1,6 @@
 import { lstatSync } from 'node:fs';
 import { LockPathError } from '../errors.ts';
-import { readRecordFile } from '../record/read-record.ts';
+import { readRecordFile, readRecordFileQuietly } from '../record/read-record.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
 
 /**
@@ -31,4 +31,22 @@ export function isHoldersLockFile(lockFile: string, answer: PublicLockRecord, ho
   return record.processStart === undefined || answer.processStart === undefined
     ? true
     : record.processStart === answer.processStart;
+}
+
+/**
+ * The lock file at `path` when its record names the process that claims, on the interlock, to hold
+ * the lock (`claim`: pid, start time, pid namespace, boot and start of the lock all agree, and the
+ * file the claim names, if any, is this one), where the kernel cannot show that process (another
+ * pid namespace). Both are claims: the record says what its holder wrote, the answer what its
+ * sender says; that they agree is told as the holder's own account, never as proof.
+ */
+export function claimedLockFile(path: string, claim: PublicLockRecord | undefined): string | undefined {
+  if (claim === undefined) return undefined;
+  if (claim.lockFile !== undefined && claim.lockFile !== path) return undefined;
+  const record = readRecordFileQuietly(path)?.record;
+  if (record === undefined) return undefined;
+  const same = (['pid', 'processStart', 'pidns', 'bootId', 'startedAt'] as const).every(
+    (field) => record[field] === claim[field],
+  );
+  return same ? path : undefined;
 }

@@ -43,11 +43,34 @@ export function lockFileName(scope: LockScope): string {
   return scope.kind === 'port' ? `agent-${scope.port}.lock` : `${scope.key}.lock`;
 }
 
+// `agent-<port>.lock`, or `agent-<port>.net-<inode>.lock` for one network namespace's record.
+const PORT_FILE = /^agent-(\d{1,5})(?:\.net-([1-9]\d{0,19}))?$/;
+// How /proc/self/ns/net names a network namespace.
+const NETNS = /^net:\[([1-9]\d{0,19})\]$/;
+
+/**
+ * `agent-<port>.net-<inode>.lock`: the file of a port lock whose plain file (`agent-<port>.lock`)
+ * holds the record of another network namespace of this kernel (the host's, or a container's
+ * sharing the lock directory), whose port is another port than this one. Undefined where the
+ * namespace is not named as Linux names it (`net:[<inode>]`).
+ */
+export function networkLockFileName(port: number, netns: string): string | undefined {
+  const inode = NETNS.exec(netns)?.[1];
+  return inode === undefined ? undefined : `agent-${port}.net-${inode}.lock`;
+}
+
+/** The network namespace a port lock's file is qualified by (`net:[<inode>]`), or undefined for any other file. */
+export function networkOfFileName(file: string): string | undefined {
+  if (!file.endsWith('.lock')) return undefined;
+  const inode = PORT_FILE.exec(file.slice(0, -'.lock'.length))?.[2];
+  return inode === undefined ? undefined : `net:[${inode}]`;
+}
+
 /** The scope a lock file's name stands for, or undefined for files that are not lock files. */
 export function scopeOfFileName(file: string): LockScope | undefined {
   if (!file.endsWith('.lock') || file.startsWith('.')) return undefined;
   const stem = file.slice(0, -'.lock'.length);
-  const port = /^agent-(\d{1,5})$/.exec(stem)?.[1];
+  const port = PORT_FILE.exec(stem)?.[1];
   if (port !== undefined) {
     const n = Number(port);
     return isPort(n) && String(n) === port ? { kind: 'port', port: n } : undefined;

@@ -4,8 +4,8 @@ import type { AcquireOptions, InterlockOption, ListOptions } from '../types.ts';
 export type LockScope = { kind: 'port'; port: number } | { kind: 'key'; key: string };
 
 const SAFE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
-// A key of this form would name the same file as a port lock.
-const PORT_FILE_STEM = /^agent-\d+$/;
+// A key of this form would name the same file as a port lock (of one network namespace, see `networkLockFileName`).
+const PORT_FILE_STEM = /^agent-\d+(\.net-\d+)?$/;
 
 /** Shows a rejected value as the person who passed it would recognise it. */
 export function describe(value: unknown): string {

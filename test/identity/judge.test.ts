@@ -217,10 +217,21 @@ describe('judgeHolder with the interlock known to be free', () => {
     expectVerdict(verdict, 'unknown', 'likely', /build-7/);
   });
 
-  it('treats a record from another network namespace as from elsewhere', () => {
+  it("never calls a port record of another network namespace of this boot stale because this namespace's interlock is free", () => {
+    // A container's port and the host's are two ports: a free name here says nothing of the other's holder.
     const probe = fakeProbe({ [HOLDER]: alive() }, { netns: () => 'net:[1]' });
     const verdict = judgeFree(record({ netns: 'net:[2]', interlock: true }), probe, true);
-    expectVerdict(verdict, 'stale', 'certain', /another network namespace \(net:\[2\]\)/);
+    expectVerdict(verdict, 'held', 'certain', /process 4242 is alive/);
+    // Its holder gone: stale, by its identity, as any record.
+    expectVerdict(
+      judgeFree(record({ netns: 'net:[2]', interlock: true }), fakeProbe({}, { netns: () => 'net:[1]' }), true),
+      'stale',
+      'certain',
+      /is gone/,
+    );
+    // Of another boot (another machine's kernel): another machine's port.
+    const otherBoot = record({ netns: 'net:[2]', interlock: true, bootId: 'boot-other' });
+    expectVerdict(judgeFree(otherBoot, probe, true), 'stale', 'certain', /another network namespace \(net:\[2\]\)/);
   });
 });
 
@@ -261,9 +272,12 @@ describe('judgeHolder across namespaces, threads and impossible times', () => {
   it('calls an interlocked key record of another hostname (UTS namespace) stale when this kernel frees the interlock', () => {
     const rec = record({ hostname: 'box-in-container', netns: 'net:[1]', interlock: true });
     expectVerdict(judgeFree(rec, fakeProbe({}, NS)), 'stale', 'certain', /no longer holds the lock's interlock/);
-    // Another boot or another network namespace: that interlock is not the one seen here.
+    // Another network namespace of this kernel: that interlock is not the one seen here, and its
+    // holder, a container's of this machine whatever its hostname, is judged by its identity.
     const otherNet = record({ hostname: 'box-in-container', netns: 'net:[9]', interlock: true });
-    expectVerdict(judgeFree(otherNet, fakeProbe({}, NS)), 'unknown', 'likely', /box-in-container/);
+    expectVerdict(judgeFree(otherNet, fakeProbe({ [HOLDER]: alive() }, NS)), 'held', 'certain', /4242 is alive/);
+    expectVerdict(judgeFree(otherNet, fakeProbe({}, NS)), 'stale', 'certain', /process 4242 is gone/);
+    // Another boot: another machine's, whose processes cannot be checked from here.
     const otherBoot = record({ hostname: 'box-in-container', netns: 'net:[1]', bootId: 'x', interlock: true });
     expectVerdict(judgeFree(otherBoot, fakeProbe({}, NS)), 'unknown', 'likely', /box-in-container/);
   });

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Verdict } from '../../src/identity/judge.ts';
 import { acquireLock } from '../../src/index.ts';
 import { attemptAcquire } from '../../src/lock/attempt.ts';
+import type { RecordFile } from '../../src/record/read-record.ts';
 import { serializeRecord } from '../../src/record/record.ts';
 import { bytesReadSoFar, snapshot } from '../helpers/disk.ts';
 import { isLockPathError, portLockTarget } from '../helpers/lock-target.ts';
@@ -108,7 +109,7 @@ describe('attemptAcquire', () => {
 
   it('publishes on a free path', async () => {
     const { dir, path } = await portLockTarget();
-    assert.deepEqual(attemptAcquire(dir, path, bytes, verdict('held')), { kind: 'acquired', reclaimed: false });
+    assert.deepEqual(attemptAcquire(dir, path, bytes, verdict('held')), { kind: 'acquired', reclaimed: false, path });
     assert.deepEqual(readFileSync(path), bytes);
     assert.equal(statSync(path).mode & 0o777, 0o600);
   });
@@ -134,8 +135,56 @@ describe('attemptAcquire', () => {
   it('reclaims a stale record, leaving only the new record', async () => {
     const { dir, port, path } = await portLockTarget();
     writeRecord(path, recordFor(process.pid));
-    assert.deepEqual(attemptAcquire(dir, path, bytes, verdict('stale')), { kind: 'acquired', reclaimed: true });
+    assert.deepEqual(attemptAcquire(dir, path, bytes, verdict('stale')), { kind: 'acquired', reclaimed: true, path });
     assert.deepEqual(readFileSync(path), bytes);
     assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
+  });
+
+  describe("with a fallback for another network namespace's record", () => {
+    const foreign = recordFor(process.pid, { netns: 'net:[1]' });
+    const fallbackIn = (dir: string, port: number) => ({
+      path: join(dir, `agent-${port}.net-2.lock`),
+      foreign: (record: { netns?: string } | undefined) => record?.netns === 'net:[1]',
+    });
+
+    it('keeps a live foreign record, byte for byte, and publishes beside it', async () => {
+      const { dir, port, path } = await portLockTarget();
+      writeRecord(path, foreign);
+      const before = readFileSync(path);
+      const fallback = fallbackIn(dir, port);
+      for (const state of ['held', 'unknown'] as const) {
+        const attempt = attemptAcquire(dir, path, bytes, verdict(state), fallback);
+        assert.deepEqual(attempt, { kind: 'acquired', reclaimed: false, path: fallback.path });
+        assert.deepEqual(readFileSync(path), before);
+        assert.deepEqual(readFileSync(fallback.path), bytes);
+        rmSync(fallback.path);
+      }
+      // Its own file found stale (a holder of this namespace that died there): reclaimed in place.
+      writeRecord(fallback.path, recordFor(process.pid, { netns: 'net:[2]' }));
+      const byNamespace = (file: RecordFile): Verdict => verdict(file.record?.netns === 'net:[1]' ? 'held' : 'stale')();
+      const attempt = attemptAcquire(dir, path, bytes, byNamespace, fallback);
+      assert.deepEqual(attempt, { kind: 'acquired', reclaimed: true, path: fallback.path });
+      assert.deepEqual(readFileSync(path), before);
+      assert.deepEqual(readFileSync(fallback.path), bytes);
+    });
+
+    it('reclaims a foreign record whose holder is provably gone, in place', async () => {
+      const { dir, port, path } = await portLockTarget();
+      writeRecord(path, foreign);
+      const fallback = fallbackIn(dir, port);
+      assert.deepEqual(attemptAcquire(dir, path, bytes, verdict('stale'), fallback), {
+        kind: 'acquired',
+        reclaimed: true,
+        path,
+      });
+      assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
+    });
+
+    it("refuses a live record of this namespace as before: the fallback is another namespace's alone", async () => {
+      const { dir, port, path } = await portLockTarget();
+      writeRecord(path, recordFor(process.pid, { netns: 'net:[2]' }));
+      assert.equal(attemptAcquire(dir, path, bytes, verdict('held'), fallbackIn(dir, port)).kind, 'held');
+      assert.deepEqual(readdirSync(dir), [`agent-${port}.lock`]);
+    });
   });
 });

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { acquireLock, inspectLock, listLocks, lockPathFor } from '../../src/index.ts';
+import { networkLockFileName, networkOfFileName, scopeOfFileName } from '../../src/options/resolve.ts';
 import type { AcquireOptions } from '../../src/types.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -163,6 +164,20 @@ describe('good options at the edges', () => {
       const lock = await acquireLock({ port: await freePort(), dir, ...options });
       await lock.release();
     }
+  });
+});
+
+describe("a network namespace's own file of a port lock", () => {
+  it('is named agent-<port>.net-<inode>.lock, read back as that port, and reserved from keys', () => {
+    assert.equal(networkLockFileName(8080, 'net:[4026531833]'), 'agent-8080.net-4026531833.lock');
+    assert.equal(networkLockFileName(8080, 'something else'), undefined);
+    assert.deepEqual(scopeOfFileName('agent-8080.net-4026531833.lock'), { kind: 'port', port: 8080 });
+    assert.equal(networkOfFileName('agent-8080.net-4026531833.lock'), 'net:[4026531833]');
+    assert.equal(networkOfFileName('agent-8080.lock'), undefined);
+    assert.deepEqual(scopeOfFileName('agent-8080.lock'), { kind: 'port', port: 8080 });
+    // Not a port's: a key's, as before.
+    assert.deepEqual(scopeOfFileName('agent-8080.net-x.lock'), { kind: 'key', key: 'agent-8080.net-x' });
+    assert.throws(() => lockPathFor({ key: 'agent-8080.net-4026531833', dir: missingDir() }), RangeError);
   });
 });
 

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { heldThrough } from '../../lock/held-through.ts';
 import { listLocks } from '../../lock/inspect.ts';
-import { scopeOfFileName } from '../../options/resolve.ts';
+import { networkOfFileName, scopeOfFileName } from '../../options/resolve.ts';
 import { printable } from '../../printable.ts';
 import { commandText } from '../../record/holder-text.ts';
 import { since } from '../../record/started-at.ts';
@@ -23,6 +23,9 @@ const COLOURS: Record<LockInspection['state'], Style> = {
 export function lockLabel(path: string): string {
   const scope = scopeOfFileName(basename(path));
   if (scope === undefined) return basename(path);
+  // A network namespace's own record of a port (see record-path.ts): that namespace's port.
+  const netns = networkOfFileName(basename(path));
+  if (scope.kind === 'port' && netns !== undefined) return `${scope.port} (${netns})`;
   return scope.kind === 'port' ? String(scope.port) : scope.key;
 }
 

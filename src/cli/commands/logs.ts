@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { rotatedPath } from '../../background/log-file.ts';
 import { lastLines } from '../../background/tail.ts';
 import { inspectLock } from '../../lock/inspect.ts';
+import { recordPathHere } from '../../lock/record-path.ts';
 import { lockPathFor } from '../../options/resolve.ts';
 import { readRecordFileQuietly } from '../../record/read-record.ts';
 import { parsePort, stringValue, UsageError } from '../args.ts';
@@ -74,7 +75,10 @@ export const logs: Command = {
     const text = stringValue(values, 'lines') ?? '100';
     if (!/^\d{1,7}$/.test(text)) throw new UsageError(`-n must be a number of lines, got '${text}'`);
     const count = Number(text);
-    const record = readRecordFileQuietly(lockPathFor({ port, dir, name }))?.record;
+    // Checks the name and directory as every command does; the record read is this network
+    // namespace's own, which names its log (see record-path.ts).
+    lockPathFor({ port, dir, name });
+    const record = readRecordFileQuietly(recordPathHere(dir, { kind: 'port', port }))?.record;
     const path = record?.log ?? join(dir, `agent-${port}.log`);
     if (!exists(path) && !exists(rotatedPath(path))) {
       out.error(

@@ -81,12 +81,20 @@ export async function heldByInterlock(
   if (held.record !== undefined)
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
   const here = recordPathHere(options.dir, options.scope, probe);
-  const file = held.claim === undefined && !held.impostor ? readRecordFileQuietly(here) : undefined;
-  const record = file?.record;
+  // The record is read where no answer was believed: none came, or it came from another network
+  // namespace, where the record on file is judged instead (see `otherNetwork`).
+  const file =
+    (held.claim === undefined || held.otherNetwork) && !held.impostor ? readRecordFileQuietly(here) : undefined;
+  let record = file?.record;
   if (held.otherNetwork && file !== undefined) {
-    // Its holder's socket is out of this namespace's sight: the record is judged, as without an interlock.
+    // Its holder's socket is out of this namespace's sight: the record is judged, as without an
+    // interlock. Where /proc vouches for its holder (the host sees a container's processes), the
+    // record names it; otherwise the refusal says where the answer came from, as claimed.
     const judged = judgeWith(probe)(file);
-    if (judged.state !== 'stale') return { kind: 'held', viaInterlock: true, record, verdict: judged };
+    if (judged.state !== 'stale' && judged.certainty === 'certain') {
+      return { kind: 'held', viaInterlock: true, record, verdict: judged };
+    }
+    record = undefined;
   }
   // It does not answer, or the kernel contradicts its answer: name whoever holds its interlock,
   // if not the process the record names.

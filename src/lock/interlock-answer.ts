@@ -117,12 +117,17 @@ export function heldByAnswer(
     asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
   const netns = probe.netns?.();
   if (found.state === 'free' && answer?.netns !== undefined && netns !== undefined && answer.netns !== netns) {
-    // A socket file answers across network namespaces, but only its own namespace's table lists
-    // it: the answer cannot be checked here, and is not believed; the record on file decides.
-    const reason = `a process of another network namespace (${answer.netns}) holds the lock's socket file; the kernel does not show this one which, so its answer cannot be checked from here`;
+    // A socket file is reached through the file system from any network namespace, but only its
+    // own namespace's table lists it: an answer, unlisted here, claiming another namespace, comes
+    // from there (a container sharing the directory, or the host). It cannot be checked here and is
+    // not believed: the caller judges the record on file, and says this where that does not decide.
+    const reason = `a process holds the lock's socket file, from another network namespace (a container, or the host) by its own account, so /proc here does not show it; it claims to be ${claimOf(answer)}, which cannot be checked from here`;
     return {
-      verdict: { state: 'held', certainty: 'likely', reason: printable(reason) },
+      verdict: { state: 'unknown', certainty: 'likely', reason: printable(reason) },
       holders: [],
+      claim: answer,
+      hidden: true,
+      outOfSight: 'network-namespace',
       otherNetwork: true,
     };
   }
@@ -259,21 +264,5 @@ export function heldByAnswerOn(
     if (settled && held.lookAlikes === undefined) return held;
   }
   const kernel = kernelHolders(name);
-  const netns = probe.netns?.();
-  if (answer?.netns !== undefined && netns !== undefined && answer.netns !== netns && name.startsWith('/')) {
-    if (kernel.state === 'free') {
-      // /proc/net/unix lists this network namespace's sockets alone, and a socket file is reached
-      // through the file system from any: one that answers, unlisted, claiming another namespace,
-      // is served from there (a container sharing the directory, or the host). Held: it answered.
-      const reason = `a process holds the lock's socket file, from another network namespace (a container, or the host) by its own account, so /proc here does not show it; it claims to be ${claimOf(answer)}, which cannot be checked from here`;
-      return {
-        verdict: { state: 'unknown', certainty: 'likely', reason: printable(reason) },
-        holders: [],
-        claim: answer,
-        hidden: true,
-        outOfSight: 'network-namespace',
-      };
-    }
-  }
   return heldByAnswer(asked, probe, kernel, scope);
 }

@@ -14,7 +14,7 @@ function isOurs(path: string, token: string): boolean {
 }
 
 /** Removes the lock file only while it is still ours: a replaced record is someone else's. */
-function removeIfOwned(path: string, token: string): void {
+export function removeIfOwned(path: string, token: string): void {
   if (!isOurs(path, token)) return;
   try {
     unlinkSync(path);

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { otherNetworkHere } from '../identity/judge.ts';
+import { otherNetworkHere, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
 import { recordedKind } from '../interlock/flavour.ts';
 import { lockFileName, networkLockFileName } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
+import type { RecordFile } from '../record/read-record.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import type { InterlockKind, LockRecord } from '../types.ts';
 
@@ -80,4 +81,24 @@ export function networkFallback(
   if (kind !== 'abstract-socket') return undefined;
   const path = networkRecordPath(dir, scope, probe);
   return path === undefined ? undefined : { path, foreign: (record) => isOtherNetworks(record, probe) };
+}
+
+/**
+ * A live record of this port in this network namespace's own file, written by another holder: one
+ * that holds the port through its abstract socket and kept its record there, beside another
+ * namespace's plain file. A taker by the plain file alone (no interlock, or a socket file) that
+ * finds the plain file free must defer to it; undefined where there is none, or it is stale or ours.
+ */
+export function heldBeside(
+  dir: string,
+  scope: LockScope,
+  probe: ProcessProbe,
+  judge: (file: RecordFile) => Verdict,
+  token: string,
+): { record: LockRecord | undefined; verdict: Verdict } | undefined {
+  const own = networkRecordPath(dir, scope, probe);
+  const file = own === undefined ? undefined : readRecordFileQuietly(own);
+  if (file === undefined || file.record?.token === token) return undefined;
+  const verdict = judge(file);
+  return verdict.state === 'stale' ? undefined : { record: file.record, verdict };
 }

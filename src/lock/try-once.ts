@@ -9,11 +9,11 @@ import type { Acquisition } from './acquisition.ts';
 import { askFirst, heldByInterlock, provesTaken, type Refusal, UNIDENTIFIED } from './ask-holder.ts';
 import { type Attempt, attemptAcquire } from './attempt.ts';
 import { bindBoth, guardLegacyForm, presenceOf, takerFor, whyUnbindable } from './bind-interlock.ts';
-import { Lock } from './handle.ts';
+import { Lock, removeIfOwned } from './handle.ts';
 import { judgeWith } from './judge-here.ts';
 import { firstInDir, sweepLeftovers } from './leftovers.ts';
 import { checkOwnLockDir, ensureLockDir } from './lock-dir.ts';
-import { networkFallback } from './record-path.ts';
+import { heldBeside, networkFallback } from './record-path.ts';
 
 /** The outcome of one try: the lock, or why not. */
 type Tried = { kind: 'acquired'; reclaimed: boolean; lock: Lock } | Refusal;
@@ -158,6 +158,13 @@ async function takeRecord(acquisition: Acquisition, bound: Bound, dirExists: boo
   if (attempt.kind !== 'acquired') {
     closeAll();
     return attempt;
+  }
+  // Checked once our record stands, so that a holder falling over to its own file meanwhile meets it.
+  const beside = attempt.path === path ? heldBeside(dir, scope, probe, judge, token) : undefined;
+  if (beside !== undefined) {
+    removeIfOwned(path, token);
+    closeAll();
+    return { kind: 'held', ...beside };
   }
   try {
     // What dead processes left next to this lock (a full disk, a crash mid-publish) goes now.

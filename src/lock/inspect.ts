@@ -13,7 +13,7 @@ import {
   socketOwners,
 } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
-import { lockFileName, resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
+import { lockFileName, networkOfFileName, resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { type RecordFile, readRecordFile } from '../record/read-record.ts';
@@ -132,6 +132,16 @@ export async function judgeLock(
     // Its holder's socket is out of this namespace's sight: the record is judged, as without an interlock.
     const judged = judgeWith(probe)(file);
     if (judged.state !== 'stale') return { file, verdict: judged, record: shown };
+  }
+  if (held?.record !== undefined && file?.record !== undefined && networkOfFileName(basename(path)) !== undefined) {
+    // This network namespace's own file of a port, beside the plain one: the interlock's holder
+    // vouches for the record it keeps, and for no other. A record here that names another process
+    // is one whose holder left the interlock, which the kernel frees only when it is gone.
+    const { pid, startedAt } = file.record;
+    if (held.record.pid !== pid || held.record.startedAt !== startedAt) {
+      const reason = `process ${pid} no longer holds the port's interlock: process ${held.record.pid} holds it, and keeps its record in another file`;
+      return { file, verdict: { state: 'stale', certainty: 'certain', reason }, record: shown };
+    }
   }
   if (held !== undefined) {
     // An answer the kernel does not confirm is not shown; the record is, where the kernel

@@ -40,13 +40,21 @@ function socketOrNothing(path: string): boolean {
   }
 }
 
+/** Each combined deadline's timeout signal, alive for as long as the combined signal is. */
+const timeoutsOf = new WeakMap<AbortSignal, AbortSignal>();
+
 /**
  * A signal that aborts when `signal` does or `ms` has passed, whichever comes first. The time is
  * held to what a timer can wait: Node runs a longer one (Infinity too) at once.
  */
 function deadlineOf(ms: number, signal: AbortSignal | undefined): { deadline: AbortSignal; until: AbortSignal } {
   const deadline = AbortSignal.timeout(Math.max(0, Math.ceil(Math.min(ms, MAX_TIMER_MS))));
-  return { deadline, until: signal === undefined ? deadline : AbortSignal.any([signal, deadline]) };
+  if (signal === undefined) return { deadline, until: deadline };
+  const until = AbortSignal.any([signal, deadline]);
+  // AbortSignal.any holds its sources weakly, and a timeout signal that nothing else holds is
+  // collected with its timer before it fires (nodejs/node#57736): the combined signal keeps it.
+  timeoutsOf.set(until, deadline);
+  return { deadline, until };
 }
 
 /**

@@ -7,6 +7,7 @@ import { acquireLock } from '../../src/index.ts';
 import { ask } from '../../src/interlock/client.ts';
 import { interlockName } from '../../src/interlock/name.ts';
 import { freePort } from '../helpers/free-port.ts';
+import { finished, fixture, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 /** A holder that hangs: a plain Unix socket server on `name` that takes every connection and never answers. */
@@ -83,5 +84,22 @@ describe('a question to a holder that never answers', () => {
     } finally {
       hung.close();
     }
+  });
+});
+
+describe('a wait with a deadline and a caller signal', () => {
+  it('ends at its deadline while the garbage collector runs (the timer is not collected before it fires)', {
+    skip: process.platform !== 'linux' && 'needs the abstract socket',
+    timeout: 30_000,
+  }, async () => {
+    const port = await freePort();
+    const child = spawnTracked(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', fixture('wait-under-gc.ts'), String(port), tempDir()],
+      { stdio: ['ignore', 'pipe', 'inherit'], timeoutMs: 20_000 },
+    );
+    const done = await finished(child);
+    const line = done.stdout.trim();
+    assert.deepEqual(JSON.parse(line), { outcome: 'timeout' });
   });
 });

@@ -55,9 +55,13 @@ export function listeningAbstractNames(table: string): Map<string, string[]> {
  * path names, its holder's answer tells (its `socketInode`).
  */
 export function listeningAtSocketFile(table: string, path: string): string[] {
+  return atSocketFile(listeningSockets(table), path);
+}
+
+function atSocketFile(sockets: readonly { inode: string; path: string }[], path: string): string[] {
   const slash = path.lastIndexOf('/');
   const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.`;
-  return listeningSockets(table)
+  return sockets
     .filter(
       ({ path: bound }) => bound === path || (bound.startsWith(temp) && /^[0-9a-f]{8}$/.test(bound.slice(temp.length))),
     )
@@ -82,6 +86,37 @@ function repeatedInodes(table: string, inodes: readonly string[]): Set<string> {
     seen.add(inode);
   }
   return repeated;
+}
+
+/**
+ * One reading of /proc/net/unix, parsed once, for looks at many names in a row (`listLocks`): each
+ * look would otherwise read and parse the whole table again, which holds every lock's sockets.
+ */
+export interface UnixTable {
+  sockets: { inode: string; path: string }[];
+  listening: Map<string, string[]>;
+  /** The inodes shown on more than one line (see {@link repeatedInodes}). */
+  repeated: Set<string>;
+}
+
+/** Reads and parses /proc/net/unix once; undefined where it cannot be read. */
+export function parsedUnixTable(): UnixTable | undefined {
+  const text = process.platform === 'linux' ? readText('/proc/net/unix', 'utf8') : undefined;
+  if (text === undefined) return undefined;
+  const sockets = listeningSockets(text);
+  const listening = new Map<string, string[]>();
+  for (const { inode, path } of sockets) {
+    if (path.startsWith('@')) listening.set(path, [...(listening.get(path) ?? []), inode]);
+  }
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const line of text.split('\n')) {
+    const inode = line.trim().split(/\s+/)[6];
+    if (inode === undefined) continue;
+    if (seen.has(inode)) repeated.add(inode);
+    seen.add(inode);
+  }
+  return { sockets, listening, repeated };
 }
 
 /** The inode of the socket listening on exactly this abstract name, from the text of /proc/net/unix. */
@@ -307,17 +342,21 @@ export function socketOwners(): SocketOwners {
  * other sockets that show as the name are look-alikes (see {@link setApartLookAlikes}). Without
  * it, several sockets showing as the name leave it `ambiguous`.
  */
-export function kernelHolders(name: string, owners?: () => SocketOwners, real?: string | null): KernelHolders {
+export function kernelHolders(
+  name: string,
+  owners?: () => SocketOwners,
+  real?: string | null,
+  unixTable: () => UnixTable | undefined = parsedUnixTable,
+): KernelHolders {
   const socketFile = name.startsWith('/');
   if (process.platform !== 'linux' || !(name.startsWith('\0') || socketFile)) return { state: 'unseen', holders: [] };
-  const table = readText('/proc/net/unix', 'utf8');
+  const table = unixTable();
   if (table === undefined) return { state: 'unseen', holders: [] };
-  const listening = listeningAbstractNames(table);
   const [own = [], legacy = []] = socketFile
-    ? [listeningAtSocketFile(table, name)]
-    : kernelForms(name).map((form) => listening.get(shownAs(form)) ?? []);
+    ? [atSocketFile(table.sockets, name)]
+    : kernelForms(name).map((form) => table.listening.get(shownAs(form)) ?? []);
   if (own.length + legacy.length === 0) return { state: 'free', holders: [] };
-  const forged = repeatedInodes(table, [...own, ...legacy]);
+  const forged = new Set([...own, ...legacy].filter((inode) => table.repeated.has(inode)));
   const found = socketPids(
     [...own, ...legacy].filter((inode) => !forged.has(inode)).map((inode) => `socket:[${inode}]`),
     owners,

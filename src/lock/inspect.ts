@@ -8,9 +8,11 @@ import {
   boundAbstractNames,
   isBound,
   kernelHolders,
+  parsedUnixTable,
   runsWhollyAs,
   type SocketOwners,
   socketOwners,
+  type UnixTable,
 } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { lockFileName, networkOfFileName, resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
@@ -62,6 +64,8 @@ interface Look {
   askTimeoutMs?: number;
   /** One scan of the processes' descriptors shared by many looks. */
   owners?: () => SocketOwners;
+  /** One reading of the kernel's table of Unix sockets shared by many looks. */
+  unixTable?: () => UnixTable | undefined;
 }
 
 /** Reads the lock file, asks the interlock, and judges the lock. Changes nothing. */
@@ -71,7 +75,7 @@ export async function judgeLock(
   dir: string,
   interlock: InterlockOption,
   probe: ProcessProbe,
-  { bound, askTimeoutMs = ASK_TIMEOUT_MS, owners }: Look = {},
+  { bound, askTimeoutMs = ASK_TIMEOUT_MS, owners, unixTable }: Look = {},
 ): Promise<Judgement> {
   let file: RecordFile | undefined;
   let unreadable: string | undefined;
@@ -111,7 +115,7 @@ export async function judgeLock(
         ? { asked: FREE }
         : await askUnlessOrphaned(
             name,
-            () => kernelHolders(name, owners),
+            () => kernelHolders(name, owners, undefined, unixTable),
             () => file?.record,
             port,
             askTimeoutMs,
@@ -126,7 +130,7 @@ export async function judgeLock(
   const kernel =
     name === undefined || unbound || asked === undefined
       ? undefined
-      : kernelAfterAsk(asked, heard?.kernel, () => kernelHolders(name, owners));
+      : kernelAfterAsk(asked, heard?.kernel, () => kernelHolders(name, owners, undefined, unixTable));
   const held = asked && kernel && heldByAnswer(asked, probe, kernel, scope);
   if (held?.otherNetwork && file !== undefined) {
     // Its holder's socket is out of this namespace's sight: the record is judged, as without an interlock.
@@ -256,11 +260,18 @@ export async function listLocks(options: ListOptions = {}): Promise<LockInspecti
     scanned ??= socketOwners();
     return scanned;
   };
+  // Read once for the whole listing, as `owners`: every look would read and parse the table again,
+  // and it holds every listed lock's sockets (a listing of n locks would cost n times n).
+  let table: UnixTable | undefined | null = null;
+  const unixTable = () => {
+    if (table === null) table = parsedUnixTable();
+    return table;
+  };
   const inspected = await mapLimited(locks, CONCURRENCY, (lock) =>
-    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, systemProbe, { bound, owners }),
+    inspectPath(join(dir, lock.name), lock.scope, dir, interlock, systemProbe, { bound, owners, unixTable }),
   );
   const filed = new Set(locks.flatMap((lock) => (lock.scope.kind === 'port' ? [lock.scope.port] : [])));
-  const orphans = bound === undefined ? [] : orphansWithoutFile(dir, where.uid, bound, filed, owners);
+  const orphans = bound === undefined ? [] : orphansWithoutFile(dir, where.uid, bound, filed, owners, unixTable);
   if (orphans.length === 0) return inspected;
   // In port order, with the keys after the ports as before.
   const port = (lock: LockInspection) => {
@@ -295,6 +306,7 @@ function orphansWithoutFile(
   bound: Set<string>,
   filed: Set<number>,
   owners: () => SocketOwners,
+  unixTable: () => UnixTable | undefined,
 ): LockInspection[] {
   const ports = new Set<number>();
   for (const shown of bound) {
@@ -306,7 +318,7 @@ function orphansWithoutFile(
     const scope = { kind: 'port', port } as const;
     const name = interlockName(scope, dir);
     if (name === undefined) continue;
-    const orphan = orphaned(kernelHolders(name, owners), undefined, port);
+    const orphan = orphaned(kernelHolders(name, owners, undefined, unixTable), undefined, port);
     if (orphan === undefined) continue;
     if (owner !== undefined && !orphan.holders.every((holder) => runsWhollyAs(holder, owner))) continue;
     // Only this directory's: another's, or one that cannot be told, is that port's own to report.

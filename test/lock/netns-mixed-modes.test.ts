@@ -22,14 +22,14 @@ const skip =
       ? undefined
       : 'the kernel refuses unshare';
 // The host's record goes beside the container's only when both hold the port's abstract socket.
-const mode =
+const abstractOnly =
   interlockMode !== 'auto' &&
   `it tests the abstract socket's own file; this run uses PORTLOCK_INTERLOCK=${interlockMode}`;
 
 describe('a host holder kept beside a container record, then a plain-file-only acquirer of the same port', () => {
   for (const mode of ['off', 'socket-file'] as const) {
     it(`interlock '${mode}' is refused while the host's abstract-socket holder lives`, {
-      skip: skip ?? mode,
+      skip: skip ?? abstractOnly,
       timeout: 60_000,
     }, async () => {
       const dir = tempDir();

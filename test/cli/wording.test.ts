@@ -4,22 +4,16 @@ import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { recordFor, writeRecord } from '../helpers/records.ts';
-import { finished, fixture, lineMatching, spawnTs } from '../helpers/spawn.ts';
+import { finished, fixture, lineMatching, onLines, spawnTs } from '../helpers/spawn.ts';
 import { CHILD, cli, exited, place, spawnCli } from './_support.ts';
 
 /** The pids of the first `count` processes that said they are ready on the child's stdout (one listener: lines may come in one chunk). */
 function readyPids(child: ChildProcess, count: number): Promise<number[]> {
   return new Promise((resolve, reject) => {
     const pids: number[] = [];
-    let buffer = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      const lines = buffer.split('\n');
-      buffer = lines.pop() ?? '';
-      for (const line of lines) {
-        const pid = /"ready":true,"pid":(\d+)/.exec(line)?.[1];
-        if (pid !== undefined) pids.push(Number(pid));
-      }
+    onLines(child, (line) => {
+      const pid = /"ready":true,"pid":(\d+)/.exec(line)?.[1];
+      if (pid !== undefined) pids.push(Number(pid));
       if (pids.length >= count) resolve(pids);
     });
     child.once('close', () => reject(new Error(`closed after ${pids.length} of ${count} ready lines`)));

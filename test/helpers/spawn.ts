@@ -55,30 +55,39 @@ export async function finished(child: ChildProcess): Promise<Finished> {
 }
 
 /**
+ * Calls `onLine` with each complete line of the child's stdout as it comes (a chunk may hold
+ * several lines, or part of one); returns the listener, to be taken off with `child.stdout.off`.
+ */
+export function onLines(child: ChildProcess, onLine: (line: string) => void): (chunk: Buffer | string) => void {
+  let buffer = '';
+  const onData = (chunk: Buffer | string) => {
+    buffer += chunk.toString();
+    const lines = buffer.split('\n');
+    // The last piece is a line still being written, or '' after a newline.
+    buffer = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  };
+  child.stdout?.on('data', onData);
+  return onData;
+}
+
+/**
  * Resolves with the first complete line of the child's stdout that matches. Rejects once stdout
  * has closed without one: on 'close', not 'exit', because a line printed just before the child
  * exited may still be unread when 'exit' comes.
  */
 export function lineMatching(child: ChildProcess, pattern: RegExp): Promise<string> {
   return new Promise((resolve, reject) => {
-    let buffer = '';
-    const onData = (chunk: Buffer | string) => {
-      buffer += chunk.toString();
-      const lines = buffer.split('\n');
-      // The last piece is a line still being written, or '' after a newline.
-      buffer = lines.pop() ?? '';
-      for (const line of lines) {
-        if (pattern.test(line)) {
-          child.stdout?.off('data', onData);
-          child.off('close', onClose);
-          resolve(line);
-          return;
-        }
-      }
-    };
+    let found = false;
+    const onData = onLines(child, (line) => {
+      if (found || !pattern.test(line)) return;
+      found = true;
+      child.stdout?.off('data', onData);
+      child.off('close', onClose);
+      resolve(line);
+    });
     const onClose = (code: number | null, signal: NodeJS.Signals | null) =>
       reject(new Error(`exited (${code ?? signal}) before printing a line matching ${pattern}`));
-    child.stdout?.on('data', onData);
     child.once('close', onClose);
   });
 }

@@ -19,7 +19,7 @@ import { abstractSocketOnly } from '../helpers/interlock-mode.ts';
 import { otherNode } from '../helpers/other-node.ts';
 import { deadRecord, liveProcess, processStartOf, recordFor, writeRecord } from '../helpers/records.ts';
 import { seed } from '../helpers/seed.ts';
-import { finished, fixture, lineMatching, spawnTracked, spawnTs } from '../helpers/spawn.ts';
+import { finished, fixture, lineMatching, onLines, spawnTracked, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const asNobody = { skip: nobodyUnavailable() };
@@ -71,15 +71,9 @@ function startSquatter(names: string[], answer: object, node?: string, wrap: str
 async function squat(names: string[], answer: object, node?: string, wrap: string[] = []): Promise<Squatter> {
   const child = startSquatter(names, answer, node, wrap);
   const tokens: string[] = [];
-  let buffer = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    const lines = buffer.split('\n');
-    buffer = lines.pop() ?? '';
-    for (const line of lines) {
-      const value = JSON.parse(line) as { token?: string };
-      if (value.token !== undefined) tokens.push(value.token);
-    }
+  onLines(child, (line) => {
+    const value = JSON.parse(line) as { token?: string };
+    if (value.token !== undefined) tokens.push(value.token);
   });
   const ready = lineMatching(child, /"ready":true/);
   await ready;

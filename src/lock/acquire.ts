@@ -61,7 +61,7 @@ async function pause(ms: number, signal: AbortSignal | undefined): Promise<void>
   }
 }
 
-function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): LockHeldError {
+function heldError(options: ResolvedAcquire, refusal: Refusal, probe: ProcessProbe): LockHeldError {
   const { verdict, record } = refusal;
   return new LockHeldError({
     state: verdict.state === 'held' ? 'held' : 'unknown',
@@ -69,9 +69,9 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
     reason: verdict.reason,
     name: options.name,
     target: describeScope(options.scope),
-    lockPath: recordPathHere(options.dir, options.scope),
+    lockPath: recordPathHere(options.dir, options.scope, probe),
     meta: record === undefined ? undefined : publicRecord(record),
-    now,
+    now: probe.now(),
     ...(refusal.holders && { holders: refusal.holders }),
     ...(refusal.hidden && { hidden: true }),
     ...(refusal.outOfSight && {
@@ -95,7 +95,7 @@ export async function acquireLockWith(
   const resolved = resolveAcquire(options);
   const taken = await takeOrRefuse(resolved, probe, { identify: true, dirChecked: false, ...choices });
   if (taken.kind === 'acquired') return taken.lock;
-  throw heldError(resolved, taken, probe.now());
+  throw heldError(resolved, taken, probe);
 }
 
 /**

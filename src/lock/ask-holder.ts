@@ -49,7 +49,7 @@ export async function heldByInterlock(
   probe: ProcessProbe,
   heard?: Heard,
 ): Promise<Refusal> {
-  heard ??= await askHolder(name, options);
+  heard ??= await askHolder(name, options, probe);
   // Given up while asking: the caller's reason, not a refusal.
   options.signal?.throwIfAborted();
   if (heard.orphan !== undefined) {
@@ -126,10 +126,14 @@ let askedFirst = false;
  * it is the holder's answer (a hung holder is not waited for twice). A free name costs one refused
  * connection, once per process. Linux abstract names only.
  */
-export async function askFirst(name: string, options: ResolvedAcquire): Promise<Heard | undefined> {
+export async function askFirst(
+  name: string,
+  options: ResolvedAcquire,
+  probe: ProcessProbe,
+): Promise<Heard | undefined> {
   if (askedFirst || !name.startsWith('\0')) return undefined;
   askedFirst = true;
-  const heard = await askHolder(name, options);
+  const heard = await askHolder(name, options, probe);
   options.signal?.throwIfAborted();
   return heard.orphan === undefined && heard.asked.kind === 'free' ? undefined : heard;
 }
@@ -143,8 +147,8 @@ export function provesTaken(heard: Heard | undefined): heard is Heard {
 }
 
 /** Asks who holds `name`, or learns from the kernel that none of its holders can answer. */
-function askHolder(name: string, options: ResolvedAcquire): Promise<Heard> {
-  const recordOf = () => readRecordFileQuietly(recordPathHere(options.dir, options.scope))?.record;
+function askHolder(name: string, options: ResolvedAcquire, probe: ProcessProbe): Promise<Heard> {
+  const recordOf = () => readRecordFileQuietly(recordPathHere(options.dir, options.scope, probe))?.record;
   const port = options.scope.kind === 'port' ? options.scope.port : undefined;
   return askUnlessOrphaned(name, () => kernelHolders(name), recordOf, port, ASK_TIMEOUT_MS, options.signal);
 }

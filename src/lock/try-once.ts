@@ -74,7 +74,7 @@ async function bindInterlock(
 ): Promise<Bound | Refusal> {
   const { options, probe, kind } = acquisition;
   const { dir, scope } = options;
-  const heard = identifyHolder && kind !== 'socket-file' ? await askFirst(name, options) : undefined;
+  const heard = identifyHolder && kind !== 'socket-file' ? await askFirst(name, options, probe) : undefined;
   if (provesTaken(heard)) return { ...(await heldByInterlock(name, options, probe, heard)), takenName: name };
   const tried =
     kind === 'socket-file'

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { lockLabel } from '../../src/cli/commands/list.ts';
 import { type AcquireOptions, acquireLock, cleanLocks, inspectLock, listLocks, stopLock } from '../../src/index.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { abstractSocketOnly, interlockMode, interlockOnly } from '../helpers/interlock-mode.ts';
+import { interlockMode, interlockOnly } from '../helpers/interlock-mode.ts';
 import { refusalOf } from '../helpers/refusal.ts';
 import { finished, fixture, lineMatching, spawnTracked, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';

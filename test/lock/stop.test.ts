@@ -32,10 +32,16 @@ describe('stopLock', linuxOnly, () => {
     const port = await freePort();
     const holder = await startHolder({ port, dir, stoppable: true });
     const result = await stopLock({ port, dir, timeout: 0 });
-    // Asked and agreed; whether it has gone yet is a race with a timeout of 0, but it was heard.
-    assert.doesNotMatch(result.reason, /does not answer/);
-    assert.ok(['stopped', 'still-running'].includes(result.outcome), result.reason);
-    if (result.outcome === 'still-running') assert.match(result.reason, /within 0 ms of agreeing to stop/);
+    // A question gets at least 0.1 s whatever the timeout. A holder kept off the CPU that long (a
+    // loaded machine) is heard as silent: then the question must have had those 0.1 s, not 0.
+    if (/does not answer/.test(result.reason)) {
+      assert.match(result.reason, /did not answer within 0\.1 s\)$/);
+      holder.child.kill('SIGKILL');
+    } else {
+      // Asked and agreed; whether it has gone yet is a race with a timeout of 0, but it was heard.
+      assert.ok(['stopped', 'still-running'].includes(result.outcome), result.reason);
+      if (result.outcome === 'still-running') assert.match(result.reason, /within 0 ms of agreeing to stop/);
+    }
     await finished(holder.child);
   });
 

@@ -80,6 +80,7 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
       claim: refusal.claim,
     }),
     ...(refusal.orphaned && { orphaned: true }),
+    ...(refusal.unlisted && { unlisted: refusal.unlisted }),
   });
 }
 

@@ -394,7 +394,9 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
     ...(scope.kind === 'port' ? { port: scope.port } : { key: scope.key }),
     dir,
     name,
-    interlock: 'auto' as const,
+    // A socket file forced for every lock (PORTLOCK_INTERLOCK) is looked at where no record names
+    // it: a socket that holds it without one is still its holder.
+    interlock: validateInterlock(undefined) === 'socket-file' ? ('socket-file' as const) : ('auto' as const),
   };
   const signalled = new Map<number, SignalledProcess & { startTime: string }>();
   let before: LockInspection | undefined;
@@ -428,6 +430,12 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   });
   if (before.state === 'free' || before.state === 'stale')
     return result('not-running', `nothing holds it: ${before.reason}`);
+  if (before.unlistedSocket !== undefined) {
+    // Another network namespace's socket at the lock's file: nothing it answers can be checked,
+    // and the kernel shows no process here holding the lock, so nothing is asked or signalled.
+    const reason = `${before.reason}; no stop request and no signal were sent, for nothing here can vouch for it`;
+    return result('still-running', reason);
+  }
   place.socket = before.record?.socketInode;
   const elsewhere = lockFileElsewhere(before.record, path);
   if (elsewhere !== undefined && before.record !== undefined) {

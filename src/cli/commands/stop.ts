@@ -1,4 +1,5 @@
 import { dirname } from 'node:path';
+import { unlistedNextStep } from '../../errors.ts';
 import { lockFileElsewhere, otherDirectory, shellWord } from '../../lock/held-through.ts';
 import { stopLock } from '../../lock/stop.ts';
 import { describeHolder, listed } from '../../record/holder-text.ts';
@@ -74,15 +75,19 @@ export const stop: Command = {
     }
     const code = result.outcome === 'unknown' ? 'EUNKNOWN' : 'ESTILLRUNNING';
     // An orphaned hold's reason, and another user's, names the holders itself.
-    const held =
-      orphans.length > 0 || result.holderUser !== undefined
+    const held = result.before.unlistedSocket
+      ? `port ${port} cannot be stopped from here: ${result.reason}`
+      : orphans.length > 0 || result.holderUser !== undefined
         ? `port ${port} is ${result.reason}`
         : `port ${port} is still held by${who || ' a process'}: ${result.reason}`;
     out.error(code, `${held}.`, { port, ...result });
     // Held through a lock file in another directory of this user's: that directory's token stops it.
     const elsewhere = lockFileElsewhere(result.before.record, result.before.path);
     const actable = result.before.record !== undefined && otherDirectory(result.before.record, name).actable;
-    if (!out.json && result.holderUser !== undefined) {
+    const unlisted = result.before.unlistedSocket;
+    if (!out.json && unlisted !== undefined) {
+      out.err(unlistedNextStep(unlisted, result.before.holders, `port ${port}`));
+    } else if (!out.json && result.holderUser !== undefined) {
       const user = result.holderUser;
       out.err(
         process.getuid?.() === 0

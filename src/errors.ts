@@ -36,6 +36,8 @@ interface HeldDetails extends HeldVerdict {
   orphaned?: true;
   /** A live socket at the lock's socket file that the kernel here does not list (see `LockInspection.unlistedSocket`). */
   unlisted?: { path: string; uid: number; user: string };
+  /** Set when the record names a live process of another user than its file's owner: that user. */
+  notOwners?: string;
 }
 
 function age(startedAt: string, now: number): string {
@@ -195,6 +197,10 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     const heirs = (d.holders ?? []).map(describeHolder).join(', ');
     lines.push(`Held now by: ${heirs}, through the kernel interlock.`);
     lines.push(`Next step: stop that process first (for example: kill ${heir.pid}), or wait for it to exit.`);
+  } else if (d.state === 'unknown' && d.notOwners !== undefined) {
+    lines.push(
+      `Next step: the lock file's owner holds nothing through it unless a process of theirs runs as ${app}: if none does, remove ${lockPath} (pid ${d.meta.pid} is ${d.notOwners}'s, and portlock never signals it for this record).`,
+    );
   } else if (d.state === 'unknown') {
     lines.push(`Next step: stop ${app} where it runs; if it is not running there, remove ${lockPath}.`);
   } else if (othersUser(d.meta.user)) {

@@ -81,6 +81,7 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, now: number): Loc
     }),
     ...(refusal.orphaned && { orphaned: true }),
     ...(refusal.unlisted && { unlisted: refusal.unlisted }),
+    ...(verdict.notOwners !== undefined && { notOwners: verdict.notOwners }),
   });
 }
 

@@ -75,11 +75,14 @@ export const stop: Command = {
     }
     const code = result.outcome === 'unknown' ? 'EUNKNOWN' : 'ESTILLRUNNING';
     // An orphaned hold's reason, and another user's, names the holders itself.
-    const held = result.before.unlistedSocket
-      ? `port ${port} cannot be stopped from here: ${result.reason}`
-      : orphans.length > 0 || result.holderUser !== undefined
-        ? `port ${port} is ${result.reason}`
-        : `port ${port} is still held by${who || ' a process'}: ${result.reason}`;
+    const held =
+      result.outcome === 'unknown'
+        ? `port ${port}:${who || ' locked'}: ${result.reason}`
+        : result.before.unlistedSocket
+          ? `port ${port} cannot be stopped from here: ${result.reason}`
+          : orphans.length > 0 || result.holderUser !== undefined
+            ? `port ${port} is ${result.reason}`
+            : `port ${port} is still held by${who || ' a process'}: ${result.reason}`;
     out.error(code, `${held}.`, { port, ...result });
     // Held through a lock file in another directory of this user's: that directory's token stops it.
     const elsewhere = lockFileElsewhere(result.before.record, result.before.path);
@@ -95,6 +98,11 @@ export const stop: Command = {
           : user === 'another user'
             ? `Next step: ask whoever runs it (or root) to stop it; as that user: portlock stop ${port}.`
             : `Next step: ask ${user === 'root' ? 'root' : `${user} (or root)`} to stop it; as ${user}: portlock stop ${port}.`,
+      );
+    } else if (!out.json && result.outcome === 'unknown') {
+      // Nothing here can vouch for the process its record names: its file is what can be acted on.
+      out.err(
+        `Next step: stop it where it runs, if it is the holder; if no holder is running, remove ${shellWord(result.before.path)}.`,
       );
     } else if (!out.json && elsewhere !== undefined && actable && result.signalled.length === 0) {
       out.err(`Next step: portlock stop ${port} --dir ${shellWord(dirname(elsewhere))}`);

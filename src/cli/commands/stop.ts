@@ -106,6 +106,14 @@ export const stop: Command = {
       );
     } else if (!out.json && elsewhere !== undefined && actable && result.signalled.length === 0) {
       out.err(`Next step: portlock stop ${port} --dir ${shellWord(dirname(elsewhere))}`);
+    } else if (!out.json && force && result.outcome === 'still-running' && result.signalled.length === 0) {
+      // Nothing the kernel shows holding the lock could be verified: portlock signals nothing else.
+      const pid = result.before.record?.pid;
+      out.err(
+        pid === undefined
+          ? 'Next step: find the process that holds it and stop it yourself; portlock signals only a process the kernel shows holding the lock.'
+          : `Next step: if pid ${pid} is the holder, stop it yourself (kill ${pid}); if nothing holds the lock, remove ${shellWord(result.before.path)}. portlock signals only a process the kernel shows holding the lock.`,
+      );
     } else if (!out.json && !force && result.outcome === 'still-running') {
       out.err(`Next step: portlock stop ${port} --force (SIGTERM, then SIGKILL).`);
     }

@@ -1,8 +1,9 @@
-import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { descriptorLinks, readText } from '../identity/probe.ts';
 import { userName } from '../identity/users.ts';
 import type { InterlockHolder } from '../types.ts';
-import { describeProcess, listeningAtSocketFile } from './holders.ts';
+import { describeProcess, listeningAtSocketFile, parsedUnixTable } from './holders.ts';
 import { knock } from './socket-file.ts';
 
 /**
@@ -34,10 +35,32 @@ function socketFileAt(path: string): { id: string; uid: number } | undefined {
   }
 }
 
-const listedHere = (path: string): boolean | undefined => {
-  const table = readText('/proc/net/unix', 'utf8');
-  return table === undefined ? undefined : listeningAtSocketFile(table, path).length > 0;
-};
+/** A directory's real path, or undefined where it cannot be resolved. */
+function realDir(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether this network namespace's /proc/net/unix lists a socket listening at `path`: bound there,
+ * or under its temp name beside it (see `listeningAtSocketFile`), by this spelling of its
+ * directory or another one (a symbolic link on the way: the table shows the path as it was bound).
+ */
+function listedHere(path: string): boolean | undefined {
+  const table = parsedUnixTable();
+  if (table === undefined) return undefined;
+  const name = basename(path);
+  const dir = realDir(dirname(path));
+  return table.sockets.some(({ path: bound }) => {
+    const shown = basename(bound);
+    const named =
+      shown === name || (shown.startsWith(`.${name}.`) && /^[0-9a-f]{8}$/.test(shown.slice(name.length + 2)));
+    return named && (bound === path || (dir !== undefined && realDir(dirname(bound)) === dir));
+  });
+}
 
 /**
  * Whether a socket file that answers (a connection to it was accepted) is one this network

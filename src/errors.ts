@@ -34,6 +34,10 @@ interface HeldDetails extends HeldVerdict {
   claimedFile?: string | undefined;
   /** Set when those hold it orphaned: no record names them and none can answer (see `LockInspection.orphaned`). */
   orphaned?: true;
+  /** A live socket at the lock's socket file that the kernel here does not list (see `LockInspection.unlistedSocket`). */
+  unlisted?: { path: string; uid: number; user: string };
+  /** Set when the record names a live process of another user than its file's owner: that user. */
+  notOwners?: string;
 }
 
 function age(startedAt: string, now: number): string {
@@ -72,6 +76,31 @@ function othersUser(user: string | undefined): boolean {
   return user !== undefined && !reader.root && user !== reader.user;
 }
 
+/**
+ * `Next step: ...` for a lock held by a socket the kernel here does not list at its socket file
+ * (another network namespace's): neither its answers nor a token nor a signal reach it from here,
+ * so it is stopped where it runs, or its file is removed by the only users who may (its owner, or
+ * root: the socket directory is sticky), once it is known not to be a holder in a container.
+ */
+export function unlistedNextStep(
+  unlisted: { path: string; user: string; uid: number },
+  holders: readonly InterlockHolder[] | undefined,
+  target: string,
+): string {
+  const reader = currentReader();
+  const pids = (holders ?? []).map((holder) => holder.pid);
+  const stop =
+    pids.length === 0
+      ? `stop the process that listens on ${unlisted.path} where it runs (it is ${unlisted.user}'s, in a network namespace of its own)`
+      : `stop ${pids.length === 1 ? 'pid' : 'pids'} ${pids.join(' ')} (${unlisted.user}'s, in a network namespace of its own: kill ${pids.join(' ')})`;
+  const mine = reader.root || reader.user === unlisted.user;
+  const remove = mine
+    ? `or, if it is no holder of yours in a container sharing this directory, remove ${unlisted.path} (rm ${unlisted.path}) and try again`
+    : `or ask ${unlisted.user} or root to remove ${unlisted.path}, which only they can`;
+  const instead = target.startsWith('port ') ? '; or use another port' : '';
+  return `Next step: ${stop}, ${remove}${instead}.`;
+}
+
 function heldLines(d: HeldDetails, wording: Wording): string[] {
   const app = d.meta?.name ?? d.name;
   // The file the holder itself names, where the kernel vouches for it: it may be in another directory.
@@ -93,6 +122,13 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     lines.push(
       `Next step: stop ${pids.includes(' ') ? 'them' : 'it'} (kill ${pids}; none answers a stop request, so it must be signalled), then try again.`,
     );
+    return lines;
+  }
+  if (d.meta === undefined && d.unlisted !== undefined) {
+    // A socket of another network namespace at the lock's socket file: the kernel's word alone.
+    lines.push(`${app} cannot take the lock for ${d.target}: ${d.reason}.`);
+    lines.push(`Socket file: ${d.unlisted.path} (owned by ${d.unlisted.user}, uid ${d.unlisted.uid})`);
+    lines.push(unlistedNextStep(d.unlisted, d.holders, d.target));
     return lines;
   }
   if (d.meta === undefined && squatter !== undefined) {
@@ -161,6 +197,10 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     const heirs = (d.holders ?? []).map(describeHolder).join(', ');
     lines.push(`Held now by: ${heirs}, through the kernel interlock.`);
     lines.push(`Next step: stop that process first (for example: kill ${heir.pid}), or wait for it to exit.`);
+  } else if (d.state === 'unknown' && d.notOwners !== undefined) {
+    lines.push(
+      `Next step: the lock file's owner holds nothing through it unless a process of theirs runs as ${app}: if none does, remove ${lockPath} (pid ${d.meta.pid} is ${d.notOwners}'s, and portlock never signals it for this record).`,
+    );
   } else if (d.state === 'unknown') {
     lines.push(`Next step: stop ${app} where it runs; if it is not running there, remove ${lockPath}.`);
   } else if (othersUser(d.meta.user)) {

@@ -253,6 +253,15 @@ export interface LockInspection {
    * `reason` says where the lock came from, and `record` is absent. `stopLock` with `force` stops them.
    */
   orphaned?: true;
+  /**
+   * Set when a live socket listens at the lock's socket file (the `socket-file` interlock) that
+   * the kernel does not list in this network namespace: it was bound in another one (a container,
+   * or a user's own, which any user may make), or under another name and linked there. Its answers
+   * cannot be checked, so they are never believed (see `claim`): the kernel's word is its file,
+   * that file's owner (`uid`, `user`), and `holders` where /proc shows them. `state` is `held`;
+   * `stopLock` sends it neither a token nor a signal.
+   */
+  unlistedSocket?: { path: string; uid: number; user: string };
 }
 
 /** Called when another process asks the holder to stop (for example `portlock stop`). */

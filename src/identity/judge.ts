@@ -4,6 +4,7 @@ import { MAX_RECORD_BYTES } from '../record/record.ts';
 import { duration, impossibleTime } from '../record/started-at.ts';
 import type { Certainty, InterlockKind, LockRecord } from '../types.ts';
 import type { ProcessInfo, ProcessProbe } from './probe.ts';
+import { userName } from './users.ts';
 
 /** What a lock file says about its holder, judged against the process table. */
 export interface Verdict {
@@ -13,6 +14,8 @@ export interface Verdict {
   reason: string;
   /** Set when the verdict may change by itself soon (a record being written): when to look again. */
   retryAfterMs?: number;
+  /** Set when the record names a live process of another user than its file's owner: the user it runs as. */
+  notOwners?: string;
 }
 
 /**
@@ -183,7 +186,7 @@ export function judgeHolder(record: LockRecord, context: JudgeContext, writtenMs
       ? judgeInPidNamespace(record, probe, pidns)
       : record.pid === probe.pid
         ? judgeOwnPid(record, context)
-        : judgeProcess(record, probe, writtenMs))
+        : judgeProcess(record, probe, writtenMs, owner))
   );
 }
 
@@ -268,8 +271,44 @@ function judgeInPidNamespace(record: LockRecord, probe: ProcessProbe, pidns: str
   };
 }
 
-/** A record of this host naming another process: is that pid still the process that took the lock? */
-function judgeProcess(record: LockRecord, probe: ProcessProbe, writtenMs: number | undefined): Verdict {
+/**
+ * A record of this host naming another process: is that pid still the process that took the lock?
+ * A record vouches only for processes of its file's owner (`owner`), for each process writes its
+ * own: one naming a live process of another user, which its owner could not have been, is a claim
+ * that is not believed (see {@link notOwnersProcess}).
+ */
+function judgeProcess(
+  record: LockRecord,
+  probe: ProcessProbe,
+  writtenMs: number | undefined,
+  owner: number | undefined,
+): Verdict {
+  const verdict = judgeNamedProcess(record, probe, writtenMs);
+  return verdict.state === 'stale' ? verdict : (notOwnersProcess(record, probe, owner) ?? verdict);
+}
+
+/**
+ * Where the live process a record names runs as another user than the record file's owner (Linux,
+ * by its effective uid): `unknown`, certain. Its owner's holder would be a process of its own, so
+ * the record does not speak for this one: neither held (nothing vouches for it, and it is never
+ * signalled) nor stale (a holder that changed its user since may still hold the lock, and a record
+ * its owner wrote is its owner's to remove). Undefined where the users agree or cannot be told.
+ */
+function notOwnersProcess(record: LockRecord, probe: ProcessProbe, owner: number | undefined): Verdict | undefined {
+  if (owner === undefined) return undefined;
+  const info = probe.info(record.pid);
+  if (info === 'gone' || info?.uid === undefined || info.uid === owner) return undefined;
+  const runs = `${userName(info.uid)}${userName(info.uid).startsWith('uid ') ? '' : ` (uid ${info.uid})`}`;
+  const writer = `${userName(owner)}${userName(owner).startsWith('uid ') ? '' : ` (uid ${owner})`}`;
+  return {
+    state: 'unknown',
+    certainty: 'certain',
+    notOwners: userName(info.uid),
+    reason: `the record claims process ${record.pid}, which runs as ${runs}, not as ${writer}, who owns the lock file: a record speaks only for its owner's processes, so it cannot speak for this one`,
+  };
+}
+
+function judgeNamedProcess(record: LockRecord, probe: ProcessProbe, writtenMs: number | undefined): Verdict {
   const { pid } = record;
   if (fromEarlierBoot(record, probe)) {
     return stale('certain', `it was taken before the machine last booted (pid ${pid} is from an earlier boot)`);

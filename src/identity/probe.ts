@@ -27,6 +27,11 @@ export interface ProcessInfo {
    * turns zombie first; its files (sockets, ports) are closed only when the last thread is gone.
    */
   threads?: number;
+  /**
+   * Its effective user id, where the OS tells it cheaply (Linux, from /proc/<pid>/status): a
+   * record vouches only for processes of its file's owner.
+   */
+  uid?: number;
 }
 
 /**
@@ -198,7 +203,14 @@ function linuxInfo(pid: number): ProcessInfo | 'gone' | undefined {
   const parsed = parseProcStat(stat);
   if (parsed === undefined) return undefined;
   const { state, startTime } = parsed;
-  const info: ProcessInfo = { state, startTime, tgid: parseTgid(readText(`/proc/${pid}/status`)) };
+  const status = readText(`/proc/${pid}/status`);
+  const uid = status === undefined ? null : /^Uid:\s+\d+\s+(\d+)/m.exec(status);
+  const info: ProcessInfo = {
+    state,
+    startTime,
+    tgid: parseTgid(status),
+    ...(uid?.[1] !== undefined && { uid: Number(uid[1]) }),
+  };
   if (state === 'Z' || state === 'X') {
     try {
       info.threads = readdirSync(`/proc/${pid}/task`).length;

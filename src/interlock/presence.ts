@@ -1,4 +1,4 @@
-import { readText } from '../identity/probe.ts';
+import { descriptorLinks, readText } from '../identity/probe.ts';
 import { listeningAbstractNames, runsWhollyAs, shownAs, someSocketHolder } from './holders.ts';
 import { SUN_PATH_BYTES } from './name.ts';
 import { Interlock } from './server.ts';
@@ -68,4 +68,17 @@ function presenceInodes(table: string, id: string): string[] {
 /** Whether the text of /proc/net/unix shows something listening on the presence name `id`. */
 export function presenceIn(table: string, id: string): boolean {
   return presenceInodes(table, id).length > 0;
+}
+
+/**
+ * Whether process `pid` holds a socket listening on the presence name `id`, as the kernel shows it
+ * (Linux: /proc/net/unix and /proc/<pid>/fd): the proof that a record-only holder still holds its
+ * lock, since its record alone is a claim. Undefined where /proc cannot tell.
+ */
+export function presenceHeldBy(id: string, pid: number): boolean | undefined {
+  if (process.platform !== 'linux' || !/^[0-9a-f]{16,64}$/.test(id)) return undefined;
+  const table = readText('/proc/net/unix', 'utf8');
+  if (table === undefined) return undefined;
+  const links = new Set(presenceInodes(table, id).map((inode) => `socket:[${inode}]`));
+  return links.size > 0 && descriptorLinks(pid).some((link) => links.has(link));
 }

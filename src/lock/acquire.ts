@@ -80,6 +80,8 @@ function heldError(options: ResolvedAcquire, refusal: Refusal, probe: ProcessPro
       claim: refusal.claim,
     }),
     ...(refusal.orphaned && { orphaned: true }),
+    ...(refusal.unlisted && { unlisted: refusal.unlisted }),
+    ...(verdict.notOwners !== undefined && { notOwners: verdict.notOwners }),
   });
 }
 

@@ -5,7 +5,7 @@ import type { ResolvedAcquire } from '../options/resolve.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
 import type { InterlockHolder, PublicLockRecord } from '../types.ts';
 import type { Attempt } from './attempt.ts';
-import { heldByAnswer, heldByAnswerOn, type OutOfSight } from './interlock-answer.ts';
+import { heldByAnswer, heldByAnswerOn, heldByUnlisted, type OutOfSight } from './interlock-answer.ts';
 import { judgeWith } from './judge-here.ts';
 import { askUnlessOrphaned, type Heard, kernelAfterAsk } from './orphan.ts';
 import { recordPathHere } from './record-path.ts';
@@ -28,6 +28,8 @@ export type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   claim?: PublicLockRecord | undefined;
   /** Set when those hold it orphaned (see `orphaned`). */
   orphaned?: true;
+  /** A live socket at the lock's socket file that the kernel here does not list (see `LockInspection.unlistedSocket`). */
+  unlisted?: { path: string; uid: number; user: string };
 };
 
 /** A refusal by a taken interlock whose holder was not asked who it is. */
@@ -60,7 +62,7 @@ export async function heldByInterlock(
   const answer = heard.asked;
   // The kernel read while waiting for the answer serves again where it still shows the answerer;
   // otherwise the processes the answer names are looked at first (see heldByAnswerOn).
-  const held =
+  const judged =
     heard.kernel === undefined
       ? heldByAnswerOn(name, answer, probe, options.scope)
       : heldByAnswer(
@@ -69,6 +71,8 @@ export async function heldByInterlock(
           kernelAfterAsk(answer, heard.kernel, () => kernelHolders(name)),
           options.scope,
         );
+  // Free to the kernel here, yet a socket file answered: held from another network namespace.
+  const held = judged ?? (await heldByUnlisted(name, answer));
   if (held === undefined) {
     // Released between our bind and our question: try again at once.
     return {
@@ -80,6 +84,19 @@ export async function heldByInterlock(
   }
   if (held.record !== undefined)
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
+  if (held.unlisted !== undefined) {
+    // No record speaks for a socket of another network namespace: the kernel's word alone.
+    const { path, uid, user } = held.unlisted;
+    return {
+      kind: 'held',
+      viaInterlock: true,
+      record: undefined,
+      ...(held.holders.length > 0 && { holders: held.holders }),
+      ...(held.claim && { claim: held.claim }),
+      unlisted: { path, uid, user },
+      verdict: held.verdict,
+    };
+  }
   const here = recordPathHere(options.dir, options.scope, probe);
   // The record is read where no answer was believed: none came, or it came from another network
   // namespace, where the record on file is judged instead (see `otherNetwork`).

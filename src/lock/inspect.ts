@@ -28,7 +28,7 @@ import type {
   LockInspection,
   PublicLockRecord,
 } from '../types.ts';
-import { heldByAnswer } from './interlock-answer.ts';
+import { heldByAnswer, heldByUnlisted } from './interlock-answer.ts';
 import { judgeWith } from './judge-here.ts';
 import { checkLockDir } from './lock-dir.ts';
 import { askUnlessOrphaned, kernelAfterAsk, orphaned } from './orphan.ts';
@@ -50,6 +50,8 @@ interface Judgement {
   claim?: PublicLockRecord;
   /** Set when the kernel's holders hold it orphaned (see `orphaned`). */
   orphaned?: true;
+  /** A live socket at the lock's socket file that the kernel here does not list (see `LockInspection.unlistedSocket`). */
+  unlisted?: LockInspection['unlistedSocket'];
 }
 
 const FREE: Asked = { kind: 'free' };
@@ -131,7 +133,13 @@ export async function judgeLock(
     name === undefined || unbound || asked === undefined
       ? undefined
       : kernelAfterAsk(asked, heard?.kernel, () => kernelHolders(name, owners, undefined, unixTable));
-  const held = asked && kernel && heldByAnswer(asked, probe, kernel, scope);
+  // A socket file that answers where the kernel here lists no socket: held from another network
+  // namespace, whatever it claims (see heldByUnlisted).
+  const held =
+    (asked && kernel && heldByAnswer(asked, probe, kernel, scope)) ??
+    (name !== undefined && asked !== undefined && kernel?.state === 'free'
+      ? await heldByUnlisted(name, asked)
+      : undefined);
   if (held?.otherNetwork && file !== undefined) {
     // Its holder's socket is out of this namespace's sight: the record is judged, as without an interlock.
     const judged = judgeWith(probe)(file);
@@ -152,7 +160,16 @@ export async function judgeLock(
     // cannot tell who holds the name (at most `likely`), or where it names the record's process.
     const recordHolds = shown !== undefined && held.holders.some((holder) => holder.pid === shown.pid);
     const record = held.record ?? (held.claim === undefined || recordHolds ? shown : undefined);
-    return { file, verdict: held.verdict, record, holders: held.holders, ...(held.claim && { claim: held.claim }) };
+    return {
+      file,
+      verdict: held.verdict,
+      record,
+      holders: held.holders,
+      ...(held.claim && { claim: held.claim }),
+      ...(held.unlisted && {
+        unlisted: { path: held.unlisted.path, uid: held.unlisted.uid, user: held.unlisted.user },
+      }),
+    };
   }
   if (unreadable !== undefined) {
     return { file, verdict: { state: 'unknown', certainty: 'certain', reason: unreadable }, record: undefined };
@@ -174,7 +191,8 @@ export function toInspection(
     holders,
     claim,
     orphaned,
-  }: Pick<Judgement, 'verdict' | 'record' | 'holders' | 'claim' | 'orphaned'>,
+    unlisted,
+  }: Pick<Judgement, 'verdict' | 'record' | 'holders' | 'claim' | 'orphaned' | 'unlisted'>,
 ): LockInspection {
   return {
     state: verdict.state,
@@ -186,6 +204,7 @@ export function toInspection(
     ...(holders !== undefined && holders.length > 0 && { holders }),
     ...(claim && { claim }),
     ...(orphaned && { orphaned }),
+    ...(unlisted && { unlistedSocket: unlisted }),
   };
 }
 

@@ -3,6 +3,7 @@ import type { Verdict } from '../identity/judge.ts';
 import { nsPids, readText } from '../identity/probe.ts';
 import type { Asked } from '../interlock/client.ts';
 import { type KernelHolders, kernelHolders, kernelHoldersAmong, setApartLookAlikes } from '../interlock/holders.ts';
+import { type UnlistedSocketFile, unlistedSocketFile } from '../interlock/unlisted-socket-file.ts';
 import type { LockScope } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { describeHolder, holdersHold, listed } from '../record/holder-text.ts';
@@ -40,6 +41,11 @@ interface HeldByInterlock {
    * them; this namespace's /proc/net/unix does not show its socket): the record decides, judged.
    */
   otherNetwork?: true;
+  /**
+   * Set when a live socket listens at the lock's socket file that /proc/net/unix here does not
+   * list: what the kernel tells of it (its file's owner, its processes where they can be seen).
+   */
+  unlisted?: UnlistedSocketFile;
 }
 
 /** `"percy" pid 1`: what an answer claims to be. */
@@ -265,4 +271,36 @@ export function heldByAnswerOn(
   }
   const kernel = kernelHolders(name);
   return heldByAnswer(asked, probe, kernel, scope);
+}
+
+/**
+ * Where the interlock seemed free to the kernel here, yet a lock's socket file answered (or took
+ * the connection and kept silent): a socket /proc/net/unix here does not list, bound in another
+ * network namespace (or under another name and linked there), whatever it claims. Such a socket
+ * holds the lock's file, so the lock is held; by whom, the kernel says (the file's owner, and the
+ * processes holding it where /proc shows them), never its answer, which cannot be checked from
+ * here (a user may make a network namespace of their own and claim any other in it). Undefined
+ * where the kernel does not bear that out (see {@link unlistedSocketFile}).
+ */
+export async function heldByUnlisted(name: string, asked: Asked): Promise<HeldByInterlock | undefined> {
+  if (!name.startsWith('/') || asked.kind === 'free') return undefined;
+  const unlisted = await unlistedSocketFile(name);
+  if (unlisted === undefined) return undefined;
+  const answer =
+    asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
+  const { holders, user, uid } = unlisted;
+  const who =
+    holders.length === 0
+      ? `a socket of user ${user} (uid ${uid}, the file's owner)`
+      : `${listed(holders.map(describeHolder))} (the file's owner is ${user}, uid ${uid})`;
+  const claims = answer === undefined ? '' : `; it claims to be ${claimOf(answer)}, which cannot be checked from here`;
+  const reason = `the lock's socket file ${name} is held by ${who}, in another network namespace (its answers cannot be checked): /proc/net/unix here does not list it${claims}`;
+  return {
+    verdict: { state: 'held', certainty: 'certain', reason: printable(reason) },
+    holders,
+    ...(answer !== undefined && { claim: answer }),
+    ...(holders.length === 0 && { hidden: true as const }),
+    outOfSight: 'network-namespace',
+    unlisted,
+  };
 }

@@ -7,6 +7,7 @@ import { ASK_TIMEOUT_MS, ask, waitForRelease } from '../interlock/client.ts';
 import { interlockKind, recordedKind, unverifiable } from '../interlock/flavour.ts';
 import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
+import { presenceHeldBy } from '../interlock/presence.ts';
 import { liveSocketFile, notHoldersSocketFile } from '../interlock/socket-file.ts';
 import { monotonicMs } from '../monotonic.ts';
 import { resolveTarget } from '../options/resolve.ts';
@@ -140,6 +141,10 @@ function verify(place: Place): Verification {
       if (record.pidns !== undefined && proc.pidns !== undefined && record.pidns !== proc.pidns) {
         return `pid ${record.pid} runs in another pid namespace than its record says`;
       }
+      // A record-only holder (no interlock): its record is a claim; the kernel must show the
+      // process holding the lock's name, or the presence name the record gives (see presence.ts).
+      const onName = (kernel?.holders ?? []).some((holder) => holder.pid === record.pid);
+      if (record.interlock !== true && !onName) return notHoldingPresence(record);
       return undefined;
     })();
     if (why !== undefined) doubts.push(`the process its record names is not signalled: ${why}`);
@@ -183,6 +188,22 @@ function verify(place: Place): Verification {
     ...(tokenFor !== undefined && { tokenFor }),
     ...(doubts.length > 0 && { doubt: doubts.join('; ') }),
   };
+}
+
+/**
+ * Why the kernel does not show a record-only holder (one without an interlock) holding its lock,
+ * or undefined where it does: the record's process must hold the presence name its record gives
+ * (Linux). Elsewhere, or for a record without one, nothing but the record says it holds the lock.
+ */
+function notHoldingPresence(record: LockRecord): string | undefined {
+  if (record.presence === undefined) {
+    return `its record names no kernel name it holds (no interlock, no presence name), so nothing but the record says pid ${record.pid} holds the lock`;
+  }
+  const held = presenceHeldBy(record.presence, record.pid);
+  if (held === true) return undefined;
+  return held === false
+    ? `the kernel does not show pid ${record.pid} holding the presence name its record gives, so it does not hold the lock through this record`
+    : `this system does not show which process holds the presence name its record gives, so nothing but the record says pid ${record.pid} holds the lock`;
 }
 
 /** Of the processes verified before, those that still hold the lock now: same start time, still holding. */
@@ -394,7 +415,9 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
     ...(scope.kind === 'port' ? { port: scope.port } : { key: scope.key }),
     dir,
     name,
-    interlock: 'auto' as const,
+    // A socket file forced for every lock (PORTLOCK_INTERLOCK) is looked at where no record names
+    // it: a socket that holds it without one is still its holder.
+    interlock: validateInterlock(undefined) === 'socket-file' ? ('socket-file' as const) : ('auto' as const),
   };
   const signalled = new Map<number, SignalledProcess & { startTime: string }>();
   let before: LockInspection | undefined;
@@ -428,6 +451,12 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   });
   if (before.state === 'free' || before.state === 'stale')
     return result('not-running', `nothing holds it: ${before.reason}`);
+  if (before.unlistedSocket !== undefined) {
+    // Another network namespace's socket at the lock's file: nothing it answers can be checked,
+    // and the kernel shows no process here holding the lock, so nothing is asked or signalled.
+    const reason = `${before.reason}; no stop request and no signal were sent, for nothing here can vouch for it`;
+    return result('still-running', reason);
+  }
   place.socket = before.record?.socketInode;
   const elsewhere = lockFileElsewhere(before.record, path);
   if (elsewhere !== undefined && before.record !== undefined) {

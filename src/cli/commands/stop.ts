@@ -1,4 +1,5 @@
 import { dirname } from 'node:path';
+import { unlistedNextStep } from '../../errors.ts';
 import { lockFileElsewhere, otherDirectory, shellWord } from '../../lock/held-through.ts';
 import { stopLock } from '../../lock/stop.ts';
 import { describeHolder, listed } from '../../record/holder-text.ts';
@@ -75,14 +76,21 @@ export const stop: Command = {
     const code = result.outcome === 'unknown' ? 'EUNKNOWN' : 'ESTILLRUNNING';
     // An orphaned hold's reason, and another user's, names the holders itself.
     const held =
-      orphans.length > 0 || result.holderUser !== undefined
-        ? `port ${port} is ${result.reason}`
-        : `port ${port} is still held by${who || ' a process'}: ${result.reason}`;
+      result.outcome === 'unknown'
+        ? `port ${port}:${who || ' locked'}: ${result.reason}`
+        : result.before.unlistedSocket
+          ? `port ${port} cannot be stopped from here: ${result.reason}`
+          : orphans.length > 0 || result.holderUser !== undefined
+            ? `port ${port} is ${result.reason}`
+            : `port ${port} is still held by${who || ' a process'}: ${result.reason}`;
     out.error(code, `${held}.`, { port, ...result });
     // Held through a lock file in another directory of this user's: that directory's token stops it.
     const elsewhere = lockFileElsewhere(result.before.record, result.before.path);
     const actable = result.before.record !== undefined && otherDirectory(result.before.record, name).actable;
-    if (!out.json && result.holderUser !== undefined) {
+    const unlisted = result.before.unlistedSocket;
+    if (!out.json && unlisted !== undefined) {
+      out.err(unlistedNextStep(unlisted, result.before.holders, `port ${port}`));
+    } else if (!out.json && result.holderUser !== undefined) {
       const user = result.holderUser;
       out.err(
         process.getuid?.() === 0
@@ -91,8 +99,21 @@ export const stop: Command = {
             ? `Next step: ask whoever runs it (or root) to stop it; as that user: portlock stop ${port}.`
             : `Next step: ask ${user === 'root' ? 'root' : `${user} (or root)`} to stop it; as ${user}: portlock stop ${port}.`,
       );
+    } else if (!out.json && result.outcome === 'unknown') {
+      // Nothing here can vouch for the process its record names: its file is what can be acted on.
+      out.err(
+        `Next step: stop it where it runs, if it is the holder; if no holder is running, remove ${shellWord(result.before.path)}.`,
+      );
     } else if (!out.json && elsewhere !== undefined && actable && result.signalled.length === 0) {
       out.err(`Next step: portlock stop ${port} --dir ${shellWord(dirname(elsewhere))}`);
+    } else if (!out.json && force && result.outcome === 'still-running' && result.signalled.length === 0) {
+      // Nothing the kernel shows holding the lock could be verified: portlock signals nothing else.
+      const pid = result.before.record?.pid;
+      out.err(
+        pid === undefined
+          ? 'Next step: find the process that holds it and stop it yourself; portlock signals only a process the kernel shows holding the lock.'
+          : `Next step: if pid ${pid} is the holder, stop it yourself (kill ${pid}); if nothing holds the lock, remove ${shellWord(result.before.path)}. portlock signals only a process the kernel shows holding the lock.`,
+      );
     } else if (!out.json && !force && result.outcome === 'still-running') {
       out.err(`Next step: portlock stop ${port} --force (SIGTERM, then SIGKILL).`);
     }

@@ -1,0 +1,48 @@
+// A signal goes only to a process the kernel shows holding the lock. A holder without an interlock
+// holds a presence name (Linux) that its record gives: `stop --force` signals the record's process
+// only where /proc shows it holding that name. A record naming a live process of the same user
+// that holds nothing is a claim: nothing is signalled, and the next step says what to do.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { lockPathFor, stopLock } from '../../src/index.ts';
+import { cli } from '../cli/_support.ts';
+import { freePort } from '../helpers/free-port.ts';
+import { startHolder } from '../helpers/holder.ts';
+import { liveProcess, processStartOf, recordFor, writeRecord } from '../helpers/records.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const linux = { skip: process.platform !== 'linux' && 'presence names are Linux' };
+
+describe('stop --force and a holder by its record alone', linux, () => {
+  for (const presence of [undefined, 'ab'.repeat(16)]) {
+    it(`signals no live process its record names that holds no kernel name (${presence === undefined ? 'no presence name' : 'a presence name it does not hold'})`, async () => {
+      const dir = tempDir();
+      const port = await freePort();
+      const bystander = await liveProcess();
+      const start = processStartOf(bystander.pid);
+      writeRecord(lockPathFor({ port, dir }), recordFor(bystander.pid, { port, ...(presence && { presence }) }));
+      try {
+        const stopped = await stopLock({ port, dir, force: true, timeout: 200 });
+        assert.equal(stopped.outcome, 'still-running', stopped.reason);
+        assert.deepEqual(stopped.signalled, []);
+        assert.match(stopped.reason, /none could be verified as its holder/);
+        const stop = await cli(['stop', String(port), '--dir', dir, '--force', '--timeout', '0.2']);
+        assert.equal(stop.code, 1, stop.stderr);
+        assert.match(stop.stderr, new RegExp(`Next step: if pid ${bystander.pid} is the holder, stop it yourself`));
+        assert.equal(bystander.child.exitCode, null, 'the bystander was not signalled');
+        assert.equal(processStartOf(bystander.pid), start);
+      } finally {
+        bystander.child.kill('SIGKILL');
+      }
+    });
+  }
+
+  it('stops a real holder without an interlock, which holds the presence name its record gives', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const holder = await startHolder({ port, dir, interlock: 'off' });
+    const stopped = await stopLock({ port, dir, force: true, timeout: 10_000 });
+    assert.equal(stopped.outcome, 'stopped', stopped.reason);
+    assert.deepEqual(stopped.signalled, [holder.pid]);
+  });
+});

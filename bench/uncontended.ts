@@ -1,6 +1,6 @@
 import { closeSync, constants, existsSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { socketFileBase } from '../src/interlock/socket-file.ts';
+import { socketFileBase } from '../src/interlock/socket-file-path.ts';
 import { freePort, nowMs, rotated, type Scale, type Summary, summarize, tempDir } from './common.ts';
 import { type ContenderId, contenders, type Target } from './contenders.ts';
 

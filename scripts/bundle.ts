@@ -180,6 +180,14 @@ async function needsOf(importers: Iterable<string>, held: Set<string>): Promise<
  */
 const ON_FIRST_USE = new Set(['node:net', 'node:dns/promises', 'node:child_process', 'node:http']);
 
+/**
+ * Node builtins that are cheap but not free to load (node:os, a few tenths of a millisecond each
+ * on a small machine) and that a lock needs only in some calls: the functions imported from them
+ * load them on the first call, as above; anything else imported from them (`constants`) loads them
+ * at once. Importing `portlock/lock` then loads no builtin that Node has not loaded already.
+ */
+const FUNCTIONS_ON_FIRST_USE = new Set(['node:os', 'node:timers/promises']);
+
 const BUILTIN_IMPORT = /^import (?:(\w+)|\* as (\w+)|\{([^}]*)\}) from "(node:[\w/]+)";$/gm;
 
 /**
@@ -204,20 +212,21 @@ function builtinsWithoutNamespaces(code: string, file: string): string {
         const [imported = '', local = imported] = part.split(/\s+as\s+/);
         return { imported, local };
       });
-    if (!ON_FIRST_USE.has(builtin)) {
-      const list = bindings.map(({ imported, local }) => (imported === local ? local : `${imported}: ${local}`));
-      return `const { ${list.join(', ')} } = ${load};`;
-    }
     const module = process.getBuiltinModule(builtin) as Record<string, unknown>;
-    return bindings
-      .map(({ imported, local }) => {
-        const value = module[imported];
-        if (typeof value !== 'function' || /^[A-Z]/.test(imported)) {
-          throw new Error(`${file}: ${imported} from ${builtin} is not a plain function; it cannot load on first use`);
-        }
-        return `const ${local} = (...args) => ${load}.${imported}(...args);`;
-      })
-      .join('\n');
+    const isPlainFunction = (name: string) => typeof module[name] === 'function' && !/^[A-Z]/.test(name);
+    const strict = ON_FIRST_USE.has(builtin);
+    const deferred =
+      strict || FUNCTIONS_ON_FIRST_USE.has(builtin) ? bindings.filter((b) => isPlainFunction(b.imported)) : [];
+    const atOnce = bindings.filter((binding) => !deferred.includes(binding));
+    if (strict && atOnce.length > 0) {
+      const [{ imported }] = atOnce as [(typeof atOnce)[number]];
+      throw new Error(`${file}: ${imported} from ${builtin} is not a plain function; it cannot load on first use`);
+    }
+    const list = atOnce.map(({ imported, local }) => (imported === local ? local : `${imported}: ${local}`));
+    return [
+      ...(list.length > 0 ? [`const { ${list.join(', ')} } = ${load};`] : []),
+      ...deferred.map(({ imported, local }) => `const ${local} = (...args) => ${load}.${imported}(...args);`),
+    ].join('\n');
   });
   const left = /^import .*"node:.*$/m.exec(out);
   if (left !== null) throw new Error(`${file}: cannot rewrite \`${left[0]}\``);

@@ -16,12 +16,17 @@ function ownCacheDir(): string | undefined {
   if (uid === undefined) return undefined;
   const dir = join(tmpdir(), `portlock-compile-cache-${uid}`);
   try {
-    mkdirSync(dir, { mode: 0o700 });
-  } catch {
-    // There already, or not to be made: which it is, and whose, is checked below.
-  }
-  try {
-    const found = lstatSync(dir);
+    // Looked at first, made only where missing: on every start but the first it is there, and a
+    // failed mkdir costs an exception (a stack trace) that a start refused in milliseconds notices.
+    let found = lstatSync(dir, { throwIfNoEntry: false });
+    if (found === undefined) {
+      try {
+        mkdirSync(dir, { mode: 0o700 });
+      } catch {
+        // Made by another start meanwhile, or not to be made: which it is, and whose, is checked below.
+      }
+      found = lstatSync(dir);
+    }
     return found.isDirectory() && found.uid === uid && (found.mode & 0o077) === 0 ? dir : undefined;
   } catch {
     return undefined;

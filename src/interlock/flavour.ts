@@ -1,7 +1,7 @@
 import type { LockScope } from '../options/validate.ts';
 import type { InterlockKind, InterlockOption, LockRecord } from '../types.ts';
 import { interlockName } from './name.ts';
-import { liveSocketFile, socketFileBase } from './socket-file.ts';
+import { socketFileBase } from './socket-file-path.ts';
 
 /**
  * Which interlock holds a lock: `auto` is the abstract socket on Linux, the named pipe on Windows
@@ -59,7 +59,11 @@ export async function interlockToAsk(
   let kind = interlockKind(option);
   if (kind !== undefined && recorded !== undefined && available(recorded, process.platform)) kind = recorded;
   if (kind === undefined) return undefined;
-  const name = kind === 'socket-file' ? await liveSocketFile(scope, dir) : interlockName(scope, dir);
+  // The socket-file interlock's code loads where a lock has one (see socket-file-path.ts).
+  const name =
+    kind === 'socket-file'
+      ? await (await import('./socket-file.ts')).liveSocketFile(scope, dir)
+      : interlockName(scope, dir);
   return name === undefined ? undefined : { kind, name };
 }
 

@@ -15,20 +15,19 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { SocketDirectoryError } from '../errors.ts';
 import type { Verdict } from '../identity/judge.ts';
 import { readText } from '../identity/probe.ts';
 import { crypto } from '../lazy-crypto.ts';
 import { actOnStale } from '../lock/claim-chain.ts';
-import { SOCKET_DIR_ENV } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import type { RecordFile } from '../record/read-record.ts';
 import { unlinkQuietly } from '../record/unlink-quietly.ts';
 import type { LockRecord } from '../types.ts';
 import { listeningAtSocketFile } from './holders.ts';
 import { Interlock } from './server.ts';
+import { besidePath, digest, fits, portSocketDir, shortPath, socketFileBase, uid } from './socket-file-path.ts';
 
 /**
  * The socket-file interlock (macOS, the BSDs, other POSIX systems; on Linux with
@@ -57,56 +56,8 @@ import { Interlock } from './server.ts';
  *   refuses connections (see `sweepDeadTemps`).
  */
 
-/** The host-wide directory of port sockets, sticky like `/tmp/.X11-unix`. */
-export const DEFAULT_SOCKET_DIR = '/tmp/.portlock';
-/** The longest socket path, without its NUL: `sun_path` is 108 bytes on Linux, 104 on macOS and BSD. */
-export const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
-/** What a temp name (`.<name>.<8 hex>`) adds to a socket's path. */
-const TEMP_EXTRA_BYTES = 10;
 /** Slots of one port: enough for a few users' dead sockets, few enough to look at all of them. */
 export const MAX_SLOTS = 16;
-
-const fits = (path: string): boolean => Buffer.byteLength(path) + TEMP_EXTRA_BYTES <= MAX_SOCKET_PATH_BYTES;
-const digest = (text: string): string => crypto().createHash('sha256').update(text).digest('hex').slice(0, 24);
-const uid = (): number | undefined => process.getuid?.();
-
-/** The host-wide directory of port sockets. */
-export function portSocketDir(): string {
-  const dir = process.env[SOCKET_DIR_ENV];
-  return dir ? resolve(dir) : DEFAULT_SOCKET_DIR;
-}
-
-/** This user's private directory of short socket names, for lock directories with long paths. */
-function privateSocketDir(): string {
-  const name = `portlock-${uid() ?? 'user'}`;
-  const preferred = join(tmpdir(), name);
-  // A hashed name is 29 bytes; a temp directory with a long path (TMPDIR) falls back to /tmp.
-  return fits(join(preferred, 'x'.repeat(29))) ? preferred : join('/tmp', name);
-}
-
-/** A key lock's socket path as written in its lock directory (a socket, or a link to one). */
-const besidePath = (dir: string, key: string): string => join(dir, `${key}.sock`);
-
-/** The short name of a key lock's socket in this user's private directory. */
-function shortPath(dir: string, key: string): string {
-  let real = dir;
-  try {
-    real = realpathSync(dir);
-  } catch {
-    // Not created yet: its spelling is the best name there is.
-  }
-  return join(privateSocketDir(), `${digest(`${real}\0${key}`)}.sock`);
-}
-
-/**
- * The path of a lock's socket (for a port, its first slot): `<socket dir>/port-<port>.sock`, or
- * `<dir>/<key>.sock`, or where that is too long, a short name in this user's private directory.
- */
-export function socketFileBase(scope: LockScope, dir: string): string {
-  if (scope.kind === 'port') return join(portSocketDir(), `port-${scope.port}.sock`);
-  const beside = besidePath(dir, scope.key);
-  return fits(beside) ? beside : shortPath(dir, scope.key);
-}
 
 /** Slot `n` of a port's socket: the base path itself, then `port-<port>.<n>.sock`. */
 export function slotPath(base: string, n: number): string {

@@ -5,7 +5,6 @@ import { recordedKind } from '../interlock/flavour.ts';
 import { listeningInode } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { Interlock } from '../interlock/server.ts';
-import { isLocksSocketFile } from '../interlock/socket-file.ts';
 import type { ResolvedAcquire } from '../options/resolve.ts';
 import { replaceAtomically } from '../record/publish.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
@@ -90,6 +89,7 @@ export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe
   // The record says which interlock the giver holds: an abstract name, or a socket file.
   const kind = recordedKind(given);
   if (kind === 'socket-file') {
+    const { isLocksSocketFile } = await import('../interlock/socket-file.ts');
     if (!isLocksSocketFile(handoff.fd, scope, handoff.dir, given.socketFile)) return undefined;
   } else {
     const name = interlockName(scope, handoff.dir);

@@ -1,6 +1,5 @@
 import { directoryIdentity } from '../interlock/name.ts';
 import type { Interlock } from '../interlock/server.ts';
-import { bindSocketFile } from '../interlock/socket-file.ts';
 import type { ResolvedAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import { createRecord, publicRecord, serializeRecord } from '../record/record.ts';
@@ -78,7 +77,8 @@ async function bindInterlock(
   if (provesTaken(heard)) return { ...(await heldByInterlock(name, options, probe, heard)), takenName: name };
   const tried =
     kind === 'socket-file'
-      ? await bindSocketFile(
+      ? // The socket-file interlock's code loads where a lock has one (see socket-file-path.ts).
+        await (await import('../interlock/socket-file.ts')).bindSocketFile(
           scope,
           dir,
           takerFor(options, probe, () => acquisition.token()),

@@ -4,7 +4,6 @@ import { descriptorLinks, readText } from '../identity/probe.ts';
 import { userName } from '../identity/users.ts';
 import type { InterlockHolder } from '../types.ts';
 import { describeProcess, listeningAtSocketFile, parsedUnixTable } from './holders.ts';
-import { knock } from './socket-file.ts';
 
 /**
  * A live socket at a lock's socket file that this network namespace's /proc/net/unix does not list
@@ -76,6 +75,8 @@ function listedHere(path: string): boolean | undefined {
  */
 export async function unlistedSocketFile(path: string): Promise<UnlistedSocketFile | undefined> {
   if (process.platform !== 'linux' || !path.startsWith('/')) return undefined;
+  // Loaded where a lock has a socket file, as the rest of that interlock is (it is loaded by now).
+  const { knock } = await import('./socket-file.ts');
   const before = socketFileAt(path);
   if (before === undefined || (await knock(path)) !== 'live') return undefined;
   if (listedHere(path) !== false) return undefined;

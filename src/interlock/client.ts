@@ -269,6 +269,8 @@ function waitOnce(
       // Refused: nobody holds the name; anything else, it is gone too (the default).
       finish();
     });
+    // The holder's end, as soon as it is read (its close comes a turn of the event loop later).
+    socket.on('end', finish);
     socket.on('close', finish);
   });
 }
@@ -285,23 +287,43 @@ function shouldPark(
 
 /**
  * Waits at the park `id`: `ended` when it closes or refuses (the one ahead has had its turn, or is
- * gone), `recheck` after {@link PARK_RECHECK_MS}, `timeout` when `signal` aborts.
+ * gone), `free` when, looking every {@link PARK_RECHECK_MS}, `stillHeld` finds the lock free while
+ * the park stands, `timeout` when `signal` aborts. The connection to the park stays open while
+ * looking: a waiter that looks wakes neither the one ahead nor those behind it.
  */
-function parkBehind(id: string, signal: AbortSignal): Promise<'ended' | 'recheck' | 'timeout'> {
+function parkBehind(
+  id: string,
+  signal: AbortSignal,
+  stillHeld: () => Promise<boolean>,
+): Promise<'ended' | 'free' | 'timeout'> {
   if (signal.aborted) return Promise.resolve('timeout');
   return new Promise((resolve) => {
     const socket = connect({ path: parkName(id) });
-    const finish = (how: 'ended' | 'recheck' | 'timeout') => {
+    let timer: NodeJS.Timeout | undefined;
+    let done = false;
+    const finish = (how: 'ended' | 'free' | 'timeout') => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
       resolve(how);
     };
     const onAbort = () => finish('timeout');
-    const timer = setTimeout(() => finish('recheck'), PARK_RECHECK_MS);
+    const look = () => {
+      timer = setTimeout(async () => {
+        const held = await stillHeld();
+        if (done) return;
+        if (held) look();
+        else finish('free');
+      }, PARK_RECHECK_MS);
+    };
+    look();
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('data', () => finish('ended'));
     socket.on('error', () => finish('ended'));
+    // The park's end, as soon as it is read (its close comes a turn of the event loop later).
+    socket.on('end', () => finish('ended'));
     socket.on('close', () => finish('ended'));
   });
 }
@@ -354,23 +376,19 @@ export async function waitForRelease(
     const heard = await waitOnce(name, since, until, park, ended);
     switch (heard.kind) {
       case 'park': {
-        for (;;) {
-          const how = await parkBehind(heard.behind, until);
-          if (how === 'timeout') return 'timeout';
-          if (how === 'ended') {
-            // The one ahead has had its turn (its park closes only once it has), or is gone.
-            ended = heard.behind;
-            before = undefined;
-            break;
-          }
-          // Long at the park: while someone holds the lock, the queue moves, or will; only a free
-          // name means the one ahead may be stuck. Then it has one turn's time before this one goes.
-          const asked = await ask(name, { op: 'who' }, undefined, until);
-          if (until.aborted) return 'timeout';
-          if (asked.kind !== 'free') continue;
+        // Long at the park: while someone holds the lock, the queue moves, or will; only a free
+        // name means the one ahead may be stuck.
+        const stillHeld = async () => (await ask(name, { op: 'who' }, undefined, until)).kind !== 'free';
+        const how = await parkBehind(heard.behind, until, stillHeld);
+        if (how === 'timeout') return 'timeout';
+        if (how === 'ended') {
+          // The one ahead has had its turn (its park closes only once it has), or is gone.
+          ended = heard.behind;
+          before = undefined;
+        } else {
+          // Free while the one ahead still waits: it has one turn's time before this one goes.
           before = heard.after;
           turnAt = monotonicMs() + TURN_STEP_MS;
-          break;
         }
         continue;
       }

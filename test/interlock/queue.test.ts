@@ -136,6 +136,65 @@ describe('waiters at the interlock', linuxOnly, () => {
     }
   });
 
+  it('stay at the park of the one ahead while they look whether the lock is still held', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const orderFile = join(dir, 'order');
+    writeFileSync(orderFile, '');
+    const name = interlockName({ kind: 'port', port }, dir) ?? '';
+    // The one ahead: a park that stays open until the test closes it.
+    const id = `${process.pid}-${randomBytes(16).toString('hex')}`;
+    const park = createServer();
+    const followers: Socket[] = [];
+    park.on('connection', (socket) => followers.push(socket));
+    park.listen({ path: parkName(id), exclusive: true });
+    await once(park, 'listening');
+    // A holder that sends every waiter to that park, and tells when it is asked who it is.
+    const sockets: Socket[] = [];
+    let asked: (() => void) | undefined;
+    const whoAsked = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    const holder = createServer((socket) => {
+      sockets.push(socket);
+      socket.setEncoding('utf8').once('data', (line: string) => {
+        const request = JSON.parse(line) as { op: string };
+        if (request.op === 'wait') {
+          const place = { v: 1, ok: true, waiting: true, ahead: 1, after: process.pid, holder: process.pid, behind: id };
+          socket.write(`${JSON.stringify(place)}\n`);
+        } else {
+          // Looked at while the waiter's question is open: the kernel's table is no event to await.
+          const atPark = acceptedConnections((shown) => shown === shownName(parkName(id))).length;
+          asked?.();
+          assert.equal(atPark, 1, 'the waiter left the park to ask');
+          socket.destroy();
+        }
+      });
+    });
+    holder.listen({ path: name, exclusive: true });
+    await once(holder, 'listening');
+    try {
+      const waiter = spawnTs(fixture('queued-waiter.ts'), [JSON.stringify({ port, dir, index: 0, orderFile })], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const exit = once(waiter, 'exit');
+      await once(park, 'connection');
+      // After PARK_RECHECK_MS at the park, it asks whether the lock is still held, from the park.
+      await whoAsked;
+      // The holder leaves and the one ahead has had its turn: the waiter takes the lock.
+      holder.close();
+      for (const socket of sockets) socket.destroy();
+      for (const socket of followers) socket.destroy();
+      assert.deepEqual(await exit, [0, null]);
+      assert.equal(readFileSync(orderFile, 'utf8'), '0\n');
+      assert.equal(followers.length, 1);
+    } finally {
+      holder.close();
+      for (const socket of [...sockets, ...followers]) socket.destroy();
+      park.close();
+    }
+  });
+
   it('take a lock its holder released even while the one ahead holds its park open and never takes it', async () => {
     const dir = tempDir();
     const port = await freePort();

@@ -137,13 +137,13 @@ const LOOK_STEP_MS = 2;
  * turn (it held the lock, or its process is gone), and in any case `n` times this long after the
  * release: the one ahead may have given up, or live on in a process that no longer waits.
  */
-const TURN_STEP_MS = 250;
+export const TURN_STEP_MS = 250;
 
 /**
  * How long a waiter stays at the park of the one ahead before asking the holder again: all that
  * one ahead can cost it by neither going nor leaving (stopped, or no portlock waiter at all).
  */
-const PARK_RECHECK_MS = 5000;
+export const PARK_RECHECK_MS = 5000;
 /** Waiters a park keeps at most: one, as a rule, or a few that queued in the same moment. */
 const MAX_FOLLOWERS = 128;
 
@@ -206,8 +206,8 @@ type Heard =
   | { kind: 'free' }
   /** The holder released or died; what it last said of this waiter's place. */
   | { kind: 'released'; ahead: number; after: number | undefined; holder: number | undefined }
-  /** Told to wait at the park of the one ahead (and its pid, as told). */
-  | { kind: 'park'; behind: string; after: number | undefined }
+  /** Told to wait at the park of the one ahead. */
+  | { kind: 'park'; behind: string }
   /** The holder's queue is full, or its backlog is. */
   | { kind: 'busy' }
   /** The holder does not queue waiters (or is not a portlock holder): look by other means. */
@@ -247,7 +247,7 @@ function waitOnce(
     readLines(socket, MAX_REPLY_LENGTH, (line) => {
       const reply = line === undefined ? undefined : parseReply(line);
       if (reply?.ok && 'waiting' in reply && park !== undefined && shouldPark(reply, park.id, avoid)) {
-        heard = { kind: 'park', behind: reply.behind, after: reply.after };
+        heard = { kind: 'park', behind: reply.behind };
         finish();
         return false;
       }
@@ -288,10 +288,11 @@ function shouldPark(
 /**
  * Waits at the park `id`: `ended` when it closes or refuses (the one ahead has had its turn, or is
  * gone), `free` when, looking every {@link PARK_RECHECK_MS}, `stillHeld` finds the lock free while
- * the park stands, `timeout` when `signal` aborts. The connection to the park stays open while
- * looking: a waiter that looks wakes neither the one ahead nor those behind it.
+ * the park stands, and again {@link TURN_STEP_MS} later; `timeout` when `signal` aborts. The
+ * connection to the park stays open while looking: a waiter that looks wakes neither the one ahead
+ * nor those behind it. Exported for its test.
  */
-function parkBehind(
+export function parkBehind(
   id: string,
   signal: AbortSignal,
   stillHeld: () => Promise<boolean>,
@@ -310,15 +311,22 @@ function parkBehind(
       resolve(how);
     };
     const onAbort = () => finish('timeout');
-    const look = () => {
+    // Free at one look may be the moment between two holders, when the lock is free by design: a
+    // waiter that left its park then would rejoin the queue at its head, behind the next holder's
+    // park, and be woken at every hand-over after. Free at a second look a turn's time later, the
+    // one ahead has had its turn and not taken it.
+    let freeOnce = false;
+    const look = (ms: number) => {
       timer = setTimeout(async () => {
         const held = await stillHeld();
         if (done) return;
-        if (held) look();
-        else finish('free');
-      }, PARK_RECHECK_MS);
+        if (held || !freeOnce) {
+          freeOnce = !held;
+          look(held ? PARK_RECHECK_MS : TURN_STEP_MS);
+        } else finish('free');
+      }, ms);
     };
-    look();
+    look(PARK_RECHECK_MS);
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('data', () => finish('ended'));
     socket.on('error', () => finish('ended'));
@@ -345,8 +353,8 @@ async function pauseUnless(ms: number, signal: AbortSignal): Promise<boolean> {
  * its place. With a `park` (see {@link Park}), a waiter with others ahead of it waits at the park of
  * the one just ahead instead of on the holder, so that a release wakes only the head; when that
  * park closes it asks the holder again, and is the head by then as a rule. After
- * {@link PARK_RECHECK_MS} at a park it looks whether the name is free: if so, the one ahead has
- * {@link TURN_STEP_MS} more to take it. A waiter still on the holder when it releases (no park)
+ * {@link PARK_RECHECK_MS} at a park it looks whether the name is free: if it is, and still is
+ * {@link TURN_STEP_MS} later, the one ahead has had its turn, and this one goes. A waiter still on the holder when it releases (no park)
  * goes at once if it is the head; each other looks a few ms later by its place, queueing again
  * with the successor, and takes a name it finds free only once the waiter that was ahead of it has
  * had its turn (see `TURN_STEP_MS`). One turned away from a full queue tries again with an
@@ -386,9 +394,8 @@ export async function waitForRelease(
           ended = heard.behind;
           before = undefined;
         } else {
-          // Free while the one ahead still waits: it has one turn's time before this one goes.
-          before = heard.after;
-          turnAt = monotonicMs() + TURN_STEP_MS;
+          // Free for a turn's time while the one ahead still waits: it is stuck, or no waiter.
+          before = undefined;
         }
         continue;
       }

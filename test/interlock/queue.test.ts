@@ -7,7 +7,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ask } from '../../src/interlock/client.ts';
+import { ask, PARK_RECHECK_MS, parkBehind, TURN_STEP_MS } from '../../src/interlock/client.ts';
 import { interlockName } from '../../src/interlock/name.ts';
 import { parkName } from '../../src/interlock/protocol.ts';
 import { MAX_WAITERS } from '../../src/interlock/server.ts';
@@ -160,7 +160,15 @@ describe('waiters at the interlock', linuxOnly, () => {
       socket.setEncoding('utf8').once('data', (line: string) => {
         const request = JSON.parse(line) as { op: string };
         if (request.op === 'wait') {
-          const place = { v: 1, ok: true, waiting: true, ahead: 1, after: process.pid, holder: process.pid, behind: id };
+          const place = {
+            v: 1,
+            ok: true,
+            waiting: true,
+            ahead: 1,
+            after: process.pid,
+            holder: process.pid,
+            behind: id,
+          };
           socket.write(`${JSON.stringify(place)}\n`);
         } else {
           // Looked at while the waiter's question is open: the kernel's table is no event to await.
@@ -191,6 +199,36 @@ describe('waiters at the interlock', linuxOnly, () => {
     } finally {
       holder.close();
       for (const socket of [...sockets, ...followers]) socket.destroy();
+      park.close();
+    }
+  });
+
+  it('stay at their park when the lock is free at one look only (the moment between two holders)', async (t) => {
+    const id = `${process.pid}-${randomBytes(16).toString('hex')}`;
+    const park = createServer();
+    const followers: Socket[] = [];
+    park.on('connection', (socket) => followers.push(socket));
+    park.listen({ path: parkName(id), exclusive: true });
+    await once(park, 'listening');
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      // Free at the first look, held at the next ones.
+      const looks = [false, true, true];
+      let asked = 0;
+      const parked = parkBehind(id, new AbortController().signal, async () => looks[asked++] ?? true);
+      await once(park, 'connection');
+      const turn = () => new Promise((resolve) => setImmediate(resolve));
+      for (const ms of [PARK_RECHECK_MS, TURN_STEP_MS, PARK_RECHECK_MS]) {
+        t.mock.timers.tick(ms);
+        await turn();
+      }
+      assert.equal(asked, 3);
+      // The one ahead has had its turn: its park closes, and the waiter behind goes on.
+      for (const socket of followers) socket.destroy();
+      assert.equal(await parked, 'ended');
+      assert.equal(followers.length, 1);
+    } finally {
+      for (const socket of followers) socket.destroy();
       park.close();
     }
   });

@@ -149,35 +149,24 @@ describe('waiters at the interlock', linuxOnly, () => {
     park.on('connection', (socket) => followers.push(socket));
     park.listen({ path: parkName(id), exclusive: true });
     await once(park, 'listening');
-    // A holder that sends every waiter to that park, and tells when it is asked who it is.
+    // A holder that sends every waiter to that park, and tells when a waiter looks whether it is
+    // still there (a connection that asks nothing).
     const sockets: Socket[] = [];
-    let asked: (() => void) | undefined;
-    const whoAsked = new Promise<void>((resolve) => {
-      asked = resolve;
+    let looked: (() => void) | undefined;
+    const lookedAt = new Promise<void>((resolve) => {
+      looked = resolve;
     });
     const holder = createServer((socket) => {
       sockets.push(socket);
-      socket.setEncoding('utf8').once('data', (line: string) => {
-        const request = JSON.parse(line) as { op: string };
-        if (request.op === 'wait') {
-          const place = {
-            v: 1,
-            ok: true,
-            waiting: true,
-            ahead: 1,
-            after: process.pid,
-            holder: process.pid,
-            behind: id,
-          };
-          socket.write(`${JSON.stringify(place)}\n`);
-        } else {
-          // Looked at while the waiter's question is open: the kernel's table is no event to await.
-          const atPark = acceptedConnections((shown) => shown === shownName(parkName(id))).length;
-          asked?.();
-          assert.equal(atPark, 1, 'the waiter left the park to ask');
-          socket.destroy();
-        }
+      socket.setEncoding('utf8').once('data', () => {
+        const place = { v: 1, ok: true, waiting: true, ahead: 1, after: process.pid, holder: process.pid, behind: id };
+        socket.write(`${JSON.stringify(place)}\n`);
       });
+      if (sockets.length < 2) return;
+      // Looked at while the waiter's look is open: the kernel's table is no event to await.
+      const atPark = acceptedConnections((shown) => shown === shownName(parkName(id))).length;
+      looked?.();
+      assert.equal(atPark, 1, 'the waiter left the park to look');
     });
     holder.listen({ path: name, exclusive: true });
     await once(holder, 'listening');
@@ -187,8 +176,8 @@ describe('waiters at the interlock', linuxOnly, () => {
       });
       const exit = once(waiter, 'exit');
       await once(park, 'connection');
-      // After PARK_RECHECK_MS at the park, it asks whether the lock is still held, from the park.
-      await whoAsked;
+      // After PARK_RECHECK_MS at the park, it looks whether the lock is still held, from the park.
+      await lookedAt;
       // The holder leaves and the one ahead has had its turn: the waiter takes the lock.
       holder.close();
       for (const socket of sockets) socket.destroy();

@@ -376,10 +376,11 @@ async function pauseUnless(ms: number, signal: AbortSignal): Promise<boolean> {
  * each started waiting, in ms since the epoch): the holder keeps them in that order and tells each
  * its place. With a `park` (see {@link Park}), a waiter with others ahead of it waits at the park of
  * the one just ahead instead of on the holder, so that a release wakes only the head; when that
- * park closes it asks the holder again, and is the head by then as a rule. After
+ * park closes it asks the holder again, and is the head by then as a rule. Every
  * {@link PARK_RECHECK_MS} at a park it looks whether the name is free: if it is, and still is
- * {@link TURN_STEP_MS} later, the one ahead has had its turn, and this one goes. A waiter still on the holder when it releases (no park)
- * goes at once if it is the head; each other looks a few ms later by its place, queueing again
+ * {@link TURN_STEP_MS} later, the one ahead has had its turn, and this one goes. A waiter still on
+ * the holder when it releases (no park) goes at once if it is the head; each other looks a few ms
+ * later by its place, queueing again
  * with the successor, and takes a name it finds free only once the waiter that was ahead of it has
  * had its turn (see `TURN_STEP_MS`). One turned away from a full queue tries again with an
  * exponential back-off up to a second. Resolves `poll` when waiting this way is not possible (the
@@ -412,14 +413,10 @@ export async function waitForRelease(
         // name means the one ahead may be stuck.
         const how = await parkBehind(heard.behind, until, () => listening(name));
         if (how === 'timeout') return 'timeout';
-        if (how === 'ended') {
-          // The one ahead has had its turn (its park closes only once it has), or is gone.
-          ended = heard.behind;
-          before = undefined;
-        } else {
-          // Free for a turn's time while the one ahead still waits: it is stuck, or no waiter.
-          before = undefined;
-        }
+        // Ended: the one ahead has had its turn (its park closes only once it has), or is gone.
+        // Free for a turn's time while the one ahead still waits: it is stuck, or no waiter.
+        if (how === 'ended') ended = heard.behind;
+        before = undefined;
         continue;
       }
       case 'released': {

@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { isAbsolute, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { nowMs, repoRoot } from './common.ts';
+import { nowMs, repoRoot, tempDir } from './common.ts';
 
 /** A line a worker writes to stdout: one JSON object with a `type`. */
 export interface Message {
@@ -32,7 +33,8 @@ export function spawnTracked(command: string, args: string[], timeoutMs: number,
   return child;
 }
 
-export const workerPath = (name: string): string => fileURLToPath(new URL(`./workers/${name}`, import.meta.url));
+export const workerPath = (name: string): string =>
+  isAbsolute(name) ? name : fileURLToPath(new URL(`./workers/${name}`, import.meta.url));
 
 /** A TypeScript worker under tsx that takes JSON commands on stdin and answers on stdout. */
 export class Worker {
@@ -44,12 +46,13 @@ export class Worker {
   /** When this process saw the worker exit (CLOCK_MONOTONIC ms), once it has. */
   exitedAt: number | undefined;
 
+  /**
+   * `script`: a worker's file name under workers/, run through tsx, or the absolute path of one
+   * bundled to JavaScript (see `bundledWorker`), run by Node alone.
+   */
   constructor(script: string, args: string[], timeoutMs: number, nodeFlags: string[] = []) {
-    this.child = spawnTracked(
-      process.execPath,
-      [...nodeFlags, '--import', 'tsx', workerPath(script), ...args],
-      timeoutMs,
-    );
+    const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+    this.child = spawnTracked(process.execPath, [...nodeFlags, ...loader, workerPath(script), ...args], timeoutMs);
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-4000);
     });
@@ -146,4 +149,24 @@ export class Worker {
     });
     clearTimeout(timer);
   }
+}
+
+/**
+ * A worker bundled with the library's code into one JavaScript file (in a temp directory), which
+ * Node runs without tsx, as users run the built package: tsx compiles modules on a thread of its
+ * own, with a V8 heap of its own, whose collections would count as the worker's CPU.
+ */
+export async function bundledWorker(name: string): Promise<string> {
+  const { build } = await import('esbuild');
+  const outfile = join(tempDir('worker-bundle'), name.replace(/\.ts$/, '.mjs'));
+  await build({
+    entryPoints: [workerPath(name)],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: `node${process.versions.node.split('.')[0]}`,
+    logLevel: 'error',
+  });
+  return outfile;
 }

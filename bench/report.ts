@@ -313,7 +313,7 @@ function waitingSection(outcome: Outcome<WaitingResult> | undefined): string {
   if ('error' in outcome) return failed(outcome);
   const w = outcome;
   return [
-    `One process holds a port's lock (interlock auto); ${w.waiters} already running processes call \`acquireLock({ port, wait })\` one after another, each a few ms after the one before it has started waiting; then the holder releases, and each waiter keeps the lock ${w.holdMs} ms once it has it and releases it. In that round each wait is its process's first lock, as a \`portlock run --wait\` is: order, hand-overs and the SIGKILL trials come from it, and so does the CPU figure as measured before. But a process's first lock compiles the library's code and loads the parts of Node it uses (its cluster module on the first listen, its crypto on the first token): start-up, not waiting. So a second round of ${w.waiters} fresh waiters, each of which has taken and released one lock of its own before it waits (outside the window), gives the CPU of waiting itself, the goal's figure. Times are CLOCK_MONOTONIC, read by each process. The SIGKILL rows: a holder with 3 waiters queued is killed; the time runs from the bench seeing the holder exit (and, in brackets, from the kill) to the first waiter holding the lock.`,
+    `One process holds a port's lock (interlock auto); ${w.waiters} already running processes (Node running the bench's waiter bundled with the library into one JavaScript file, as users run the built package, not through tsx) call \`acquireLock({ port, wait })\` one after another, each a few ms after the one before it has started waiting; then the holder releases, and each waiter keeps the lock ${w.holdMs} ms once it has it and releases it. In that round each wait is its process's first lock, as a \`portlock run --wait\` is: order, hand-overs and the SIGKILL trials come from it, and so does the CPU figure as measured before. But a process's first lock compiles the library's code and loads the parts of Node it uses (its cluster module on the first listen, its crypto on the first token): start-up, not waiting. So a second round of ${w.waiters} fresh waiters, each of which has taken and released one lock of its own before it waits (outside the window) and has then been left alone for 20 s, gives the CPU of waiting itself, the goal's figure: V8 shrinks a new process's heap some 8 s after it starts (full collections, tens of ms of CPU), which is start-up too. Times are CLOCK_MONOTONIC, read by each process. The SIGKILL rows: a holder with 3 waiters queued is killed; the time runs from the bench seeing the holder exit (and, in brackets, from the kill) to the first waiter holding the lock.`,
     '',
     table(
       ['Measure', 'Value'],
@@ -332,7 +332,18 @@ function waitingSection(outcome: Outcome<WaitingResult> | undefined): string {
                 `${ms(w.coldStart.waitersCpuMs)} over ${ms(w.coldStart.waitingWallMs)}: ${w.coldStart.waitersCpuPercentOfCore.toFixed(2)} % of a core`,
               ],
             ]),
-        ['context switches of the waiting processes per hand-over', w.switchesPerHandOver.toFixed(1)],
+        [
+          'context switches of the waiting processes per hand-over (voluntary ones in brackets)',
+          `${w.switchesPerHandOver.toFixed(1)}${w.voluntarySwitchesPerHandOver === undefined ? '' : ` (${w.voluntarySwitchesPerHandOver.toFixed(1)})`}`,
+        ],
+        ...(w.primedSwitchesPerHandOver === undefined
+          ? []
+          : [
+              [
+                'the same in the second round',
+                `${w.primedSwitchesPerHandOver.toFixed(1)} (${w.primedVoluntarySwitchesPerHandOver?.toFixed(1)})`,
+              ],
+            ]),
         ['hand-over gap (release to next holder), median', ms(w.handOverGap.median)],
         ['hand-over gap, range', `${ms(w.handOverGap.min)} – ${ms(w.handOverGap.max)}`],
         ...(w.primedHandOverGap === undefined

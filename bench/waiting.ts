@@ -1,4 +1,4 @@
-import { Worker } from './children.ts';
+import { bundledWorker, Worker } from './children.ts';
 import { freePort, nowMs, type Scale, type Summary, sleep, summarize, tempDir } from './common.ts';
 
 export interface WaitingResult {
@@ -12,7 +12,11 @@ export interface WaitingResult {
    * CPU time of all waiters while waiting (from each one's call to its grant), over the wall time
    * from the first wait to the last grant, in a second round of waiters that have each taken one
    * lock of their own before, outside that window: the first lock in a process compiles the
-   * library's code and loads the parts of Node it uses, which is start-up, not waiting.
+   * library's code and loads the parts of Node it uses, which is start-up, not waiting. That
+   * round's waiters have also been left alone for {@link SETTLE_MS} since that lock: V8 shrinks
+   * a new process's heap some 8 s after it started (full collections, tens of ms of CPU in a
+   * worker that takes no lock at all), which fell inside the window of every waiter started less
+   * than that long before it.
    */
   waitersCpuPercentOfCore: number;
   waitersCpuMs: number;
@@ -24,8 +28,13 @@ export interface WaitingResult {
   coldStart?: { waitersCpuPercentOfCore: number; waitersCpuMs: number; waitingWallMs: number };
   /** The hand-over gap in that second round (waiters that took a lock before), for comparison. */
   primedHandOverGap?: Summary;
-  /** Context switches of all waiting processes, per hand-over. */
+  /** Context switches of all waiting processes (their main threads), per hand-over. */
   switchesPerHandOver: number;
+  /** Of those, the voluntary ones: the process slept, waiting for an event (the rest: preempted). */
+  voluntarySwitchesPerHandOver?: number;
+  /** Both again, in the second round (waiters that took a lock before). */
+  primedSwitchesPerHandOver?: number;
+  primedVoluntarySwitchesPerHandOver?: number;
   /** From a holder's release to the next waiter holding the lock. */
   handOverGap: Summary;
   /** Every hand-over gap, in the order of service. */
@@ -42,6 +51,12 @@ export interface WaitingResult {
 }
 
 const WORKER_LIFETIME_MS = 300_000;
+/**
+ * How long the primed round's waiters are left alone after their first lock, before they queue:
+ * past the start-up heap shrinking (`Mark-Compact (reduce)` in `--trace-gc`, 8 to 9.5 s after a
+ * worker started; under tsx, its loader thread's heap shrank again up to 18 s in).
+ */
+const SETTLE_MS = 20_000;
 
 /** Kendall's tau-a of a permutation against the identity. */
 export function kendallTau(order: readonly number[]): number {
@@ -54,13 +69,20 @@ export function kendallTau(order: readonly number[]): number {
   return score / ((n * (n - 1)) / 2);
 }
 
+/**
+ * The waiter's script: bundled to JavaScript with the library, and run by Node alone, as users run
+ * the built package (see `bundledWorker`). Under tsx, the CPU of tsx's own thread (its V8 heap's
+ * collections, 10 to 40 ms at a time, at any moment of a worker's first minute) counted as waiting.
+ */
+let waiterScript = 'waiter.ts';
+
 async function startWorkers(count: number): Promise<Worker[]> {
   const workers: Worker[] = [];
-  // A few at a time: fifty tsx start-ups at once would only queue on two cores.
+  // A few at a time: fifty start-ups at once would only queue on two cores.
   while (workers.length < count) {
     const batch = Math.min(4, count - workers.length);
     workers.push(
-      ...(await Promise.all(Array.from({ length: batch }, () => Worker.start('waiter.ts', [], WORKER_LIFETIME_MS)))),
+      ...(await Promise.all(Array.from({ length: batch }, () => Worker.start(waiterScript, [], WORKER_LIFETIME_MS)))),
     );
   }
   return workers;
@@ -88,6 +110,11 @@ async function orderAndCost(scale: Scale, result: WaitingResult, prime = true): 
   const dir = tempDir('waiting');
   const [holder, ...waiters] = await startWorkers(count + 1);
   if (holder === undefined) throw new Error('no holder');
+  if (prime) {
+    for (const waiter of waiters) waiter.send({ op: 'prime' });
+    for (const waiter of waiters) await waiter.expect('primed', 30_000);
+    await sleep(SETTLE_MS);
+  }
   holder.send({ op: 'hold', port, dir });
   await holder.expect('held', 10_000);
   const arrivals = await queueUp(waiters, port, dir, holdMs, prime);
@@ -102,6 +129,7 @@ async function orderAndCost(scale: Scale, result: WaitingResult, prime = true): 
         acquired: Number(acquired.t),
         cpuMs: Number(acquired.cpuMs),
         switches: Number(acquired.switches),
+        voluntarySwitches: Number(acquired.voluntarySwitches),
         released: Number(done.t),
       };
     }),
@@ -115,6 +143,7 @@ async function orderAndCost(scale: Scale, result: WaitingResult, prime = true): 
   result.waitingWallMs = (served.at(-1)?.acquired ?? Number.NaN) - (arrivals[0] ?? Number.NaN);
   result.waitersCpuPercentOfCore = (100 * result.waitersCpuMs) / result.waitingWallMs;
   result.switchesPerHandOver = served.reduce((sum, entry) => sum + entry.switches, 0) / count;
+  result.voluntarySwitchesPerHandOver = served.reduce((sum, entry) => sum + entry.voluntarySwitches, 0) / count;
   const gaps: number[] = [];
   let previousRelease = released;
   for (const entry of served) {
@@ -177,6 +206,7 @@ export async function runWaiting(scale: Scale): Promise<WaitingResult> {
     killOutOfOrder: 0,
     errors: [],
   };
+  waiterScript = await bundledWorker('waiter.ts');
   // Order, hand-overs and the CPU as measured before: waiters whose wait is their first lock, as
   // a `portlock run --wait` is. Then the CPU of waiting alone: waiters that took a lock before.
   await orderAndCost(scale, result, false);
@@ -192,6 +222,8 @@ export async function runWaiting(scale: Scale): Promise<WaitingResult> {
     waitingWallMs: cold.waitingWallMs,
   };
   result.primedHandOverGap = primed.handOverGap;
+  result.primedSwitchesPerHandOver = primed.switchesPerHandOver;
+  result.primedVoluntarySwitchesPerHandOver = primed.voluntarySwitchesPerHandOver;
   const trials = scale.quick ? 2 : 9;
   for (let trial = 0; trial < trials; trial++) {
     try {

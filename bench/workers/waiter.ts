@@ -1,7 +1,8 @@
 // A waiter the bench drives over stdin, for the waiting scenario: `hold` takes the lock at once and
 // keeps it until `release`; `wait` waits for it (reporting the CPU time and context switches it
 // spent waiting, from its call to the grant), keeps it `holdMs`, and releases it; with `prime`,
-// after a first lock of its own outside that window. Times are CLOCK_MONOTONIC ms.
+// after a first lock of its own outside that window (which `prime` takes alone, ahead of time).
+// Times are CLOCK_MONOTONIC ms.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { errorText, nowMs, sleep } from '../common.ts';
 import { reply, serveCommands } from './serve.ts';
 
 interface Command {
-  op: 'hold' | 'wait' | 'release';
+  op: 'hold' | 'wait' | 'release' | 'prime';
   port: number;
   dir: string;
   holdMs?: number;
@@ -37,12 +38,15 @@ async function primeOnce(): Promise<void> {
   }
 }
 
-/** Voluntary and involuntary context switches of this process so far. */
-function contextSwitches(): number {
+/**
+ * Context switches of this process's main thread so far: voluntary (it slept, waiting for an
+ * event) and in all (with those where the kernel preempted it, which grow with the machine's load).
+ */
+function contextSwitches(): { voluntary: number; total: number } {
   const status = readFileSync('/proc/self/status', 'utf8');
-  let total = 0;
-  for (const match of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) total += Number(match[1]);
-  return total;
+  const count = (pattern: RegExp) => Number(pattern.exec(status)?.[1] ?? Number.NaN);
+  const voluntary = count(/^voluntary_ctxt_switches:\s+(\d+)$/m);
+  return { voluntary, total: voluntary + count(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m) };
 }
 
 let held: LockHandle | undefined;
@@ -50,6 +54,10 @@ let held: LockHandle | undefined;
 async function handle(command: Command): Promise<void> {
   const { port, dir } = command;
   switch (command.op) {
+    case 'prime':
+      await primeOnce();
+      reply({ type: 'primed', t: nowMs() });
+      return;
     case 'hold':
       held = await acquireLock({ port, dir });
       reply({ type: 'held', t: nowMs(), pid: process.pid });
@@ -59,16 +67,22 @@ async function handle(command: Command): Promise<void> {
       const switches = contextSwitches();
       const cpu = process.cpuUsage();
       const t = nowMs();
+      // Told once the call has begun: its first steps, up to its first wait, run in this turn, and
+      // its place in the queue is from then. Told before the call, the bench sent the next waiter
+      // its command meanwhile, and a waiter slow to come to the call (cold code, two busy cores)
+      // queued behind that next one, rightly, and counted as served out of order.
+      const waiting = acquireLock({ port, dir, wait: 300_000 });
       reply({ type: 'waiting', t });
       try {
-        const lock = await acquireLock({ port, dir, wait: 300_000 });
+        const lock = await waiting;
         const acquired = nowMs();
         const used = process.cpuUsage(cpu);
         reply({
           type: 'acquired',
           t: acquired,
           cpuMs: (used.user + used.system) / 1000,
-          switches: contextSwitches() - switches,
+          switches: contextSwitches().total - switches.total,
+          voluntarySwitches: contextSwitches().voluntary - switches.voluntary,
         });
         await sleep(command.holdMs ?? 0);
         // Taken just before the release: the gap to the next holder starts here.

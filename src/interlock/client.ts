@@ -123,6 +123,30 @@ export function ask(name: string, request: Request, timeoutMs = ASK_TIMEOUT_MS, 
   });
 }
 
+/**
+ * Whether someone listens on `name`: connects and hangs up at once, asking nothing, which costs
+ * both ends a small fraction of what a question does (no request, no record, no JSON). Refused or
+ * absent: no; connected, or anything else (a full backlog, no answer within
+ * {@link ASK_TIMEOUT_MS}): yes.
+ */
+function listening(name: string): Promise<boolean> {
+  // A socket file's path holding a link or a file is no holder's: never connected through.
+  if (name.startsWith('/') && !socketOrNothing(name)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const socket = connect({ path: name });
+    const done = (held: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(held);
+    };
+    const timer = setTimeout(() => done(true), ASK_TIMEOUT_MS);
+    socket.once('connect', () => done(true));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      done(error.code !== 'ECONNREFUSED' && error.code !== 'ENOENT'),
+    );
+  });
+}
+
 /** A waiter the holder turned away (its queue is full) tries again after this, doubling... */
 const BUSY_RETRY_MIN_MS = 20;
 /** ...up to this: a full queue costs a waiter a connection a second, not a busy loop. */
@@ -137,13 +161,13 @@ const LOOK_STEP_MS = 2;
  * turn (it held the lock, or its process is gone), and in any case `n` times this long after the
  * release: the one ahead may have given up, or live on in a process that no longer waits.
  */
-const TURN_STEP_MS = 250;
+export const TURN_STEP_MS = 250;
 
 /**
  * How long a waiter stays at the park of the one ahead before asking the holder again: all that
  * one ahead can cost it by neither going nor leaving (stopped, or no portlock waiter at all).
  */
-const PARK_RECHECK_MS = 5000;
+export const PARK_RECHECK_MS = 5000;
 /** Waiters a park keeps at most: one, as a rule, or a few that queued in the same moment. */
 const MAX_FOLLOWERS = 128;
 
@@ -206,8 +230,8 @@ type Heard =
   | { kind: 'free' }
   /** The holder released or died; what it last said of this waiter's place. */
   | { kind: 'released'; ahead: number; after: number | undefined; holder: number | undefined }
-  /** Told to wait at the park of the one ahead (and its pid, as told). */
-  | { kind: 'park'; behind: string; after: number | undefined }
+  /** Told to wait at the park of the one ahead. */
+  | { kind: 'park'; behind: string }
   /** The holder's queue is full, or its backlog is. */
   | { kind: 'busy' }
   /** The holder does not queue waiters (or is not a portlock holder): look by other means. */
@@ -247,7 +271,7 @@ function waitOnce(
     readLines(socket, MAX_REPLY_LENGTH, (line) => {
       const reply = line === undefined ? undefined : parseReply(line);
       if (reply?.ok && 'waiting' in reply && park !== undefined && shouldPark(reply, park.id, avoid)) {
-        heard = { kind: 'park', behind: reply.behind, after: reply.after };
+        heard = { kind: 'park', behind: reply.behind };
         finish();
         return false;
       }
@@ -269,6 +293,8 @@ function waitOnce(
       // Refused: nobody holds the name; anything else, it is gone too (the default).
       finish();
     });
+    // The holder's end, as soon as it is read (its close comes a turn of the event loop later).
+    socket.on('end', finish);
     socket.on('close', finish);
   });
 }
@@ -285,23 +311,51 @@ function shouldPark(
 
 /**
  * Waits at the park `id`: `ended` when it closes or refuses (the one ahead has had its turn, or is
- * gone), `recheck` after {@link PARK_RECHECK_MS}, `timeout` when `signal` aborts.
+ * gone), `free` when, looking every {@link PARK_RECHECK_MS}, `stillHeld` finds the lock free while
+ * the park stands, and again {@link TURN_STEP_MS} later; `timeout` when `signal` aborts. The
+ * connection to the park stays open while looking: a waiter that looks wakes neither the one ahead
+ * nor those behind it. Exported for its test.
  */
-function parkBehind(id: string, signal: AbortSignal): Promise<'ended' | 'recheck' | 'timeout'> {
+export function parkBehind(
+  id: string,
+  signal: AbortSignal,
+  stillHeld: () => Promise<boolean>,
+): Promise<'ended' | 'free' | 'timeout'> {
   if (signal.aborted) return Promise.resolve('timeout');
   return new Promise((resolve) => {
     const socket = connect({ path: parkName(id) });
-    const finish = (how: 'ended' | 'recheck' | 'timeout') => {
+    let timer: NodeJS.Timeout | undefined;
+    let done = false;
+    const finish = (how: 'ended' | 'free' | 'timeout') => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
       resolve(how);
     };
     const onAbort = () => finish('timeout');
-    const timer = setTimeout(() => finish('recheck'), PARK_RECHECK_MS);
+    // Free at one look may be the moment between two holders, when the lock is free by design: a
+    // waiter that left its park then would rejoin the queue at its head, behind the next holder's
+    // park, and be woken at every hand-over after. Free at a second look a turn's time later, the
+    // one ahead has had its turn and not taken it.
+    let freeOnce = false;
+    const look = (ms: number) => {
+      timer = setTimeout(async () => {
+        const held = await stillHeld();
+        if (done) return;
+        if (held || !freeOnce) {
+          freeOnce = !held;
+          look(held ? PARK_RECHECK_MS : TURN_STEP_MS);
+        } else finish('free');
+      }, ms);
+    };
+    look(PARK_RECHECK_MS);
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('data', () => finish('ended'));
     socket.on('error', () => finish('ended'));
+    // The park's end, as soon as it is read (its close comes a turn of the event loop later).
+    socket.on('end', () => finish('ended'));
     socket.on('close', () => finish('ended'));
   });
 }
@@ -322,10 +376,11 @@ async function pauseUnless(ms: number, signal: AbortSignal): Promise<boolean> {
  * each started waiting, in ms since the epoch): the holder keeps them in that order and tells each
  * its place. With a `park` (see {@link Park}), a waiter with others ahead of it waits at the park of
  * the one just ahead instead of on the holder, so that a release wakes only the head; when that
- * park closes it asks the holder again, and is the head by then as a rule. After
- * {@link PARK_RECHECK_MS} at a park it looks whether the name is free: if so, the one ahead has
- * {@link TURN_STEP_MS} more to take it. A waiter still on the holder when it releases (no park)
- * goes at once if it is the head; each other looks a few ms later by its place, queueing again
+ * park closes it asks the holder again, and is the head by then as a rule. Every
+ * {@link PARK_RECHECK_MS} at a park it looks whether the name is free: if it is, and still is
+ * {@link TURN_STEP_MS} later, the one ahead has had its turn, and this one goes. A waiter still on
+ * the holder when it releases (no park) goes at once if it is the head; each other looks a few ms
+ * later by its place, queueing again
  * with the successor, and takes a name it finds free only once the waiter that was ahead of it has
  * had its turn (see `TURN_STEP_MS`). One turned away from a full queue tries again with an
  * exponential back-off up to a second. Resolves `poll` when waiting this way is not possible (the
@@ -354,24 +409,14 @@ export async function waitForRelease(
     const heard = await waitOnce(name, since, until, park, ended);
     switch (heard.kind) {
       case 'park': {
-        for (;;) {
-          const how = await parkBehind(heard.behind, until);
-          if (how === 'timeout') return 'timeout';
-          if (how === 'ended') {
-            // The one ahead has had its turn (its park closes only once it has), or is gone.
-            ended = heard.behind;
-            before = undefined;
-            break;
-          }
-          // Long at the park: while someone holds the lock, the queue moves, or will; only a free
-          // name means the one ahead may be stuck. Then it has one turn's time before this one goes.
-          const asked = await ask(name, { op: 'who' }, undefined, until);
-          if (until.aborted) return 'timeout';
-          if (asked.kind !== 'free') continue;
-          before = heard.after;
-          turnAt = monotonicMs() + TURN_STEP_MS;
-          break;
-        }
+        // Long at the park: while someone holds the lock, the queue moves, or will; only a free
+        // name means the one ahead may be stuck.
+        const how = await parkBehind(heard.behind, until, () => listening(name));
+        if (how === 'timeout') return 'timeout';
+        // Ended: the one ahead has had its turn (its park closes only once it has), or is gone.
+        // Free for a turn's time while the one ahead still waits: it is stuck, or no waiter.
+        if (how === 'ended') ended = heard.behind;
+        before = undefined;
         continue;
       }
       case 'released': {

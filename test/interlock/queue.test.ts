@@ -7,7 +7,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ask } from '../../src/interlock/client.ts';
+import { ask, PARK_RECHECK_MS, parkBehind, TURN_STEP_MS } from '../../src/interlock/client.ts';
 import { interlockName } from '../../src/interlock/name.ts';
 import { parkName } from '../../src/interlock/protocol.ts';
 import { MAX_WAITERS } from '../../src/interlock/server.ts';
@@ -133,6 +133,92 @@ describe('waiters at the interlock', linuxOnly, () => {
       assert.match(reply, /"waiting":true,"ahead":[01],/);
     } finally {
       holder.child.kill();
+    }
+  });
+
+  it('stay at the park of the one ahead while they look whether the lock is still held', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const orderFile = join(dir, 'order');
+    writeFileSync(orderFile, '');
+    const name = interlockName({ kind: 'port', port }, dir) ?? '';
+    // The one ahead: a park that stays open until the test closes it.
+    const id = `${process.pid}-${randomBytes(16).toString('hex')}`;
+    const park = createServer();
+    const followers: Socket[] = [];
+    park.on('connection', (socket) => followers.push(socket));
+    park.listen({ path: parkName(id), exclusive: true });
+    await once(park, 'listening');
+    // A holder that sends every waiter to that park, and tells when a waiter looks whether it is
+    // still there (a connection that asks nothing).
+    const sockets: Socket[] = [];
+    let looked: (() => void) | undefined;
+    const lookedAt = new Promise<void>((resolve) => {
+      looked = resolve;
+    });
+    const holder = createServer((socket) => {
+      sockets.push(socket);
+      socket.setEncoding('utf8').once('data', () => {
+        const place = { v: 1, ok: true, waiting: true, ahead: 1, after: process.pid, holder: process.pid, behind: id };
+        socket.write(`${JSON.stringify(place)}\n`);
+      });
+      if (sockets.length < 2) return;
+      // Looked at while the waiter's look is open: the kernel's table is no event to await.
+      const atPark = acceptedConnections((shown) => shown === shownName(parkName(id))).length;
+      looked?.();
+      assert.equal(atPark, 1, 'the waiter left the park to look');
+    });
+    holder.listen({ path: name, exclusive: true });
+    await once(holder, 'listening');
+    try {
+      const waiter = spawnTs(fixture('queued-waiter.ts'), [JSON.stringify({ port, dir, index: 0, orderFile })], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const exit = once(waiter, 'exit');
+      await once(park, 'connection');
+      // After PARK_RECHECK_MS at the park, it looks whether the lock is still held, from the park.
+      await lookedAt;
+      // The holder leaves and the one ahead has had its turn: the waiter takes the lock.
+      holder.close();
+      for (const socket of sockets) socket.destroy();
+      for (const socket of followers) socket.destroy();
+      assert.deepEqual(await exit, [0, null]);
+      assert.equal(readFileSync(orderFile, 'utf8'), '0\n');
+      assert.equal(followers.length, 1);
+    } finally {
+      holder.close();
+      for (const socket of [...sockets, ...followers]) socket.destroy();
+      park.close();
+    }
+  });
+
+  it('stay at their park when the lock is free at one look only (the moment between two holders)', async (t) => {
+    const id = `${process.pid}-${randomBytes(16).toString('hex')}`;
+    const park = createServer();
+    const followers: Socket[] = [];
+    park.on('connection', (socket) => followers.push(socket));
+    park.listen({ path: parkName(id), exclusive: true });
+    await once(park, 'listening');
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      // Free at the first look, held at the next ones.
+      const looks = [false, true, true];
+      let asked = 0;
+      const parked = parkBehind(id, new AbortController().signal, async () => looks[asked++] ?? true);
+      await once(park, 'connection');
+      const turn = () => new Promise((resolve) => setImmediate(resolve));
+      for (const ms of [PARK_RECHECK_MS, TURN_STEP_MS, PARK_RECHECK_MS]) {
+        t.mock.timers.tick(ms);
+        await turn();
+      }
+      assert.equal(asked, 3);
+      // The one ahead has had its turn: its park closes, and the waiter behind goes on.
+      for (const socket of followers) socket.destroy();
+      assert.equal(await parked, 'ended');
+      assert.equal(followers.length, 1);
+    } finally {
+      for (const socket of followers) socket.destroy();
+      park.close();
     }
   });
 

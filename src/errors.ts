@@ -4,7 +4,7 @@ import { elsewhereNote, lockFileElsewhere } from './lock/held-through.ts';
 import { printable } from './printable.ts';
 import { commandText, describeHolder, holderText } from './record/holder-text.ts';
 import { since } from './record/started-at.ts';
-import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
+import type { Certainty, InterlockHolder, PublicLockRecord, SocketFileOwner } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
 interface HeldVerdict {
@@ -35,7 +35,7 @@ interface HeldDetails extends HeldVerdict {
   /** Set when those hold it orphaned: no record names them and none can answer (see `LockInspection.orphaned`). */
   orphaned?: true;
   /** A live socket at the lock's socket file that the kernel here does not list (see `LockInspection.unlistedSocket`). */
-  unlisted?: { path: string; uid: number; user: string };
+  unlisted?: SocketFileOwner;
   /** Set when the record names a live process of another user than its file's owner: that user. */
   notOwners?: string;
 }
@@ -83,7 +83,7 @@ function othersUser(user: string | undefined): boolean {
  * root: the socket directory is sticky), once it is known not to be a holder in a container.
  */
 export function unlistedNextStep(
-  unlisted: { path: string; user: string; uid: number },
+  unlisted: SocketFileOwner,
   holders: readonly InterlockHolder[] | undefined,
   target: string,
 ): string {

@@ -2,20 +2,14 @@ import { lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { descriptorLinks, readText } from '../identity/probe.ts';
 import { userName } from '../identity/users.ts';
-import type { InterlockHolder } from '../types.ts';
+import type { InterlockHolder, SocketFileOwner } from '../types.ts';
 import { describeProcess, listeningAtSocketFile, parsedUnixTable } from './holders.ts';
 
 /**
  * A live socket at a lock's socket file that this network namespace's /proc/net/unix does not list
  * there: what the kernel tells of it. Whatever it answers is a claim that cannot be checked here.
  */
-export interface UnlistedSocketFile {
-  /** The socket file. */
-  path: string;
-  /** The socket file's owner (the user that bound it, or linked it there), from `lstat`. */
-  uid: number;
-  /** That user's name, or `uid N`. */
-  user: string;
+export interface UnlistedSocketFile extends SocketFileOwner {
   /**
    * The processes the kernel shows holding it, in the network namespace they bound it in (read
    * from their own /proc/<pid>/net/unix), where /proc shows them to this user; each runs as the

@@ -3,7 +3,7 @@ import { ASK_TIMEOUT_MS } from '../interlock/client.ts';
 import { kernelHolders } from '../interlock/holders.ts';
 import type { ResolvedAcquire } from '../options/resolve.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
-import type { InterlockHolder, PublicLockRecord } from '../types.ts';
+import type { InterlockHolder, PublicLockRecord, SocketFileOwner } from '../types.ts';
 import type { Attempt } from './attempt.ts';
 import { heldByAnswer, heldByAnswerOn, heldByUnlisted, type OutOfSight } from './interlock-answer.ts';
 import { judgeWith } from './judge-here.ts';
@@ -29,7 +29,7 @@ export type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   /** Set when those hold it orphaned (see `orphaned`). */
   orphaned?: true;
   /** A live socket at the lock's socket file that the kernel here does not list (see `LockInspection.unlistedSocket`). */
-  unlisted?: { path: string; uid: number; user: string };
+  unlisted?: SocketFileOwner;
 };
 
 /** A refusal by a taken interlock whose holder was not asked who it is. */

@@ -33,6 +33,7 @@ export type {
   LockTarget,
   PublicLockRecord,
   RemoveStaleResult,
+  SocketFileOwner,
   StopLockOptions,
   StopLockResult,
   StopRequestHandler,

@@ -41,7 +41,7 @@ const CONCURRENCY = 32;
 interface Judgement {
   /** The lock file, when there is one and it could be read. */
   file: RecordFile | undefined;
-  verdict: Pick<LockInspection, 'state' | 'certainty' | 'reason'>;
+  verdict: Pick<LockInspection, 'state' | 'certainty' | 'reason' | 'notOwners'>;
   /** The record to show: the holder's own answer where the kernel confirms it, else the file's. */
   record: PublicLockRecord | undefined;
   /** The processes the kernel says hold the lock's interlock, where it was asked. */
@@ -205,6 +205,7 @@ export function toInspection(
     ...(claim && { claim }),
     ...(orphaned && { orphaned }),
     ...(unlisted && { unlistedSocket: unlisted }),
+    ...(verdict.notOwners !== undefined && { notOwners: verdict.notOwners }),
   };
 }
 

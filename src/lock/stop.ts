@@ -467,7 +467,10 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   if (kind === 'socket-file' || (kind === undefined && interlockKind(validateInterlock(undefined)) === 'socket-file')) {
     place.name = await liveSocketFile(scope, dir);
   }
-  if (before.state === 'unknown') return result('unknown', `it cannot be stopped from here: ${before.reason}`);
+  if (before.state === 'unknown') {
+    const unknown = result('unknown', `it cannot be stopped from here: ${before.reason}`);
+    return before.notOwners === undefined ? unknown : { ...unknown, notOwners: before.notOwners };
+  }
 
   // Verify: who holds it, as the kernel tells.
   const verified = verify(place);

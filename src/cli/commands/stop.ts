@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { unlistedNextStep } from '../../errors.ts';
 import { lockFileElsewhere, otherDirectory, shellWord } from '../../lock/held-through.ts';
@@ -99,13 +100,13 @@ export const stop: Command = {
             ? `Next step: ask whoever runs it (or root) to stop it; as that user: portlock stop ${port}.`
             : `Next step: ask ${user === 'root' ? 'root' : `${user} (or root)`} to stop it; as ${user}: portlock stop ${port}.`,
       );
-    } else if (!out.json && result.outcome === 'unknown') {
-      // Nothing here can vouch for the process its record names: its file is what can be acted on.
+    } else if (!out.json && elsewhere !== undefined && actable && result.signalled.length === 0) {
+      out.err(`Next step: portlock stop ${port} --dir ${shellWord(dirname(elsewhere))}`);
+    } else if (!out.json && result.notOwners !== undefined && existsSync(result.before.path)) {
+      // The record cannot speak for the process it names (another user's): its file is what can be acted on.
       out.err(
         `Next step: stop it where it runs, if it is the holder; if no holder is running, remove ${shellWord(result.before.path)}.`,
       );
-    } else if (!out.json && elsewhere !== undefined && actable && result.signalled.length === 0) {
-      out.err(`Next step: portlock stop ${port} --dir ${shellWord(dirname(elsewhere))}`);
     } else if (!out.json && force && result.outcome === 'still-running' && result.signalled.length === 0) {
       // Nothing the kernel shows holding the lock could be verified: portlock signals nothing else.
       const pid = result.before.record?.pid;

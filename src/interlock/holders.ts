@@ -74,7 +74,7 @@ function atSocketFile(sockets: readonly { inode: string; path: string }[], path:
  * giving a lock's name with the inode of some other socket. Such an inode is not taken as the
  * name's socket: its processes are no holders.
  */
-function repeatedInodes(table: string, inodes: readonly string[]): Set<string> {
+export function repeatedInodes(table: string, inodes: readonly string[]): Set<string> {
   const wanted = new Set(inodes);
   const seen = new Set<string>();
   const repeated = new Set<string>();

@@ -287,6 +287,10 @@ async function request(place: Place, verified: Verification, deadline: number): 
   if (token === undefined) {
     return `${place.path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
   }
+  if (verified.tokenFor === undefined && verified.record?.interlock !== true) {
+    // A holder by its record alone listens on no kernel name: there is nothing to ask.
+    return 'its token was not sent: the holder holds the lock without an interlock, so it cannot be asked to stop';
+  }
   const unseen = unverifiable(place.name);
   if (verified.tokenFor === undefined && unseen !== undefined) {
     // The token proves the right to stop: never handed to a process nobody can vouch for.
@@ -496,7 +500,8 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   const why = refused ?? `the holder did not release the lock within ${timeout} ms of agreeing to stop`;
   if (!force) return result('still-running', why);
   if (holders.every((holder) => holder.pid === process.pid)) {
-    const doubt = verified.doubt === undefined ? '' : ` (${verified.doubt})`;
+    // The doubt is told once: the refusal may have told it already.
+    const doubt = verified.doubt === undefined || why.includes(verified.doubt) ? '' : ` (${verified.doubt})`;
     return result('still-running', `${why}; no process was signalled: none could be verified as its holder${doubt}`);
   }
 

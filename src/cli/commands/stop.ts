@@ -113,7 +113,7 @@ export const stop: Command = {
       out.err(
         pid === undefined
           ? 'Next step: find the process that holds it and stop it yourself; portlock signals only a process the kernel shows holding the lock.'
-          : `Next step: if pid ${pid} is the holder, stop it yourself (kill ${pid}); if nothing holds the lock, remove ${shellWord(result.before.path)}. portlock signals only a process the kernel shows holding the lock.`,
+          : `Next step: if pid ${pid} is the holder, stop it yourself (kill ${pid}): its lock goes with it; remove ${shellWord(result.before.path)} only once you know pid ${pid} is not the holder and no other process holds the lock. portlock signals only a process the kernel shows holding the lock.`,
       );
     } else if (!out.json && !force && result.outcome === 'still-running') {
       out.err(`Next step: portlock stop ${port} --force (SIGTERM, then SIGKILL).`);

@@ -4,7 +4,7 @@ import { elsewhereNote, lockFileElsewhere } from './lock/held-through.ts';
 import { printable } from './printable.ts';
 import { commandText, describeHolder, holderText } from './record/holder-text.ts';
 import { since } from './record/started-at.ts';
-import type { Certainty, InterlockHolder, PublicLockRecord, SocketFileOwner } from './types.ts';
+import type { Certainty, InterlockHolder, PublicLockRecord, UnlistedSocket } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
 interface HeldVerdict {
@@ -35,7 +35,7 @@ interface HeldDetails extends HeldVerdict {
   /** Set when those hold it orphaned: no record names them and none can answer (see `LockInspection.orphaned`). */
   orphaned?: true;
   /** A live socket at the lock's socket file that the kernel here does not list (see `LockInspection.unlistedSocket`). */
-  unlisted?: SocketFileOwner;
+  unlisted?: UnlistedSocket;
   /** Set when the record names a live process of another user than its file's owner: that user. */
   notOwners?: string;
 }
@@ -78,27 +78,38 @@ function othersUser(user: string | undefined): boolean {
 
 /**
  * `Next step: ...` for a lock held by a socket the kernel here does not list at its socket file
- * (another network namespace's): neither its answers nor a token nor a signal reach it from here,
- * so it is stopped where it runs, or its file is removed by the only users who may (its owner, or
- * root: the socket directory is sticky), once it is known not to be a holder in a container.
+ * (another network namespace's, or bound at another path): neither its answers nor a token nor a
+ * signal reach it from here, so it is stopped where it runs. Removing its file is offered only
+ * where the kernel shows its holders and none is the reader's (a holder of the reader's own
+ * reached through a bind mount, or in a container, would then share the lock with the next
+ * start), and only to those who may remove it (its owner, or root: the socket directory is sticky).
  */
 export function unlistedNextStep(
-  unlisted: SocketFileOwner,
+  unlisted: UnlistedSocket,
   holders: readonly InterlockHolder[] | undefined,
   target: string,
 ): string {
   const reader = currentReader();
   const pids = (holders ?? []).map((holder) => holder.pid);
+  const where =
+    unlisted.listedAs === undefined
+      ? 'in another network namespace, or bound at another path'
+      : `listening at ${unlisted.listedAs}`;
   const stop =
     pids.length === 0
-      ? `stop the process that listens on ${unlisted.path} where it runs (it is ${unlisted.user}'s, in a network namespace of its own)`
-      : `stop ${pids.length === 1 ? 'pid' : 'pids'} ${pids.join(' ')} (${unlisted.user}'s, in a network namespace of its own: kill ${pids.join(' ')})`;
+      ? `stop the process that listens on ${unlisted.path} where it runs (it is ${unlisted.user}'s, ${where})`
+      : `stop ${pids.length === 1 ? 'pid' : 'pids'} ${pids.join(' ')} (${unlisted.user}'s, ${where}: kill ${pids.join(' ')})`;
+  const uid = process.getuid?.();
+  const notReaders = pids.length > 0 && (holders ?? []).every((holder) => holder.uid !== uid);
   const mine = reader.root || reader.user === unlisted.user;
-  const remove = mine
-    ? `or, if it is no holder of yours in a container sharing this directory, remove ${unlisted.path} (rm ${unlisted.path}) and try again`
-    : `or ask ${unlisted.user} or root to remove ${unlisted.path}, which only they can`;
+  const askWhom = unlisted.user === 'root' ? 'root' : `${unlisted.user} or root`;
+  const remove = !notReaders
+    ? ''
+    : mine
+      ? `, or, if it is no holder of the lock, remove ${unlisted.path} (rm ${unlisted.path}) and try again`
+      : `, or ask ${askWhom} to remove ${unlisted.path}, which only they can`;
   const instead = target.startsWith('port ') ? '; or use another port' : '';
-  return `Next step: ${stop}, ${remove}${instead}.`;
+  return `Next step: ${stop}${remove}${instead}.`;
 }
 
 function heldLines(d: HeldDetails, wording: Wording): string[] {

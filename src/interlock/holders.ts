@@ -58,7 +58,8 @@ export function listeningAtSocketFile(table: string, path: string): string[] {
   return atSocketFile(listeningSockets(table), path);
 }
 
-function atSocketFile(sockets: readonly { inode: string; path: string }[], path: string): string[] {
+/** Of `sockets`, the inodes of those bound at `path` or under its temp name beside it (see {@link listeningAtSocketFile}). */
+export function atSocketFile(sockets: readonly { inode: string; path: string }[], path: string): string[] {
   const slash = path.lastIndexOf('/');
   const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.`;
   return sockets

@@ -1,9 +1,10 @@
 import type { ProcessProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS } from '../interlock/client.ts';
 import { kernelHolders } from '../interlock/holders.ts';
+import { socketOf } from '../interlock/unlisted-socket-file.ts';
 import type { ResolvedAcquire } from '../options/resolve.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
-import type { InterlockHolder, PublicLockRecord, SocketFileOwner } from '../types.ts';
+import type { InterlockHolder, PublicLockRecord, UnlistedSocket } from '../types.ts';
 import type { Attempt } from './attempt.ts';
 import { heldByAnswer, heldByAnswerOn, heldByUnlisted, type OutOfSight } from './interlock-answer.ts';
 import { judgeWith } from './judge-here.ts';
@@ -29,7 +30,7 @@ export type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   /** Set when those hold it orphaned (see `orphaned`). */
   orphaned?: true;
   /** A live socket at the lock's socket file that the kernel here does not list (see `LockInspection.unlistedSocket`). */
-  unlisted?: SocketFileOwner;
+  unlisted?: UnlistedSocket;
 };
 
 /** A refusal by a taken interlock whose holder was not asked who it is. */
@@ -86,14 +87,14 @@ export async function heldByInterlock(
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
   if (held.unlisted !== undefined) {
     // No record speaks for a socket of another network namespace: the kernel's word alone.
-    const { path, uid, user } = held.unlisted;
+
     return {
       kind: 'held',
       viaInterlock: true,
       record: undefined,
       ...(held.holders.length > 0 && { holders: held.holders }),
       ...(held.claim && { claim: held.claim }),
-      unlisted: { path, uid, user },
+      unlisted: socketOf(held.unlisted),
       verdict: held.verdict,
     };
   }

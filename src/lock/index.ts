@@ -33,10 +33,10 @@ export type {
   LockTarget,
   PublicLockRecord,
   RemoveStaleResult,
-  SocketFileOwner,
   StopLockOptions,
   StopLockResult,
   StopRequestHandler,
+  UnlistedSocket,
 } from '../types.ts';
 export { acquireLock } from './acquire.ts';
 export { cleanLocks, inspectLock, listLocks, removeStaleLock, stopLock } from './on-first-use.ts';

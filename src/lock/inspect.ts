@@ -15,6 +15,7 @@ import {
   type UnixTable,
 } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
+import { socketOf } from '../interlock/unlisted-socket-file.ts';
 import { lockFileName, networkOfFileName, resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
@@ -167,7 +168,7 @@ export async function judgeLock(
       holders: held.holders,
       ...(held.claim && { claim: held.claim }),
       ...(held.unlisted && {
-        unlisted: { path: held.unlisted.path, uid: held.unlisted.uid, user: held.unlisted.user },
+        unlisted: socketOf(held.unlisted),
       }),
     };
   }

@@ -284,23 +284,27 @@ export function heldByAnswerOn(
  */
 export async function heldByUnlisted(name: string, asked: Asked): Promise<HeldByInterlock | undefined> {
   if (!name.startsWith('/') || asked.kind === 'free') return undefined;
-  const unlisted = await unlistedSocketFile(name);
-  if (unlisted === undefined) return undefined;
   const answer =
     asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
-  const { holders, user, uid } = unlisted;
+  const unlisted = await unlistedSocketFile(name, answer?.socketInode);
+  if (unlisted === undefined) return undefined;
+  const { holders, user, uid, listedAs } = unlisted;
   const who =
     holders.length === 0
       ? `a socket of user ${user} (uid ${uid}, the file's owner)`
       : `${listed(holders.map(describeHolder))} (the file's owner is ${user}, uid ${uid})`;
   const claims = answer === undefined ? '' : `; it claims to be ${claimOf(answer)}, which cannot be checked from here`;
-  const reason = `the lock's socket file ${name} is held by ${who}, in another network namespace (its answers cannot be checked): /proc/net/unix here does not list it${claims}`;
+  const where =
+    listedAs === undefined
+      ? '/proc/net/unix here does not list it under this path: it was bound in another network namespace, or at another path (a bind mount, a hard link), so its answers cannot be checked'
+      : `/proc/net/unix here lists it at ${listedAs}, not at this path (a hard link, a symbolic link or a bind mount on the way), so its answers cannot be checked`;
+  const reason = `the lock's socket file ${name} is held by ${who}: ${where}${claims}`;
   return {
     verdict: { state: 'held', certainty: 'certain', reason: printable(reason) },
     holders,
     ...(answer !== undefined && { claim: answer }),
     ...(holders.length === 0 && { hidden: true as const }),
-    outOfSight: 'network-namespace',
+    ...(listedAs === undefined && { outOfSight: 'network-namespace' as const }),
     unlisted,
   };
 }

@@ -11,7 +11,7 @@ import { ensureSocketDir } from '../../src/interlock/socket-file.ts';
 import { giveToNobody, NOBODY_UID, nobodyUnavailable, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { interlockMode } from '../helpers/interlock-mode.ts';
-import { finished, fixture, lineMatching } from '../helpers/spawn.ts';
+import { finished, fixture, lineMatching, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 // These force the socket file: run once, in the default run, not again in each PORTLOCK_INTERLOCK run.
@@ -62,6 +62,41 @@ describe('a live socket at a lock socket file that the table here lists under an
     } finally {
       squatter.stdin?.end();
       await finished(squatter);
+    }
+  });
+});
+
+describe('a socket directory reached through a symbolic link on the way', { skip }, () => {
+  it('a holder that names it by the link and a reader that names it by its real path meet at one socket', {
+    timeout: 60_000,
+  }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    const link = join(parent, `link-${port}`);
+    symlinkSync(parent, link);
+    const holder = spawnTracked(
+      process.execPath,
+      ['--import', 'tsx', fixture('holder.ts'), JSON.stringify({ port, dir: tempDir(), interlock: 'socket-file' })],
+      { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, PORTLOCK_SOCKET_DIR: join(link, 'sockets') } },
+    );
+    try {
+      await lineMatching(holder, /"ready":true/);
+      const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
+      assert.equal(inspection.state, 'held', inspection.reason);
+      assert.equal(inspection.unlistedSocket, undefined, inspection.reason);
+      assert.deepEqual(
+        inspection.holders?.map((found) => found.pid),
+        [holder.pid],
+      );
+      await assert.rejects(acquireLock({ port, dir, interlock: 'socket-file' }), (error: unknown) => {
+        assert.ok(error instanceof LockHeldError, String(error));
+        assert.doesNotMatch(error.message, /just leaving/);
+        return true;
+      });
+    } finally {
+      holder.stdin?.end();
+      await finished(holder);
     }
   });
 });

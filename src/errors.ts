@@ -112,6 +112,20 @@ export function unlistedNextStep(
   return `Next step: ${stop}${remove}${instead}.`;
 }
 
+/**
+ * `Next step: ...` for a record naming a live process of another user than its file's owner (see
+ * `LockInspection.notOwners`): that process may be the holder, having changed its user after
+ * taking the lock, so its record is not to be removed while it may be; portlock never signals it.
+ */
+export function notOwnersNextStep(pid: number, user: string, lockPath: string): string {
+  const reader = currentReader();
+  const stop =
+    reader.root || reader.user === user
+      ? `stop it yourself (kill ${pid})`
+      : `ask ${user === 'root' ? 'root' : `${user} or root`} to stop it`;
+  return `Next step: pid ${pid} now runs as ${user}: if it is the holder (it changed its user after taking the lock), ${stop}; otherwise remove ${lockPath}.`;
+}
+
 function heldLines(d: HeldDetails, wording: Wording): string[] {
   const app = d.meta?.name ?? d.name;
   // The file the holder itself names, where the kernel vouches for it: it may be in another directory.
@@ -209,9 +223,7 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     lines.push(`Held now by: ${heirs}, through the kernel interlock.`);
     lines.push(`Next step: stop that process first (for example: kill ${heir.pid}), or wait for it to exit.`);
   } else if (d.state === 'unknown' && d.notOwners !== undefined) {
-    lines.push(
-      `Next step: the lock file's owner holds nothing through it unless a process of theirs runs as ${app}: if none does, remove ${lockPath} (pid ${d.meta.pid} is ${d.notOwners}'s, and portlock never signals it for this record).`,
-    );
+    lines.push(notOwnersNextStep(d.meta.pid, d.notOwners, lockPath));
   } else if (d.state === 'unknown') {
     lines.push(`Next step: stop ${app} where it runs; if it is not running there, remove ${lockPath}.`);
   } else if (othersUser(d.meta.user)) {

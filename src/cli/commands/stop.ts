@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { unlistedNextStep } from '../../errors.ts';
+import { notOwnersNextStep, unlistedNextStep } from '../../errors.ts';
 import { lockFileElsewhere, otherDirectory, shellWord } from '../../lock/held-through.ts';
 import { stopLock } from '../../lock/stop.ts';
 import { describeHolder, listed } from '../../record/holder-text.ts';
@@ -102,11 +102,14 @@ export const stop: Command = {
       );
     } else if (!out.json && elsewhere !== undefined && actable && result.signalled.length === 0) {
       out.err(`Next step: portlock stop ${port} --dir ${shellWord(dirname(elsewhere))}`);
-    } else if (!out.json && result.notOwners !== undefined && existsSync(result.before.path)) {
-      // The record cannot speak for the process it names (another user's): its file is what can be acted on.
-      out.err(
-        `Next step: stop it where it runs, if it is the holder; if no holder is running, remove ${shellWord(result.before.path)}.`,
-      );
+    } else if (
+      !out.json &&
+      result.notOwners !== undefined &&
+      result.before.record !== undefined &&
+      existsSync(result.before.path)
+    ) {
+      // The record cannot speak for the process it names (another user's), which may still be its holder.
+      out.err(notOwnersNextStep(result.before.record.pid, result.notOwners, shellWord(result.before.path)));
     } else if (!out.json && force && result.outcome === 'still-running' && result.signalled.length === 0) {
       // Nothing the kernel shows holding the lock could be verified: portlock signals nothing else.
       const pid = result.before.record?.pid;

@@ -114,7 +114,7 @@ export async function unlistedSocketFile(path: string, socketInode?: string): Pr
  * as `owner`, the file's owner: a table line can be forged (a name may carry a newline), so one
  * naming another user's socket makes no holder of that user's process.
  */
-function holdersElsewhere(path: string, owner: number): InterlockHolder[] {
+export function holdersElsewhere(path: string, owner: number): InterlockHolder[] {
   let here: string;
   let entries: string[];
   try {

@@ -7,7 +7,6 @@ import { readRecordFileQuietly } from '../record/read-record.ts';
 import type { InterlockHolder, PublicLockRecord, UnlistedSocket } from '../types.ts';
 import type { Attempt } from './attempt.ts';
 import { heldByAnswer, heldByAnswerOn, heldByUnlisted, type OutOfSight } from './interlock-answer.ts';
-import { judgeWith } from './judge-here.ts';
 import { askUnlessOrphaned, type Heard, kernelAfterAsk } from './orphan.ts';
 import { recordPathHere } from './record-path.ts';
 import { claimedLockFile } from './vouched-lock-file.ts';
@@ -73,7 +72,9 @@ export async function heldByInterlock(
           options.scope,
         );
   // Free to the kernel here, yet a socket file answered: held from another network namespace.
-  const held = judged ?? (await heldByUnlisted(name, answer));
+  const here = recordPathHere(options.dir, options.scope, probe);
+  const held =
+    judged ?? (await heldByUnlisted(name, answer, name.startsWith('/') ? readRecordFileQuietly(here) : undefined));
   if (held === undefined) {
     // Released between our bind and our question: try again at once.
     return {
@@ -98,22 +99,9 @@ export async function heldByInterlock(
       verdict: held.verdict,
     };
   }
-  const here = recordPathHere(options.dir, options.scope, probe);
-  // The record is read where no answer was believed: none came, or it came from another network
-  // namespace, where the record on file is judged instead (see `otherNetwork`).
-  const file =
-    (held.claim === undefined || held.otherNetwork) && !held.impostor ? readRecordFileQuietly(here) : undefined;
-  let record = file?.record;
-  if (held.otherNetwork && file !== undefined) {
-    // Its holder's socket is out of this namespace's sight: the record is judged, as without an
-    // interlock. Where /proc vouches for its holder (the host sees a container's processes), the
-    // record names it; otherwise the refusal says where the answer came from, as claimed.
-    const judged = judgeWith(probe)(file);
-    if (judged.state !== 'stale' && judged.certainty === 'certain') {
-      return { kind: 'held', viaInterlock: true, record, verdict: judged };
-    }
-    record = undefined;
-  }
+  // The record is read where no answer was believed: none came.
+  const file = held.claim === undefined && !held.impostor ? readRecordFileQuietly(here) : undefined;
+  const record = file?.record;
   // It does not answer, or the kernel contradicts its answer: name whoever holds its interlock,
   // if not the process the record names.
   const holders = held.holders.filter((holder) => holder.pid !== record?.pid);

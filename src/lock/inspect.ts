@@ -139,13 +139,8 @@ export async function judgeLock(
   const held =
     (asked && kernel && heldByAnswer(asked, probe, kernel, scope)) ??
     (name !== undefined && asked !== undefined && kernel?.state === 'free'
-      ? await heldByUnlisted(name, asked)
+      ? await heldByUnlisted(name, asked, file)
       : undefined);
-  if (held?.otherNetwork && file !== undefined) {
-    // Its holder's socket is out of this namespace's sight: the record is judged, as without an interlock.
-    const judged = judgeWith(probe)(file);
-    if (judged.state !== 'stale') return { file, verdict: judged, record: shown };
-  }
   if (held?.record !== undefined && file?.record !== undefined && networkOfFileName(basename(path)) !== undefined) {
     // This network namespace's own file of a port, beside the plain one: the interlock's holder
     // vouches for the record it keeps, and for no other. A record here that names another process
@@ -160,7 +155,9 @@ export async function judgeLock(
     // An answer the kernel does not confirm is not shown; the record is, where the kernel
     // cannot tell who holds the name (at most `likely`), or where it names the record's process.
     const recordHolds = shown !== undefined && held.holders.some((holder) => holder.pid === shown.pid);
-    const record = held.record ?? (held.claim === undefined || recordHolds ? shown : undefined);
+    // A socket unlisted here is the kernel's word alone: no record on file speaks for it.
+    const record =
+      held.record ?? (held.unlisted === undefined && (held.claim === undefined || recordHolds) ? shown : undefined);
     return {
       file,
       verdict: held.verdict,

@@ -9,6 +9,7 @@ import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from
 import { interlockName } from '../interlock/name.ts';
 import { presenceHeldBy } from '../interlock/presence.ts';
 import { liveSocketFile, notHoldersSocketFile } from '../interlock/socket-file.ts';
+import { holdersElsewhere } from '../interlock/unlisted-socket-file.ts';
 import { monotonicMs } from '../monotonic.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe, validateInterlock } from '../options/validate.ts';
@@ -114,6 +115,12 @@ function verify(place: Place): Verification {
   const kernel = place.name === undefined ? undefined : kernelHolders(place.name, undefined, place.socket);
   const ours = (holder: Pick<InterlockHolder, 'uid' | 'mixedUids'>) =>
     place.owner === undefined || runsWhollyAs(holder, place.owner);
+  // A socket file's holder in another network namespace (a container sharing this pid namespace):
+  // not in this table, but in its own, with its descriptors (see holdersElsewhere).
+  const elsewhere =
+    place.name?.startsWith('/') && kernel?.state === 'free' && place.owner !== undefined
+      ? holdersElsewhere(place.name, place.owner)
+      : [];
   const holders: Verified[] = [];
   const doubts: string[] = [];
   let tokenFor: number | undefined;
@@ -153,6 +160,10 @@ function verify(place: Place): Verification {
       const nameHolders = (kernel?.holders ?? []).filter((holder) => onName.includes(holder.pid));
       // The token goes to the record's own process, listening on the name with nobody else's.
       if (onName.includes(record.pid) && nameHolders.every((holder) => ours(holder))) tokenFor = record.pid;
+      const listening = elsewhere.filter((holder) => holder.pid === record.pid);
+      if (listening.some((holder) => holder.startTime === record.processStart) && elsewhere.every(ours)) {
+        tokenFor = record.pid;
+      }
       recorded = { pid: record.pid, startTime: record.processStart as string, via: 'record' };
     }
   }

@@ -3,14 +3,24 @@
 // make look like another spelling of the lock's file. Whether the table lists it only changes the
 // wording and whom it names.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, renameSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { acquireLock, inspectLock, LockHeldError } from '../../src/index.ts';
+import {
+  type AcquireOptions,
+  acquireLock,
+  inspectLock,
+  LockHeldError,
+  lockPathFor,
+  stopLock,
+} from '../../src/index.ts';
 import { ensureSocketDir } from '../../src/interlock/socket-file.ts';
-import { giveToNobody, NOBODY_UID, nobodyUnavailable, spawnTsAsNobody } from '../helpers/as-nobody.ts';
+import { giveToNobody, NOBODY_UID, nobodyUnavailable, setprivArgs, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { interlockMode } from '../helpers/interlock-mode.ts';
+import { holdInside, unshareUnavailable } from '../helpers/namespaces.ts';
+import { liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
 import { finished, fixture, lineMatching, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -19,6 +29,20 @@ const skip =
   (process.platform !== 'linux' && '/proc/net/unix is Linux') ||
   (interlockMode !== 'auto' && `these force the socket file; this run uses PORTLOCK_INTERLOCK=${interlockMode}`) ||
   nobodyUnavailable();
+
+const OWN_NAMESPACES = ['unshare', '--user', '--map-root-user', '--net', '--'];
+
+/** Why nobody cannot make namespaces of its own here (the kernel refuses unprivileged user namespaces), or undefined. */
+function namespacesRefused(): string | undefined {
+  if (skip) return undefined;
+  const probe = spawnSync('setpriv', [...setprivArgs(), ...OWN_NAMESPACES, 'true'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return probe.status === 0
+    ? undefined
+    : `the kernel refuses nobody a user and network namespace of its own (${probe.error?.message ?? probe.stderr.trim()})`;
+}
 
 // This file's own host-wide socket directory (a test never touches /tmp/.portlock).
 const parent = tempDir('portlock-sockets-');
@@ -97,6 +121,82 @@ describe('a socket directory reached through a symbolic link on the way', { skip
     } finally {
       holder.stdin?.end();
       await finished(holder);
+    }
+  });
+});
+
+describe('a socket-file holder in another network namespace, sharing this pid namespace', {
+  skip: skip || unshareUnavailable(['--net']),
+}, () => {
+  it('is named by its record where the kernel shows that process holding the socket there, and stopped with its token', {
+    timeout: 60_000,
+  }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    const holder = await holdInside(['--net'], {
+      port,
+      dir,
+      interlock: 'socket-file',
+      stoppable: true,
+    } as AcquireOptions);
+    try {
+      const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
+      assert.equal(inspection.state, 'held', inspection.reason);
+      assert.equal(inspection.unlistedSocket, undefined, inspection.reason);
+      assert.equal(inspection.record?.pid, holder.pid, inspection.reason);
+      const stopped = await stopLock({ port, dir, timeout: 10_000 });
+      assert.equal(stopped.outcome, 'stopped', stopped.reason);
+      assert.equal(stopped.via, 'request');
+      assert.deepEqual(stopped.signalled, []);
+    } finally {
+      await holder.kill();
+    }
+  });
+
+  it("a squatter claiming another network namespace is held by the kernel's word: the record on file does not decide", {
+    skip: namespacesRefused(),
+    timeout: 60_000,
+  }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    const bystander = await liveProcess();
+    writeRecord(
+      lockPathFor({ port, dir }),
+      recordFor(bystander.pid, { port, interlock: true, interlockKind: 'socket-file' }),
+    );
+    const slot = Buffer.from(join(socketDir, `port-${port}.sock`), 'latin1').toString('hex');
+    const squatter = spawnTracked(
+      'setpriv',
+      [
+        ...setprivArgs(),
+        ...OWN_NAMESPACES,
+        process.execPath,
+        '--import',
+        'tsx',
+        fixture('squatter.ts'),
+        JSON.stringify({ names: [slot], answer: { pid: bystander.pid, name: 'percy', netns: 'net:[4026530000]' } }),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'], timeoutMs: 60_000 },
+    );
+    try {
+      const ready = JSON.parse(await lineMatching(squatter, /"ready":true/)) as { pid: number };
+      const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
+      assert.equal(inspection.state, 'held', inspection.reason);
+      assert.equal(inspection.unlistedSocket?.uid, NOBODY_UID, inspection.reason);
+      assert.equal(inspection.record, undefined, 'the record on file is not believed');
+      assert.deepEqual(
+        inspection.holders?.map((found) => found.pid),
+        [ready.pid],
+      );
+      const stopped = await stopLock({ port, dir, force: true, timeout: 300 });
+      assert.deepEqual(stopped.signalled, []);
+      assert.equal(bystander.child.exitCode, null);
+    } finally {
+      squatter.stdin?.end();
+      await finished(squatter);
+      bystander.child.kill('SIGKILL');
     }
   });
 });

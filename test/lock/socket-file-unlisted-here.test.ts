@@ -200,3 +200,40 @@ describe('a socket-file holder in another network namespace, sharing this pid na
     }
   });
 });
+
+describe('a holder whose socket directory is bind-mounted at another path (another mount namespace)', {
+  skip: skip || unshareUnavailable(['--mount', '--propagation', 'private']),
+}, () => {
+  it('is held, named by the kernel, and its socket file is not offered for removal', { timeout: 60_000 }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    const mountAt = join(parent, `mounted-${port}`);
+    mkdirSync(mountAt);
+    const options = JSON.stringify({ port, dir: tempDir(), interlock: 'socket-file' });
+    const script = `mount --bind "${socketDir}" "${mountAt}" && PORTLOCK_SOCKET_DIR="${mountAt}" exec "${process.execPath}" --import tsx "${fixture('holder.ts')}" '${options}'`;
+    const holder = spawnTracked('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    try {
+      await lineMatching(holder, /"ready":true/);
+      const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
+      assert.equal(inspection.state, 'held', inspection.reason);
+      assert.deepEqual(
+        inspection.holders?.map((found) => found.pid),
+        [holder.pid],
+      );
+      assert.match(inspection.unlistedSocket?.listedAs ?? '', new RegExp(`^${mountAt}/`));
+      await assert.rejects(acquireLock({ port, dir, interlock: 'socket-file' }), (error: unknown) => {
+        assert.ok(error instanceof LockHeldError, String(error));
+        assert.doesNotMatch(error.message, /in another network namespace/);
+        assert.doesNotMatch(error.message, /rm /, "a holder of the reader's own is never offered for removal");
+        assert.match(error.message, /Next step: stop pid \d+ /);
+        return true;
+      });
+    } finally {
+      holder.stdin?.end();
+      await finished(holder);
+    }
+  });
+});

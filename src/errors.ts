@@ -80,9 +80,10 @@ function othersUser(user: string | undefined): boolean {
  * `Next step: ...` for a lock held by a socket the kernel here does not list at its socket file
  * (another network namespace's, or bound at another path): neither its answers nor a token nor a
  * signal reach it from here, so it is stopped where it runs. Removing its file is offered only
- * where the kernel shows its holders and none is the reader's (a holder of the reader's own
- * reached through a bind mount, or in a container, would then share the lock with the next
- * start), and only to those who may remove it (its owner, or root: the socket directory is sticky).
+ * where it is not listed here at all, the kernel shows its holders elsewhere and none is the
+ * reader's (a holder of the reader's own reached through a bind mount, or in a container, would
+ * then share the lock with the next start), and only to those who may remove it (its owner, or
+ * root: the socket directory is sticky).
  */
 export function unlistedNextStep(
   unlisted: UnlistedSocket,
@@ -100,7 +101,10 @@ export function unlistedNextStep(
       ? `stop the process that listens on ${unlisted.path} where it runs (it is ${unlisted.user}'s, ${where})`
       : `stop ${pids.length === 1 ? 'pid' : 'pids'} ${pids.join(' ')} (${unlisted.user}'s, ${where}: kill ${pids.join(' ')})`;
   const uid = process.getuid?.();
-  const notReaders = pids.length > 0 && (holders ?? []).every((holder) => holder.uid !== uid);
+  // Listed here under another path, the table's path (which its binder may have made lead here)
+  // names the holders: not enough to remove a file another holder may depend on.
+  const notReaders =
+    unlisted.listedAs === undefined && pids.length > 0 && (holders ?? []).every((holder) => holder.uid !== uid);
   const mine = reader.root || reader.user === unlisted.user;
   const askWhom = unlisted.user === 'root' ? 'root' : `${unlisted.user} or root`;
   const remove = !notReaders

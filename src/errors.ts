@@ -4,7 +4,7 @@ import { elsewhereNote, lockFileElsewhere } from './lock/held-through.ts';
 import { printable } from './printable.ts';
 import { commandText, describeHolder, holderText } from './record/holder-text.ts';
 import { since } from './record/started-at.ts';
-import type { Certainty, InterlockHolder, PublicLockRecord } from './types.ts';
+import type { Certainty, InterlockHolder, PublicLockRecord, UnlistedSocket } from './types.ts';
 
 /** What a refusal is based on: the verdict about the holder. */
 interface HeldVerdict {
@@ -35,7 +35,7 @@ interface HeldDetails extends HeldVerdict {
   /** Set when those hold it orphaned: no record names them and none can answer (see `LockInspection.orphaned`). */
   orphaned?: true;
   /** A live socket at the lock's socket file that the kernel here does not list (see `LockInspection.unlistedSocket`). */
-  unlisted?: { path: string; uid: number; user: string };
+  unlisted?: UnlistedSocket;
   /** Set when the record names a live process of another user than its file's owner: that user. */
   notOwners?: string;
 }
@@ -78,27 +78,56 @@ function othersUser(user: string | undefined): boolean {
 
 /**
  * `Next step: ...` for a lock held by a socket the kernel here does not list at its socket file
- * (another network namespace's): neither its answers nor a token nor a signal reach it from here,
- * so it is stopped where it runs, or its file is removed by the only users who may (its owner, or
- * root: the socket directory is sticky), once it is known not to be a holder in a container.
+ * (another network namespace's, or bound at another path): neither its answers nor a token nor a
+ * signal reach it from here, so it is stopped where it runs. Removing its file is offered only
+ * where it is not listed here at all, the kernel shows its holders elsewhere and none is the
+ * reader's (a holder of the reader's own reached through a bind mount, or in a container, would
+ * then share the lock with the next start), and only to those who may remove it (its owner, or
+ * root: the socket directory is sticky).
  */
 export function unlistedNextStep(
-  unlisted: { path: string; user: string; uid: number },
+  unlisted: UnlistedSocket,
   holders: readonly InterlockHolder[] | undefined,
   target: string,
 ): string {
   const reader = currentReader();
   const pids = (holders ?? []).map((holder) => holder.pid);
+  const where =
+    unlisted.listedAs === undefined
+      ? 'in another network namespace, or bound at another path'
+      : `listening at ${unlisted.listedAs}`;
   const stop =
     pids.length === 0
-      ? `stop the process that listens on ${unlisted.path} where it runs (it is ${unlisted.user}'s, in a network namespace of its own)`
-      : `stop ${pids.length === 1 ? 'pid' : 'pids'} ${pids.join(' ')} (${unlisted.user}'s, in a network namespace of its own: kill ${pids.join(' ')})`;
+      ? `stop the process that listens on ${unlisted.path} where it runs (it is ${unlisted.user}'s, ${where})`
+      : `stop ${pids.length === 1 ? 'pid' : 'pids'} ${pids.join(' ')} (${unlisted.user}'s, ${where}: kill ${pids.join(' ')})`;
+  const uid = process.getuid?.();
+  // Listed here under another path, the table's path (which its binder may have made lead here)
+  // names the holders: not enough to remove a file another holder may depend on.
+  const notReaders =
+    unlisted.listedAs === undefined && pids.length > 0 && (holders ?? []).every((holder) => holder.uid !== uid);
   const mine = reader.root || reader.user === unlisted.user;
-  const remove = mine
-    ? `or, if it is no holder of yours in a container sharing this directory, remove ${unlisted.path} (rm ${unlisted.path}) and try again`
-    : `or ask ${unlisted.user} or root to remove ${unlisted.path}, which only they can`;
+  const askWhom = unlisted.user === 'root' ? 'root' : `${unlisted.user} or root`;
+  const remove = !notReaders
+    ? ''
+    : mine
+      ? `, or, if it is no holder of the lock, remove ${unlisted.path} (rm ${unlisted.path}) and try again`
+      : `, or ask ${askWhom} to remove ${unlisted.path}, which only they can`;
   const instead = target.startsWith('port ') ? '; or use another port' : '';
-  return `Next step: ${stop}, ${remove}${instead}.`;
+  return `Next step: ${stop}${remove}${instead}.`;
+}
+
+/**
+ * `Next step: ...` for a record naming a live process of another user than its file's owner (see
+ * `LockInspection.notOwners`): that process may be the holder, having changed its user after
+ * taking the lock, so its record is not to be removed while it may be; portlock never signals it.
+ */
+export function notOwnersNextStep(pid: number, user: string, lockPath: string): string {
+  const reader = currentReader();
+  const stop =
+    reader.root || reader.user === user
+      ? `stop it yourself (kill ${pid})`
+      : `ask ${user === 'root' ? 'root' : `${user} or root`} to stop it`;
+  return `Next step: pid ${pid} now runs as ${user}: if it is the holder (it changed its user after taking the lock), ${stop}; otherwise remove ${lockPath}.`;
 }
 
 function heldLines(d: HeldDetails, wording: Wording): string[] {
@@ -198,9 +227,7 @@ function heldLines(d: HeldDetails, wording: Wording): string[] {
     lines.push(`Held now by: ${heirs}, through the kernel interlock.`);
     lines.push(`Next step: stop that process first (for example: kill ${heir.pid}), or wait for it to exit.`);
   } else if (d.state === 'unknown' && d.notOwners !== undefined) {
-    lines.push(
-      `Next step: the lock file's owner holds nothing through it unless a process of theirs runs as ${app}: if none does, remove ${lockPath} (pid ${d.meta.pid} is ${d.notOwners}'s, and portlock never signals it for this record).`,
-    );
+    lines.push(notOwnersNextStep(d.meta.pid, d.notOwners, lockPath));
   } else if (d.state === 'unknown') {
     lines.push(`Next step: stop ${app} where it runs; if it is not running there, remove ${lockPath}.`);
   } else if (othersUser(d.meta.user)) {

@@ -261,7 +261,32 @@ export interface LockInspection {
    * that file's owner (`uid`, `user`), and `holders` where /proc shows them. `state` is `held`;
    * `stopLock` sends it neither a token nor a signal.
    */
-  unlistedSocket?: { path: string; uid: number; user: string };
+  unlistedSocket?: UnlistedSocket;
+  /**
+   * Set when the record names a live process of another user than the lock file's owner: that
+   * user's name. A record speaks only for its owner's processes, so `state` is `unknown`: the
+   * process is neither believed to hold the lock nor signalled for it.
+   */
+  notOwners?: string;
+}
+
+/**
+ * A live socket at a lock's socket file that this network namespace's /proc/net/unix does not list
+ * at that path (see `LockInspection.unlistedSocket`): the file, and its owner from `lstat`.
+ */
+export interface UnlistedSocket {
+  /** The socket file. */
+  path: string;
+  /** The socket file's owner: the user that bound it, or linked it there. */
+  uid: number;
+  /** That user's name, or `uid N`. */
+  user: string;
+  /**
+   * Where this network namespace's table lists the socket under another path (a hard link, a
+   * symbolic link or a bind mount on the way): that path. Unset where it is not listed here at
+   * all: it was bound in another network namespace, or at a path not seen here.
+   */
+  listedAs?: string;
 }
 
 /** Called when another process asks the holder to stop (for example `portlock stop`). */
@@ -379,6 +404,11 @@ export interface StopLockResult {
    * user's name (`another user` where /proc does not tell). Only that user or root can stop it.
    */
   holderUser?: string;
+  /**
+   * Set (with `unknown`) when the lock's record names a live process of another user than the
+   * lock file's owner: that user's name (see `LockInspection.notOwners`). Nothing was sent.
+   */
+  notOwners?: string;
 }
 
 /** A process {@link stopLock} signalled, and what became of it. */

@@ -298,15 +298,19 @@ function notOwnersProcess(record: LockRecord, probe: ProcessProbe, owner: number
   if (owner === undefined) return undefined;
   const info = probe.info(record.pid);
   if (info === 'gone' || info?.uid === undefined || info.uid === owner) return undefined;
-  const runs = `${userName(info.uid)}${userName(info.uid).startsWith('uid ') ? '' : ` (uid ${info.uid})`}`;
-  const writer = `${userName(owner)}${userName(owner).startsWith('uid ') ? '' : ` (uid ${owner})`}`;
+  const user = userName(info.uid);
+  const runs = withUid(user, info.uid);
+  const writer = withUid(userName(owner), owner);
   return {
     state: 'unknown',
     certainty: 'certain',
-    notOwners: userName(info.uid),
+    notOwners: user,
     reason: `the record claims process ${record.pid}, which runs as ${runs}, not as ${writer}, who owns the lock file: a record speaks only for its owner's processes, so it cannot speak for this one`,
   };
 }
+
+/** `root (uid 0)`, or `uid 1234` alone where the user has no name. */
+const withUid = (user: string, uid: number): string => (user.startsWith('uid ') ? user : `${user} (uid ${uid})`);
 
 function judgeNamedProcess(record: LockRecord, probe: ProcessProbe, writtenMs: number | undefined): Verdict {
   const { pid } = record;

@@ -58,7 +58,8 @@ export function listeningAtSocketFile(table: string, path: string): string[] {
   return atSocketFile(listeningSockets(table), path);
 }
 
-function atSocketFile(sockets: readonly { inode: string; path: string }[], path: string): string[] {
+/** Of `sockets`, the inodes of those bound at `path` or under its temp name beside it (see {@link listeningAtSocketFile}). */
+export function atSocketFile(sockets: readonly { inode: string; path: string }[], path: string): string[] {
   const slash = path.lastIndexOf('/');
   const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.`;
   return sockets
@@ -74,7 +75,7 @@ function atSocketFile(sockets: readonly { inode: string; path: string }[], path:
  * giving a lock's name with the inode of some other socket. Such an inode is not taken as the
  * name's socket: its processes are no holders.
  */
-function repeatedInodes(table: string, inodes: readonly string[]): Set<string> {
+export function repeatedInodes(table: string, inodes: readonly string[]): Set<string> {
   const wanted = new Set(inodes);
   const seen = new Set<string>();
   const repeated = new Set<string>();

@@ -1,5 +1,5 @@
 import { descriptorLinks, readText } from '../identity/probe.ts';
-import { listeningAbstractNames, runsWhollyAs, shownAs, someSocketHolder } from './holders.ts';
+import { listeningAbstractNames, repeatedInodes, runsWhollyAs, shownAs, someSocketHolder } from './holders.ts';
 import { SUN_PATH_BYTES } from './name.ts';
 import { Interlock } from './server.ts';
 
@@ -42,16 +42,43 @@ export interface PresenceOwner {
  * process (another user's look-alike or squatter, hidepid); the caller looks at other evidence.
  */
 export function presenceBound(id: string, owner?: PresenceOwner): boolean | undefined {
-  if (process.platform !== 'linux' || !/^[0-9a-f]{16,64}$/.test(id)) return undefined;
-  const table = readText('/proc/net/unix', 'utf8');
-  if (table === undefined) return undefined;
-  const inodes = presenceInodes(table, id);
-  if (inodes.length === 0) return false;
+  const sockets = presenceSockets(id, '/proc/net/unix');
+  if (sockets === undefined) return undefined;
+  if (sockets.listed === 0) return false;
   const uid = owner?.uid;
   if (uid === undefined) return undefined;
   const accept = (holder: Parameters<typeof runsWhollyAs>[0] & { pidns?: string }) =>
     runsWhollyAs(holder, uid) && (owner?.pidns === undefined || holder.pidns === owner.pidns);
-  return someSocketHolder(inodes, accept, owner?.pid === undefined ? [] : [owner.pid]) ? true : undefined;
+  return someSocketHolder(sockets.believed, accept, owner?.pid === undefined ? [] : [owner.pid]) ? true : undefined;
+}
+
+/**
+ * Whether process `pid` holds a socket listening on the presence name `id`, as the kernel shows it
+ * (Linux: the table of the process's own network namespace, /proc/<pid>/net/unix, and its
+ * descriptors, /proc/<pid>/fd): the proof that a record-only holder still holds its lock, since its
+ * record alone is a claim. An abstract name lives in the network namespace it was bound in, which
+ * is the holder's, not necessarily the reader's. Undefined where /proc cannot tell.
+ */
+export function presenceHeldBy(id: string, pid: number): boolean | undefined {
+  const sockets = presenceSockets(id, `/proc/${pid}/net/unix`);
+  if (sockets === undefined) return undefined;
+  const links = new Set(sockets.believed.map((inode) => `socket:[${inode}]`));
+  return links.size > 0 && descriptorLinks(pid).some((link) => links.has(link));
+}
+
+/**
+ * The sockets listening on a presence name in the table at `table` (a network namespace's
+ * /proc/.../net/unix): how many lines list one, and the inodes to believe, those shown on one line
+ * only (a name's bytes are printed raw, so a forged line may give the name with another socket's
+ * inode; see `kernelHolders`). Undefined where the table cannot be read or this is not Linux.
+ */
+function presenceSockets(id: string, table: string): { listed: number; believed: string[] } | undefined {
+  if (process.platform !== 'linux' || !/^[0-9a-f]{16,64}$/.test(id)) return undefined;
+  const text = readText(table, 'utf8');
+  if (text === undefined) return undefined;
+  const inodes = presenceInodes(text, id);
+  const repeated = repeatedInodes(text, inodes);
+  return { listed: inodes.length, believed: inodes.filter((inode) => !repeated.has(inode)) };
 }
 
 /**
@@ -68,17 +95,4 @@ function presenceInodes(table: string, id: string): string[] {
 /** Whether the text of /proc/net/unix shows something listening on the presence name `id`. */
 export function presenceIn(table: string, id: string): boolean {
   return presenceInodes(table, id).length > 0;
-}
-
-/**
- * Whether process `pid` holds a socket listening on the presence name `id`, as the kernel shows it
- * (Linux: /proc/net/unix and /proc/<pid>/fd): the proof that a record-only holder still holds its
- * lock, since its record alone is a claim. Undefined where /proc cannot tell.
- */
-export function presenceHeldBy(id: string, pid: number): boolean | undefined {
-  if (process.platform !== 'linux' || !/^[0-9a-f]{16,64}$/.test(id)) return undefined;
-  const table = readText('/proc/net/unix', 'utf8');
-  if (table === undefined) return undefined;
-  const links = new Set(presenceInodes(table, id).map((inode) => `socket:[${inode}]`));
-  return links.size > 0 && descriptorLinks(pid).some((link) => links.has(link));
 }

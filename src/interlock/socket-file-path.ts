@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { crypto } from '../lazy-crypto.ts';
 import { SOCKET_DIR_ENV } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
@@ -23,10 +23,30 @@ export const digest = (text: string): string => crypto().createHash('sha256').up
 /** This process's user id, where the platform has one. */
 export const uid = (): number | undefined => process.getuid?.();
 
-/** The host-wide directory of port sockets. */
+/**
+ * The host-wide directory of port sockets, by its real path: its parent resolved (the directory
+ * itself must be a real one, see `ensureSocketDir`). Processes that reach it by different spellings
+ * (a symbolic link on the way) then bind and look for the same path, which /proc/net/unix lists.
+ */
 export function portSocketDir(): string {
-  const dir = process.env[SOCKET_DIR_ENV];
-  return dir ? resolve(dir) : DEFAULT_SOCKET_DIR;
+  const given = process.env[SOCKET_DIR_ENV];
+  const dir = given ? resolve(given) : DEFAULT_SOCKET_DIR;
+  if (resolved?.given === dir) return resolved.real;
+  const real = realParent(dir);
+  // Kept once resolved; a parent not there yet is resolved again next time.
+  if (real !== undefined) resolved = { given: dir, real };
+  return real ?? dir;
+}
+
+let resolved: { given: string; real: string } | undefined;
+
+/** `path` with its parent directory's real path; undefined where that cannot be resolved. */
+function realParent(path: string): string | undefined {
+  try {
+    return join(realpathSync(dirname(path)), basename(path));
+  } catch {
+    return undefined;
+  }
 }
 
 /** This user's private directory of short socket names, for lock directories with long paths. */

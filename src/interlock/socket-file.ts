@@ -15,7 +15,7 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { connect } from 'node:net';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { SocketDirectoryError } from '../errors.ts';
 import type { Verdict } from '../identity/judge.ts';
 import { readText } from '../identity/probe.ts';
@@ -284,7 +284,7 @@ function keySocketPath(key: string, dir: string): string {
 }
 
 /** What makes a socket file this file: a dead one is taken over only while it is still the same. */
-function identityOf(path: string): { identity: string; uid: number } | undefined {
+export function identityOf(path: string): { identity: string; uid: number } | undefined {
   let stat: Stats & { birthtimeNs?: bigint };
   try {
     stat = lstatSync(path, { bigint: true }) as unknown as Stats & { birthtimeNs?: bigint };

@@ -1,30 +1,32 @@
-import { lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { descriptorLinks, readText } from '../identity/probe.ts';
 import { userName } from '../identity/users.ts';
-import type { InterlockHolder } from '../types.ts';
-import { describeProcess, listeningAtSocketFile, parsedUnixTable } from './holders.ts';
+import type { InterlockHolder, UnlistedSocket } from '../types.ts';
+import { atSocketFile, describeProcess, listeningAtSocketFile, parsedUnixTable, repeatedInodes } from './holders.ts';
 
 /**
  * A live socket at a lock's socket file that this network namespace's /proc/net/unix does not list
  * there: what the kernel tells of it. Whatever it answers is a claim that cannot be checked here.
  */
-export interface UnlistedSocketFile {
-  /** The socket file. */
-  path: string;
-  /** The socket file's owner (the user that bound it, or linked it there), from `lstat`. */
-  uid: number;
-  /** That user's name, or `uid N`. */
-  user: string;
+export interface UnlistedSocketFile extends UnlistedSocket {
   /**
-   * The processes the kernel shows holding it, in the network namespace they bound it in (read
-   * from their own /proc/<pid>/net/unix), where /proc shows them to this user; each runs as the
-   * file's owner. Empty where they cannot be seen.
+   * The processes the kernel shows holding it, where /proc shows them to this user: here, where
+   * `listedAs` is set; else in the network namespace they bound it in (read from their own
+   * /proc/<pid>/net/unix), each running as the file's owner. Empty where they cannot be seen.
    */
   holders: InterlockHolder[];
 }
 
-/** The socket file's identity (device and inode) and owner, not following a link; undefined unless it is a socket. */
+/** An unlisted socket as a lock's inspection reports it: without its holders, which the inspection names itself. */
+export const socketOf = ({ path, uid, user, listedAs }: UnlistedSocketFile): UnlistedSocket => ({
+  path,
+  uid,
+  user,
+  ...(listedAs !== undefined && { listedAs }),
+});
+
+/** The socket file's device and inode, and owner, not following a link; undefined unless it is a socket. */
 function socketFileAt(path: string): { id: string; uid: number } | undefined {
   try {
     const stat = lstatSync(path, { bigint: true });
@@ -34,54 +36,76 @@ function socketFileAt(path: string): { id: string; uid: number } | undefined {
   }
 }
 
-/** A directory's real path, or undefined where it cannot be resolved. */
-function realDir(path: string): string | undefined {
-  try {
-    return realpathSync(path);
-  } catch {
-    return undefined;
-  }
+/** Where this network namespace's table lists the socket at a socket file: the path it was bound at, and its inodes. */
+interface Listed {
+  boundAt: string;
+  inodes: string[];
 }
 
 /**
- * Whether this network namespace's /proc/net/unix lists a socket listening at `path`: bound there,
- * or under its temp name beside it (see `listeningAtSocketFile`), by this spelling of its
- * directory or another one (a symbolic link on the way: the table shows the path as it was bound).
+ * Where this network namespace's /proc/net/unix lists the socket that listens at the socket file
+ * `path` (device and inode `id`), by the kernel's word, not by a name: a line (one of its own: an
+ * inode on two lines is a forged one) whose bound path is, now, that same file (a hard link, a
+ * symbolic link or bind mount on the way); else the line of the socket its holder's answer names
+ * (`socketInode`), bound under the file's name or its temp name (see `atSocketFile`), since a
+ * temp name is gone once the socket is in place. Undefined where the table lists none of these.
  */
-function listedHere(path: string): boolean | undefined {
+function listedHere(path: string, id: string, answered: string | undefined): Listed | undefined {
   const table = parsedUnixTable();
   if (table === undefined) return undefined;
-  const name = basename(path);
-  const dir = realDir(dirname(path));
-  return table.sockets.some(({ path: bound }) => {
-    const shown = basename(bound);
-    const named =
-      shown === name || (shown.startsWith(`.${name}.`) && /^[0-9a-f]{8}$/.test(shown.slice(name.length + 2)));
-    return named && (bound === path || (dir !== undefined && realDir(dirname(bound)) === dir));
-  });
+  const own = table.sockets.filter(({ inode, path: bound }) => bound.startsWith('/') && !table.repeated.has(inode));
+  const same = own.filter(({ path: bound }) => socketFileAt(bound)?.id === id);
+  const first = same[0];
+  if (first !== undefined) return { boundAt: first.path, inodes: same.map(({ inode }) => inode) };
+  if (answered === undefined) return undefined;
+  const named = own.find(
+    ({ inode, path: bound }) =>
+      inode === answered && atSocketFile([{ inode, path: bound }], join(dirname(bound), basename(path))).length > 0,
+  );
+  return named === undefined ? undefined : { boundAt: named.path, inodes: [named.inode] };
+}
+
+/** The processes of this network namespace that hold one of these sockets, as /proc shows them. */
+function holdersHere(inodes: readonly string[]): InterlockHolder[] {
+  const links = new Set(inodes.map((inode) => `socket:[${inode}]`));
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((pid) => descriptorLinks(pid).some((link) => links.has(link)))
+    .flatMap((pid) => describeProcess(Number(pid)) ?? []);
 }
 
 /**
- * Whether a socket file that answers (a connection to it was accepted) is one this network
- * namespace's kernel does not list, and if so, what the kernel tells of it (Linux). A socket is
- * reached through the file system from any network namespace, but /proc/net/unix lists only its
- * own namespace's sockets: one listening at the path that the table here does not show was bound
- * in another network namespace (a container, or a user's own, which any user may make), or bound
- * under another name and linked there. Either way its answers claim what cannot be checked here.
+ * What the kernel tells of a live socket at a lock's socket file that this network namespace's
+ * /proc/net/unix does not list at that path (Linux): the caller found the table free there. A
+ * socket file that accepts a connection, and is the same file afterwards, is held, whatever it
+ * answers: a socket that listened at both moments listened in between. Whom it is held by is the
+ * kernel's word alone: where the table here lists it under another path (`listedAs`: a hard link,
+ * a symbolic link or a bind mount on the way), the processes here holding it; otherwise it was
+ * bound in another network namespace (a container, or a user's own, which any user may make) or
+ * under another path, and its holders are those other namespaces' processes that hold it, as
+ * their own tables show. Either way its answers claim what cannot be checked here.
  *
- * Proof, not a moment's look: the same socket file (device and inode) is live before and after
- * the table is read, and a socket that listened at both moments listened in between. Undefined
- * where that does not hold (it left, or changed hands), the table lists it, or this is not Linux.
+ * The same file before and after is its full identity (device, inode, change and birth time): a
+ * freed inode is reused at once, so a hand-over between two holders is not taken for one socket.
+ * Undefined where it left or changed hands meanwhile, or this is not Linux.
  */
-export async function unlistedSocketFile(path: string): Promise<UnlistedSocketFile | undefined> {
+export async function unlistedSocketFile(path: string, socketInode?: string): Promise<UnlistedSocketFile | undefined> {
   if (process.platform !== 'linux' || !path.startsWith('/')) return undefined;
   // Loaded where a lock has a socket file, as the rest of that interlock is (it is loaded by now).
-  const { knock } = await import('./socket-file.ts');
-  const before = socketFileAt(path);
-  if (before === undefined || (await knock(path)) !== 'live') return undefined;
-  if (listedHere(path) !== false) return undefined;
-  if ((await knock(path)) !== 'live' || socketFileAt(path)?.id !== before.id) return undefined;
-  return { path, uid: before.uid, user: userName(before.uid), holders: holdersElsewhere(path, before.uid) };
+  const { identityOf, knock } = await import('./socket-file.ts');
+  const file = socketFileAt(path);
+  const before = identityOf(path)?.identity;
+  if (file === undefined || before === undefined || (await knock(path)) !== 'live') return undefined;
+  const listed = listedHere(path, file.id, socketInode);
+  if ((await knock(path)) !== 'live' || identityOf(path)?.identity !== before) return undefined;
+  const owner = { path, uid: file.uid, user: userName(file.uid) };
+  if (listed !== undefined) return { ...owner, holders: holdersHere(listed.inodes), listedAs: listed.boundAt };
+  return { ...owner, holders: holdersElsewhere(path, file.uid) };
 }
 
 /**
@@ -90,7 +114,7 @@ export async function unlistedSocketFile(path: string): Promise<UnlistedSocketFi
  * as `owner`, the file's owner: a table line can be forged (a name may carry a newline), so one
  * naming another user's socket makes no holder of that user's process.
  */
-function holdersElsewhere(path: string, owner: number): InterlockHolder[] {
+export function holdersElsewhere(path: string, owner: number): InterlockHolder[] {
   let here: string;
   let entries: string[];
   try {
@@ -113,7 +137,10 @@ function holdersElsewhere(path: string, owner: number): InterlockHolder[] {
     let inodes = inodesOf.get(netns);
     if (inodes === undefined) {
       const table = readText(`/proc/${pid}/net/unix`, 'utf8');
-      inodes = new Set(table === undefined ? [] : listeningAtSocketFile(table, path));
+      const listening = table === undefined ? [] : listeningAtSocketFile(table, path);
+      // An inode on two lines of a table is a forged line's: not believed.
+      const forged = table === undefined ? new Set<string>() : repeatedInodes(table, listening);
+      inodes = new Set(listening.filter((inode) => !forged.has(inode)));
       inodesOf.set(netns, inodes);
     }
     if (inodes.size === 0) continue;

@@ -1,12 +1,12 @@
 import type { ProcessProbe } from '../identity/probe.ts';
 import { ASK_TIMEOUT_MS } from '../interlock/client.ts';
 import { kernelHolders } from '../interlock/holders.ts';
+import { socketOf } from '../interlock/unlisted-socket-file.ts';
 import type { ResolvedAcquire } from '../options/resolve.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
-import type { InterlockHolder, PublicLockRecord } from '../types.ts';
+import type { InterlockHolder, PublicLockRecord, UnlistedSocket } from '../types.ts';
 import type { Attempt } from './attempt.ts';
 import { heldByAnswer, heldByAnswerOn, heldByUnlisted, type OutOfSight } from './interlock-answer.ts';
-import { judgeWith } from './judge-here.ts';
 import { askUnlessOrphaned, type Heard, kernelAfterAsk } from './orphan.ts';
 import { recordPathHere } from './record-path.ts';
 import { claimedLockFile } from './vouched-lock-file.ts';
@@ -29,7 +29,7 @@ export type Refusal = Exclude<Attempt, { kind: 'acquired' }> & {
   /** Set when those hold it orphaned (see `orphaned`). */
   orphaned?: true;
   /** A live socket at the lock's socket file that the kernel here does not list (see `LockInspection.unlistedSocket`). */
-  unlisted?: { path: string; uid: number; user: string };
+  unlisted?: UnlistedSocket;
 };
 
 /** A refusal by a taken interlock whose holder was not asked who it is. */
@@ -72,7 +72,9 @@ export async function heldByInterlock(
           options.scope,
         );
   // Free to the kernel here, yet a socket file answered: held from another network namespace.
-  const held = judged ?? (await heldByUnlisted(name, answer));
+  const here = recordPathHere(options.dir, options.scope, probe);
+  const held =
+    judged ?? (await heldByUnlisted(name, answer, name.startsWith('/') ? readRecordFileQuietly(here) : undefined));
   if (held === undefined) {
     // Released between our bind and our question: try again at once.
     return {
@@ -86,33 +88,20 @@ export async function heldByInterlock(
     return { kind: 'held', viaInterlock: true, record: held.record, verdict: held.verdict };
   if (held.unlisted !== undefined) {
     // No record speaks for a socket of another network namespace: the kernel's word alone.
-    const { path, uid, user } = held.unlisted;
+
     return {
       kind: 'held',
       viaInterlock: true,
       record: undefined,
       ...(held.holders.length > 0 && { holders: held.holders }),
       ...(held.claim && { claim: held.claim }),
-      unlisted: { path, uid, user },
+      unlisted: socketOf(held.unlisted),
       verdict: held.verdict,
     };
   }
-  const here = recordPathHere(options.dir, options.scope, probe);
-  // The record is read where no answer was believed: none came, or it came from another network
-  // namespace, where the record on file is judged instead (see `otherNetwork`).
-  const file =
-    (held.claim === undefined || held.otherNetwork) && !held.impostor ? readRecordFileQuietly(here) : undefined;
-  let record = file?.record;
-  if (held.otherNetwork && file !== undefined) {
-    // Its holder's socket is out of this namespace's sight: the record is judged, as without an
-    // interlock. Where /proc vouches for its holder (the host sees a container's processes), the
-    // record names it; otherwise the refusal says where the answer came from, as claimed.
-    const judged = judgeWith(probe)(file);
-    if (judged.state !== 'stale' && judged.certainty === 'certain') {
-      return { kind: 'held', viaInterlock: true, record, verdict: judged };
-    }
-    record = undefined;
-  }
+  // The record is read where no answer was believed: none came.
+  const file = held.claim === undefined && !held.impostor ? readRecordFileQuietly(here) : undefined;
+  const record = file?.record;
   // It does not answer, or the kernel contradicts its answer: name whoever holds its interlock,
   // if not the process the record names.
   const holders = held.holders.filter((holder) => holder.pid !== record?.pid);

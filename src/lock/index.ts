@@ -36,6 +36,7 @@ export type {
   StopLockOptions,
   StopLockResult,
   StopRequestHandler,
+  UnlistedSocket,
 } from '../types.ts';
 export { acquireLock } from './acquire.ts';
 export { cleanLocks, inspectLock, listLocks, removeStaleLock, stopLock } from './on-first-use.ts';

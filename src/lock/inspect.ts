@@ -15,6 +15,7 @@ import {
   type UnixTable,
 } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
+import { socketOf } from '../interlock/unlisted-socket-file.ts';
 import { lockFileName, networkOfFileName, resolveListDir, resolveTarget, scopeOfFileName } from '../options/resolve.ts';
 import { type LockScope, validateInterlock } from '../options/validate.ts';
 import { printable } from '../printable.ts';
@@ -41,7 +42,7 @@ const CONCURRENCY = 32;
 interface Judgement {
   /** The lock file, when there is one and it could be read. */
   file: RecordFile | undefined;
-  verdict: Pick<LockInspection, 'state' | 'certainty' | 'reason'>;
+  verdict: Pick<LockInspection, 'state' | 'certainty' | 'reason' | 'notOwners'>;
   /** The record to show: the holder's own answer where the kernel confirms it, else the file's. */
   record: PublicLockRecord | undefined;
   /** The processes the kernel says hold the lock's interlock, where it was asked. */
@@ -138,13 +139,8 @@ export async function judgeLock(
   const held =
     (asked && kernel && heldByAnswer(asked, probe, kernel, scope)) ??
     (name !== undefined && asked !== undefined && kernel?.state === 'free'
-      ? await heldByUnlisted(name, asked)
+      ? await heldByUnlisted(name, asked, file)
       : undefined);
-  if (held?.otherNetwork && file !== undefined) {
-    // Its holder's socket is out of this namespace's sight: the record is judged, as without an interlock.
-    const judged = judgeWith(probe)(file);
-    if (judged.state !== 'stale') return { file, verdict: judged, record: shown };
-  }
   if (held?.record !== undefined && file?.record !== undefined && networkOfFileName(basename(path)) !== undefined) {
     // This network namespace's own file of a port, beside the plain one: the interlock's holder
     // vouches for the record it keeps, and for no other. A record here that names another process
@@ -159,7 +155,9 @@ export async function judgeLock(
     // An answer the kernel does not confirm is not shown; the record is, where the kernel
     // cannot tell who holds the name (at most `likely`), or where it names the record's process.
     const recordHolds = shown !== undefined && held.holders.some((holder) => holder.pid === shown.pid);
-    const record = held.record ?? (held.claim === undefined || recordHolds ? shown : undefined);
+    // A socket unlisted here is the kernel's word alone: no record on file speaks for it.
+    const record =
+      held.record ?? (held.unlisted === undefined && (held.claim === undefined || recordHolds) ? shown : undefined);
     return {
       file,
       verdict: held.verdict,
@@ -167,7 +165,7 @@ export async function judgeLock(
       holders: held.holders,
       ...(held.claim && { claim: held.claim }),
       ...(held.unlisted && {
-        unlisted: { path: held.unlisted.path, uid: held.unlisted.uid, user: held.unlisted.user },
+        unlisted: socketOf(held.unlisted),
       }),
     };
   }
@@ -205,6 +203,7 @@ export function toInspection(
     ...(claim && { claim }),
     ...(orphaned && { orphaned }),
     ...(unlisted && { unlistedSocket: unlisted }),
+    ...(verdict.notOwners !== undefined && { notOwners: verdict.notOwners }),
   };
 }
 

@@ -1,13 +1,20 @@
 import { existsSync } from 'node:fs';
 import type { Verdict } from '../identity/judge.ts';
-import { nsPids, readText } from '../identity/probe.ts';
+import { nsPids, readText, systemProbe } from '../identity/probe.ts';
 import type { Asked } from '../interlock/client.ts';
-import { type KernelHolders, kernelHolders, kernelHoldersAmong, setApartLookAlikes } from '../interlock/holders.ts';
+import {
+  type KernelHolders,
+  kernelHolders,
+  kernelHoldersAmong,
+  runsWhollyAs,
+  setApartLookAlikes,
+} from '../interlock/holders.ts';
 import { type UnlistedSocketFile, unlistedSocketFile } from '../interlock/unlisted-socket-file.ts';
 import type { LockScope } from '../options/validate.ts';
 import { printable } from '../printable.ts';
 import { describeHolder, holdersHold, listed } from '../record/holder-text.ts';
-import type { InterlockHolder, PublicLockRecord } from '../types.ts';
+import { publicRecord } from '../record/record.ts';
+import type { InterlockHolder, LockRecord, PublicLockRecord } from '../types.ts';
 import { isHoldersLockFile } from './vouched-lock-file.ts';
 
 /** Where a holder that /proc does not show runs (see `HeldByInterlock.outOfSight`). */
@@ -36,11 +43,6 @@ interface HeldByInterlock {
   outOfSight?: OutOfSight;
   /** Processes holding a look-alike of the name (shown the same way by /proc/net/unix): not holders. */
   lookAlikes?: InterlockHolder[];
-  /**
-   * Set when the holder answers from another network namespace (a socket file is reached across
-   * them; this namespace's /proc/net/unix does not show its socket): the record decides, judged.
-   */
-  otherNetwork?: true;
   /**
    * Set when a live socket listens at the lock's socket file that /proc/net/unix here does not
    * list: what the kernel tells of it (its file's owner, its processes where they can be seen).
@@ -121,22 +123,6 @@ export function heldByAnswer(
 ): HeldByInterlock | undefined {
   const answer =
     asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
-  const netns = probe.netns?.();
-  if (found.state === 'free' && answer?.netns !== undefined && netns !== undefined && answer.netns !== netns) {
-    // A socket file is reached through the file system from any network namespace, but only its
-    // own namespace's table lists it: an answer, unlisted here, claiming another namespace, comes
-    // from there (a container sharing the directory, or the host). It cannot be checked here and is
-    // not believed: the caller judges the record on file, and says this where that does not decide.
-    const reason = `a process holds the lock's socket file, from another network namespace (a container, or the host) by its own account, so /proc here does not show it; it claims to be ${claimOf(answer)}, which cannot be checked from here`;
-    return {
-      verdict: { state: 'unknown', certainty: 'likely', reason: printable(reason) },
-      holders: [],
-      claim: answer,
-      hidden: true,
-      outOfSight: 'network-namespace',
-      otherNetwork: true,
-    };
-  }
   const kernel = withoutLookAlikes(asked, answer, found);
   const { holders } = kernel;
   // Free to the question and to the kernel: nobody holds it. (A holder of the legacy form alone
@@ -275,32 +261,68 @@ export function heldByAnswerOn(
 
 /**
  * Where the interlock seemed free to the kernel here, yet a lock's socket file answered (or took
- * the connection and kept silent): a socket /proc/net/unix here does not list, bound in another
- * network namespace (or under another name and linked there), whatever it claims. Such a socket
- * holds the lock's file, so the lock is held; by whom, the kernel says (the file's owner, and the
- * processes holding it where /proc shows them), never its answer, which cannot be checked from
- * here (a user may make a network namespace of their own and claim any other in it). Undefined
- * where the kernel does not bear that out (see {@link unlistedSocketFile}).
+ * the connection and kept silent): a socket /proc/net/unix here does not list at that path, bound
+ * in another network namespace (or at another path), whatever it claims. Such a socket holds the
+ * lock's file, so the lock is held; by whom, the kernel says (the file's owner, and the processes
+ * holding it where /proc shows them), never its answer, which cannot be checked from here (a user
+ * may make a network namespace of their own and claim any other in it). The record on file
+ * (`onFile`) is believed only where the kernel shows its own process (same pid and start time,
+ * run by the record file's owner) holding the socket in another network namespace: a holder in
+ * a container that shares this pid namespace. Undefined where the kernel does not bear that out
+ * (see {@link unlistedSocketFile}).
  */
-export async function heldByUnlisted(name: string, asked: Asked): Promise<HeldByInterlock | undefined> {
+export async function heldByUnlisted(
+  name: string,
+  asked: Asked,
+  onFile?: { record: LockRecord | undefined; uid?: number | undefined },
+): Promise<HeldByInterlock | undefined> {
   if (!name.startsWith('/') || asked.kind === 'free') return undefined;
-  const unlisted = await unlistedSocketFile(name);
-  if (unlisted === undefined) return undefined;
   const answer =
     asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
-  const { holders, user, uid } = unlisted;
+  const unlisted = await unlistedSocketFile(name, answer?.socketInode);
+  if (unlisted === undefined) return undefined;
+  const { holders, user, uid, listedAs } = unlisted;
+  const record = onFile?.record;
+  // The record's own process: that pid (in its pid namespace, where it names another: the
+  // innermost pid there), with its start time, run by the record file's owner.
+  const pidns = systemProbe.pidns?.();
+  const own =
+    listedAs === undefined && record?.processStart !== undefined
+      ? holders.find(
+          (holder) =>
+            holder.pidns !== undefined &&
+            (record.pidns === undefined || holder.pidns === record.pidns) &&
+            (holder.pidns === pidns ? holder.pid === record.pid : innermostPid(holder.pid) === record.pid) &&
+            holder.startTime === record.processStart &&
+            (onFile?.uid === undefined || runsWhollyAs(holder, onFile.uid)),
+        )
+      : undefined;
+  if (record !== undefined && own !== undefined) {
+    const shown = { ...publicRecord(record), ...(own.user !== undefined && { user: own.user }) };
+    if (own.pidns !== pidns) {
+      // Held for sure, but by a pid that names some other process here: out of reach, never signalled.
+      const reason = `process ${record.pid} runs in another pid namespace (${own.pidns}) and holds the lock's socket file ${name} from another network namespace, as the kernel shows (host pid ${own.pid}); stop it inside that namespace`;
+      return { verdict: { state: 'unknown', certainty: 'certain', reason: printable(reason) }, holders, record: shown };
+    }
+    const reason = `process ${record.pid} holds the lock's socket file ${name} from another network namespace, as the kernel shows (its own /proc/${record.pid}/net/unix and descriptors)`;
+    return { verdict: { state: 'held', certainty: 'certain', reason: printable(reason) }, holders, record: shown };
+  }
   const who =
     holders.length === 0
       ? `a socket of user ${user} (uid ${uid}, the file's owner)`
       : `${listed(holders.map(describeHolder))} (the file's owner is ${user}, uid ${uid})`;
   const claims = answer === undefined ? '' : `; it claims to be ${claimOf(answer)}, which cannot be checked from here`;
-  const reason = `the lock's socket file ${name} is held by ${who}, in another network namespace (its answers cannot be checked): /proc/net/unix here does not list it${claims}`;
+  const where =
+    listedAs === undefined
+      ? '/proc/net/unix here does not list it under this path: it was bound in another network namespace, or at another path (a bind mount, a hard link), so its answers cannot be checked'
+      : `/proc/net/unix here lists it at ${listedAs}, not at this path (a hard link, a symbolic link or a bind mount on the way), so its answers cannot be checked`;
+  const reason = `the lock's socket file ${name} is held by ${who}: ${where}${claims}`;
   return {
     verdict: { state: 'held', certainty: 'certain', reason: printable(reason) },
     holders,
     ...(answer !== undefined && { claim: answer }),
     ...(holders.length === 0 && { hidden: true as const }),
-    outOfSight: 'network-namespace',
+    ...(listedAs === undefined && { outOfSight: 'network-namespace' as const }),
     unlisted,
   };
 }

@@ -9,6 +9,7 @@ import { boundAbstractNames, describeProcess, kernelHolders, runsWhollyAs } from
 import { interlockName } from '../interlock/name.ts';
 import { presenceHeldBy } from '../interlock/presence.ts';
 import { liveSocketFile, notHoldersSocketFile } from '../interlock/socket-file.ts';
+import { holdersElsewhere } from '../interlock/unlisted-socket-file.ts';
 import { monotonicMs } from '../monotonic.ts';
 import { resolveTarget } from '../options/resolve.ts';
 import { describe, validateInterlock } from '../options/validate.ts';
@@ -114,6 +115,12 @@ function verify(place: Place): Verification {
   const kernel = place.name === undefined ? undefined : kernelHolders(place.name, undefined, place.socket);
   const ours = (holder: Pick<InterlockHolder, 'uid' | 'mixedUids'>) =>
     place.owner === undefined || runsWhollyAs(holder, place.owner);
+  // A socket file's holder in another network namespace (a container sharing this pid namespace):
+  // not in this table, but in its own, with its descriptors (see holdersElsewhere).
+  const elsewhere =
+    place.name?.startsWith('/') && kernel?.state === 'free' && place.owner !== undefined
+      ? holdersElsewhere(place.name, place.owner)
+      : [];
   const holders: Verified[] = [];
   const doubts: string[] = [];
   let tokenFor: number | undefined;
@@ -153,6 +160,10 @@ function verify(place: Place): Verification {
       const nameHolders = (kernel?.holders ?? []).filter((holder) => onName.includes(holder.pid));
       // The token goes to the record's own process, listening on the name with nobody else's.
       if (onName.includes(record.pid) && nameHolders.every((holder) => ours(holder))) tokenFor = record.pid;
+      const listening = elsewhere.filter((holder) => holder.pid === record.pid);
+      if (listening.some((holder) => holder.startTime === record.processStart) && elsewhere.every(ours)) {
+        tokenFor = record.pid;
+      }
       recorded = { pid: record.pid, startTime: record.processStart as string, via: 'record' };
     }
   }
@@ -286,6 +297,10 @@ async function request(place: Place, verified: Verification, deadline: number): 
   const token = verified.record?.token;
   if (token === undefined) {
     return `${place.path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
+  }
+  if (verified.tokenFor === undefined && verified.record?.interlock !== true) {
+    // A holder by its record alone listens on no kernel name: there is nothing to ask.
+    return 'its token was not sent: the holder holds the lock without an interlock, so it cannot be asked to stop';
   }
   const unseen = unverifiable(place.name);
   if (verified.tokenFor === undefined && unseen !== undefined) {
@@ -467,7 +482,10 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   if (kind === 'socket-file' || (kind === undefined && interlockKind(validateInterlock(undefined)) === 'socket-file')) {
     place.name = await liveSocketFile(scope, dir);
   }
-  if (before.state === 'unknown') return result('unknown', `it cannot be stopped from here: ${before.reason}`);
+  if (before.state === 'unknown') {
+    const unknown = result('unknown', `it cannot be stopped from here: ${before.reason}`);
+    return before.notOwners === undefined ? unknown : { ...unknown, notOwners: before.notOwners };
+  }
 
   // Verify: who holds it, as the kernel tells.
   const verified = verify(place);
@@ -493,7 +511,8 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   const why = refused ?? `the holder did not release the lock within ${timeout} ms of agreeing to stop`;
   if (!force) return result('still-running', why);
   if (holders.every((holder) => holder.pid === process.pid)) {
-    const doubt = verified.doubt === undefined ? '' : ` (${verified.doubt})`;
+    // The doubt is told once: the refusal may have told it already.
+    const doubt = verified.doubt === undefined || why.includes(verified.doubt) ? '' : ` (${verified.doubt})`;
     return result('still-running', `${why}; no process was signalled: none could be verified as its holder${doubt}`);
   }
 

@@ -6,12 +6,12 @@ import { chmodSync, chownSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { EXIT } from '../../src/cli/exit-codes.ts';
-import { inspectLock, listLocks, lockPathFor, stopLock } from '../../src/index.ts';
+import { acquireLock, inspectLock, LockHeldError, listLocks, lockPathFor, stopLock } from '../../src/index.ts';
 import { cli } from '../cli/_support.ts';
 import { giveToNobody, NOBODY_GID, NOBODY_UID, nobodyUnavailable, runTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
-import { fixture } from '../helpers/spawn.ts';
+import { finished, fixture, lineMatching, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const CLAIM =
@@ -66,5 +66,37 @@ describe("a record naming another user's live process", { skip: nobodyUnavailabl
     assert.match(outcome.error?.message ?? '', new RegExp(`Next step: .*remove ${path}`));
     assert.ok(existsSync(path));
     root.child.kill('SIGKILL');
+  });
+});
+
+describe('a holder that took its lock as root and then changed its user to nobody', {
+  skip: nobodyUnavailable(),
+}, () => {
+  it("is unknown; the next step is to stop it if it is the holder, never to remove a live holder's file first", {
+    timeout: 60_000,
+  }, async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const holder = spawnTracked(
+      process.execPath,
+      ['--import', 'tsx', fixture('drop-to-nobody.ts'), JSON.stringify({ port, dir })],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    try {
+      await lineMatching(holder, /"ready":true/);
+      const pid = holder.pid as number;
+      const path = lockPathFor({ port, dir });
+      const step = `Next step: pid ${pid} now runs as nobody: if it is the holder (it changed its user after taking the lock), stop it yourself (kill ${pid}); otherwise remove ${path}.`;
+      const refused = await acquireLock({ port, dir, interlock: 'off' }).catch((error: unknown) => error);
+      assert.ok(refused instanceof LockHeldError, String(refused));
+      assert.ok(refused.message.includes(step), refused.message);
+      const stop = await cli(['stop', String(port), '--dir', dir, '--force']);
+      assert.equal(stop.code, EXIT.unknown, stop.stderr);
+      assert.ok(stop.stderr.includes(step), stop.stderr);
+      assert.equal(holder.exitCode, null, 'the holder was not signalled');
+    } finally {
+      holder.stdin?.end();
+      await finished(holder);
+    }
   });
 });

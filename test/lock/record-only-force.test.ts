@@ -8,6 +8,7 @@ import { lockPathFor, stopLock } from '../../src/index.ts';
 import { cli } from '../cli/_support.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
+import { holdInside, unshareUnavailable } from '../helpers/namespaces.ts';
 import { liveProcess, processStartOf, recordFor, writeRecord } from '../helpers/records.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -26,6 +27,8 @@ describe('stop --force and a holder by its record alone', linux, () => {
         assert.equal(stopped.outcome, 'still-running', stopped.reason);
         assert.deepEqual(stopped.signalled, []);
         assert.match(stopped.reason, /none could be verified as its holder/);
+        // Why the record's process is not signalled is told once.
+        assert.equal(stopped.reason.split('the process its record names is not signalled').length, 2, stopped.reason);
         const stop = await cli(['stop', String(port), '--dir', dir, '--force', '--timeout', '0.2']);
         assert.equal(stop.code, 1, stop.stderr);
         assert.match(stop.stderr, new RegExp(`Next step: if pid ${bystander.pid} is the holder, stop it yourself`));
@@ -44,5 +47,23 @@ describe('stop --force and a holder by its record alone', linux, () => {
     const stopped = await stopLock({ port, dir, force: true, timeout: 10_000 });
     assert.equal(stopped.outcome, 'stopped', stopped.reason);
     assert.deepEqual(stopped.signalled, [holder.pid]);
+  });
+
+  // A presence name is abstract: it lives in the holder's own network namespace, whose table the
+  // holder's /proc/<pid>/net/unix shows, not the reader's.
+  it('stops a real holder without an interlock in another network namespace (same pid namespace)', {
+    skip: unshareUnavailable(['--net']),
+    timeout: 60_000,
+  }, async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const holder = await holdInside(['--net'], { port, dir, interlock: 'off' });
+    try {
+      const stopped = await stopLock({ port, dir, force: true, timeout: 10_000 });
+      assert.equal(stopped.outcome, 'stopped', stopped.reason);
+      assert.deepEqual(stopped.signalled, [holder.pid]);
+    } finally {
+      await holder.kill();
+    }
   });
 });

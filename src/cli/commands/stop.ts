@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { unlistedNextStep } from '../../errors.ts';
+import { notOwnersNextStep, unlistedNextStep } from '../../errors.ts';
 import { lockFileElsewhere, otherDirectory, shellWord } from '../../lock/held-through.ts';
 import { stopLock } from '../../lock/stop.ts';
 import { describeHolder, listed } from '../../record/holder-text.ts';
@@ -99,20 +100,23 @@ export const stop: Command = {
             ? `Next step: ask whoever runs it (or root) to stop it; as that user: portlock stop ${port}.`
             : `Next step: ask ${user === 'root' ? 'root' : `${user} (or root)`} to stop it; as ${user}: portlock stop ${port}.`,
       );
-    } else if (!out.json && result.outcome === 'unknown') {
-      // Nothing here can vouch for the process its record names: its file is what can be acted on.
-      out.err(
-        `Next step: stop it where it runs, if it is the holder; if no holder is running, remove ${shellWord(result.before.path)}.`,
-      );
     } else if (!out.json && elsewhere !== undefined && actable && result.signalled.length === 0) {
       out.err(`Next step: portlock stop ${port} --dir ${shellWord(dirname(elsewhere))}`);
+    } else if (
+      !out.json &&
+      result.notOwners !== undefined &&
+      result.before.record !== undefined &&
+      existsSync(result.before.path)
+    ) {
+      // The record cannot speak for the process it names (another user's), which may still be its holder.
+      out.err(notOwnersNextStep(result.before.record.pid, result.notOwners, shellWord(result.before.path)));
     } else if (!out.json && force && result.outcome === 'still-running' && result.signalled.length === 0) {
       // Nothing the kernel shows holding the lock could be verified: portlock signals nothing else.
       const pid = result.before.record?.pid;
       out.err(
         pid === undefined
           ? 'Next step: find the process that holds it and stop it yourself; portlock signals only a process the kernel shows holding the lock.'
-          : `Next step: if pid ${pid} is the holder, stop it yourself (kill ${pid}); if nothing holds the lock, remove ${shellWord(result.before.path)}. portlock signals only a process the kernel shows holding the lock.`,
+          : `Next step: if pid ${pid} is the holder, stop it yourself (kill ${pid}): its lock goes with it; remove ${shellWord(result.before.path)} only once you know pid ${pid} is not the holder and no other process holds the lock. portlock signals only a process the kernel shows holding the lock.`,
       );
     } else if (!out.json && !force && result.outcome === 'still-running') {
       out.err(`Next step: portlock stop ${port} --force (SIGTERM, then SIGKILL).`);

@@ -1,0 +1,242 @@
+// A socket file that accepts a connection, and is the same file afterwards, is held, whatever
+// /proc/net/unix here lists: the table shows the path a socket was bound at, which its binder may
+// make look like another spelling of the lock's file. Whether the table lists it only changes the
+// wording and whom it names.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, renameSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import {
+  type AcquireOptions,
+  acquireLock,
+  inspectLock,
+  LockHeldError,
+  lockPathFor,
+  stopLock,
+} from '../../src/index.ts';
+import { ensureSocketDir } from '../../src/interlock/socket-file.ts';
+import { giveToNobody, NOBODY_UID, nobodyUnavailable, setprivArgs, spawnTsAsNobody } from '../helpers/as-nobody.ts';
+import { freePort } from '../helpers/free-port.ts';
+import { interlockMode } from '../helpers/interlock-mode.ts';
+import { holdInside, unshareUnavailable } from '../helpers/namespaces.ts';
+import { liveProcess, recordFor, writeRecord } from '../helpers/records.ts';
+import { finished, fixture, lineMatching, spawnTracked } from '../helpers/spawn.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+// These force the socket file: run once, in the default run, not again in each PORTLOCK_INTERLOCK run.
+const skip =
+  (process.platform !== 'linux' && '/proc/net/unix is Linux') ||
+  (interlockMode !== 'auto' && `these force the socket file; this run uses PORTLOCK_INTERLOCK=${interlockMode}`) ||
+  nobodyUnavailable();
+
+const OWN_NAMESPACES = ['unshare', '--user', '--map-root-user', '--net', '--'];
+
+/** Why nobody cannot make namespaces of its own here (the kernel refuses unprivileged user namespaces), or undefined. */
+function namespacesRefused(): string | undefined {
+  if (skip) return undefined;
+  const probe = spawnSync('setpriv', [...setprivArgs(), ...OWN_NAMESPACES, 'true'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return probe.status === 0
+    ? undefined
+    : `the kernel refuses nobody a user and network namespace of its own (${probe.error?.message ?? probe.stderr.trim()})`;
+}
+
+// This file's own host-wide socket directory (a test never touches /tmp/.portlock).
+const parent = tempDir('portlock-sockets-');
+chmodSync(parent, 0o755);
+const socketDir = join(parent, 'sockets');
+if (!skip) process.env.PORTLOCK_SOCKET_DIR = socketDir;
+
+describe('a live socket at a lock socket file that the table here lists under another path', { skip }, () => {
+  it("nobody's socket, linked into the slot, its own directory then made a link to the socket directory: held", {
+    timeout: 60_000,
+  }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    const own = join(parent, `nobody-${port}`);
+    mkdirSync(own);
+    giveToNobody(own);
+    const slot = join(socketDir, `port-${port}.sock`);
+    const bindAt = Buffer.from(join(own, `port-${port}.sock`), 'latin1').toString('hex');
+    const squatter = spawnTsAsNobody(fixture('squatter.ts'), [
+      JSON.stringify({ names: [bindAt], linkAt: slot, answer: { pid: 1, name: 'percy' } }),
+    ]);
+    try {
+      const ready = JSON.parse(await lineMatching(squatter, /"ready":true/)) as { pid: number };
+      // The table's path of the squatter's socket now leads to the socket directory.
+      renameSync(own, `${own}.old`);
+      symlinkSync(socketDir, own);
+      const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
+      assert.equal(inspection.state, 'held', inspection.reason);
+      assert.equal(inspection.unlistedSocket?.uid, NOBODY_UID);
+      assert.equal(inspection.unlistedSocket?.listedAs, join(own, `port-${port}.sock`));
+      assert.deepEqual(
+        inspection.holders?.map((holder) => holder.pid),
+        [ready.pid],
+      );
+      await assert.rejects(acquireLock({ port, dir, interlock: 'socket-file' }), (error: unknown) => {
+        assert.ok(error instanceof LockHeldError, String(error));
+        assert.doesNotMatch(error.message, /just leaving/);
+        // The table's path names it, which its binder made lead here: no file is offered for removal.
+        assert.doesNotMatch(error.message, /rm /);
+        assert.match(error.message, new RegExp(`Next step: stop pid ${ready.pid} `));
+        return true;
+      });
+    } finally {
+      squatter.stdin?.end();
+      await finished(squatter);
+    }
+  });
+});
+
+describe('a socket directory reached through a symbolic link on the way', { skip }, () => {
+  it('a holder that names it by the link and a reader that names it by its real path meet at one socket', {
+    timeout: 60_000,
+  }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    const link = join(parent, `link-${port}`);
+    symlinkSync(parent, link);
+    const holder = spawnTracked(
+      process.execPath,
+      ['--import', 'tsx', fixture('holder.ts'), JSON.stringify({ port, dir: tempDir(), interlock: 'socket-file' })],
+      { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, PORTLOCK_SOCKET_DIR: join(link, 'sockets') } },
+    );
+    try {
+      await lineMatching(holder, /"ready":true/);
+      const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
+      assert.equal(inspection.state, 'held', inspection.reason);
+      assert.equal(inspection.unlistedSocket, undefined, inspection.reason);
+      assert.deepEqual(
+        inspection.holders?.map((found) => found.pid),
+        [holder.pid],
+      );
+      await assert.rejects(acquireLock({ port, dir, interlock: 'socket-file' }), (error: unknown) => {
+        assert.ok(error instanceof LockHeldError, String(error));
+        assert.doesNotMatch(error.message, /just leaving/);
+        return true;
+      });
+    } finally {
+      holder.stdin?.end();
+      await finished(holder);
+    }
+  });
+});
+
+describe('a socket-file holder in another network namespace, sharing this pid namespace', {
+  skip: skip || unshareUnavailable(['--net']),
+}, () => {
+  it('is named by its record where the kernel shows that process holding the socket there, and stopped with its token', {
+    timeout: 60_000,
+  }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    const holder = await holdInside(['--net'], {
+      port,
+      dir,
+      interlock: 'socket-file',
+      stoppable: true,
+    } as AcquireOptions);
+    try {
+      const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
+      assert.equal(inspection.state, 'held', inspection.reason);
+      assert.equal(inspection.unlistedSocket, undefined, inspection.reason);
+      assert.equal(inspection.record?.pid, holder.pid, inspection.reason);
+      const stopped = await stopLock({ port, dir, timeout: 10_000 });
+      assert.equal(stopped.outcome, 'stopped', stopped.reason);
+      assert.equal(stopped.via, 'request');
+      assert.deepEqual(stopped.signalled, []);
+    } finally {
+      await holder.kill();
+    }
+  });
+
+  it("a squatter claiming another network namespace is held by the kernel's word: the record on file does not decide", {
+    skip: namespacesRefused(),
+    timeout: 60_000,
+  }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    const bystander = await liveProcess();
+    writeRecord(
+      lockPathFor({ port, dir }),
+      recordFor(bystander.pid, { port, interlock: true, interlockKind: 'socket-file' }),
+    );
+    const slot = Buffer.from(join(socketDir, `port-${port}.sock`), 'latin1').toString('hex');
+    const squatter = spawnTracked(
+      'setpriv',
+      [
+        ...setprivArgs(),
+        ...OWN_NAMESPACES,
+        process.execPath,
+        '--import',
+        'tsx',
+        fixture('squatter.ts'),
+        JSON.stringify({ names: [slot], answer: { pid: bystander.pid, name: 'percy', netns: 'net:[4026530000]' } }),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'], timeoutMs: 60_000 },
+    );
+    try {
+      const ready = JSON.parse(await lineMatching(squatter, /"ready":true/)) as { pid: number };
+      const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
+      assert.equal(inspection.state, 'held', inspection.reason);
+      assert.equal(inspection.unlistedSocket?.uid, NOBODY_UID, inspection.reason);
+      assert.equal(inspection.record, undefined, 'the record on file is not believed');
+      assert.deepEqual(
+        inspection.holders?.map((found) => found.pid),
+        [ready.pid],
+      );
+      const stopped = await stopLock({ port, dir, force: true, timeout: 300 });
+      assert.deepEqual(stopped.signalled, []);
+      assert.equal(bystander.child.exitCode, null);
+    } finally {
+      squatter.stdin?.end();
+      await finished(squatter);
+      bystander.child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('a holder whose socket directory is bind-mounted at another path (another mount namespace)', {
+  skip: skip || unshareUnavailable(['--mount', '--propagation', 'private']),
+}, () => {
+  it('is held, named by the kernel, and its socket file is not offered for removal', { timeout: 60_000 }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    const mountAt = join(parent, `mounted-${port}`);
+    mkdirSync(mountAt);
+    const options = JSON.stringify({ port, dir: tempDir(), interlock: 'socket-file' });
+    const script = `mount --bind "${socketDir}" "${mountAt}" && PORTLOCK_SOCKET_DIR="${mountAt}" exec "${process.execPath}" --import tsx "${fixture('holder.ts')}" '${options}'`;
+    const holder = spawnTracked('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    try {
+      await lineMatching(holder, /"ready":true/);
+      const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
+      assert.equal(inspection.state, 'held', inspection.reason);
+      assert.deepEqual(
+        inspection.holders?.map((found) => found.pid),
+        [holder.pid],
+      );
+      assert.match(inspection.unlistedSocket?.listedAs ?? '', new RegExp(`^${mountAt}/`));
+      await assert.rejects(acquireLock({ port, dir, interlock: 'socket-file' }), (error: unknown) => {
+        assert.ok(error instanceof LockHeldError, String(error));
+        assert.doesNotMatch(error.message, /in another network namespace/);
+        assert.doesNotMatch(error.message, /rm /, "a holder of the reader's own is never offered for removal");
+        assert.match(error.message, /Next step: stop pid \d+ /);
+        return true;
+      });
+    } finally {
+      holder.stdin?.end();
+      await finished(holder);
+    }
+  });
+});

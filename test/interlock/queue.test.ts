@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,6 +41,17 @@ const shownName = (name: string): string => `@${name.slice(1).replace(/\0+$/, ''
 
 /** The start of the name `ss` shows for the park of any waiter of this pid. */
 const parkOf = (pid: number): string => shownName(parkName(`${pid}-`)).replace(/@+$/, '');
+
+/** A park (see `Park` in client.ts) that stays open until the test closes it, and the connections it took. */
+async function openPark(): Promise<{ id: string; park: Server; followers: Socket[] }> {
+  const id = `${process.pid}-${randomBytes(16).toString('hex')}`;
+  const park = createServer();
+  const followers: Socket[] = [];
+  park.on('connection', (socket) => followers.push(socket));
+  park.listen({ path: parkName(id), exclusive: true });
+  await once(park, 'listening');
+  return { id, park, followers };
+}
 
 /**
  * Until `waiters`, which joined one after another, wait in a chain: the first connected to the
@@ -143,12 +154,7 @@ describe('waiters at the interlock', linuxOnly, () => {
     writeFileSync(orderFile, '');
     const name = interlockName({ kind: 'port', port }, dir) ?? '';
     // The one ahead: a park that stays open until the test closes it.
-    const id = `${process.pid}-${randomBytes(16).toString('hex')}`;
-    const park = createServer();
-    const followers: Socket[] = [];
-    park.on('connection', (socket) => followers.push(socket));
-    park.listen({ path: parkName(id), exclusive: true });
-    await once(park, 'listening');
+    const { id, park, followers } = await openPark();
     // A holder that sends every waiter to that park, and tells when a waiter looks whether it is
     // still there (a connection that asks nothing).
     const sockets: Socket[] = [];
@@ -193,12 +199,7 @@ describe('waiters at the interlock', linuxOnly, () => {
   });
 
   it('stay at their park when the lock is free at one look only (the moment between two holders)', async (t) => {
-    const id = `${process.pid}-${randomBytes(16).toString('hex')}`;
-    const park = createServer();
-    const followers: Socket[] = [];
-    park.on('connection', (socket) => followers.push(socket));
-    park.listen({ path: parkName(id), exclusive: true });
-    await once(park, 'listening');
+    const { id, park, followers } = await openPark();
     t.mock.timers.enable({ apis: ['setTimeout'] });
     try {
       // Free at the first look, held at the next ones.
@@ -230,12 +231,7 @@ describe('waiters at the interlock', linuxOnly, () => {
     const holder = await startHolder({ port, dir });
     const name = interlockName({ kind: 'port', port }, dir) ?? '';
     // A false waiter: it claims to have waited since 1970 and names a park that never closes.
-    const id = `${process.pid}-${randomBytes(16).toString('hex')}`;
-    const park = createServer();
-    const followers: Socket[] = [];
-    park.on('connection', (socket) => followers.push(socket));
-    park.listen({ path: parkName(id), exclusive: true });
-    await once(park, 'listening');
+    const { id, park, followers } = await openPark();
     const claim = connect({ path: name });
     await once(claim, 'connect');
     claim.write(`${JSON.stringify({ v: 1, op: 'wait', since: 0, pid: process.pid, park: id })}\n`);

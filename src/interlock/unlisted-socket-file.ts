@@ -25,11 +25,16 @@ export const socketOf = ({ path, uid, user, listedAs }: UnlistedSocketFile): Unl
   ...(listedAs !== undefined && { listedAs }),
 });
 
-/** The socket file's device and inode, and owner, not following a link; undefined unless it is a socket. */
+/**
+ * The socket file's identity, and owner, not following a link; undefined unless it is a socket.
+ * Its device, inode and birth time (0 where the file system keeps none: device and inode alone):
+ * never its change time, which any user who may write to it moves (setting its times to now).
+ */
 function socketFileAt(path: string): { id: string; uid: number } | undefined {
   try {
     const stat = lstatSync(path, { bigint: true });
-    return stat.isSocket() ? { id: `${stat.dev}:${stat.ino}`, uid: Number(stat.uid) } : undefined;
+    const id = `${stat.dev}:${stat.ino}:${stat.birthtimeNs}`;
+    return stat.isSocket() ? { id, uid: Number(stat.uid) } : undefined;
   } catch {
     return undefined;
   }
@@ -89,19 +94,19 @@ function holdersHere(inodes: readonly string[], owner: number): InterlockHolder[
  * that hold it, as their own tables show. Only processes of the file's owner are named. Either
  * way its answers claim what cannot be checked here.
  *
- * The same file before and after is its full identity (device, inode, change and birth time): a
- * freed inode is reused at once, so a hand-over between two holders is not taken for one socket.
+ * The same file before and after is its device, inode and birth time (where the file system keeps
+ * one: a freed inode is reused at once, so a hand-over between two holders is not taken for one
+ * socket), never its change time, which anyone who may write to the file moves.
  * Undefined where it left or changed hands meanwhile, or this is not Linux.
  */
 export async function unlistedSocketFile(path: string): Promise<UnlistedSocketFile | undefined> {
   if (process.platform !== 'linux' || !path.startsWith('/')) return undefined;
   // Loaded where a lock has a socket file, as the rest of that interlock is (it is loaded by now).
-  const { identityOf, knock } = await import('./socket-file.ts');
+  const { knock } = await import('./socket-file.ts');
   const file = socketFileAt(path);
-  const before = identityOf(path)?.identity;
-  if (file === undefined || before === undefined || (await knock(path)) !== 'live') return undefined;
+  if (file === undefined || (await knock(path)) !== 'live') return undefined;
   const listed = listedHere(path);
-  if ((await knock(path)) !== 'live' || identityOf(path)?.identity !== before) return undefined;
+  if ((await knock(path)) !== 'live' || socketFileAt(path)?.id !== file.id) return undefined;
   const owner = { path, uid: file.uid, user: userName(file.uid) };
   if (listed !== undefined)
     return { ...owner, holders: holdersHere(listed.inodes, file.uid), listedAs: listed.boundAt };

@@ -298,3 +298,50 @@ describe('a forged table line naming another spelling of the socket file', { ski
     }
   });
 });
+
+describe('a live socket file whose change time anyone with write access bumps', { skip }, () => {
+  it('is the same file throughout the look: held every time, never stale', {
+    skip: namespacesRefused(),
+    timeout: 60_000,
+  }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    const slot = join(socketDir, `port-${port}.sock`);
+    const squatter = spawnTracked(
+      'setpriv',
+      [
+        ...setprivArgs(),
+        ...OWN_NAMESPACES,
+        process.execPath,
+        '--import',
+        'tsx',
+        fixture('squatter.ts'),
+        JSON.stringify({ names: [Buffer.from(slot, 'latin1').toString('hex')], answer: { pid: 1, name: 'percy' } }),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'], timeoutMs: 60_000 },
+    );
+    let toucher: Promise<unknown> | undefined;
+    let stopTouching = () => {};
+    try {
+      await lineMatching(squatter, /"ready":true/);
+      // Its times set to now, over and over (by its owner here; any user may, with `touch`, as it is 0777): its ctime moves.
+      const touching = spawnTsAsNobody(fixture('toucher.ts'), [slot]);
+      toucher = finished(touching);
+      stopTouching = () => touching.kill('SIGKILL');
+      await lineMatching(touching, /touching/);
+      const states: string[] = [];
+      for (let round = 0; round < 30; round++) {
+        states.push((await inspectLock({ port, dir, interlock: 'socket-file' })).state);
+      }
+      assert.deepEqual(
+        states.filter((state) => state !== 'held'),
+        [],
+      );
+    } finally {
+      stopTouching();
+      squatter.stdin?.end();
+      await Promise.all([finished(squatter), toucher]);
+    }
+  });
+});

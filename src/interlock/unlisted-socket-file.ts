@@ -113,6 +113,12 @@ export async function unlistedSocketFile(path: string): Promise<UnlistedSocketFi
   return { ...owner, holders: holdersElsewhere(path, file.uid) };
 }
 
+/** A process's effective uid, from /proc/<pid>/status; undefined where it cannot be read. */
+function effectiveUid(pid: string): number | undefined {
+  const uid = /^Uid:\s+\d+\s+(\d+)/m.exec(readText(`/proc/${pid}/status`) ?? '')?.[1];
+  return uid === undefined ? undefined : Number(uid);
+}
+
 /**
  * The processes of other network namespaces that hold a socket listening at `path`, as each
  * namespace's own table (/proc/<pid>/net/unix) and their descriptors show. Only processes running
@@ -139,6 +145,10 @@ export function holdersElsewhere(path: string, owner: number): InterlockHolder[]
       continue;
     }
     if (netns === here) continue;
+    // Another user's process is never named: its user is checked before its namespace's table or
+    // its descriptors are read, so another user's processes (any number, with any number of
+    // descriptors) cost a look at its status each, and no more.
+    if (effectiveUid(pid) !== owner) continue;
     let inodes = inodesOf.get(netns);
     if (inodes === undefined) {
       const table = readText(`/proc/${pid}/net/unix`, 'utf8');

@@ -167,8 +167,11 @@ function verify(place: Place): Verification {
       recorded = { pid: record.pid, startTime: record.processStart as string, via: 'record' };
     }
   }
-  for (const holder of kernel?.holders ?? []) {
+  // A socket file's holders in other network namespaces are judged as the kernel's here are: each
+  // running as the lock directory's owner (holdersElsewhere names no other), and vouched for.
+  for (const holder of [...(kernel?.holders ?? []), ...elsewhere]) {
     if (holder.startTime === undefined) continue;
+    if (holders.some((known) => known.pid === holder.pid && known.startTime === holder.startTime)) continue;
     if (!ours(holder)) {
       doubts.push(`${describeHolder(holder)} holds its kernel name but is not the lock directory's user`);
       continue;
@@ -194,7 +197,7 @@ function verify(place: Place): Verification {
   if (own !== undefined && !holders.some((holder) => samePlace(holder, own))) holders.push(own);
   return {
     holders,
-    onName: (kernel?.holders ?? []).map((holder) => holder.pid),
+    onName: [...(kernel?.holders ?? []), ...elsewhere].map((holder) => holder.pid),
     record,
     ...(tokenFor !== undefined && { tokenFor }),
     ...(doubts.length > 0 && { doubt: doubts.join('; ') }),
@@ -565,7 +568,7 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
         : `; the lock has passed to pid ${next.map((holder) => holder.pid).join(', ')}, which was sent nothing`;
     // A release through the name is reported only once the name is free (nothing listens on it), or
     // taken by a process that did not hold it before: a successor.
-    const kernel =
+    const here =
       place.name === undefined ||
       next.length > 0 ||
       // A holder by its record alone never held the name: whoever listens there is no holder of the lock.
@@ -573,6 +576,11 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
       !(await listening(place.name))
         ? undefined
         : kernelHolders(place.name, undefined, place.socket);
+    // A socket file still live, listed nowhere here: its holders in other network namespaces.
+    const kernel =
+      here !== undefined && here.holders.length === 0 && place.name?.startsWith('/') && place.owner !== undefined
+        ? { ...here, holders: holdersElsewhere(place.name, place.owner) }
+        : here;
     // Still there from the start (a holder that was not stopped), or one that took it since.
     const stayed = kernel?.holders.filter((holder) => verified.onName.includes(holder.pid)) ?? [];
     if (stayed.length > 0) {

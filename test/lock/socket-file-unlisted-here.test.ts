@@ -17,6 +17,7 @@ import {
   stopLock,
 } from '../../src/index.ts';
 import { ensureSocketDir } from '../../src/interlock/socket-file.ts';
+import { BIN } from '../cli/_support.ts';
 import { giveToNobody, NOBODY_UID, nobodyUnavailable, setprivArgs, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { interlockMode } from '../helpers/interlock-mode.ts';
@@ -342,6 +343,66 @@ describe('a live socket file whose change time anyone with write access bumps', 
       stopTouching();
       squatter.stdin?.end();
       await Promise.all([finished(squatter), toucher]);
+    }
+  });
+});
+
+describe('a command that portlock run handed a socket file to, in another network namespace', {
+  skip: skip || unshareUnavailable(['--net']),
+}, () => {
+  it('holds the lock after run is gone: stop waits for it, and is never "stopped" while it holds', {
+    timeout: 60_000,
+  }, async () => {
+    ensureSocketDir(socketDir, true);
+    const port = await freePort();
+    const dir = tempDir();
+    // run's command ignores SIGTERM and is killed after it; its own child (ignoring SIGTERM too) keeps the socket.
+    const script = 'trap "" TERM; sleep 30 >/dev/null & echo "sleeping $!"; wait';
+    const run = spawnTracked(
+      'unshare',
+      [
+        '--net',
+        process.execPath,
+        '--import',
+        'tsx',
+        BIN,
+        'run',
+        '-p',
+        String(port),
+        '--dir',
+        dir,
+        '--kill-after',
+        '0.1',
+        '--',
+        'sh',
+        '-c',
+        script,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, PORTLOCK_INTERLOCK: 'socket-file' },
+        timeoutMs: 60_000,
+      },
+    );
+    const done = finished(run);
+    let sleeper: number | undefined;
+    try {
+      sleeper = Number(/sleeping (\d+)/.exec(await lineMatching(run, /sleeping \d+/))?.[1]);
+      const polite = await stopLock({ port, dir, timeout: 1500 });
+      await done;
+      assert.equal(polite.outcome, 'still-running', polite.reason);
+      const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
+      assert.equal(inspection.state, 'held', inspection.reason);
+    } finally {
+      run.kill('SIGKILL');
+      if (sleeper !== undefined) {
+        try {
+          process.kill(sleeper, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+      await done;
     }
   });
 });

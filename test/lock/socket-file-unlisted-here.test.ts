@@ -350,7 +350,7 @@ describe('a live socket file whose change time anyone with write access bumps', 
 describe('a command that portlock run handed a socket file to, in another network namespace', {
   skip: skip || unshareUnavailable(['--net']),
 }, () => {
-  it('holds the lock after run is gone: stop waits for it, and is never "stopped" while it holds', {
+  it('holds the lock after run is gone: stop waits for it, is never "stopped" while it holds, and --force signals it', {
     timeout: 60_000,
   }, async () => {
     ensureSocketDir(socketDir, true);
@@ -393,6 +393,13 @@ describe('a command that portlock run handed a socket file to, in another networ
       assert.equal(polite.outcome, 'still-running', polite.reason);
       const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
       assert.equal(inspection.state, 'held', inspection.reason);
+      // run is gone, and its record with it: a stop looks at the socket file as PORTLOCK_INTERLOCK says.
+      process.env.PORTLOCK_INTERLOCK = 'socket-file';
+      const forced = await stopLock({ port, dir, force: true, timeout: 1500 }).finally(() => {
+        delete process.env.PORTLOCK_INTERLOCK;
+      });
+      assert.equal(forced.outcome, 'stopped', forced.reason);
+      assert.ok(forced.signalled.includes(sleeper), `the command's child is signalled: ${forced.reason}`);
     } finally {
       run.kill('SIGKILL');
       if (sleeper !== undefined) {

@@ -79,11 +79,10 @@ function othersUser(user: string | undefined): boolean {
 /**
  * `Next step: ...` for a lock held by a socket the kernel here does not list at its socket file
  * (another network namespace's, or bound at another path): neither its answers nor a token nor a
- * signal reach it from here, so it is stopped where it runs. Removing its file is offered only
- * where it is not listed here at all, the kernel shows its holders elsewhere and none is the
- * reader's (a holder of the reader's own reached through a bind mount, or in a container, would
- * then share the lock with the next start), and only to those who may remove it (its owner, or
- * root: the socket directory is sticky).
+ * signal reach it from here, so it is stopped where it runs. Its live socket file is never offered
+ * for removal: a socket that listens there holds the lock, and the next start beside it would
+ * share the port. Each process is labelled with its own user; one the reader may not signal is
+ * left to its user (or root) to stop, as is a holder /proc does not show (the file's owner's).
  */
 export function unlistedNextStep(
   unlisted: UnlistedSocket,
@@ -91,29 +90,27 @@ export function unlistedNextStep(
   target: string,
 ): string {
   const reader = currentReader();
-  const pids = (holders ?? []).map((holder) => holder.pid);
+  const mayStop = (user: string | undefined) => reader.root || (user !== undefined && user === reader.user);
+  const askWhom = (user: string | undefined) =>
+    user === undefined ? 'its user or root' : user === 'root' ? 'root' : `${user} or root`;
   const where =
     unlisted.listedAs === undefined
       ? 'in another network namespace, or bound at another path'
       : `listening at ${unlisted.listedAs}`;
+  const shown = holders ?? [];
+  const pids = shown.map((holder) => holder.pid);
+  const whose = [...new Set(shown.map((holder) => holder.user ?? `uid ${holder.uid}`))];
+  const label = shown.map((holder) => `pid ${holder.pid} (${holder.user ?? `uid ${holder.uid}`}'s)`).join(', ');
   const stop =
-    pids.length === 0
-      ? `stop the process that listens on ${unlisted.path} where it runs (it is ${unlisted.user}'s, ${where})`
-      : `stop ${pids.length === 1 ? 'pid' : 'pids'} ${pids.join(' ')} (${unlisted.user}'s, ${where}: kill ${pids.join(' ')})`;
-  const uid = process.getuid?.();
-  // Listed here under another path, the table's path (which its binder may have made lead here)
-  // names the holders: not enough to remove a file another holder may depend on.
-  const notReaders =
-    unlisted.listedAs === undefined && pids.length > 0 && (holders ?? []).every((holder) => holder.uid !== uid);
-  const mine = reader.root || reader.user === unlisted.user;
-  const askWhom = unlisted.user === 'root' ? 'root' : `${unlisted.user} or root`;
-  const remove = !notReaders
-    ? ''
-    : mine
-      ? `, or, if it is no holder of the lock, remove ${unlisted.path} (rm ${unlisted.path}) and try again`
-      : `, or ask ${askWhom} to remove ${unlisted.path}, which only they can`;
+    shown.length === 0
+      ? mayStop(unlisted.user)
+        ? `stop the process that listens on ${unlisted.path} where it runs (it is ${unlisted.user}'s, ${where})`
+        : `ask ${askWhom(unlisted.user)} (the socket file's owner) to stop the process that listens on ${unlisted.path} where it runs (${where})`
+      : shown.every((holder) => mayStop(holder.user))
+        ? `stop ${label}, ${where}: kill ${pids.join(' ')}`
+        : `ask ${whose.length === 1 ? askWhom(whose[0]) : 'their users or root'} to stop ${label}, ${where}`;
   const instead = target.startsWith('port ') ? '; or use another port' : '';
-  return `Next step: ${stop}${remove}${instead}.`;
+  return `Next step: ${stop}${instead}.`;
 }
 
 /**

@@ -89,6 +89,33 @@ export function repeatedInodes(table: string, inodes: readonly string[]): Set<st
   return repeated;
 }
 
+// The tables of a network namespace's other kinds of socket, each with the column of its inode.
+const OTHER_SOCKET_TABLES: readonly (readonly [string, number])[] = [
+  ...['tcp', 'tcp6', 'udp', 'udp6', 'udplite', 'udplite6', 'raw', 'raw6', 'icmp', 'icmp6', 'netlink'].map(
+    (table) => [table, 9] as const,
+  ),
+  ['packet', 8],
+];
+
+/**
+ * Of `inodes`, those of sockets that are no Unix sockets: shown in a table of TCP, UDP, raw, ping,
+ * netlink or packet sockets of the network namespace whose /proc/.../net is `netDir`. Such an inode
+ * has no line of its own in /proc/net/unix, so a forged line giving it is shown once there, and
+ * {@link repeatedInodes} cannot tell it: its processes are no holders of a Unix name either.
+ */
+export function otherKindInodes(netDir: string, inodes: readonly string[]): Set<string> {
+  const wanted = new Set(inodes);
+  const found = new Set<string>();
+  if (wanted.size === 0) return found;
+  for (const [table, column] of OTHER_SOCKET_TABLES) {
+    for (const line of (readText(`${netDir}/${table}`) ?? '').split('\n')) {
+      const inode = line.trim().split(/\s+/)[column];
+      if (inode !== undefined && wanted.has(inode)) found.add(inode);
+    }
+  }
+  return found;
+}
+
 /**
  * One reading of /proc/net/unix, parsed once, for looks at many names in a row (`listLocks`): each
  * look would otherwise read and parse the whole table again, which holds every lock's sockets.

@@ -1,5 +1,12 @@
 import { descriptorLinks, readText } from '../identity/probe.ts';
-import { listeningAbstractNames, repeatedInodes, runsWhollyAs, shownAs, someSocketHolder } from './holders.ts';
+import {
+  listeningAbstractNames,
+  otherKindInodes,
+  repeatedInodes,
+  runsWhollyAs,
+  shownAs,
+  someSocketHolder,
+} from './holders.ts';
 import { SUN_PATH_BYTES } from './name.ts';
 import { Interlock } from './server.ts';
 
@@ -62,7 +69,9 @@ export function presenceBound(id: string, owner?: PresenceOwner): boolean | unde
 export function presenceHeldBy(id: string, pid: number): boolean | undefined {
   const sockets = presenceSockets(id, `/proc/${pid}/net/unix`);
   if (sockets === undefined) return undefined;
-  const links = new Set(sockets.believed.map((inode) => `socket:[${inode}]`));
+  // A forged line may give the inode of a TCP (or other) socket of the process: shown once, no Unix socket.
+  const otherKind = otherKindInodes(`/proc/${pid}/net`, sockets.believed);
+  const links = new Set(sockets.believed.filter((inode) => !otherKind.has(inode)).map((inode) => `socket:[${inode}]`));
   return links.size > 0 && descriptorLinks(pid).some((link) => links.has(link));
 }
 

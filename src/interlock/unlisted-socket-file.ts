@@ -1,5 +1,4 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import { descriptorLinks, readText } from '../identity/probe.ts';
 import { userName } from '../identity/users.ts';
 import type { InterlockHolder, UnlistedSocket } from '../types.ts';
@@ -26,11 +25,16 @@ export const socketOf = ({ path, uid, user, listedAs }: UnlistedSocketFile): Unl
   ...(listedAs !== undefined && { listedAs }),
 });
 
-/** The socket file's device and inode, and owner, not following a link; undefined unless it is a socket. */
+/**
+ * The socket file's identity, and owner, not following a link; undefined unless it is a socket.
+ * Its device, inode and birth time (0 where the file system keeps none: device and inode alone):
+ * never its change time, which any user who may write to it moves (setting its times to now).
+ */
 function socketFileAt(path: string): { id: string; uid: number } | undefined {
   try {
     const stat = lstatSync(path, { bigint: true });
-    return stat.isSocket() ? { id: `${stat.dev}:${stat.ino}`, uid: Number(stat.uid) } : undefined;
+    const id = `${stat.dev}:${stat.ino}:${stat.birthtimeNs}`;
+    return stat.isSocket() ? { id, uid: Number(stat.uid) } : undefined;
   } catch {
     return undefined;
   }
@@ -44,29 +48,27 @@ interface Listed {
 
 /**
  * Where this network namespace's /proc/net/unix lists the socket that listens at the socket file
- * `path` (device and inode `id`), by the kernel's word, not by a name: a line (one of its own: an
- * inode on two lines is a forged one) whose bound path is, now, that same file (a hard link, a
- * symbolic link or bind mount on the way); else the line of the socket its holder's answer names
- * (`socketInode`), bound under the file's name or its temp name (see `atSocketFile`), since a
- * temp name is gone once the socket is in place. Undefined where the table lists none of these.
+ * `path`: lines (each its inode's only one: an inode on two lines is a forged one) bound at that
+ * exact path or under its temp name beside it (see `atSocketFile`), by their text alone. No path
+ * is resolved: a table line can be forged by any user, and one naming another spelling of the
+ * file (`/dir//port-N.sock`, a link on the way) with some other socket's inode would make a
+ * holder of whoever holds that socket. Undefined where the table lists none.
  */
-function listedHere(path: string, id: string, answered: string | undefined): Listed | undefined {
+function listedHere(path: string): Listed | undefined {
   const table = parsedUnixTable();
   if (table === undefined) return undefined;
-  const own = table.sockets.filter(({ inode, path: bound }) => bound.startsWith('/') && !table.repeated.has(inode));
-  const same = own.filter(({ path: bound }) => socketFileAt(bound)?.id === id);
-  const first = same[0];
-  if (first !== undefined) return { boundAt: first.path, inodes: same.map(({ inode }) => inode) };
-  if (answered === undefined) return undefined;
-  const named = own.find(
-    ({ inode, path: bound }) =>
-      inode === answered && atSocketFile([{ inode, path: bound }], join(dirname(bound), basename(path))).length > 0,
-  );
-  return named === undefined ? undefined : { boundAt: named.path, inodes: [named.inode] };
+  const own = table.sockets.filter(({ inode }) => !table.repeated.has(inode));
+  const inodes = atSocketFile(own, path);
+  const boundAt = own.find(({ inode }) => inode === inodes[0])?.path;
+  return boundAt === undefined ? undefined : { boundAt, inodes };
 }
 
-/** The processes of this network namespace that hold one of these sockets, as /proc shows them. */
-function holdersHere(inodes: readonly string[]): InterlockHolder[] {
+/**
+ * The processes of this network namespace that hold one of these sockets, as /proc shows them,
+ * running as `owner`, the socket file's owner: a table line can be forged, so one giving the inode
+ * of another user's socket makes no holder of that user's process (as in {@link holdersElsewhere}).
+ */
+function holdersHere(inodes: readonly string[], owner: number): InterlockHolder[] {
   const links = new Set(inodes.map((inode) => `socket:[${inode}]`));
   let entries: string[];
   try {
@@ -76,7 +78,8 @@ function holdersHere(inodes: readonly string[]): InterlockHolder[] {
   }
   return entries
     .filter((pid) => descriptorLinks(pid).some((link) => links.has(link)))
-    .flatMap((pid) => describeProcess(Number(pid)) ?? []);
+    .flatMap((pid) => describeProcess(Number(pid)) ?? [])
+    .filter((holder) => holder.uid === owner);
 }
 
 /**
@@ -84,28 +87,36 @@ function holdersHere(inodes: readonly string[]): InterlockHolder[] {
  * /proc/net/unix does not list at that path (Linux): the caller found the table free there. A
  * socket file that accepts a connection, and is the same file afterwards, is held, whatever it
  * answers: a socket that listened at both moments listened in between. Whom it is held by is the
- * kernel's word alone: where the table here lists it under another path (`listedAs`: a hard link,
- * a symbolic link or a bind mount on the way), the processes here holding it; otherwise it was
- * bound in another network namespace (a container, or a user's own, which any user may make) or
- * under another path, and its holders are those other namespaces' processes that hold it, as
- * their own tables show. Either way its answers claim what cannot be checked here.
+ * kernel's word alone: where the table here lists it at that path or its temp name after all (a
+ * hand-over between the looks: `listedAs`), the processes here holding it; otherwise it was bound
+ * in another network namespace (a container, or a user's own, which any user may make) or under
+ * another path (a hard link, a bind mount), and its holders are those other namespaces' processes
+ * that hold it, as their own tables show. Only processes of the file's owner are named. Either
+ * way its answers claim what cannot be checked here.
  *
- * The same file before and after is its full identity (device, inode, change and birth time): a
- * freed inode is reused at once, so a hand-over between two holders is not taken for one socket.
+ * The same file before and after is its device, inode and birth time (where the file system keeps
+ * one: a freed inode is reused at once, so a hand-over between two holders is not taken for one
+ * socket), never its change time, which anyone who may write to the file moves.
  * Undefined where it left or changed hands meanwhile, or this is not Linux.
  */
-export async function unlistedSocketFile(path: string, socketInode?: string): Promise<UnlistedSocketFile | undefined> {
+export async function unlistedSocketFile(path: string): Promise<UnlistedSocketFile | undefined> {
   if (process.platform !== 'linux' || !path.startsWith('/')) return undefined;
   // Loaded where a lock has a socket file, as the rest of that interlock is (it is loaded by now).
-  const { identityOf, knock } = await import('./socket-file.ts');
+  const { knock } = await import('./socket-file.ts');
   const file = socketFileAt(path);
-  const before = identityOf(path)?.identity;
-  if (file === undefined || before === undefined || (await knock(path)) !== 'live') return undefined;
-  const listed = listedHere(path, file.id, socketInode);
-  if ((await knock(path)) !== 'live' || identityOf(path)?.identity !== before) return undefined;
+  if (file === undefined || (await knock(path)) !== 'live') return undefined;
+  const listed = listedHere(path);
+  if ((await knock(path)) !== 'live' || socketFileAt(path)?.id !== file.id) return undefined;
   const owner = { path, uid: file.uid, user: userName(file.uid) };
-  if (listed !== undefined) return { ...owner, holders: holdersHere(listed.inodes), listedAs: listed.boundAt };
+  if (listed !== undefined)
+    return { ...owner, holders: holdersHere(listed.inodes, file.uid), listedAs: listed.boundAt };
   return { ...owner, holders: holdersElsewhere(path, file.uid) };
+}
+
+/** A process's effective uid, from /proc/<pid>/status; undefined where it cannot be read. */
+function effectiveUid(pid: string): number | undefined {
+  const uid = /^Uid:\s+\d+\s+(\d+)/m.exec(readText(`/proc/${pid}/status`) ?? '')?.[1];
+  return uid === undefined ? undefined : Number(uid);
 }
 
 /**
@@ -134,6 +145,10 @@ export function holdersElsewhere(path: string, owner: number): InterlockHolder[]
       continue;
     }
     if (netns === here) continue;
+    // Another user's process is never named: its user is checked before its namespace's table or
+    // its descriptors are read, so another user's processes (any number, with any number of
+    // descriptors) cost a look at its status each, and no more.
+    if (effectiveUid(pid) !== owner) continue;
     let inodes = inodesOf.get(netns);
     if (inodes === undefined) {
       const table = readText(`/proc/${pid}/net/unix`, 'utf8');

@@ -279,7 +279,7 @@ export async function heldByUnlisted(
   if (!name.startsWith('/') || asked.kind === 'free') return undefined;
   const answer =
     asked.kind === 'answered' && asked.reply.ok && 'record' in asked.reply ? asked.reply.record : undefined;
-  const unlisted = await unlistedSocketFile(name, answer?.socketInode);
+  const unlisted = await unlistedSocketFile(name);
   if (unlisted === undefined) return undefined;
   const { holders, user, uid, listedAs } = unlisted;
   const record = onFile?.record;

@@ -167,8 +167,11 @@ function verify(place: Place): Verification {
       recorded = { pid: record.pid, startTime: record.processStart as string, via: 'record' };
     }
   }
-  for (const holder of kernel?.holders ?? []) {
+  // A socket file's holders in other network namespaces are judged as the kernel's here are: each
+  // running as the lock directory's owner (holdersElsewhere names no other), and vouched for.
+  for (const holder of [...(kernel?.holders ?? []), ...elsewhere]) {
     if (holder.startTime === undefined) continue;
+    if (holders.some((known) => known.pid === holder.pid && known.startTime === holder.startTime)) continue;
     if (!ours(holder)) {
       doubts.push(`${describeHolder(holder)} holds its kernel name but is not the lock directory's user`);
       continue;
@@ -194,7 +197,7 @@ function verify(place: Place): Verification {
   if (own !== undefined && !holders.some((holder) => samePlace(holder, own))) holders.push(own);
   return {
     holders,
-    onName: (kernel?.holders ?? []).map((holder) => holder.pid),
+    onName: [...(kernel?.holders ?? []), ...elsewhere].map((holder) => holder.pid),
     record,
     ...(tokenFor !== undefined && { tokenFor }),
     ...(doubts.length > 0 && { doubt: doubts.join('; ') }),
@@ -295,10 +298,11 @@ async function request(place: Place, verified: Verification, deadline: number): 
     return `it is held through ${file} (${whose}); no stop request was sent, for its token is in that file`;
   }
   const token = verified.record?.token;
-  if (token === undefined) {
-    return `${place.path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
-  }
-  if (verified.tokenFor === undefined && verified.record?.interlock !== true) {
+  const noToken = `${place.path} does not carry the holder's token: it holds the lock through another lock directory (pass that --dir)`;
+  // Without a record, a command the holder handed the lock to is told of below.
+  const onTheName = verified.holders.some((holder) => holder.via === 'kernel');
+  if (token === undefined && (verified.record !== undefined || !onTheName)) return noToken;
+  if (verified.tokenFor === undefined && verified.record !== undefined && verified.record.interlock !== true) {
     // A holder by its record alone listens on no kernel name: there is nothing to ask.
     return 'its token was not sent: the holder holds the lock without an interlock, so it cannot be asked to stop';
   }
@@ -319,6 +323,7 @@ async function request(place: Place, verified: Verification, deadline: number): 
     const doubt = verified.doubt === undefined ? '' : ` (${verified.doubt})`;
     return `its token was not sent: the process on the lock's kernel name is not the record's holder run by the lock directory's user${doubt}`;
   }
+  if (token === undefined) return noToken;
   // The kernel vouched for the socket the holder listens on; the token goes to the file at the path.
   const swapped = notHoldersSocketFile(place.name, verified.record);
   if (swapped !== undefined) return `its token was not sent: ${swapped}`;
@@ -466,7 +471,13 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
   });
   if (before.state === 'free' || before.state === 'stale')
     return result('not-running', `nothing holds it: ${before.reason}`);
-  if (before.unlistedSocket !== undefined) {
+  // A command portlock handed this port's lock to, of the lock directory's user, holding it from
+  // another network namespace once its portlock is gone: vouched for by the environment it was
+  // started with, as on the host (see verify).
+  const handed = (before.holders ?? []).some(
+    (holder) => place.owner !== undefined && runsWhollyAs(holder, place.owner) && handedPort(holder.pid, place.port),
+  );
+  if (before.unlistedSocket !== undefined && !handed) {
     // Another network namespace's socket at the lock's file: nothing it answers can be checked,
     // and the kernel shows no process here holding the lock, so nothing is asked or signalled.
     const reason = `${before.reason}; no stop request and no signal were sent, for nothing here can vouch for it`;
@@ -565,7 +576,7 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
         : `; the lock has passed to pid ${next.map((holder) => holder.pid).join(', ')}, which was sent nothing`;
     // A release through the name is reported only once the name is free (nothing listens on it), or
     // taken by a process that did not hold it before: a successor.
-    const kernel =
+    const here =
       place.name === undefined ||
       next.length > 0 ||
       // A holder by its record alone never held the name: whoever listens there is no holder of the lock.
@@ -573,6 +584,11 @@ export async function stopLock(options: StopLockOptions): Promise<StopLockResult
       !(await listening(place.name))
         ? undefined
         : kernelHolders(place.name, undefined, place.socket);
+    // A socket file still live, listed nowhere here: its holders in other network namespaces.
+    const kernel =
+      here !== undefined && here.holders.length === 0 && place.name?.startsWith('/') && place.owner !== undefined
+        ? { ...here, holders: holdersElsewhere(place.name, place.owner) }
+        : here;
     // Still there from the start (a holder that was not stopped), or one that took it since.
     const stayed = kernel?.holders.filter((holder) => verified.onName.includes(holder.pid)) ?? [];
     if (stayed.length > 0) {

@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { lockPathFor, stopLock } from '../../src/index.ts';
 import { cli } from '../cli/_support.ts';
+import { nobodyUnavailable, spawnTsAsNobody } from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { startHolder } from '../helpers/holder.ts';
 import { holdInside, unshareUnavailable } from '../helpers/namespaces.ts';
 import { liveProcess, processStartOf, recordFor, writeRecord } from '../helpers/records.ts';
+import { fixture, lineMatching, spawnTracked } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const linux = { skip: process.platform !== 'linux' && 'presence names are Linux' };
@@ -64,6 +66,37 @@ describe('stop --force and a holder by its record alone', linux, () => {
       assert.deepEqual(stopped.signalled, [holder.pid]);
     } finally {
       await holder.kill();
+    }
+  });
+});
+
+describe('stop --force and a forged line giving a presence name with the inode of a TCP socket', {
+  skip: (process.platform !== 'linux' && 'presence names are Linux') || nobodyUnavailable(),
+}, () => {
+  it("signals no process of the record's whose TCP listener the line names", { timeout: 60_000 }, async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const presence = 'cd'.repeat(16);
+    const bystander = spawnTracked(process.execPath, [fixture('listening-bystander.mjs')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let forger: ReturnType<typeof spawnTsAsNobody> | undefined;
+    try {
+      const inode = (await lineMatching(bystander, /^\d+$/)).trim();
+      writeRecord(lockPathFor({ port, dir }), recordFor(bystander.pid as number, { port, presence }));
+      // Short (an abstract name is at most 107 bytes); its own line ends before any padding.
+      const forged = `\0\n0: 0 0 10000 1 1 ${inode} @portlock/holder-${presence}\n`;
+      forger = spawnTsAsNobody(fixture('squatter.ts'), [
+        JSON.stringify({ names: [Buffer.from(forged, 'latin1').toString('hex')], answer: { pid: 1 } }),
+      ]);
+      await lineMatching(forger, /"ready":true/);
+      const stopped = await stopLock({ port, dir, force: true, timeout: 200 });
+      assert.deepEqual(stopped.signalled, [], stopped.reason);
+      assert.equal(bystander.exitCode, null, 'the bystander still runs');
+      assert.equal(bystander.signalCode, null, 'the bystander still runs');
+    } finally {
+      forger?.stdin?.end();
+      bystander.kill('SIGKILL');
     }
   });
 });

@@ -100,7 +100,9 @@ describe("a squatter in a network namespace of its own, at a port's socket file"
         assert.ok(error instanceof LockHeldError, String(error));
         assert.doesNotMatch(error.message, /just leaving/);
         assert.match(error.message, new RegExp(`Socket file: ${path} \\(owned by nobody, uid ${NOBODY_UID}\\)`));
-        assert.match(error.message, /Next step: stop pid \d+ /);
+        // Each pid labelled with its own user; its live socket file is never offered for removal.
+        assert.match(error.message, new RegExp(`Next step: stop pid ${ready.pid} \\(nobody's\\)`));
+        assert.doesNotMatch(error.message, /rm |remove/);
         return true;
       });
 
@@ -118,7 +120,11 @@ describe("a squatter in a network namespace of its own, at a port's socket file"
       assert.deepEqual(stopped.signalled, []);
       const stop = await cli(['stop', String(port), '--dir', dir, '--force']);
       assert.notEqual(stop.code, 0, stop.stdout + stop.stderr);
-      assert.match(stop.stderr, /Next step: .*rm /);
+      assert.match(
+        stop.stderr,
+        new RegExp(`Next step: stop pid ${ready.pid} \\(nobody's\\).*: kill ${ready.pid}; or use another port\\.`),
+      );
+      assert.doesNotMatch(stop.stderr, /rm |remove/, 'a live socket file is never offered for removal');
       assert.ok(existsSync(lockPathFor({ port, dir })), 'the record is left');
     } finally {
       squatter.stdin?.end();

@@ -1,6 +1,7 @@
 import type { LockScope } from '../options/validate.ts';
 import type { InterlockKind, InterlockOption, LockRecord } from '../types.ts';
 import { interlockName } from './name.ts';
+import { socketFileInterlock } from './socket-file-on-first-use.ts';
 import { socketFileBase } from './socket-file-path.ts';
 
 /**
@@ -61,9 +62,7 @@ export async function interlockToAsk(
   if (kind === undefined) return undefined;
   // The socket-file interlock's code loads where a lock has one (see socket-file-path.ts).
   const name =
-    kind === 'socket-file'
-      ? await (await import('./socket-file.ts')).liveSocketFile(scope, dir)
-      : interlockName(scope, dir);
+    kind === 'socket-file' ? await (await socketFileInterlock()).liveSocketFile(scope, dir) : interlockName(scope, dir);
   return name === undefined ? undefined : { kind, name };
 }
 

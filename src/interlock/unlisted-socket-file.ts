@@ -3,6 +3,7 @@ import { descriptorLinks, readText } from '../identity/probe.ts';
 import { userName } from '../identity/users.ts';
 import type { InterlockHolder, UnlistedSocket } from '../types.ts';
 import { atSocketFile, describeProcess, listeningAtSocketFile, parsedUnixTable, repeatedInodes } from './holders.ts';
+import { socketFileInterlock } from './socket-file-on-first-use.ts';
 
 /**
  * A live socket at a lock's socket file that this network namespace's /proc/net/unix does not list
@@ -102,7 +103,7 @@ function holdersHere(inodes: readonly string[], owner: number): InterlockHolder[
 export async function unlistedSocketFile(path: string): Promise<UnlistedSocketFile | undefined> {
   if (process.platform !== 'linux' || !path.startsWith('/')) return undefined;
   // Loaded where a lock has a socket file, as the rest of that interlock is (it is loaded by now).
-  const { knock } = await import('./socket-file.ts');
+  const { knock } = await socketFileInterlock();
   const file = socketFileAt(path);
   if (file === undefined || (await knock(path)) !== 'live') return undefined;
   const listed = listedHere(path);

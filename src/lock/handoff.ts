@@ -5,6 +5,7 @@ import { recordedKind } from '../interlock/flavour.ts';
 import { listeningInode } from '../interlock/holders.ts';
 import { interlockName } from '../interlock/name.ts';
 import { Interlock } from '../interlock/server.ts';
+import { socketFileInterlock } from '../interlock/socket-file-on-first-use.ts';
 import type { ResolvedAcquire } from '../options/resolve.ts';
 import { replaceAtomically } from '../record/publish.ts';
 import { readRecordFileQuietly } from '../record/read-record.ts';
@@ -89,7 +90,7 @@ export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe
   // The record says which interlock the giver holds: an abstract name, or a socket file.
   const kind = recordedKind(given);
   if (kind === 'socket-file') {
-    const { isLocksSocketFile } = await import('../interlock/socket-file.ts');
+    const { isLocksSocketFile } = await socketFileInterlock();
     if (!isLocksSocketFile(handoff.fd, scope, handoff.dir, given.socketFile)) return undefined;
   } else {
     const name = interlockName(scope, handoff.dir);

@@ -1,5 +1,6 @@
 import { directoryIdentity } from '../interlock/name.ts';
 import type { Interlock } from '../interlock/server.ts';
+import { socketFileInterlock } from '../interlock/socket-file-on-first-use.ts';
 import type { ResolvedAcquire } from '../options/resolve.ts';
 import type { LockScope } from '../options/validate.ts';
 import { createRecord, publicRecord, serializeRecord } from '../record/record.ts';
@@ -78,7 +79,7 @@ async function bindInterlock(
   const tried =
     kind === 'socket-file'
       ? // The socket-file interlock's code loads where a lock has one (see socket-file-path.ts).
-        await (await import('../interlock/socket-file.ts')).bindSocketFile(
+        await (await socketFileInterlock()).bindSocketFile(
           scope,
           dir,
           takerFor(options, probe, () => acquisition.token()),

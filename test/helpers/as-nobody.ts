@@ -60,3 +60,29 @@ export function spawnTsAsNobody(script: string, args: string[], node = process.e
     timeoutMs,
   });
 }
+
+/** `unshare` into a user and network namespace of nobody's own, as any user may where the kernel allows it. */
+const OWN_NAMESPACES = ['unshare', '--user', '--map-root-user', '--net', '--'];
+
+/** Why nobody cannot make namespaces of its own here (the kernel refuses unprivileged user namespaces), or undefined. */
+export function ownNamespacesRefused(): string | undefined {
+  const probe = spawnSync('setpriv', [...setprivArgs(), ...OWN_NAMESPACES, 'true'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return probe.status === 0
+    ? undefined
+    : `the kernel refuses nobody a user and network namespace of its own (${probe.error?.message ?? probe.stderr.trim()})`;
+}
+
+/**
+ * The squatter fixture (test/fixtures/squatter.ts) run as nobody in a user and network namespace of
+ * its own, with its configuration (`names` to bind, hex; the `answer` it gives), stdin piped.
+ */
+export function squatAsNobodyInOwnNamespaces(config: { names: string[]; answer: object }) {
+  const node = [process.execPath, '--import', 'tsx', fixture('squatter.ts'), JSON.stringify(config)];
+  return spawnTracked('setpriv', [...setprivArgs(), ...OWN_NAMESPACES, ...node], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    timeoutMs: 60_000,
+  });
+}

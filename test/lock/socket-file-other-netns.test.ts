@@ -4,7 +4,6 @@
 // not list it, and that, with the connection it accepts, is the kernel's word that it is held from
 // elsewhere. It is reported by what the kernel says, and sent neither a token nor a signal.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,32 +11,24 @@ import { acquireLock, inspectLock, LockHeldError, listLocks, lockPathFor, stopLo
 import { ensureSocketDir } from '../../src/interlock/socket-file.ts';
 import { portSocketDir } from '../../src/interlock/socket-file-path.ts';
 import { cli } from '../cli/_support.ts';
-import { NOBODY_UID, nobodyUnavailable, setprivArgs } from '../helpers/as-nobody.ts';
+import {
+  NOBODY_UID,
+  nobodyUnavailable,
+  ownNamespacesRefused,
+  squatAsNobodyInOwnNamespaces,
+} from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { interlockMode } from '../helpers/interlock-mode.ts';
 import { deadRecord, writeRecord } from '../helpers/records.ts';
-import { finished, fixture, lineMatching, onLines, spawnTracked } from '../helpers/spawn.ts';
+import { finished, lineMatching, onLines } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-
-const OWN_NAMESPACES = ['unshare', '--user', '--map-root-user', '--net', '--'];
-
-/** Why nobody cannot make namespaces of its own here (the kernel refuses unprivileged user namespaces), or undefined. */
-function namespacesRefused(): string | undefined {
-  const probe = spawnSync('setpriv', [...setprivArgs(), ...OWN_NAMESPACES, 'true'], {
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  return probe.status === 0
-    ? undefined
-    : `the kernel refuses nobody a user and network namespace of its own (${probe.error?.message ?? probe.stderr.trim()})`;
-}
 
 const skip =
   (interlockMode !== 'socket-file' &&
     `it tests the socket-file interlock; this run uses PORTLOCK_INTERLOCK=${interlockMode}`) ||
   (process.platform !== 'linux' && 'network namespaces are Linux') ||
   nobodyUnavailable() ||
-  namespacesRefused();
+  ownNamespacesRefused();
 
 if (!skip && process.env.PORTLOCK_SOCKET_DIR === undefined) {
   // Run alone, not by .ci/run: a socket directory of this file's own, reachable by nobody.
@@ -62,19 +53,7 @@ describe("a squatter in a network namespace of its own, at a port's socket file"
       startedAt: new Date().toISOString(),
     };
     const names = [Buffer.from(path, 'latin1').toString('hex')];
-    const squatter = spawnTracked(
-      'setpriv',
-      [
-        ...setprivArgs(),
-        ...OWN_NAMESPACES,
-        process.execPath,
-        '--import',
-        'tsx',
-        fixture('squatter.ts'),
-        JSON.stringify({ names, answer }),
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'], timeoutMs: 60_000 },
-    );
+    const squatter = squatAsNobodyInOwnNamespaces({ names, answer });
     const heard: string[] = [];
     try {
       const ready = JSON.parse(await lineMatching(squatter, /"ready":true/)) as { pid: number };

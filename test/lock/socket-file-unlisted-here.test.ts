@@ -3,7 +3,6 @@
 // make look like another spelling of the lock's file. Whether the table lists it only changes the
 // wording and whom it names.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
@@ -18,7 +17,14 @@ import {
 } from '../../src/index.ts';
 import { ensureSocketDir } from '../../src/interlock/socket-file.ts';
 import { BIN } from '../cli/_support.ts';
-import { giveToNobody, NOBODY_UID, nobodyUnavailable, setprivArgs, spawnTsAsNobody } from '../helpers/as-nobody.ts';
+import {
+  giveToNobody,
+  NOBODY_UID,
+  nobodyUnavailable,
+  ownNamespacesRefused,
+  spawnTsAsNobody,
+  squatAsNobodyInOwnNamespaces,
+} from '../helpers/as-nobody.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { interlockMode } from '../helpers/interlock-mode.ts';
 import { holdInside, unshareUnavailable } from '../helpers/namespaces.ts';
@@ -32,19 +38,8 @@ const skip =
   (interlockMode !== 'auto' && `these force the socket file; this run uses PORTLOCK_INTERLOCK=${interlockMode}`) ||
   nobodyUnavailable();
 
-const OWN_NAMESPACES = ['unshare', '--user', '--map-root-user', '--net', '--'];
-
-/** Why nobody cannot make namespaces of its own here (the kernel refuses unprivileged user namespaces), or undefined. */
-function namespacesRefused(): string | undefined {
-  if (skip) return undefined;
-  const probe = spawnSync('setpriv', [...setprivArgs(), ...OWN_NAMESPACES, 'true'], {
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  return probe.status === 0
-    ? undefined
-    : `the kernel refuses nobody a user and network namespace of its own (${probe.error?.message ?? probe.stderr.trim()})`;
-}
+/** Asked only where these tests run at all (nobody is there). */
+const namespacesRefused = (): string | undefined => (skip ? undefined : ownNamespacesRefused());
 
 // This file's own host-wide socket directory (a test never touches /tmp/.portlock).
 const parent = tempDir('portlock-sockets-');
@@ -170,19 +165,10 @@ describe('a socket-file holder in another network namespace, sharing this pid na
       recordFor(bystander.pid, { port, interlock: true, interlockKind: 'socket-file' }),
     );
     const slot = Buffer.from(join(socketDir, `port-${port}.sock`), 'latin1').toString('hex');
-    const squatter = spawnTracked(
-      'setpriv',
-      [
-        ...setprivArgs(),
-        ...OWN_NAMESPACES,
-        process.execPath,
-        '--import',
-        'tsx',
-        fixture('squatter.ts'),
-        JSON.stringify({ names: [slot], answer: { pid: bystander.pid, name: 'percy', netns: 'net:[4026530000]' } }),
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'], timeoutMs: 60_000 },
-    );
+    const squatter = squatAsNobodyInOwnNamespaces({
+      names: [slot],
+      answer: { pid: bystander.pid, name: 'percy', netns: 'net:[4026530000]' },
+    });
     try {
       const ready = JSON.parse(await lineMatching(squatter, /"ready":true/)) as { pid: number };
       const inspection = await inspectLock({ port, dir, interlock: 'socket-file' });
@@ -258,19 +244,10 @@ describe('a forged table line naming another spelling of the socket file', { ski
       .find((fields) => fields[1] === `0100007F:${hexPort}` && fields[3] === '0A');
     const tcpInode = tcpLine?.[9];
     assert.ok(tcpInode !== undefined && tcpInode !== '0', 'the TCP listener shows in /proc/net/tcp');
-    const squatter = spawnTracked(
-      'setpriv',
-      [
-        ...setprivArgs(),
-        ...OWN_NAMESPACES,
-        process.execPath,
-        '--import',
-        'tsx',
-        fixture('squatter.ts'),
-        JSON.stringify({ names: [Buffer.from(slot, 'latin1').toString('hex')], answer: { pid: 1, name: 'percy' } }),
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'], timeoutMs: 60_000 },
-    );
+    const squatter = squatAsNobodyInOwnNamespaces({
+      names: [Buffer.from(slot, 'latin1').toString('hex')],
+      answer: { pid: 1, name: 'percy' },
+    });
     // Short (an abstract name is at most 107 bytes): the parser reads fields, not columns.
     const forged = `\0\n0: 0 0 10000 1 1 ${tcpInode} ${socketDir}//port-${port}.sock\n`;
     assert.ok(forged.length < 108, forged);
@@ -309,19 +286,10 @@ describe('a live socket file whose change time anyone with write access bumps', 
     const port = await freePort();
     const dir = tempDir();
     const slot = join(socketDir, `port-${port}.sock`);
-    const squatter = spawnTracked(
-      'setpriv',
-      [
-        ...setprivArgs(),
-        ...OWN_NAMESPACES,
-        process.execPath,
-        '--import',
-        'tsx',
-        fixture('squatter.ts'),
-        JSON.stringify({ names: [Buffer.from(slot, 'latin1').toString('hex')], answer: { pid: 1, name: 'percy' } }),
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'], timeoutMs: 60_000 },
-    );
+    const squatter = squatAsNobodyInOwnNamespaces({
+      names: [Buffer.from(slot, 'latin1').toString('hex')],
+      answer: { pid: 1, name: 'percy' },
+    });
     let toucher: Promise<unknown> | undefined;
     let stopTouching = () => {};
     try {

@@ -176,7 +176,7 @@ async function waitForTurn(
   }
   acquisition.waited = true;
   // Not awaited: the waiter queues at once, and warms up while it waits.
-  void warmUp(probe, options.interlock, acquireLockWith);
+  void warmUp(probe, options.interlock, acquireLockWith, () => !acquisition.ended);
   if (tried.viaInterlock && taken) {
     acquisition.park ??= await Park.open();
     if ((await waitForRelease(taken, remaining, signal, since, acquisition.park)) !== 'poll') {

@@ -43,6 +43,8 @@ export class Acquisition {
   waited = false;
   /** Where the waiter behind this one waits, until this one holds the lock or gives up. */
   park: Park | undefined;
+  /** Set once this acquire holds the lock or has given up. */
+  ended = false;
   #networkPath: { path: string | undefined } | undefined;
 
   constructor(options: ResolvedAcquire, probe: ProcessProbe, choices: AcquireChoices) {
@@ -123,6 +125,7 @@ export class Acquisition {
    * as its waking takes (about a millisecond).
    */
   close(): void {
+    this.ended = true;
     const park = this.park;
     if (park !== undefined) setImmediate(() => park.close());
   }

@@ -81,6 +81,15 @@ export function networkFallback(
   return path === undefined ? undefined : { path, foreign: (record) => isOtherNetworks(record, probe) };
 }
 
+/** Whether anything is at `path`; false where it cannot be looked at either. */
+function existsQuietly(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A live record of this port in this network namespace's own file, written by another holder: one
  * that holds the port through its abstract socket and kept its record there, beside another
@@ -94,10 +103,7 @@ export function heldBeside(
 ): { record: LockRecord | undefined; verdict: Verdict } | undefined {
   // Looked at before it is read: it is absent as a rule, and an open that fails throws, which costs
   // a new holder, cold, some 0.1 ms while the lock stands free to nobody.
-  const file =
-    own === undefined || lstatSync(own, { throwIfNoEntry: false }) === undefined
-      ? undefined
-      : readRecordFileQuietly(own);
+  const file = own !== undefined && existsQuietly(own) ? readRecordFileQuietly(own) : undefined;
   if (file === undefined || file.record?.token === token) return undefined;
   const verdict = judge(file);
   return verdict.state === 'stale' ? undefined : { record: file.record, verdict };

@@ -6,6 +6,7 @@ import { acquireLockWith } from '../../src/lock/acquire.ts';
 import { warmUp } from '../../src/lock/warm-up.ts';
 import { resolveAcquire } from '../../src/options/resolve.ts';
 import { readRecordFile } from '../../src/record/read-record.ts';
+import { finished, fixture, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 /** What the warm-up's takes found at the scratch lock's path, before and once it held the lock. */
@@ -28,9 +29,10 @@ describe('warmUp', () => {
       return lock;
     };
     try {
-      await warmUp(systemProbe, undefined, take);
+      await warmUp(systemProbe, undefined, take, () => true);
     } finally {
-      process.env.TMPDIR = saved;
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
     }
     assert.equal(takes.length, 2);
     const [released, died] = takes;
@@ -41,7 +43,33 @@ describe('warmUp', () => {
     assert.notEqual(died?.held, died?.before);
     assert.deepEqual(readdirSync(scratch), []);
     // Once in a process: its code runs compiled from then on.
-    await warmUp(systemProbe, undefined, take);
+    await warmUp(systemProbe, undefined, take, () => true);
     assert.equal(takes.length, 2);
+  });
+
+  it('leaves no scratch directory behind when its process exits while it runs', async () => {
+    for (const exitIn of [1, 2]) {
+      const scratch = tempDir();
+      const child = spawnTs(fixture('exit-in-warm-up.ts'), [String(exitIn)], {
+        env: { ...process.env, TMPDIR: scratch },
+        timeoutMs: 40_000,
+      });
+      const { code, stdout, stderr } = await finished(child);
+      assert.equal(code, 0, `${stdout}${stderr}`);
+      const left = readdirSync(scratch).filter((name) => name.startsWith('portlock-warm-up-'));
+      assert.deepEqual(left, [], `exited in take ${exitIn}`);
+    }
+  });
+
+  it('takes its scratch lock once, not twice, once the wait beside it has ended', async () => {
+    const scratch = tempDir();
+    const child = spawnTs(fixture('exit-in-warm-up.ts'), ['ended'], { env: { ...process.env, TMPDIR: scratch } });
+    const { code, stdout, stderr } = await finished(child);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(JSON.parse(stdout), { takes: 1 });
+    assert.deepEqual(
+      readdirSync(scratch).filter((name) => name.startsWith('portlock-warm-up-')),
+      [],
+    );
   });
 });

@@ -253,11 +253,19 @@ function waitOnce(
     // A holder that closes before answering has just released: as good as a free name.
     let heard: Heard = { kind: 'free' };
     let connected = false;
-    const socket = connect({ path: name });
+    let done = false;
+    const socket = connect({ path: name, allowHalfOpen: true });
     const finish = () => {
-      signal.removeEventListener('abort', onAbort);
-      socket.destroy();
+      if (done) return;
+      done = true;
       resolve(heard);
+      // Tidied a turn later: after a release, the waiter binds the name first. Ending a socket
+      // and dropping a listener run code a waiter has not run before (about 0.4 ms in all, cold),
+      // and meanwhile the lock stands free to nobody.
+      setImmediate(() => {
+        signal.removeEventListener('abort', onAbort);
+        socket.destroy();
+      });
     };
     const onAbort = () => {
       heard = { kind: 'timeout' };

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockHeldError } from '../errors.ts';
 import { UNREADABLE_GRACE_MS } from '../identity/judge.ts';
@@ -15,6 +12,7 @@ import { adoptHandoff, HANDOFF_ENV } from './handoff.ts';
 import { sweepWhileWaiting } from './leftovers.ts';
 import { recordPathHere } from './record-path.ts';
 import { describeScope, tryOnce } from './try-once.ts';
+import { tookLock, warmUp } from './warm-up.ts';
 
 /** States in flux (a record being written, a reclaim under way) get this long even with `wait: 0`. */
 const TRANSIENT_BUDGET_MS = UNREADABLE_GRACE_MS + 500;
@@ -25,31 +23,6 @@ const TRANSIENT_BUDGET_MS = UNREADABLE_GRACE_MS + 500;
  */
 function afterMacrotask<T>(value: T): Promise<T> {
   return new Promise((resolve) => setImmediate(resolve, value));
-}
-
-/** Whether the code of taking a lock has run in this process (warmed up, or a lock taken). */
-let warmedUp = false;
-
-/**
- * Takes and releases a scratch lock in a private directory once, while this process waits for the
- * real one: the code of a hand-over then runs compiled when its turn comes (run cold, it costs the
- * next holder a few ms more, and the lock stands free meanwhile). Not in a process that has taken
- * a lock before: its code is compiled already. Best effort: a failure here only leaves the
- * hand-over as slow as before.
- */
-async function warmUp(probe: ProcessProbe, interlock: AcquireOptions['interlock']): Promise<void> {
-  if (warmedUp) return;
-  warmedUp = true;
-  let dir: string | undefined;
-  try {
-    dir = mkdtempSync(join(tmpdir(), 'portlock-warm-up-'));
-    const lock = await acquireLockWith({ key: 'warm-up', dir, interlock }, probe, { identify: false });
-    lock.releaseSync();
-  } catch {
-    // Nothing depends on it.
-  } finally {
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 /** Sleeps, or rejects with the signal's own reason when it aborts (not a generic AbortError). */
@@ -134,7 +107,7 @@ async function takeOrRefuse(
       if (tried.kind === 'acquired') {
         refused = false;
         // A process that has taken a lock has that code compiled: it need not warm up while it waits.
-        warmedUp = true;
+        tookLock();
         return { kind: 'acquired', lock: acquisition.waited ? tried.lock : await afterMacrotask(tried.lock) };
       }
       const refusal = await afterRefusal(acquisition, tried);
@@ -194,15 +167,16 @@ async function waitForTurn(
   const { options, probe } = acquisition;
   const { scope, signal } = options;
   const since = acquisition.queuedSince();
-  // What taking the lock needs (a token, this process's identity) is made while waiting, not
-  // in the hand-over: once, on the first wait (a polling waiter comes here every few ms).
+  // What taking the lock needs (a token, this process's identity, its namespace's own record file) is made
+  // while waiting, not in the hand-over: once, on the first wait (a polling waiter comes here every few ms).
   if (!acquisition.waited) {
     createRecord(scope, options.name, acquisition.token(), probe);
+    acquisition.networkPath();
     sweepWhileWaiting(options, probe);
   }
   acquisition.waited = true;
   // Not awaited: the waiter queues at once, and warms up while it waits.
-  void warmUp(probe, options.interlock);
+  void warmUp(probe, options.interlock, acquireLockWith, () => !acquisition.ended);
   if (tried.viaInterlock && taken) {
     acquisition.park ??= await Park.open();
     if ((await waitForRelease(taken, remaining, signal, since, acquisition.park)) !== 'poll') {

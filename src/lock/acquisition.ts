@@ -6,6 +6,7 @@ import type { ResolvedAcquire } from '../options/resolve.ts';
 import { newToken } from '../record/record.ts';
 import type { InterlockKind } from '../types.ts';
 import { ownTokens } from './own-tokens.ts';
+import { networkRecordPath } from './record-path.ts';
 
 // Without an interlock, a waiter learns of a release only by looking: often, but not busily.
 const POLL_MIN_MS = 5;
@@ -42,6 +43,9 @@ export class Acquisition {
   waited = false;
   /** Where the waiter behind this one waits, until this one holds the lock or gives up. */
   park: Park | undefined;
+  /** Set once this acquire holds the lock or has given up. */
+  ended = false;
+  #networkPath: { path: string | undefined } | undefined;
 
   constructor(options: ResolvedAcquire, probe: ProcessProbe, choices: AcquireChoices) {
     this.options = options;
@@ -54,6 +58,16 @@ export class Acquisition {
   interlockName(): string | undefined {
     this.name = nameOfKind(this.kind, this.options.scope, this.options.dir);
     return this.name;
+  }
+
+  /**
+   * This network namespace's own record file of a port lock (see `networkRecordPath`): found once,
+   * on the first wait or try, not in every hand-over (neither the directory nor the namespace of
+   * a process changes while it waits).
+   */
+  networkPath(): string | undefined {
+    this.#networkPath ??= { path: networkRecordPath(this.options.dir, this.options.scope, this.probe) };
+    return this.#networkPath.path;
   }
 
   /** Drawn when first needed, and kept across tries: judges must know it for ours from then on. */
@@ -111,6 +125,7 @@ export class Acquisition {
    * as its waking takes (about a millisecond).
    */
   close(): void {
+    this.ended = true;
     const park = this.park;
     if (park !== undefined) setImmediate(() => park.close());
   }

@@ -3,7 +3,7 @@ import { LockLostError } from '../errors.ts';
 import type { Interlock } from '../interlock/server.ts';
 import { validateHolder } from '../options/holder.ts';
 import { replaceAtomically } from '../record/publish.ts';
-import { readRecordFileQuietly } from '../record/read-record.ts';
+import { holdsExactly, readRecordFileQuietly } from '../record/read-record.ts';
 import { holderFields, publicRecord, serializeRecord } from '../record/record.ts';
 import type { HolderUpdate, LockHandle, LockRecord, PublicLockRecord, StopRequestHandler } from '../types.ts';
 import { ownTokens } from './own-tokens.ts';
@@ -13,9 +13,14 @@ function isOurs(path: string, token: string): boolean {
   return readRecordFileQuietly(path)?.record?.token === token;
 }
 
-/** Removes the lock file only while it is still ours: a replaced record is someone else's. */
-export function removeIfOwned(path: string, token: string): void {
-  if (!isOurs(path, token)) return;
+/**
+ * Removes the lock file only while it is still ours: a replaced record is someone else's. Still
+ * exactly what this holder `written` there, it is not parsed: at a release the lock stands free
+ * to nobody until its name is let go, and parsing and checking a record cost most of that time in
+ * a process that does it for the first time.
+ */
+export function removeIfOwned(path: string, token: string, written?: Buffer): void {
+  if (!(written !== undefined && holdsExactly(path, written)) && !isOurs(path, token)) return;
   try {
     unlinkSync(path);
   } catch (error) {
@@ -39,6 +44,8 @@ type HandedOff = 'no' | 'staying' | 'leaving';
 
 export class Lock implements LockHandle {
   readonly path: string;
+  /** The record's bytes as this holder last wrote them at `path`. */
+  #written: Buffer;
   onStopRequest: StopRequestHandler | undefined = undefined;
   readonly #token: string;
   readonly #interlock: Interlock | undefined;
@@ -50,7 +57,7 @@ export class Lock implements LockHandle {
   #handedOff: HandedOff = 'no';
 
   constructor(
-    path: string,
+    { path, written }: { path: string; written: Buffer },
     record: LockRecord,
     token: string,
     interlock?: Interlock,
@@ -58,6 +65,7 @@ export class Lock implements LockHandle {
     companions: Interlock[] = [],
   ) {
     this.path = path;
+    this.#written = written;
     this.#companions = companions;
     this.#record = Object.freeze({ ...record });
     this.#token = token;
@@ -78,7 +86,9 @@ export class Lock implements LockHandle {
     }
     // Read, then replaced in one rename: nobody else writes a record that carries this token while
     // its holder lives (a reclaim needs the holder judged gone), so nothing is lost in between.
-    replaceAtomically(this.path, serializeRecord({ ...current, ...holderFields(changes) }));
+    const written = serializeRecord({ ...current, ...holderFields(changes) });
+    replaceAtomically(this.path, written);
+    this.#written = written;
     this.#record = Object.freeze({ ...this.#record, ...holderFields(changes) });
     this.#answer();
   }
@@ -148,7 +158,7 @@ export class Lock implements LockHandle {
       // never finds the record of a holder that has left.
       // A lock handed to a child that adopted it is the child's to remove, when this process leaves.
       if (this.#handedOff !== 'leaving' || readRecordFileQuietly(this.path)?.record?.pid === this.#record.pid) {
-        removeIfOwned(this.path, this.#token);
+        removeIfOwned(this.path, this.#token, this.#written);
       }
     } finally {
       // The lock's own name goes last: a waiter woken by its closing finds every other name free.

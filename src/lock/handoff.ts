@@ -111,8 +111,9 @@ export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe
     ...(!handoff.leaving && { supervisorPid: given.pid }),
   };
   let lock: Lock | undefined;
+  const written = serializeRecord(record);
   try {
-    replaceAtomically(path, serializeRecord(record));
+    replaceAtomically(path, written);
   } catch (error) {
     interlock.close();
     throw error;
@@ -124,6 +125,6 @@ export async function adoptHandoff(options: ResolvedAcquire, probe: ProcessProbe
     token: handoff.token,
     stopHandler: () => lock?.onStopRequest,
   });
-  lock = new Lock(path, record, handoff.token, interlock);
+  lock = new Lock({ path, written }, record, handoff.token, interlock);
   return lock;
 }

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { otherNetworkHere, type Verdict } from '../identity/judge.ts';
 import { type ProcessProbe, systemProbe } from '../identity/probe.ts';
@@ -73,14 +73,21 @@ export function recordPathHere(dir: string, scope: LockScope, probe: ProcessProb
  * the plain file is the only place every holder of the port looks).
  */
 export function networkFallback(
-  dir: string,
-  scope: LockScope,
+  path: string | undefined,
   kind: InterlockKind | undefined,
   probe: ProcessProbe,
 ): { path: string; foreign: (record: LockRecord | undefined) => boolean } | undefined {
   if (kind !== 'abstract-socket') return undefined;
-  const path = networkRecordPath(dir, scope, probe);
   return path === undefined ? undefined : { path, foreign: (record) => isOtherNetworks(record, probe) };
+}
+
+/** Whether anything is at `path`; false where it cannot be looked at either. */
+function existsQuietly(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -90,14 +97,13 @@ export function networkFallback(
  * finds the plain file free must defer to it; undefined where there is none, or it is stale or ours.
  */
 export function heldBeside(
-  dir: string,
-  scope: LockScope,
-  probe: ProcessProbe,
+  own: string | undefined,
   judge: (file: RecordFile) => Verdict,
   token: string,
 ): { record: LockRecord | undefined; verdict: Verdict } | undefined {
-  const own = networkRecordPath(dir, scope, probe);
-  const file = own === undefined ? undefined : readRecordFileQuietly(own);
+  // Looked at before it is read: it is absent as a rule, and an open that fails throws, which costs
+  // a new holder, cold, some 0.1 ms while the lock stands free to nobody.
+  const file = own !== undefined && existsQuietly(own) ? readRecordFileQuietly(own) : undefined;
   if (file === undefined || file.record?.token === token) return undefined;
   const verdict = judge(file);
   return verdict.state === 'stale' ? undefined : { record: file.record, verdict };

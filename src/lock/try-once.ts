@@ -124,6 +124,7 @@ async function takeRecord(acquisition: Acquisition, bound: Bound, dirExists: boo
   let lock: Lock | undefined;
   let record: LockRecord;
   let token: string;
+  let written: Buffer;
   const judge = judgeWith(probe, interlock && { hostLocal: scope.kind === 'port', kind });
   let attempt: Attempt;
   // Without the interlock, a kernel name of this holder's own tells other threads and namespaces it is alive.
@@ -149,8 +150,9 @@ async function takeRecord(acquisition: Acquisition, bound: Bound, dirExists: boo
     const answers = { record: publicRecord(record), lockFile: path, token, stopHandler: () => lock?.onStopRequest };
     interlock?.answerWith(answers);
     if (interlock !== undefined) for (const companion of companions) companion.answerWith(answers);
-    const fallback = interlock && networkFallback(dir, scope, kind, probe);
-    attempt = attemptAcquire(dir, path, serializeRecord(record), judge, fallback);
+    const fallback = interlock && networkFallback(acquisition.networkPath(), kind, probe);
+    written = serializeRecord(record);
+    attempt = attemptAcquire(dir, path, written, judge, fallback);
     if (attempt.kind === 'acquired') answers.lockFile = attempt.path;
   } catch (error) {
     closeAll();
@@ -161,7 +163,7 @@ async function takeRecord(acquisition: Acquisition, bound: Bound, dirExists: boo
     return attempt;
   }
   // Checked once our record stands, so that a holder falling over to its own file meanwhile meets it.
-  const beside = attempt.path === path ? heldBeside(dir, scope, probe, judge, token) : undefined;
+  const beside = attempt.path === path ? heldBeside(acquisition.networkPath(), judge, token) : undefined;
   if (beside !== undefined) {
     removeIfOwned(path, token);
     closeAll();
@@ -173,7 +175,14 @@ async function takeRecord(acquisition: Acquisition, bound: Bound, dirExists: boo
   } catch {
     // Tidying up after others is a courtesy; the lock is ours either way.
   }
-  lock = new Lock(attempt.path, record, token, interlock, lostWatchOf(options, interlock), companions);
+  lock = new Lock(
+    { path: attempt.path, written },
+    record,
+    token,
+    interlock,
+    lostWatchOf(options, interlock),
+    companions,
+  );
   return { ...attempt, lock };
 }
 

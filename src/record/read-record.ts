@@ -76,6 +76,31 @@ export function readRecordFile(path: string): RecordFile | undefined {
 }
 
 /**
+ * Whether the file at `path` holds exactly `bytes` (not following a symlink; false when there is no
+ * file, or it cannot be read). Reads no more than one byte beyond them, and parses nothing.
+ */
+export function holdsExactly(path: string, bytes: Uint8Array): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, READ_FLAGS);
+  } catch {
+    return false;
+  }
+  try {
+    const found = Buffer.allocUnsafe(bytes.length + 1);
+    let filled = 0;
+    for (let n = -1; n !== 0 && filled < found.length; filled += n) {
+      n = readSync(fd, found, filled, found.length - filled, filled);
+    }
+    return filled === bytes.length && found.subarray(0, filled).equals(bytes);
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * `readRecordFile` for callers to whom a path they cannot read is as good as no file: a courtesy
  * such as naming a holder, or a check that a record is still one's own.
  */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { judgeRecordFile } from '../../src/identity/judge.ts';
 import { systemProbe } from '../../src/identity/probe.ts';
-import { readRecordFile } from '../../src/record/read-record.ts';
+import { holdsExactly, readRecordFile } from '../../src/record/read-record.ts';
 import { MAX_RECORD_BYTES } from '../../src/record/record.ts';
 import { bytesReadSoFar } from '../helpers/disk.ts';
 import { isLockPathError } from '../helpers/lock-target.ts';
@@ -151,5 +151,38 @@ describe('readRecordFile', () => {
     assert.equal(verdict.state, 'stale');
     assert.equal(verdict.certainty, 'certain');
     assert.match(verdict.reason, new RegExp(`${TEN_MB} bytes, too large`));
+  });
+});
+
+describe('holdsExactly', () => {
+  const bytes = Buffer.from('{"pid":1,"startedAt":"2026-11-24T09:12:03.000Z","token":"a"}\n');
+
+  it('is true only for a file with exactly those bytes', () => {
+    const dir = tempDir();
+    const path = join(dir, 'agent-1.lock');
+    writeFileSync(path, bytes);
+    assert.equal(holdsExactly(path, bytes), true);
+    // The same length, one byte changed; one byte more; one byte less.
+    writeFileSync(path, Buffer.from(bytes.toString().replace('"a"', '"b"')));
+    assert.equal(holdsExactly(path, bytes), false);
+    writeFileSync(path, Buffer.concat([bytes, Buffer.from(' ')]));
+    assert.equal(holdsExactly(path, bytes), false);
+    writeFileSync(path, bytes.subarray(0, -1));
+    assert.equal(holdsExactly(path, bytes), false);
+  });
+
+  it('is false where there is no file, a symlink to one, a directory or a FIFO', {
+    skip: !isLinux && 'mkfifo is POSIX',
+  }, () => {
+    const dir = tempDir();
+    const target = join(dir, 'target');
+    writeFileSync(target, bytes);
+    assert.equal(holdsExactly(join(dir, 'absent.lock'), bytes), false);
+    symlinkSync(target, join(dir, 'link.lock'));
+    assert.equal(holdsExactly(join(dir, 'link.lock'), bytes), false);
+    mkdirSync(join(dir, 'dir.lock'));
+    assert.equal(holdsExactly(join(dir, 'dir.lock'), bytes), false);
+    assert.equal(spawnSync('mkfifo', [join(dir, 'fifo.lock')]).status, 0);
+    assert.equal(holdsExactly(join(dir, 'fifo.lock'), bytes), false);
   });
 });

@@ -179,6 +179,57 @@ describe('createRecord', () => {
     }
     assert.deepEqual(parseRecord(serializeRecord(record)), record);
   });
+
+  it('writes every field in one order, whichever are present, with the token last', () => {
+    const probe = fakeProbe({}, { netns: () => 'net:[1]', pidns: () => 'pid:[2]', threadId: 3 });
+    const record = createRecord({ kind: 'port', port: 5338 }, 'percy', newToken(), probe, true, {
+      presence: 'p',
+      interlockUnavailable: 'EACCES',
+      interlockKind: 'abstract-socket',
+      holder: { url: 'http://localhost:5338', command: ['agent'] },
+    });
+    assert.deepEqual(Object.keys(record), [
+      'portlock',
+      'name',
+      'pid',
+      'port',
+      'startedAt',
+      'hostname',
+      'user',
+      'processStart',
+      'bootId',
+      'netns',
+      'pidns',
+      'thread',
+      'presence',
+      'interlock',
+      'interlockKind',
+      'interlockUnavailable',
+      'command',
+      'url',
+      'token',
+    ]);
+    assert.deepEqual(Object.keys(createRecord({ kind: 'key', key: 'jobs' }, 'percy', newToken(), fakeProbe())), [
+      'portlock',
+      'name',
+      'pid',
+      'key',
+      'startedAt',
+      'hostname',
+      'user',
+      'processStart',
+      'bootId',
+      'token',
+    ]);
+  });
+
+  it('leaves out the interlock kind of a holder without an interlock', () => {
+    const record = createRecord({ kind: 'port', port: 5338 }, 'percy', newToken(), fakeProbe(), false, {
+      interlockKind: 'abstract-socket',
+    });
+    assert.equal('interlock' in record, false);
+    assert.equal('interlockKind' in record, false);
+  });
 });
 
 describe('newToken', () => {

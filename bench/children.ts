@@ -50,9 +50,9 @@ export class Worker {
    * `script`: a worker's file name under workers/, run through tsx, or the absolute path of one
    * bundled to JavaScript (see `bundledWorker`), run by Node alone.
    */
-  constructor(script: string, args: string[], timeoutMs: number, nodeFlags: string[] = []) {
+  constructor(script: string, args: string[], timeoutMs: number, nodeFlags: string[] = [], node = process.execPath) {
     const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
-    this.child = spawnTracked(process.execPath, [...nodeFlags, ...loader, workerPath(script), ...args], timeoutMs);
+    this.child = spawnTracked(node, [...nodeFlags, ...loader, workerPath(script), ...args], timeoutMs);
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-4000);
     });
@@ -75,9 +75,18 @@ export class Worker {
     });
   }
 
-  /** Starts a worker and waits for its `ready` line, so start-up is never inside a measurement. */
-  static async start(script: string, args: string[], timeoutMs: number, nodeFlags: string[] = []): Promise<Worker> {
-    const worker = new Worker(script, args, timeoutMs, nodeFlags);
+  /**
+   * Starts a worker and waits for its `ready` line, so start-up is never inside a measurement.
+   * `node`: the Node binary that runs it (a bundled worker, see `bundledWorker`, runs on any).
+   */
+  static async start(
+    script: string,
+    args: string[],
+    timeoutMs: number,
+    nodeFlags: string[] = [],
+    node = process.execPath,
+  ): Promise<Worker> {
+    const worker = new Worker(script, args, timeoutMs, nodeFlags, node);
     await worker.expect('ready', 30_000);
     return worker;
   }

@@ -43,6 +43,8 @@ export interface Results {
   freePort?: Outcome<FreePortResult>;
   /** Absent from results written before the waiting scenario existed. */
   waiting?: Outcome<WaitingResult>;
+  /** The waiting scenario again, on each other Node the bench was given (`--node`). */
+  waitingOnOtherNodes?: Outcome<WaitingResult>[];
   /** Absent from results written before the tight-loop scenario existed. */
   tightLoop?: Outcome<TightLoopResult>;
   /** Absent from results written before the forced-stop scenario existed. */
@@ -155,7 +157,9 @@ export function evaluateGoals(results: Results): GoalRow[] {
     });
   }
   rows.push(...freePortGoals(results.freePort));
-  rows.push(...waitingGoals(ok(results.waiting)));
+  const onOtherNodes = results.waitingOnOtherNodes ?? [];
+  rows.push(...waitingGoals(ok(results.waiting), onOtherNodes.length > 0));
+  for (const other of onOtherNodes) rows.push(...waitingGoals(ok(other), true));
   const loop = ok(results.tightLoop);
   rows.push({
     goal: `A tight loop of acquire + release: heap flat within 1 MB over ${loop?.cycles.toLocaleString('en') ?? '200,000'} cycles, and timers run`,
@@ -237,10 +241,12 @@ function freePortGoals(outcome: Outcome<FreePortResult> | undefined): GoalRow[] 
   return rows;
 }
 
-function waitingGoals(waiting: WaitingResult | undefined): GoalRow[] {
+/** `perNode`: the scenario ran on several Nodes, and each row names its own. */
+function waitingGoals(waiting: WaitingResult | undefined, perNode = false): GoalRow[] {
   const n = waiting?.waiters ?? 50;
+  const on = perNode && waiting?.node !== undefined ? `, Node ${waiting.node}` : '';
   const row = (goal: string, measured: (w: WaitingResult) => string, pass: (w: WaitingResult) => boolean) => ({
-    goal,
+    goal: `${goal}${on}`,
     measured: waiting === undefined ? 'failed' : measured(waiting),
     met: met(waiting === undefined ? undefined : pass(waiting)),
   });
@@ -308,58 +314,65 @@ function forcedStopSection(outcome: Outcome<ForcedStopResult> | undefined): stri
   ].join('\n');
 }
 
-function waitingSection(outcome: Outcome<WaitingResult> | undefined): string {
+/** `again`: the same scenario on another Node, told by its heading and table alone. */
+function waitingSection(outcome: Outcome<WaitingResult> | undefined, again = false): string {
   if (outcome === undefined) return 'Not run.';
-  if ('error' in outcome) return failed(outcome);
+  if ('error' in outcome) return again ? ['### On another Node', '', failed(outcome)].join('\n') : failed(outcome);
   const w = outcome;
+  if (again) return [`### On Node ${w.node ?? 'unknown'}`, '', waitingTable(w)].join('\n');
   return [
-    `One process holds a port's lock (interlock auto); ${w.waiters} already running processes (Node running the bench's waiter bundled with the library into one JavaScript file, as users run the built package, not through tsx) call \`acquireLock({ port, wait })\` one after another, each a few ms after the one before it has started waiting; then the holder releases, and each waiter keeps the lock ${w.holdMs} ms once it has it and releases it. In that round each wait is its process's first lock, as a \`portlock run --wait\` is: order, hand-overs and the SIGKILL trials come from it, and so does the CPU figure as measured before. But a process's first lock compiles the library's code and loads the parts of Node it uses (its cluster module on the first listen, its crypto on the first token): start-up, not waiting. So a second round of ${w.waiters} fresh waiters, each of which has taken and released one lock of its own before it waits (outside the window) and has then been left alone for 20 s, gives the CPU of waiting itself, the goal's figure: V8 shrinks a new process's heap some 8 s after it starts (full collections, tens of ms of CPU), which is start-up too. Times are CLOCK_MONOTONIC, read by each process. The SIGKILL rows: a holder with 3 waiters queued is killed; the time runs from the bench seeing the holder exit (and, in brackets, from the kill) to the first waiter holding the lock.`,
+    ...(w.node === undefined ? [] : [`On Node ${w.node}.`, '']),
+    `One process holds a port's lock (interlock auto); ${w.waiters} already running processes (Node running the bench's waiter bundled with the library into one JavaScript file, as users run the built package, not through tsx) call \`acquireLock({ port, wait })\` one after another, each a few ms after the one before it has started waiting; then the holder releases, and each waiter keeps the lock ${w.holdMs} ms once it has it and releases it. In that round each wait is its process's first lock, as a \`portlock run --wait\` is: order, hand-overs and the SIGKILL trials come from it, and so does the CPU figure as measured before. But a process's first lock compiles the library's code and loads the parts of Node it uses (its cluster module on the first listen, its crypto on the first token): start-up, not waiting. So a second round of ${w.waiters} fresh waiters, each of which has taken and released one lock of its own before it waits (outside the window) and has then been left alone for 20 s, gives the CPU of waiting itself, the goal's figure: V8 shrinks a new process's heap some 8 s after it starts (full collections, tens of ms of CPU), which is start-up too. Times are CLOCK_MONOTONIC, read by each process; a worker tells the bench of its release 20 ms after it, so that the bench reading that line does not take a core from the next holder in the middle of the hand-over it measures. The SIGKILL rows: a holder with 3 waiters queued is killed; the time runs from the bench seeing the holder exit (and, in brackets, from the kill) to the first waiter holding the lock.`,
     '',
-    table(
-      ['Measure', 'Value'],
-      [
-        ['Kendall tau, arrival order vs service order', w.kendallTau.toFixed(3)],
-        ['waiters served before one that arrived earlier', String(w.servedAheadOfEarlier)],
-        [
-          "waiters' CPU while waiting, all together (second round: each waiter's first lock taken before)",
-          `${ms(w.waitersCpuMs)} over ${ms(w.waitingWallMs)}: ${w.waitersCpuPercentOfCore.toFixed(2)} % of a core`,
-        ],
-        ...(w.coldStart === undefined
-          ? []
-          : [
-              [
-                "the same in the first round, each wait its process's first lock (as measured before)",
-                `${ms(w.coldStart.waitersCpuMs)} over ${ms(w.coldStart.waitingWallMs)}: ${w.coldStart.waitersCpuPercentOfCore.toFixed(2)} % of a core`,
-              ],
-            ]),
-        [
-          'context switches of the waiting processes per hand-over (voluntary ones in brackets)',
-          `${w.switchesPerHandOver.toFixed(1)}${w.voluntarySwitchesPerHandOver === undefined ? '' : ` (${w.voluntarySwitchesPerHandOver.toFixed(1)})`}`,
-        ],
-        ...(w.primedSwitchesPerHandOver === undefined
-          ? []
-          : [
-              [
-                'the same in the second round',
-                `${w.primedSwitchesPerHandOver.toFixed(1)} (${w.primedVoluntarySwitchesPerHandOver?.toFixed(1)})`,
-              ],
-            ]),
-        ['hand-over gap (release to next holder), median', ms(w.handOverGap.median)],
-        ['hand-over gap, range', `${ms(w.handOverGap.min)} – ${ms(w.handOverGap.max)}`],
-        ...(w.primedHandOverGap === undefined
-          ? []
-          : [['hand-over gap in the second round, median', ms(w.primedHandOverGap.median)]]),
-        ['moments with two holders', String(w.overlaps)],
-        [
-          'SIGKILL: holder gone to first waiter holding, median',
-          `${ms(w.killHandOver.median)} (from the kill: ${ms(w.killToAcquired.median)})`,
-        ],
-        ['SIGKILL: range', `${ms(w.killHandOver.min)} – ${ms(w.killHandOver.max)} over ${w.killHandOver.n} trials`],
-        ['SIGKILL: first served not the first to wait', String(w.killOutOfOrder)],
-        ['errors', w.errors.length === 0 ? '–' : w.errors.join('; ')],
-      ],
-    ),
+    waitingTable(w),
   ].join('\n');
+}
+
+function waitingTable(w: WaitingResult): string {
+  return table(
+    ['Measure', 'Value'],
+    [
+      ['Kendall tau, arrival order vs service order', w.kendallTau.toFixed(3)],
+      ['waiters served before one that arrived earlier', String(w.servedAheadOfEarlier)],
+      [
+        "waiters' CPU while waiting, all together (second round: each waiter's first lock taken before)",
+        `${ms(w.waitersCpuMs)} over ${ms(w.waitingWallMs)}: ${w.waitersCpuPercentOfCore.toFixed(2)} % of a core`,
+      ],
+      ...(w.coldStart === undefined
+        ? []
+        : [
+            [
+              "the same in the first round, each wait its process's first lock (as measured before)",
+              `${ms(w.coldStart.waitersCpuMs)} over ${ms(w.coldStart.waitingWallMs)}: ${w.coldStart.waitersCpuPercentOfCore.toFixed(2)} % of a core`,
+            ],
+          ]),
+      [
+        'context switches of the waiting processes per hand-over (voluntary ones in brackets)',
+        `${w.switchesPerHandOver.toFixed(1)}${w.voluntarySwitchesPerHandOver === undefined ? '' : ` (${w.voluntarySwitchesPerHandOver.toFixed(1)})`}`,
+      ],
+      ...(w.primedSwitchesPerHandOver === undefined
+        ? []
+        : [
+            [
+              'the same in the second round',
+              `${w.primedSwitchesPerHandOver.toFixed(1)} (${w.primedVoluntarySwitchesPerHandOver?.toFixed(1)})`,
+            ],
+          ]),
+      ['hand-over gap (release to next holder), median', ms(w.handOverGap.median)],
+      ['hand-over gap, range', `${ms(w.handOverGap.min)} – ${ms(w.handOverGap.max)}`],
+      ...(w.primedHandOverGap === undefined
+        ? []
+        : [['hand-over gap in the second round, median', ms(w.primedHandOverGap.median)]]),
+      ['moments with two holders', String(w.overlaps)],
+      [
+        'SIGKILL: holder gone to first waiter holding, median',
+        `${ms(w.killHandOver.median)} (from the kill: ${ms(w.killToAcquired.median)})`,
+      ],
+      ['SIGKILL: range', `${ms(w.killHandOver.min)} – ${ms(w.killHandOver.max)} over ${w.killHandOver.n} trials`],
+      ['SIGKILL: first served not the first to wait', String(w.killOutOfOrder)],
+      ['errors', w.errors.length === 0 ? '–' : w.errors.join('; ')],
+    ],
+  );
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -574,6 +587,7 @@ export function renderMarkdown(results: Results): string {
     '## 7. Waiting in line',
     '',
     waitingSection(results.waiting),
+    ...(results.waitingOnOtherNodes ?? []).flatMap((other) => ['', waitingSection(other, true)]),
     '',
     '## 8. A tight loop of acquire and release',
     '',

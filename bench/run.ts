@@ -4,7 +4,7 @@
 // ports, waiting, loop, stop).
 // Lock files go under TMPDIR: point it elsewhere when the host's /tmp is busy with other work.
 // `--node=PATH[,PATH]` (or PORTLOCK_BENCH_NODE) adds Node binaries on which the refusal scenario also
-// measures loading and refusal; the bench itself runs on the `node` that npm finds (to run it all on
+// measures loading and refusal, and the waiting scenario runs again; the bench itself runs on the `node` that npm finds (to run it all on
 // another Node, put that Node first in PATH). A run of the refusal scenario, even alone with
 // `--only=refusal`, renews BENCHMARKS.md's "Loading and refusal" block and bench/loading.json.
 import { spawnSync } from 'node:child_process';
@@ -22,7 +22,7 @@ import { runRefusal, selectedNodes } from './refusal.ts';
 import { evaluateGoals, type Outcome, type Results, writeJson, writeMarkdown } from './report.ts';
 import { runTightLoop } from './tight-loop.ts';
 import { runUncontended } from './uncontended.ts';
-import { runWaiting } from './waiting.ts';
+import { runWaiting, type WaitingResult } from './waiting.ts';
 
 // A hung scenario must not leave children behind: stop the whole bench after this long. A full run
 // takes some ten minutes on two cores, two of them setting up listLocks's 10,000 held locks.
@@ -77,7 +77,12 @@ const contention = await scenario('3. contention', 'contention', runContention);
 const refusal = await scenario('4. refusal latency and loading', 'refusal', (s) => runRefusal(s, nodes));
 const listLocks = await scenario('5. listLocks', 'list', runListLocks);
 const freePort = await scenario('6. a free port for each process', 'ports', runFreePort);
-const waiting = await scenario('7. waiting in line', 'waiting', runWaiting);
+const waiting = await scenario('7. waiting in line', 'waiting', (s) => runWaiting(s));
+// Again on each other Node given: Node 20 takes a lock differently (see runWaiting).
+const waitingOnOtherNodes: Outcome<WaitingResult>[] = [];
+for (const node of nodes.slice(1)) {
+  waitingOnOtherNodes.push(await scenario(`7. waiting in line, on ${node}`, 'waiting', (s) => runWaiting(s, node)));
+}
 const tightLoop = await scenario('8. a tight loop of acquire and release', 'loop', runTightLoop);
 const forcedStop = await scenario('9. a forced stop', 'stop', runForcedStop);
 
@@ -101,6 +106,7 @@ const results: Results = {
   listLocks,
   freePort,
   waiting,
+  ...(waitingOnOtherNodes.length > 0 && { waitingOnOtherNodes }),
   tightLoop,
   forcedStop,
 };

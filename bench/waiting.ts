@@ -1,7 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { bundledWorker, Worker } from './children.ts';
 import { freePort, nowMs, type Scale, type Summary, sleep, summarize, tempDir } from './common.ts';
 
 export interface WaitingResult {
+  /** The version of the Node that ran the waiters and the holders. */
+  node?: string;
   waiters: number;
   holdMs: number;
   /** Kendall tau between the order waiters started waiting and the order they got the lock. */
@@ -76,14 +79,16 @@ export function kendallTau(order: readonly number[]): number {
  */
 let waiterScript = 'waiter.ts';
 
+/** The Node binary that runs the waiters and holders (see `runWaiting`). */
+let waiterNode = process.execPath;
+
 async function startWorkers(count: number): Promise<Worker[]> {
   const workers: Worker[] = [];
   // A few at a time: fifty start-ups at once would only queue on two cores.
   while (workers.length < count) {
     const batch = Math.min(4, count - workers.length);
-    workers.push(
-      ...(await Promise.all(Array.from({ length: batch }, () => Worker.start(waiterScript, [], WORKER_LIFETIME_MS)))),
-    );
+    const start = () => Worker.start(waiterScript, [], WORKER_LIFETIME_MS, [], waiterNode);
+    workers.push(...(await Promise.all(Array.from({ length: batch }, start))));
   }
   return workers;
 }
@@ -159,7 +164,7 @@ async function orderAndCost(scale: Scale, result: WaitingResult, prime = true): 
   );
 }
 
-async function killTrial(result: WaitingResult): Promise<void> {
+async function killTrial(result: WaitingResult, kills: number[], killsFromSignal: number[]): Promise<void> {
   const port = await freePort();
   const dir = tempDir('waiting-kill');
   const [holder, ...waiters] = await startWorkers(4);
@@ -185,11 +190,17 @@ async function killTrial(result: WaitingResult): Promise<void> {
   }
 }
 
-const kills: number[] = [];
-const killsFromSignal: number[] = [];
-
-export async function runWaiting(scale: Scale): Promise<WaitingResult> {
+/**
+ * The scenario, its waiters and holders run by `node` (the bench's own Node by default): the
+ * library takes a lock differently on Node 20, which cannot bind a name's legacy form and reads
+ * the kernel's table of Unix sockets instead, at every acquire.
+ */
+export async function runWaiting(scale: Scale, node = process.execPath): Promise<WaitingResult> {
+  waiterNode = node;
+  const kills: number[] = [];
+  const killsFromSignal: number[] = [];
   const result: WaitingResult = {
+    node: spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim(),
     waiters: scale.quick ? 8 : 50,
     holdMs: 200,
     kendallTau: Number.NaN,
@@ -227,7 +238,7 @@ export async function runWaiting(scale: Scale): Promise<WaitingResult> {
   const trials = scale.quick ? 2 : 9;
   for (let trial = 0; trial < trials; trial++) {
     try {
-      await killTrial(result);
+      await killTrial(result, kills, killsFromSignal);
       scale.log(`  SIGKILL trial ${trial + 1}/${trials}: ${kills.at(-1)?.toFixed(2)} ms after the holder's exit`);
     } catch (error) {
       result.errors.push(String(error));

@@ -51,6 +51,9 @@ function contextSwitches(): { voluntary: number; total: number } {
 
 let held: LockHandle | undefined;
 
+/** How long after a release a worker tells of it (see `wait`). */
+const REPORT_DELAY_MS = 20;
+
 async function handle(command: Command): Promise<void> {
   const { port, dir } = command;
   switch (command.op) {
@@ -88,6 +91,9 @@ async function handle(command: Command): Promise<void> {
         // Taken just before the release: the gap to the next holder starts here.
         const releasing = nowMs();
         await lock.release();
+        // Told a little later: the bench reading it at once would take a core from the next
+        // holder in the middle of the hand-over it measures.
+        await sleep(REPORT_DELAY_MS);
         reply({ type: 'released', t: releasing });
       } catch (error) {
         reply({ type: 'failed', t: nowMs(), error: errorText(error) });
@@ -95,10 +101,11 @@ async function handle(command: Command): Promise<void> {
       return;
     }
     case 'release': {
-      // Taken just before the release, as for a waiter: the gap to the next holder starts here.
+      // Taken just before the release, and told later, as for a waiter.
       const releasing = nowMs();
       await held?.release();
       held = undefined;
+      await sleep(REPORT_DELAY_MS);
       reply({ type: 'released', t: releasing });
       return;
     }

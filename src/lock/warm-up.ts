@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ProcessProbe } from '../identity/probe.ts';
@@ -16,6 +16,41 @@ export function tookLock(): void {
   warm = true;
 }
 
+/** A scratch directory's name: this prefix, the pid of its process, a dash and mkdtemp's six characters. */
+const SCRATCH = /^portlock-warm-up-(\d+)-/;
+
+/** How old a scratch directory is at least before it is another's leftover: a warm-up takes milliseconds. */
+const LEFT_AFTER_MS = 60_000;
+
+/**
+ * Removes the scratch directories that the warm-ups of this user's dead processes left in the
+ * temporary directory: a process killed by a signal it does not handle never removes its own.
+ * Only a directory of this user's, named after a process that is gone, and untouched for a minute
+ * (a process of another pid namespace sharing the directory may look gone from here).
+ */
+function sweepLeftScratch(probe: ProcessProbe, base: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return;
+  }
+  const uid = process.getuid?.();
+  for (const name of names) {
+    const pid = SCRATCH.exec(name)?.[1];
+    if (pid === undefined || probe.exists(Number(pid)) !== 'gone') continue;
+    const path = join(base, name);
+    try {
+      const stat = lstatSync(path);
+      if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) continue;
+      if (probe.now() - stat.mtimeMs < LEFT_AFTER_MS) continue;
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+      // Tidying up after others is a courtesy.
+    }
+  }
+}
+
 type Take = (options: AcquireOptions, probe: ProcessProbe, choices: Partial<AcquireChoices>) => Promise<LockHandle>;
 
 /**
@@ -27,7 +62,8 @@ type Take = (options: AcquireOptions, probe: ProcessProbe, choices: Partial<Acqu
  * the first time, and 0.07 once compiled). Not in a process that has taken a lock before: that
  * code is compiled already, and warming up costs CPU. Best effort: a failure here only leaves the
  * hand-over as slow as before. The directory goes when the warm-up ends, or when the process exits
- * first (a waiter that exits as soon as it holds the real lock).
+ * first (a waiter that exits as soon as it holds the real lock); one that a killed process left is
+ * removed by the next warm-up of its user.
  */
 export async function warmUp(
   probe: ProcessProbe,
@@ -47,7 +83,9 @@ export async function warmUp(
   };
   process.once('exit', remove);
   try {
-    dir = mkdtempSync(join(tmpdir(), 'portlock-warm-up-'));
+    const base = tmpdir();
+    sweepLeftScratch(probe, base);
+    dir = mkdtempSync(join(base, `portlock-warm-up-${process.pid}-`));
     const options: AcquireOptions = { key: 'warm-up', dir, interlock };
     const choices = { identify: false };
     await (await take(options, probe, choices)).release();

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { systemProbe } from '../../src/identity/probe.ts';
 import { acquireLockWith } from '../../src/lock/acquire.ts';
 import { warmUp } from '../../src/lock/warm-up.ts';
 import { resolveAcquire } from '../../src/options/resolve.ts';
 import { readRecordFile } from '../../src/record/read-record.ts';
+import { deadPid } from '../helpers/records.ts';
 import { finished, fixture, spawnTs } from '../helpers/spawn.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -70,6 +72,44 @@ describe('warmUp', () => {
     assert.deepEqual(
       readdirSync(scratch).filter((name) => name.startsWith('portlock-warm-up-')),
       [],
+    );
+  });
+
+  it("removes the scratch directories of this user's dead processes, and only those", async () => {
+    const scratch = tempDir();
+    const dead = await deadPid();
+    const old = new Date(Date.now() - 120_000);
+    const stage = (name: string, { file = false, owner }: { file?: boolean; owner?: number } = {}) => {
+      const path = join(scratch, name);
+      if (file) writeFileSync(path, '');
+      else {
+        mkdirSync(path);
+        writeFileSync(join(path, 'warm-up.lock'), '{}');
+      }
+      if (owner !== undefined) chownSync(path, owner, owner);
+      utimesSync(path, old, old);
+    };
+    stage(`portlock-warm-up-${dead}-aaaaaa`);
+    stage(`portlock-warm-up-${process.pid}-bbbbbb`);
+    stage(`portlock-warm-up-${dead}-cccccc`, { file: true });
+    // Another user's (nobody's), where this test may give it one.
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) stage(`portlock-warm-up-${dead}-eeeeee`, { owner: 65534 });
+    // Dead, but touched a moment ago: perhaps a live process of another pid namespace.
+    mkdirSync(join(scratch, `portlock-warm-up-${dead}-dddddd`));
+    const child = spawnTs(fixture('exit-in-warm-up.ts'), ['ended'], { env: { ...process.env, TMPDIR: scratch } });
+    const { code, stderr } = await finished(child);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(
+      readdirSync(scratch)
+        .filter((name) => name.startsWith('portlock-warm-up-'))
+        .sort(),
+      [
+        `portlock-warm-up-${dead}-cccccc`,
+        `portlock-warm-up-${dead}-dddddd`,
+        ...(asRoot ? [`portlock-warm-up-${dead}-eeeeee`] : []),
+        `portlock-warm-up-${process.pid}-bbbbbb`,
+      ].sort(),
     );
   });
 });

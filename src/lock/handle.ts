@@ -15,9 +15,9 @@ function isOurs(path: string, token: string): boolean {
 
 /**
  * Removes the lock file only while it is still ours: a replaced record is someone else's. Still
- * exactly what this holder `written` there, it is not parsed: at a release the lock stands free
- * to nobody until its name is let go, and parsing and checking a record cost most of that time in
- * a process that does it for the first time.
+ * exactly what this holder wrote there (`written`), it is not parsed: at a release the lock stands
+ * free to nobody until its name is let go, and parsing and checking a record cost most of that time
+ * in a process that does it for the first time.
  */
 export function removeIfOwned(path: string, token: string, written?: Buffer): void {
   if (!(written !== undefined && holdsExactly(path, written)) && !isOurs(path, token)) return;

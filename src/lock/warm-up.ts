@@ -17,7 +17,8 @@ export function tookLock(): void {
 }
 
 /** A scratch directory's name: this prefix, the pid of its process, a dash and mkdtemp's six characters. */
-const SCRATCH = /^portlock-warm-up-(\d+)-/;
+const SCRATCH_PREFIX = 'portlock-warm-up-';
+const SCRATCH = new RegExp(`^${SCRATCH_PREFIX}(\\d+)-`);
 
 /** How old a scratch directory is at least before it is another's leftover: a warm-up takes milliseconds. */
 const LEFT_AFTER_MS = 60_000;
@@ -85,7 +86,7 @@ export async function warmUp(
   try {
     const base = tmpdir();
     sweepLeftScratch(probe, base);
-    dir = mkdtempSync(join(base, `portlock-warm-up-${process.pid}-`));
+    dir = mkdtempSync(join(base, `${SCRATCH_PREFIX}${process.pid}-`));
     const options: AcquireOptions = { key: 'warm-up', dir, interlock };
     const choices = { identify: false };
     await (await take(options, probe, choices)).release();

@@ -3,6 +3,7 @@
 // make look like another spelling of the lock's file. Whether the table lists it only changes the
 // wording and whom it names.
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
@@ -47,13 +48,32 @@ chmodSync(parent, 0o755);
 const socketDir = join(parent, 'sockets');
 if (!skip) process.env.PORTLOCK_SOCKET_DIR = socketDir;
 
+/** A port, a lock directory, and the socket directory made as a host's would be. */
+async function freshLock(): Promise<{ port: number; dir: string }> {
+  ensureSocketDir(socketDir, true);
+  return { port: await freePort(), dir: tempDir() };
+}
+
+/** Takes the port's lock through the socket file, which must be refused; `check` reads the message. */
+async function assertRefused(port: number, dir: string, check: (message: string) => void): Promise<void> {
+  await assert.rejects(acquireLock({ port, dir, interlock: 'socket-file' }), (error: unknown) => {
+    assert.ok(error instanceof LockHeldError, String(error));
+    check(error.message);
+    return true;
+  });
+}
+
+/** Ends a child that holds until its stdin closes, and waits for it. */
+async function ended(child: ChildProcess): Promise<void> {
+  child.stdin?.end();
+  await finished(child);
+}
+
 describe('a live socket at a lock socket file that the table here lists under another path', { skip }, () => {
   it("nobody's socket, linked into the slot, its own directory then made a link to the socket directory: held, its path not followed", {
     timeout: 60_000,
   }, async () => {
-    ensureSocketDir(socketDir, true);
-    const port = await freePort();
-    const dir = tempDir();
+    const { port, dir } = await freshLock();
     const own = join(parent, `nobody-${port}`);
     mkdirSync(own);
     giveToNobody(own);
@@ -73,17 +93,14 @@ describe('a live socket at a lock socket file that the table here lists under an
       // The table's path is the binder's word (a line can be forged): no path is resolved, no process named.
       assert.equal(inspection.unlistedSocket?.listedAs, undefined);
       assert.ok(!inspection.holders?.some((holder) => holder.pid !== ready.pid), inspection.reason);
-      await assert.rejects(acquireLock({ port, dir, interlock: 'socket-file' }), (error: unknown) => {
-        assert.ok(error instanceof LockHeldError, String(error));
-        assert.doesNotMatch(error.message, /just leaving/);
+      await assertRefused(port, dir, (message) => {
+        assert.doesNotMatch(message, /just leaving/);
         // A live socket file is never offered for removal.
-        assert.doesNotMatch(error.message, /rm /);
-        assert.match(error.message, /Next step: stop the process that listens on /);
-        return true;
+        assert.doesNotMatch(message, /rm /);
+        assert.match(message, /Next step: stop the process that listens on /);
       });
     } finally {
-      squatter.stdin?.end();
-      await finished(squatter);
+      await ended(squatter);
     }
   });
 });
@@ -92,9 +109,7 @@ describe('a socket directory reached through a symbolic link on the way', { skip
   it('a holder that names it by the link and a reader that names it by its real path meet at one socket', {
     timeout: 60_000,
   }, async () => {
-    ensureSocketDir(socketDir, true);
-    const port = await freePort();
-    const dir = tempDir();
+    const { port, dir } = await freshLock();
     const link = join(parent, `link-${port}`);
     symlinkSync(parent, link);
     const holder = spawnTracked(
@@ -111,14 +126,11 @@ describe('a socket directory reached through a symbolic link on the way', { skip
         inspection.holders?.map((found) => found.pid),
         [holder.pid],
       );
-      await assert.rejects(acquireLock({ port, dir, interlock: 'socket-file' }), (error: unknown) => {
-        assert.ok(error instanceof LockHeldError, String(error));
-        assert.doesNotMatch(error.message, /just leaving/);
-        return true;
+      await assertRefused(port, dir, (message) => {
+        assert.doesNotMatch(message, /just leaving/);
       });
     } finally {
-      holder.stdin?.end();
-      await finished(holder);
+      await ended(holder);
     }
   });
 });
@@ -129,9 +141,7 @@ describe('a socket-file holder in another network namespace, sharing this pid na
   it('is named by its record where the kernel shows that process holding the socket there, and stopped with its token', {
     timeout: 60_000,
   }, async () => {
-    ensureSocketDir(socketDir, true);
-    const port = await freePort();
-    const dir = tempDir();
+    const { port, dir } = await freshLock();
     const holder = await holdInside(['--net'], {
       port,
       dir,
@@ -156,9 +166,7 @@ describe('a socket-file holder in another network namespace, sharing this pid na
     skip: namespacesRefused(),
     timeout: 60_000,
   }, async () => {
-    ensureSocketDir(socketDir, true);
-    const port = await freePort();
-    const dir = tempDir();
+    const { port, dir } = await freshLock();
     const bystander = await liveProcess();
     writeRecord(
       lockPathFor({ port, dir }),
@@ -183,8 +191,7 @@ describe('a socket-file holder in another network namespace, sharing this pid na
       assert.deepEqual(stopped.signalled, []);
       assert.equal(bystander.child.exitCode, null);
     } finally {
-      squatter.stdin?.end();
-      await finished(squatter);
+      await ended(squatter);
       bystander.child.kill('SIGKILL');
     }
   });
@@ -194,9 +201,7 @@ describe('a holder whose socket directory is bind-mounted at another path (anoth
   skip: skip || unshareUnavailable(['--mount', '--propagation', 'private']),
 }, () => {
   it('is held, and its socket file is not offered for removal', { timeout: 60_000 }, async () => {
-    ensureSocketDir(socketDir, true);
-    const port = await freePort();
-    const dir = tempDir();
+    const { port, dir } = await freshLock();
     const mountAt = join(parent, `mounted-${port}`);
     mkdirSync(mountAt);
     const options = JSON.stringify({ port, dir: tempDir(), interlock: 'socket-file' });
@@ -211,15 +216,12 @@ describe('a holder whose socket directory is bind-mounted at another path (anoth
       // Listed under the mount's path, which the table alone cannot prove leads here: held, by nobody named.
       assert.equal(inspection.unlistedSocket?.listedAs, undefined, inspection.reason);
       assert.equal(inspection.record, undefined, inspection.reason);
-      await assert.rejects(acquireLock({ port, dir, interlock: 'socket-file' }), (error: unknown) => {
-        assert.ok(error instanceof LockHeldError, String(error));
-        assert.match(error.message, /or bound at another path/);
-        assert.doesNotMatch(error.message, /rm /, 'a live socket file is never offered for removal');
-        return true;
+      await assertRefused(port, dir, (message) => {
+        assert.match(message, /or bound at another path/);
+        assert.doesNotMatch(message, /rm /, 'a live socket file is never offered for removal');
       });
     } finally {
-      holder.stdin?.end();
-      await finished(holder);
+      await ended(holder);
     }
   });
 });
@@ -229,9 +231,7 @@ describe('a forged table line naming another spelling of the socket file', { ski
     skip: namespacesRefused(),
     timeout: 60_000,
   }, async () => {
-    ensureSocketDir(socketDir, true);
-    const port = await freePort();
-    const dir = tempDir();
+    const { port, dir } = await freshLock();
     const slot = join(socketDir, `port-${port}.sock`);
     // A TCP listener of this process (root's): its inode is shown once, in /proc/net/tcp, not in the unix table.
     const tcp = createServer();
@@ -263,10 +263,8 @@ describe('a forged table line naming another spelling of the socket file', { ski
       const pids = inspection.holders?.map((holder) => holder.pid) ?? [];
       assert.ok(!pids.includes(process.pid), `root's process is named a holder: ${inspection.reason}`);
       assert.deepEqual(pids, [ready.pid]);
-      await assert.rejects(acquireLock({ port, dir, interlock: 'socket-file' }), (error: unknown) => {
-        assert.ok(error instanceof LockHeldError, String(error));
-        assert.doesNotMatch(error.message, new RegExp(`\\b${process.pid}\\b`));
-        return true;
+      await assertRefused(port, dir, (message) => {
+        assert.doesNotMatch(message, new RegExp(`\\b${process.pid}\\b`));
       });
     } finally {
       squatter.stdin?.end();
@@ -282,9 +280,7 @@ describe('a live socket file whose change time anyone with write access bumps', 
     skip: namespacesRefused(),
     timeout: 60_000,
   }, async () => {
-    ensureSocketDir(socketDir, true);
-    const port = await freePort();
-    const dir = tempDir();
+    const { port, dir } = await freshLock();
     const slot = join(socketDir, `port-${port}.sock`);
     const squatter = squatAsNobodyInOwnNamespaces({
       names: [Buffer.from(slot, 'latin1').toString('hex')],
@@ -321,9 +317,7 @@ describe('a command that portlock run handed a socket file to, in another networ
   it('holds the lock after run is gone: stop waits for it, is never "stopped" while it holds, and --force signals it', {
     timeout: 60_000,
   }, async () => {
-    ensureSocketDir(socketDir, true);
-    const port = await freePort();
-    const dir = tempDir();
+    const { port, dir } = await freshLock();
     // run's command ignores SIGTERM and is killed after it; its own child (ignoring SIGTERM too) keeps the socket.
     const script = 'trap "" TERM; sleep 30 >/dev/null & echo "sleeping $!"; wait';
     const run = spawnTracked(
